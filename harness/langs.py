@@ -1,0 +1,69 @@
+"""The language table: one row per language, the single source for tasks, suites and trainers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.errors import unknown
+
+
+@dataclass(frozen=True)
+class Language:
+    code: str  # ISO 639-1, the harness's own name for the language
+    name: str
+    flores: str  # FLORES-200 code; also the Belebele, SIB-200 and NLLB config name
+
+    @property
+    def is_english(self) -> bool:
+        return self.code == "en"
+
+
+LANGUAGES: dict[str, Language] = {
+    lang.code: lang
+    for lang in [
+        Language("en", "English", "eng_Latn"),
+        Language("cs", "Czech", "ces_Latn"),
+        Language("da", "Danish", "dan_Latn"),
+        Language("uk", "Ukrainian", "ukr_Cyrl"),
+        Language("bg", "Bulgarian", "bul_Cyrl"),
+        Language("fi", "Finnish", "fin_Latn"),
+        Language("hu", "Hungarian", "hun_Latn"),
+        Language("no", "Norwegian Bokmål", "nob_Latn"),
+        Language("id", "Indonesian", "ind_Latn"),
+        Language("ja", "Japanese", "jpn_Jpan"),
+        Language("ko", "Korean", "kor_Hang"),
+        Language("pt", "Portuguese", "por_Latn"),
+        Language("sl", "Slovenian", "slv_Latn"),
+        Language("vi", "Vietnamese", "vie_Latn"),
+        Language("pl", "Polish", "pol_Latn"),
+        Language("th", "Thai", "tha_Thai"),
+        Language("km", "Khmer", "khm_Khmr"),
+    ]
+}
+
+# Named language sets. The suites in tasks/ refer to these by name.
+LANGUAGE_SETS: dict[str, tuple[str, ...]] = {
+    "paper15": ("en", "cs", "da", "uk", "bg", "fi", "hu", "no", "id", "ja", "ko", "pt", "sl", "vi", "pl"),
+    "sea": ("th", "km"),
+    "smoke": ("en", "cs", "ja"),
+}
+
+
+def get_language(code: str) -> Language:
+    try:
+        return LANGUAGES[code]
+    except KeyError:
+        raise unknown("language", code, list(LANGUAGES)) from None
+
+
+def parse_languages(spec: str) -> list[Language]:
+    """'cs,ja' or a set name ('paper15') -> languages, in the given order, without repeats."""
+    codes: list[str] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        codes.extend(LANGUAGE_SETS.get(part, (part,)))
+    seen: dict[str, Language] = {}
+    for code in codes:
+        seen.setdefault(code, get_language(code))
+    return list(seen.values())

