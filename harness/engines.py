@@ -57,7 +57,12 @@ def lm_eval_model_args(engine: str, model_dir: Path, adapter: Path | None, setti
         if adapter is not None:
             args.update(lora_local_path=str(adapter), max_lora_rank=settings.max_lora_rank)
         return args
-    args = {"pretrained": str(model_dir), "dtype": "bfloat16" if on_gpu() else "float32", "max_length": settings.max_model_len}
+    args = {
+        "pretrained": str(model_dir),
+        "dtype": "bfloat16" if on_gpu() else "float32",
+        "max_length": settings.max_model_len,
+        "device": "cuda" if on_gpu() else "cpu",  # lm-eval's HFLM assumes CUDA otherwise
+    }
     if adapter is not None:
         args["peft"] = str(adapter)
     return args

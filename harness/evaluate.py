@@ -1,0 +1,209 @@
+"""Stage `evaluate`: run tasks through lm-eval on one model (plus optional LoRA adapter).
+
+Each task's result lands in <out_dir>/<task>/{scores.json,samples.jsonl}, written atomically.
+A task whose scores.json carries the same evaluation key is skipped, so an interrupted
+evaluation resumes at the first unfinished task.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.engines import EngineSettings, check_engine, lm_eval_model_args, prepare_vllm_env
+from harness.errors import HarnessError
+from harness.runstore import read_json, sha256_file, sha256_json, write_json, write_jsonl
+from harness.tasks import TaskInfo, tasks_dir
+
+
+@dataclass
+class EvalRequest:
+    model_dir: Path
+    tasks: list[TaskInfo]
+    out_dir: Path  # runs/<name>/eval/<variant>
+    variant: str = "base"  # "base" or "adapter"
+    adapter: Path | None = None
+    engine: str = "vllm"
+    data_dir: Path | None = None
+    limit: int | None = None
+    settings: EngineSettings = field(default_factory=EngineSettings)
+    hf_batch_size: int = 8
+
+
+def adapter_fingerprint(adapter: Path | None) -> str | None:
+    if adapter is None:
+        return None
+    weights = Path(adapter) / "adapter_model.safetensors"
+    if not weights.exists():
+        raise HarnessError(f"adapter folder {str(adapter)!r} has no adapter_model.safetensors")
+    return sha256_file(weights)
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """Config plus weight file sizes and mtimes: cheap, and changes when the weights do."""
+    files = sorted(Path(model_dir).glob("*.safetensors"))
+    return sha256_json(
+        {
+            "config": (Path(model_dir) / "config.json").read_text(),
+            "weights": [(f.name, f.stat().st_size) for f in files],
+        }
+    )
+
+
+def eval_key(req: EvalRequest, task: TaskInfo, model_fp: str, adapter_fp: str | None) -> str:
+    return sha256_json(
+        {
+            "model": model_fp,
+            "adapter": adapter_fp,
+            "engine": req.engine,
+            "task_file": task.yaml_path.read_text(encoding="utf-8"),
+            "data_dir": str(req.data_dir) if req.data_dir else None,
+            "limit": req.limit,
+            "max_model_len": req.settings.max_model_len,
+        }
+    )
+
+
+def _quiet_logs() -> None:
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    for name in ("lm-eval", "lm_eval", "vllm", "transformers", "datasets"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def build_lm(req: EvalRequest) -> Any:
+    """One lm-eval model object, reused across every task of the request."""
+    check_engine(req.engine)
+    _quiet_logs()
+    args = lm_eval_model_args(req.engine, req.model_dir, req.adapter, req.settings)
+    if req.engine == "vllm":
+        prepare_vllm_env()
+        from lm_eval.models.vllm_causallms import VLLM
+
+        return VLLM(**args, batch_size="auto")
+    from lm_eval.models.huggingface import HFLM
+
+    return HFLM(**args, batch_size=req.hf_batch_size)
+
+
+def _metric_values(task_result: dict) -> dict[str, float]:
+    """lm-eval reports 'acc,none' and 'acc_stderr,none'; keep plain names and numbers."""
+    values: dict[str, float] = {}
+    for key, value in task_result.items():
+        if "," not in key or not isinstance(value, (int, float)):
+            continue
+        name, _filter = key.split(",", 1)
+        values[name] = float(value)
+    return values
+
+
+def _sample_rows(samples: list[dict], kind: str) -> list[dict]:
+    rows = []
+    for s in sorted(samples, key=lambda s: s["doc_id"]):
+        metrics = {m: s[m] for m in s.get("metrics", []) if m in s}
+        row: dict[str, Any] = {"doc_id": s["doc_id"], "doc_hash": s["doc_hash"], "target": s["target"]}
+        resps = s.get("filtered_resps") or []
+        if kind == "generation":
+            first = resps[0] if resps else ""
+            row["prediction"] = first if isinstance(first, str) else str(first)
+            row["reference"] = s["target"] if isinstance(s["target"], str) else str(s["target"])
+            row["metrics"] = {m: v for m, v in metrics.items() if isinstance(v, (int, float))}
+        else:
+            # multiple choice: one (loglikelihood, is_greedy) per choice; the prediction is the argmax
+            lls = [r[0] if isinstance(r, (list, tuple)) else r for r in resps]
+            row["prediction"] = max(range(len(lls)), key=lls.__getitem__) if lls else None
+            row["metrics"] = {m: float(v) for m, v in metrics.items() if isinstance(v, (int, float))}
+        rows.append(row)
+    return rows
+
+
+def _uses_chat_template(lm: Any, task: TaskInfo) -> bool:
+    # Instruction-tuned models answer open generation in their chat format; multiple-choice
+    # loglikelihoods are scored on the plain prompt, as lm-eval's reference numbers are.
+    tokenizer = getattr(lm, "tokenizer", None)
+    return task.kind == "generation" and bool(getattr(tokenizer, "chat_template", None))
+
+
+def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
+    """Evaluate every task of `req`; returns {task: scores} for all of them, finished earlier or now."""
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    model_fp = model_fingerprint(req.model_dir)
+    adapter_fp = adapter_fingerprint(req.adapter)
+    results: dict[str, dict] = {}
+    pending: list[tuple[TaskInfo, str]] = []
+    for task in req.tasks:
+        key = eval_key(req, task, model_fp, adapter_fp)
+        scores_path = req.out_dir / task.name / "scores.json"
+        if scores_path.exists() and read_json(scores_path).get("eval_key") == key:
+            results[task.name] = read_json(scores_path)
+        else:
+            pending.append((task, key))
+    if not pending:
+        return results
+
+    metadata = {"data_dir": str(req.data_dir)} if req.data_dir else {}
+    manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=metadata)
+    lm = build_lm(req)
+    progress_task = progress.add_task(f"eval {req.variant}", total=len(pending)) if progress else None
+    for task, key in pending:
+        if progress:
+            progress.update(progress_task, description=f"eval {req.variant}: {task.name}")
+        loglikelihood = task.kind != "generation"
+        if req.engine == "vllm" and req.adapter is not None:
+            # vLLM issue 16668: LoRA + prompt logprobs breaks when one step holds several requests.
+            lm.batch_size = 1 if loglikelihood else "auto"
+        chat = _uses_chat_template(lm, task)
+        started = time.perf_counter()
+        out = simple_evaluate(
+            model=lm,
+            tasks=[task.name],
+            task_manager=manager,
+            limit=req.limit,
+            log_samples=True,
+            apply_chat_template=chat,
+            bootstrap_iters=0,  # intervals come from our own bootstrap in reports/
+            random_seed=req.settings.seed,
+            numpy_random_seed=req.settings.seed,
+            torch_random_seed=req.settings.seed,
+            fewshot_random_seed=req.settings.seed,
+        )
+        wall = time.perf_counter() - started
+        rows = _sample_rows(out["samples"][task.name], task.kind)
+        scores = {
+            "task": task.name,
+            "family": task.family,
+            "lang": task.lang,
+            "kind": task.kind,
+            "primary_metric": task.primary_metric,
+            "metrics": _metric_values(out["results"][task.name]),
+            "n_samples": len(rows),
+            "signatures": _signatures(task),
+            "metadata": task.metadata,
+            "engine": req.engine,
+            "model": str(req.model_dir),
+            "adapter": str(req.adapter) if req.adapter else None,
+            "adapter_sha256": adapter_fp,
+            "variant": req.variant,
+            "chat_template": chat,
+            "limit": req.limit,
+            "wall_s": round(wall, 3),
+            "eval_key": key,
+        }
+        task_dir = req.out_dir / task.name
+        write_jsonl(task_dir / "samples.jsonl", rows)
+        write_json(task_dir / "scores.json", scores)  # written last: its presence marks the task done
+        results[task.name] = scores
+        if progress:
+            progress.advance(progress_task)
+    return results
+
+
+def _signatures(task: TaskInfo) -> dict[str, str]:
+    from tasks.metrics import sacrebleu_signatures
+
+    return sacrebleu_signatures(task.metadata)

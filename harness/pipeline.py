@@ -1,0 +1,176 @@
+"""`harness run`: the five stages of one run, in order, each cached in the run folder.
+
+    plan -> data -> train -> evaluate -> report
+
+A stage is skipped when the manifest holds it with the same input hash (and its output exists);
+`force` redoes one stage and every stage after it. This is the only place that knows the order.
+"""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from harness.engines import EngineSettings
+from harness.errors import HarnessError, unknown
+from harness.evaluate import EvalRequest, evaluate
+from harness.langs import get_language
+from harness.models import resolve_model
+from harness.runstore import Manifest, read_jsonl, sha256_file, sha256_json, write_jsonl
+from harness.spec import RunSpec, check_same_run, save_spec
+from harness.tasks import get_suite
+from harness.trainer_api import TrainContext, build_config, get_trainer_class
+
+STAGES = ("plan", "data", "train", "evaluate", "report")
+
+console = Console(stderr=True)
+
+
+def make_progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+@dataclass
+class RunPaths:
+    root: Path
+
+    @property
+    def spec(self) -> Path:
+        return self.root / "spec.yaml"
+
+    @property
+    def train_data(self) -> Path:
+        return self.root / "data" / "train.jsonl"
+
+    @property
+    def work(self) -> Path:
+        return self.root / "data" / "work"
+
+    @property
+    def adapter(self) -> Path:
+        return self.root / "adapter"
+
+    def eval_dir(self, variant: str) -> Path:
+        return self.root / "eval" / variant
+
+
+def _forget(paths: RunPaths, manifest: Manifest, force: str) -> None:
+    if force not in STAGES:
+        raise unknown("stage for --force", force, STAGES)
+    redo = STAGES[STAGES.index(force) :]
+    manifest.forget(redo)
+    # Outputs of redone stages go; caches (translations, self-distilled answers) stay: they are content-keyed.
+    if "data" in redo:
+        paths.train_data.unlink(missing_ok=True)
+    if "train" in redo:
+        shutil.rmtree(paths.adapter, ignore_errors=True)
+    if "evaluate" in redo:
+        shutil.rmtree(paths.root / "eval", ignore_errors=True)
+    if "plan" in redo:
+        paths.spec.unlink(missing_ok=True)
+
+
+def run(spec: RunSpec, runs_dir: Path, force: str | None = None) -> Path:
+    paths = RunPaths(Path(runs_dir) / spec.name)
+    manifest = Manifest(paths.root)
+    if force:
+        _forget(paths, manifest, force)
+    trainer_cls = get_trainer_class(spec.trainer)
+    trainer = trainer_cls(build_config(trainer_cls, spec.trainer_config))
+    suite = get_suite(spec.suite, ",".join(spec.languages))
+    data_dir = Path(spec.data_dir) if spec.data_dir else suite.data_dir
+
+    # 1 plan
+    check_same_run(paths.spec, spec)
+    if not manifest.is_done("plan", spec.digest):
+        save_spec(spec, paths.spec)
+        manifest.record("plan", spec.digest, 0.0, seed=spec.seed)
+    console.print(f"[bold]run[/] {spec.name}  trainer={spec.trainer} model={spec.model} suite={spec.suite} -> {paths.root}")
+    model_dir = resolve_model(spec.model)
+    ctx = TrainContext(
+        model_dir=model_dir,
+        target_langs=[get_language(code) for code in spec.target_languages],
+        work_dir=paths.work,
+        engine=spec.engine,
+        seed=spec.seed,
+    )
+
+    adapter: Path | None = None
+    if trainer_cls.trains:
+        # 2 data
+        data_hash = sha256_json({"spec": spec.digest, "stage": "data"})
+        if manifest.is_done("data", data_hash) and paths.train_data.exists():
+            console.print(f"data: cached ({paths.train_data})")
+        else:
+            started = time.perf_counter()
+            records = trainer.build_dataset(ctx)
+            if not records:
+                raise HarnessError(f"trainer {spec.trainer!r} built an empty training set; check its data settings")
+            write_jsonl(paths.train_data, records)
+            kinds = Counter(r.get("kind", "?") for r in records)
+            langs = Counter(r.get("lang", "?") for r in records)
+            manifest.record(
+                "data", data_hash, time.perf_counter() - started, seed=spec.seed,
+                records=len(records), groups=len({r.get("group") for r in records}), kinds=dict(kinds), langs=dict(langs),
+            )
+            console.print(f"data: {len(records)} records ({dict(kinds)})")
+        # 3 train
+        train_hash = sha256_json({"data": sha256_file(paths.train_data), "spec": spec.digest})
+        if manifest.is_done("train", train_hash) and (paths.adapter / "adapter_model.safetensors").exists():
+            console.print(f"train: cached ({paths.adapter})")
+        else:
+            records = read_jsonl(paths.train_data)
+            partial = paths.root / "adapter.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            started = time.perf_counter()
+            stats = trainer.train(ctx, records, partial)
+            shutil.rmtree(paths.adapter, ignore_errors=True)
+            partial.rename(paths.adapter)
+            manifest.record("train", train_hash, time.perf_counter() - started, seed=spec.seed, **stats)
+            console.print(f"train: done ({stats.get('steps', '?')} steps, loss {stats.get('final_loss', '?')})")
+        adapter = paths.adapter
+        gc.collect()
+
+    # 4 evaluate: the base model always, the adapter when there is one
+    settings = EngineSettings(max_model_len=spec.max_model_len, seed=spec.seed)
+    variants: list[tuple[str, Path | None]] = [("base", None)] + ([("adapter", adapter)] if adapter else [])
+    eval_hash = sha256_json({"spec": spec.digest, "adapter": sha256_file(adapter / "adapter_model.safetensors") if adapter else None})
+    started = time.perf_counter()
+    scores: dict[str, Any] = {}
+    with make_progress() as progress:
+        for variant, adapter_dir in variants:
+            req = EvalRequest(
+                model_dir=model_dir, tasks=suite.tasks, out_dir=paths.eval_dir(variant), variant=variant,
+                adapter=adapter_dir, engine=spec.engine, data_dir=data_dir, limit=spec.limit, settings=settings,
+            )
+            scores[variant] = evaluate(req, progress)
+            gc.collect()
+    if not manifest.is_done("evaluate", eval_hash):
+        wall = sum(s["wall_s"] for by_task in scores.values() for s in by_task.values())
+        manifest.record("evaluate", eval_hash, wall or time.perf_counter() - started, seed=spec.seed,
+                        tasks=len(suite.tasks), variants=[v for v, _ in variants])
+
+    # 5 report
+    from reports.build import build_report
+
+    started = time.perf_counter()
+    build_report([paths.root], paths.root)
+    manifest.record("report", eval_hash, time.perf_counter() - started)
+    console.print(f"report: {paths.root / 'report.md'}")
+    return paths.root
