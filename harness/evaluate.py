@@ -7,6 +7,7 @@ evaluation resumes at the first unfinished task.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -16,8 +17,12 @@ from typing import Any
 
 from harness.engines import EngineSettings, check_engine, lm_eval_model_args, prepare_vllm_env
 from harness.errors import HarnessError
-from harness.runstore import read_json, sha256_file, sha256_json, write_json, write_jsonl
+from harness.models import cache_root
+from harness.runstore import read_json, read_jsonl, sha256_file, sha256_json, write_json, write_jsonl
 from harness.tasks import TaskInfo, tasks_dir
+
+
+EVAL_FORMAT = 1  # bump when scores.json / samples.jsonl change shape: old caches are then ignored
 
 
 @dataclass
@@ -44,14 +49,19 @@ def adapter_fingerprint(adapter: Path | None) -> str | None:
 
 
 def model_fingerprint(model_dir: Path) -> str:
-    """Config plus weight file sizes and mtimes: cheap, and changes when the weights do."""
-    files = sorted(Path(model_dir).glob("*.safetensors"))
-    return sha256_json(
-        {
-            "config": (Path(model_dir) / "config.json").read_text(),
-            "weights": [(f.name, f.stat().st_size) for f in files],
-        }
-    )
+    """Config plus, per weight file, its size and the hash of its first and last 4 MiB.
+
+    Cheap even for multi-GB checkpoints, and different for two random models of one shape.
+    """
+    parts: list = [(Path(model_dir) / "config.json").read_text()]
+    for f in sorted(Path(model_dir).glob("*.safetensors")):
+        size = f.stat().st_size
+        with open(f, "rb") as fh:
+            head = fh.read(4 << 20)
+            fh.seek(max(0, size - (4 << 20)))
+            tail = fh.read()
+        parts.append((f.name, size, hashlib.sha256(head + tail).hexdigest()))
+    return sha256_json(parts)
 
 
 def eval_key(req: EvalRequest, task: TaskInfo, model_fp: str, adapter_fp: str | None) -> str:
@@ -60,12 +70,20 @@ def eval_key(req: EvalRequest, task: TaskInfo, model_fp: str, adapter_fp: str | 
             "model": model_fp,
             "adapter": adapter_fp,
             "engine": req.engine,
-            "task_file": task.yaml_path.read_text(encoding="utf-8"),
+            "task_code": _task_code_hash(task),
             "data_dir": str(req.data_dir) if req.data_dir else None,
             "limit": req.limit,
             "max_model_len": req.settings.max_model_len,
+            "format": EVAL_FORMAT,
         }
     )
+
+
+def _task_code_hash(task: TaskInfo) -> str:
+    """The task's YAML, its family's templates and utils, and the shared task modules."""
+    folder = task.yaml_path.parent
+    files = [task.yaml_path, *sorted(folder.glob("_*")), *sorted(folder.glob("*.py")), *sorted(tasks_dir().glob("*.py"))]
+    return sha256_json([(f.name, f.read_text(encoding="utf-8")) for f in files if f.is_file()])
 
 
 def _quiet_logs() -> None:
@@ -100,22 +118,32 @@ def _metric_values(task_result: dict) -> dict[str, float]:
     return values
 
 
+def _corpus_pair(sample: dict) -> tuple[str, str] | None:
+    """lm-eval's corpus metrics log (reference, hypothesis, ...) per document: the scored hypothesis."""
+    for name in sample.get("metrics", []):
+        value = sample.get(name)
+        if isinstance(value, (list, tuple)) and len(value) >= 2 and all(isinstance(v, str) for v in value[:2]):
+            return value[0], value[1]
+    return None
+
+
 def _sample_rows(samples: list[dict], kind: str) -> list[dict]:
     rows = []
     for s in sorted(samples, key=lambda s: s["doc_id"]):
-        metrics = {m: s[m] for m in s.get("metrics", []) if m in s}
-        row: dict[str, Any] = {"doc_id": s["doc_id"], "doc_hash": s["doc_hash"], "target": s["target"]}
+        numeric = {m: float(s[m]) for m in s.get("metrics", []) if isinstance(s.get(m), (int, float))}
+        row: dict[str, Any] = {"doc_id": s["doc_id"], "doc_hash": s["doc_hash"], "target": s["target"], "metrics": numeric}
         resps = s.get("filtered_resps") or []
         if kind == "generation":
-            first = resps[0] if resps else ""
-            row["prediction"] = first if isinstance(first, str) else str(first)
-            row["reference"] = s["target"] if isinstance(s["target"], str) else str(s["target"])
-            row["metrics"] = {m: v for m, v in metrics.items() if isinstance(v, (int, float))}
+            raw = resps[0] if resps else ""
+            raw = raw if isinstance(raw, str) else str(raw)
+            pair = _corpus_pair(s)
+            row["reference"], row["prediction"] = pair if pair else (str(s["target"]), raw)
+            row["raw_output"] = raw
         else:
             # multiple choice: one (loglikelihood, is_greedy) per choice; the prediction is the argmax
             lls = [r[0] if isinstance(r, (list, tuple)) else r for r in resps]
             row["prediction"] = max(range(len(lls)), key=lls.__getitem__) if lls else None
-            row["metrics"] = {m: float(v) for m, v in metrics.items() if isinstance(v, (int, float))}
+            row["loglikelihoods"] = [round(float(x), 6) for x in lls]
         rows.append(row)
     return rows
 
@@ -140,6 +168,11 @@ def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
         key = eval_key(req, task, model_fp, adapter_fp)
         scores_path = req.out_dir / task.name / "scores.json"
         if scores_path.exists() and read_json(scores_path).get("eval_key") == key:
+            results[task.name] = read_json(scores_path)
+        elif (cached := _from_shared_cache(key)) is not None:
+            # The same model, adapter, task file, data and settings were evaluated by another run.
+            scores, rows = cached
+            _write_task(req.out_dir / task.name, {**scores, "variant": req.variant, "reused_from_cache": True}, rows)
             results[task.name] = read_json(scores_path)
         else:
             pending.append((task, key))
@@ -194,13 +227,29 @@ def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
             "wall_s": round(wall, 3),
             "eval_key": key,
         }
-        task_dir = req.out_dir / task.name
-        write_jsonl(task_dir / "samples.jsonl", rows)
-        write_json(task_dir / "scores.json", scores)  # written last: its presence marks the task done
+        _write_task(req.out_dir / task.name, scores, rows)
+        _write_task(shared_cache_dir() / key, scores, rows)
         results[task.name] = scores
         if progress:
             progress.advance(progress_task)
     return results
+
+
+def shared_cache_dir() -> Path:
+    """Finished task evaluations, shared between runs (base-model scores are the same for every trainer)."""
+    return Path(os.environ.get("SDRRL_EVAL_CACHE", cache_root() / "evals"))
+
+
+def _write_task(task_dir: Path, scores: dict, rows: list[dict]) -> None:
+    write_jsonl(task_dir / "samples.jsonl", rows)
+    write_json(task_dir / "scores.json", scores)  # written last: its presence marks the task done
+
+
+def _from_shared_cache(key: str) -> tuple[dict, list[dict]] | None:
+    entry = shared_cache_dir() / key
+    if not (entry / "scores.json").exists():
+        return None
+    return read_json(entry / "scores.json"), read_jsonl(entry / "samples.jsonl")
 
 
 def _signatures(task: TaskInfo) -> dict[str, str]:

@@ -1,0 +1,133 @@
+"""Data for the task families: the hub datasets by default, or a local folder in the same format.
+
+Local layout:  <data_dir>/<family>/<flores code>/<split>.jsonl   (one hub record per line)
+
+Where the folder comes from, first match wins:
+  1. `data_dir` in the task metadata: the harness passes it through
+     lm_eval.tasks.TaskManager(metadata={"data_dir": ...}), the CLI through
+     `lm_eval --metadata '{"data_dir": ...}'`. Given by the user: a relative path is taken
+     from the current working directory.
+  2. the environment variable SDRRL_DATA_DIR (same rule).
+  3. `suite_data_dir` in the task's dataset_kwargs, set by a suite's lm-eval group file
+     (tasks/suite_<name>.yaml). Written inside a task file, a relative path is taken from the
+     folder of that file (the tasks folder, beside suites.yaml), never from the current
+     working directory.
+Without any of them the hub dataset named in the metadata (`dataset`) is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from harness.errors import HarnessError
+
+ENV_DATA_DIR = "SDRRL_DATA_DIR"
+TASKS_ROOT = Path(__file__).resolve().parent  # the folder holding suites.yaml and the group files
+
+
+def resolve_data_dir(
+    data_dir: Any = None, suite_data_dir: Any = None, tasks_root: Path | None = None
+) -> tuple[Path, str] | None:
+    """(folder, where the setting came from), or None for the hub.
+
+    `tasks_root` is the tasks folder the calling task file lives in (default: this package's).
+    """
+    if data_dir not in (None, ""):
+        return Path(str(data_dir)).expanduser().resolve(), "metadata data_dir"
+    env = os.environ.get(ENV_DATA_DIR, "").strip()
+    if env:
+        return Path(env).expanduser().resolve(), f"${ENV_DATA_DIR}"
+    if suite_data_dir not in (None, ""):
+        path = Path(str(suite_data_dir)).expanduser()
+        if not path.is_absolute():
+            path = Path(tasks_root or TASKS_ROOT) / path
+        return path.resolve(), "suite data_dir"
+    return None
+
+
+def split_path(root: Path, family: str, config: str, split: str) -> Path:
+    return Path(root) / family / config / f"{split}.jsonl"
+
+
+def read_local_split(
+    root: Path, family: str, config: str, split: str, required: Iterable[str] = (), source: str = "data_dir"
+) -> list[dict[str, Any]]:
+    """Records of one split from <root>/<family>/<config>/<split>.jsonl; one-line errors."""
+    path = split_path(root, family, config, split)
+    if not path.is_file():
+        raise HarnessError(
+            f"missing data file {path} ({source} {root}; expected <data_dir>/{family}/{config}/{split}.jsonl)"
+        )
+    required = tuple(required)
+    records: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise HarnessError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise HarnessError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+            missing = [f for f in required if f not in record]
+            if missing:
+                raise HarnessError(f"{path}:{lineno}: record lacks field(s) {', '.join(missing)}")
+            records.append(record)
+    if not records:
+        raise HarnessError(f"{path} holds no records")
+    return records
+
+
+def read_hub_split(dataset: str, config: str, split: str) -> list[dict[str, Any]]:
+    import datasets
+
+    try:
+        try:
+            ds = datasets.load_dataset(dataset, config, split=split)
+        except RuntimeError as exc:
+            if "scripts are no longer supported" not in str(exc):
+                raise
+            # A repository still built on a loading script (datasets >= 4 refuses those): the
+            # Hub's automatic Parquet conversion of it has the same configs, splits and fields.
+            ds = datasets.load_dataset(dataset, config, split=split, revision="refs/convert/parquet")
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise HarnessError(
+            f"cannot load {dataset} (config {config}, split {split}) from the Hugging Face Hub: "
+            f"{type(exc).__name__}: {first}; offline, pass a data_dir "
+            f"(--data-dir, lm_eval --metadata '{{\"data_dir\": ...}}' or ${ENV_DATA_DIR})"
+        ) from exc
+    return [dict(r) for r in ds]
+
+
+def read_split(
+    *,
+    family: str,
+    config: str,
+    split: str,
+    dataset: str | None,
+    required: Iterable[str] = (),
+    data_dir: Any = None,
+    suite_data_dir: Any = None,
+    tasks_root: Path | None = None,
+) -> tuple[list[dict[str, Any]], str]:
+    """Records of one split and a label naming where they came from (a path or a hub id)."""
+    local = resolve_data_dir(data_dir, suite_data_dir, tasks_root)
+    if local is not None:
+        root, source = local
+        records = read_local_split(root, family, config, split, required, source)
+        return records, str(split_path(root, family, config, split))
+    if not dataset:
+        raise HarnessError(f"no data_dir given and no hub dataset named for {family} {config}")
+    return read_hub_split(dataset, config, split), f"{dataset}:{config}:{split}"
+
+
+def to_dataset_dict(splits: dict[str, list[dict[str, Any]]]):
+    """{split: records} -> datasets.DatasetDict, the shape lm-eval expects from custom_dataset."""
+    import datasets
+
+    return datasets.DatasetDict({name: datasets.Dataset.from_list(rows) for name, rows in splits.items()})

@@ -1,0 +1,91 @@
+"""FLORES-200 devtest translation: data loading (source and target joined by id) and scoring.
+
+Records as in openlanguagedata/flores_plus (one config per language, split devtest): id,
+iso_639_3, iso_15924, glottocode, text, url, domain, topic, has_image, has_hyperlink, last_updated.
+The task's docs are {id, source, target, ...} pairs; BLEU and chrF++ are corpus-level: each doc
+yields (reference, hypothesis, settings) and the aggregation functions score the whole corpus.
+The sacreBLEU settings come from the task metadata (`sacrebleu:`) and travel inside the docs,
+so the scores follow the same settings that tasks.metrics.sacrebleu_signatures reports.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.errors import HarnessError
+from tasks import dataio, metrics
+
+TASKS_ROOT = Path(__file__).resolve().parent.parent  # relative suite data dirs start here
+SPLIT = "devtest"
+REQUIRED_FIELDS = ("id", "text")
+
+
+def load(
+    *,
+    family: str,
+    source_config: str,
+    target_config: str,
+    dataset: str | None = None,
+    sacrebleu: dict | None = None,
+    data_dir=None,
+    suite_data_dir=None,
+    **_,
+):
+    """custom_dataset: lm-eval calls it with the task metadata and dataset_kwargs as keywords."""
+    kw = dict(family=family, split=SPLIT, dataset=dataset, required=REQUIRED_FIELDS,
+              data_dir=data_dir, suite_data_dir=suite_data_dir, tasks_root=TASKS_ROOT)
+    src, src_where = dataio.read_split(config=source_config, **kw)
+    tgt, tgt_where = dataio.read_split(config=target_config, **kw)
+    by_id = {r["id"]: r for r in tgt}
+    missing = [r["id"] for r in src if r["id"] not in by_id]
+    if missing:
+        shown = ", ".join(str(i) for i in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise HarnessError(f"{len(missing)} sentence id(s) of {src_where} are missing from {tgt_where}: {shown}")
+    bleu = (sacrebleu or {}).get("bleu", {})
+    chrf = (sacrebleu or {}).get("chrf", {})
+    docs = [
+        {
+            "id": r["id"],
+            "source": r["text"],
+            "target": by_id[r["id"]]["text"],
+            "source_config": source_config,
+            "target_config": target_config,
+            "bleu_tokenize": bleu.get("tokenize", "flores200"),
+            "bleu_fallback_tokenize": bleu.get("fallback_tokenize") or "",
+            "chrf_char_order": int(chrf.get("char_order", 6)),
+            "chrf_word_order": int(chrf.get("word_order", 2)),
+        }
+        for r in src
+    ]
+    return dataio.to_dataset_dict({SPLIT: docs})
+
+
+def first_line(text: str) -> str:
+    """The first non-empty line: the translation, whatever the engine did with the stop string."""
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+
+
+def process_results(doc: dict, results: list) -> dict:
+    hyp = first_line(results[0]) if results else ""
+    ref = doc["target"]
+    return {
+        "bleu": (ref, hyp, doc["bleu_tokenize"], doc["bleu_fallback_tokenize"]),
+        "chrf": (ref, hyp, doc["chrf_char_order"], doc["chrf_word_order"]),
+    }
+
+
+def _settings(items: list, name: str) -> tuple:
+    settings = {tuple(item[2:]) for item in items}
+    if len(settings) != 1:
+        raise HarnessError(f"{name}: documents disagree on sacreBLEU settings: {sorted(settings)}")
+    return settings.pop()
+
+
+def agg_bleu(items: list) -> float:
+    tokenize, fallback = _settings(items, "bleu")
+    return metrics.corpus_bleu([i[0] for i in items], [i[1] for i in items], tokenize=tokenize, fallback=fallback or None)
+
+
+def agg_chrf(items: list) -> float:
+    char_order, word_order = _settings(items, "chrf")
+    return metrics.corpus_chrf([i[0] for i in items], [i[1] for i in items], char_order=int(char_order), word_order=int(word_order))
