@@ -38,6 +38,7 @@ class EngineSettings:
     max_model_len: int = 2048
     max_lora_rank: int = 64
     seed: int = 1234
+    max_gen_toks: int | None = None  # caps every generation task's own max_gen_toks (quick runs)
 
     @property
     def dtype(self) -> str:

@@ -74,6 +74,7 @@ def eval_key(req: EvalRequest, task: TaskInfo, model_fp: str, adapter_fp: str | 
             "data_dir": str(req.data_dir) if req.data_dir else None,
             "limit": req.limit,
             "max_model_len": req.settings.max_model_len,
+            "max_gen_toks": req.settings.max_gen_toks,
             "format": EVAL_FORMAT,
         }
     )
@@ -199,6 +200,7 @@ def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
             limit=req.limit,
             log_samples=True,
             apply_chat_template=chat,
+            gen_kwargs={"max_gen_toks": req.settings.max_gen_toks} if req.settings.max_gen_toks else None,
             bootstrap_iters=0,  # intervals come from our own bootstrap in reports/
             random_seed=req.settings.seed,
             numpy_random_seed=req.settings.seed,

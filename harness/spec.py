@@ -27,6 +27,7 @@ class RunSpec:
     limit: int | None = None  # items per task, for quick runs; None = the whole test set
     data_dir: str | None = None
     max_model_len: int = 2048
+    max_gen_toks: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -1,0 +1,35 @@
+"""Shared fixtures: the tiny random Llama (built here, offline) and the built-in SmolLM2."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tiny_model import build_tiny_llama
+
+# Tests run without the network: no download attempts (sacreBLEU's flores200 model, the Hub).
+os.environ.setdefault("SDRRL_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama") / "model")
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    from harness.models import resolve_model
+
+    return resolve_model("smollm2-135m")
+
+
+@pytest.fixture()
+def eval_cache(tmp_path, monkeypatch) -> Path:
+    """A private shared-evaluation cache, so a test never reuses another test's scores."""
+    cache = tmp_path / "eval-cache"
+    monkeypatch.setenv("SDRRL_EVAL_CACHE", str(cache))
+    return cache
