@@ -4,7 +4,3 @@ Shared pieces: `lora` (the LoRA training loop), `translators` (pluggable machine
 content cache), `codeswitch` (MUSE lexicons, word-level code-switching) and `sources` (loading
 instruction and parallel data, building translated pairs).
 """
-
-from pathlib import Path
-
-DATA_DIR = Path(__file__).parent / "data"

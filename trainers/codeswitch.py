@@ -14,6 +14,8 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 
+DATA_DIR = Path(__file__).resolve().parent / "data"  # the small offline data shipped with the trainers
+
 Lexicon = dict[str, list[str]]  # lower-cased source word -> its translations, in file order
 
 # A word: letters/digits (any script) with inner apostrophes or hyphens ("don't", "well-known").

@@ -1,0 +1,191 @@
+"""The shared LoRA loop: tokenization and loss masking, the same-batch sampler, end-to-end training."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.errors import HarnessError
+try:  # tests/ as a plain folder on sys.path (pytest's default) or as a package
+    from tiny_model import build_tiny_llama
+except ImportError:
+    from tests.tiny_model import build_tiny_llama
+from trainers.lora import IGNORE_INDEX, GroupBatchSampler, TrainConfig, check_config, encode_chat, train_lora
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model)
+
+
+def _chat(q: str, a: str) -> list[dict]:
+    return [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+
+
+# --- loss masking ---------------------------------------------------------------------------
+
+
+def test_only_assistant_tokens_are_trained(tokenizer):
+    enc = encode_chat(tokenizer, _chat("What is the capital of France?", "The capital of France is Paris."), 512)
+    ids, labels = enc["input_ids"], enc["labels"]
+    assert len(ids) == len(labels)
+    trained = [i for i, label in zip(ids, labels) if label != IGNORE_INDEX]
+    assert tokenizer.decode(trained) == "The capital of France is Paris.<|im_end|>\n"
+    # The prompt, up to and including the generation prompt, is masked and tokenized as at inference.
+    prompt = tokenizer.apply_chat_template(_chat("What is the capital of France?", "")[:1], tokenize=False, add_generation_prompt=True)
+    n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    assert labels[:n_prompt] == [IGNORE_INDEX] * n_prompt
+    assert ids[:n_prompt] == tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    assert all(label != IGNORE_INDEX for label in labels[n_prompt:])
+
+
+def test_multi_turn_trains_every_assistant_turn(tokenizer):
+    messages = _chat("one", "first answer") + _chat("two", "second answer")
+    enc = encode_chat(tokenizer, messages, 512)
+    text = tokenizer.decode([i for i, label in zip(enc["input_ids"], enc["labels"]) if label != IGNORE_INDEX])
+    assert text == "first answer<|im_end|>\nsecond answer<|im_end|>\n"
+
+
+def test_truncation_drops_records_without_answer_tokens(tokenizer):
+    long_question = "water " * 200
+    assert encode_chat(tokenizer, _chat(long_question, "yes"), 32) is None
+    enc = encode_chat(tokenizer, _chat("hi", "a long answer " * 50), 40)
+    assert len(enc["input_ids"]) == 40
+
+
+# --- same-batch sampler ---------------------------------------------------------------------
+
+
+def _groups():
+    # 10 groups of different sizes, records of a group not adjacent
+    return [f"g{i % 10}" for i in range(37)]
+
+
+def test_sampler_keeps_groups_whole_and_uses_every_record_once():
+    groups = _groups()
+    sampler = GroupBatchSampler(groups, groups_per_batch=3, seed=1)
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert len(batches) == len(sampler) == 4
+        flat = [i for b in batches for i in b]
+        assert sorted(flat) == list(range(len(groups)))  # every record once
+        for b in batches:
+            batch_groups = {groups[i] for i in b}
+            assert len(batch_groups) <= 3
+            for g in batch_groups:  # a group present in a batch is there completely
+                assert {i for i in b if groups[i] == g} == {i for i, x in enumerate(groups) if x == g}
+    sampler.set_epoch(0)
+    first = list(sampler)
+    sampler.set_epoch(1)
+    assert list(sampler) != first  # reshuffled per epoch
+    assert list(GroupBatchSampler(groups, 3, seed=1)) == first  # deterministic for a seed
+
+
+def test_sampler_without_same_batch_and_across_processes():
+    groups = _groups()
+    plain = GroupBatchSampler(groups, groups_per_batch=4, seed=0, same_batch=False)
+    assert len(list(plain)) == 10 and all(len(b) <= 4 for b in list(plain))
+    ranks = [list(GroupBatchSampler(groups, 2, seed=0, rank=r, world_size=2)) for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == 2
+    seen = [i for r in ranks for b in r for i in b]
+    assert len(seen) == len(set(seen))
+
+
+def test_config_checks():
+    with pytest.raises(HarnessError, match="lora_rank"):
+        check_config(TrainConfig(lora_rank=128))
+    with pytest.raises(HarnessError, match="groups_per_batch"):
+        check_config(TrainConfig(groups_per_batch=0))
+
+
+# --- end to end -----------------------------------------------------------------------------
+
+
+def _records(n_groups: int = 3, per_group: int = 2) -> list[dict]:
+    return [
+        {"id": f"g{g}:{k}", "group": f"g{g}", "kind": "en_self", "lang": "en", "messages": _chat("Hello cat", "The dog runs to the house.")}
+        for g in range(n_groups)
+        for k in range(per_group)
+    ]
+
+
+FAST = dict(lora_rank=8, learning_rate=2e-2, warmup_ratio=0.0, lr_scheduler="constant", groups_per_batch=2)
+
+
+def test_micro_batching_does_not_change_the_loss(tiny_model, tmp_path):
+    one = train_lora(tiny_model, _records(), tmp_path / "a", TrainConfig(max_steps=1, micro_batch_size=8, **FAST))
+    many = train_lora(tiny_model, _records(), tmp_path / "b", TrainConfig(max_steps=1, micro_batch_size=1, **FAST))
+    assert one["first_loss"] == pytest.approx(many["first_loss"], rel=1e-5)
+
+
+def test_first_step_loss_is_the_answer_token_cross_entropy(tiny_model, tokenizer, tmp_path):
+    """Step 1 sees the base model (LoRA B starts at zero): its loss is HF's own loss on the answer tokens."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    records = _records(1, 1)
+    stats = train_lora(tiny_model, records, tmp_path / "a", TrainConfig(max_steps=1, **FAST))
+    enc = encode_chat(tokenizer, records[0]["messages"], 512)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, use_safetensors=True)
+    with torch.no_grad():
+        expected = model(input_ids=torch.tensor([enc["input_ids"]]), labels=torch.tensor([enc["labels"]])).loss.item()
+    assert stats["first_loss"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_train_lowers_loss_and_saves_a_loadable_adapter(tiny_model, tmp_path):
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    adapter = tmp_path / "adapter"
+    stats = train_lora(tiny_model, _records(), adapter, TrainConfig(max_steps=25, **FAST), seed=0)
+    assert stats["steps"] == 25 and stats["examples"] == 6 and stats["train_tokens"] > 0
+    assert stats["final_loss"] < stats["first_loss"] - 0.2
+    assert stats["device"].startswith("cpu") and stats["precision"] == "fp32"
+    assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "tokenizer_config.json").is_file()
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["r"] == 8 and set(config["target_modules"]) >= {"q_proj", "v_proj", "down_proj"}
+    tensors = load_file(adapter / "adapter_model.safetensors")
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in tensors.items())  # trained, not the zero init
+    base = AutoModelForCausalLM.from_pretrained(tiny_model, use_safetensors=True)
+    model = PeftModel.from_pretrained(base, adapter)
+    with torch.no_grad():
+        model(input_ids=torch.tensor([[1, 2, 3]]))
+
+
+def test_adapter_loads_in_vllm(tiny_model, tmp_path):
+    """The adapter served by vLLM reproduces the memorised answer (a subprocess: vLLM changes torch threads)."""
+    pytest.importorskip("vllm")
+    adapter = tmp_path / "adapter"
+    train_lora(tiny_model, _records(), adapter, TrainConfig(max_steps=25, **FAST), seed=0)
+    script = textwrap.dedent(
+        f"""
+        from harness.engines import prepare_vllm_env
+        prepare_vllm_env()
+        from vllm import LLM, SamplingParams
+        from vllm.lora.request import LoRARequest
+        llm = LLM(model={str(tiny_model)!r}, dtype="float32", max_model_len=256, enforce_eager=True,
+                  enable_lora=True, max_lora_rank=64, max_loras=1)
+        out = llm.chat([[{{"role": "user", "content": "Hello cat"}}]], SamplingParams(temperature=0, max_tokens=12),
+                       use_tqdm=False, lora_request=LoRARequest("a", 1, {str(adapter)!r}))
+        print("ANSWER=" + out[0].outputs[0].text)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240, cwd=Path(__file__).parent.parent)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    answer = [line for line in proc.stdout.splitlines() if line.startswith("ANSWER=")][0][len("ANSWER=") :]
+    assert answer.startswith("The dog runs"), answer

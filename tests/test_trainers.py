@@ -1,0 +1,291 @@
+"""Trainers' data: transfer-set construction, code-switching, translators and their cache, errors."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.langs import LANGUAGES
+from harness.trainer_api import TrainContext, build_config, load_trainers
+from trainers.codeswitch import code_switch, load_lexicon, translatable_words
+from trainers.sdrrl import SDRRLTrainer
+from trainers.sources import load_instructions, load_parallel
+from trainers.translators import CachedTranslator, FileTranslator, LexiconTranslator, Translator, make_translator
+
+try:  # tests/ as a plain folder on sys.path (pytest's default) or as a package
+    from tiny_model import build_tiny_llama
+except ImportError:
+    from tests.tiny_model import build_tiny_llama
+
+EN, CS, JA, DA = (LANGUAGES[c] for c in ("en", "cs", "ja", "da"))
+
+SMOKE = {
+    "instructions": "builtin:alpaca-smoke",
+    "num_instructions": "6",
+    "translator": "lexicon",
+    "parallel_data": "builtin:opus-smoke",
+    "parallel_per_lang": "3",
+    "code_switch_variants": "2",
+    "code_switch_ratio": "0.5",
+    "answer_max_new_tokens": "12",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "model")
+
+
+def _ctx(model_dir: Path, work: Path, langs=(CS, JA)) -> TrainContext:
+    return TrainContext(model_dir=model_dir, target_langs=list(langs), work_dir=work, engine="hf", seed=3)
+
+
+# --- the SDRRL transfer set -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sdrrl_run(tiny_model, tmp_path_factory):
+    work = tmp_path_factory.mktemp("work")
+    trainer = SDRRLTrainer(build_config(SDRRLTrainer, SMOKE))
+    records = trainer.build_dataset(_ctx(tiny_model, work))
+    return trainer, records, work
+
+
+def test_sdrrl_pair_types_per_language(sdrrl_run):
+    _, records, _ = sdrrl_run
+    kinds = {(r["kind"], r["lang"]) for r in records}
+    assert ("en_self", "en") in kinds
+    for lang in ("cs", "ja"):
+        assert {("mt", lang), ("code_switch", lang), ("parallel", lang)} <= kinds
+    for r in records:
+        assert set(r) == {"id", "group", "kind", "lang", "messages"}
+        assert [m["role"] for m in r["messages"]] == ["user", "assistant"]
+    assert len({r["id"] for r in records}) == len(records)
+
+
+def test_sdrrl_variants_share_their_source_group(sdrrl_run):
+    _, records, _ = sdrrl_run
+    by_group: dict[str, list[dict]] = {}
+    for r in records:
+        by_group.setdefault(r["group"], []).append(r)
+    source_groups = [g for g, rs in by_group.items() if rs[0]["kind"] != "parallel"]
+    assert len(source_groups) == 6
+    for g in source_groups:
+        rs = by_group[g]
+        assert {r["kind"] for r in rs} >= {"en_self", "mt"}
+        english = next(r for r in rs if r["kind"] == "en_self")
+        mt_cs = next(r for r in rs if r["kind"] == "mt" and r["lang"] == "cs")
+        # the translated pair is the lexicon translation of the English self-distilled pair
+        lex = LexiconTranslator()
+        assert mt_cs["messages"][0]["content"] == lex.translate([english["messages"][0]["content"]], EN, CS)[0]
+        assert mt_cs["messages"][1]["content"] == lex.translate([english["messages"][1]["content"]], EN, CS)[0]
+    parallel_groups = [g for g, rs in by_group.items() if rs[0]["kind"] == "parallel"]
+    assert all(len(by_group[g]) == 1 for g in parallel_groups)
+
+
+def test_sdrrl_parallel_pairs_per_language(sdrrl_run):
+    _, records, _ = sdrrl_run
+    for lang in ("cs", "ja"):
+        pairs = [r for r in records if r["kind"] == "parallel" and r["lang"] == lang]
+        assert len(pairs) == 3
+        assert all(r["messages"][0]["content"].startswith("Translate the following English text into") for r in pairs)
+
+
+def test_sdrrl_code_switch_ratio_is_honoured(sdrrl_run):
+    _, records, work = sdrrl_run
+    stats = json.loads((work / "sdrrl_stats.json").read_text())
+    for lang in ("cs", "ja"):
+        assert stats["code_switch_ratio_achieved"][lang] == pytest.approx(0.5, abs=0.12)
+        n = sum(1 for r in records if r["kind"] == "code_switch" and r["lang"] == lang)
+        assert 6 <= n <= 6 * 2  # 2 variants per example; one is skipped only when nothing could be switched
+
+
+def test_sdrrl_rerun_uses_caches(sdrrl_run, tiny_model, monkeypatch):
+    trainer, records, work = sdrrl_run
+
+    def boom(*args, **kwargs):
+        raise AssertionError("regenerated although cached")
+
+    monkeypatch.setattr("harness.engines.generate_chat", boom)
+    monkeypatch.setattr(LexiconTranslator, "_translate", boom)
+    again = trainer.build_dataset(_ctx(tiny_model, work))
+    assert again == records  # same seed: identical, nothing generated or translated twice
+    assert (work / "self_answers.jsonl").is_file() and (work / "translations.jsonl").is_file()
+
+
+def test_sdrrl_refuses_flores_and_missing_lexicon(tiny_model, tmp_path):
+    flores = SDRRLTrainer(build_config(SDRRLTrainer, {**SMOKE, "parallel_data": "openlanguagedata/flores_plus"}))
+    with pytest.raises(HarnessError, match="FLORES"):
+        flores.build_dataset(_ctx(tiny_model, tmp_path))
+    danish = SDRRLTrainer(build_config(SDRRLTrainer, SMOKE))
+    with pytest.raises(HarnessError) as err:
+        danish.build_dataset(_ctx(tiny_model, tmp_path, langs=(DA,)))
+    message = str(err.value)
+    assert "en-da.txt" in message and "cs, ja" in message and "\n" not in message
+
+
+# --- the other trainers ---------------------------------------------------------------------
+
+
+def test_all_trainers_are_registered():
+    assert {"base", "english_sft", "translate_sft", "sdrrl"} <= set(load_trainers())
+
+
+def test_translate_sft_and_english_sft(tmp_path):
+    trainers = load_trainers()
+    ctx = _ctx(Path("/nonexistent-model"), tmp_path)  # neither generates: the model is never touched
+    tsft = trainers["translate_sft"]
+    records = tsft(build_config(tsft, {"instructions": "builtin:alpaca-smoke", "num_instructions": "5", "translator": "lexicon"})).build_dataset(ctx)
+    assert sorted({(r["kind"], r["lang"]) for r in records}) == [("en_ref", "en"), ("mt_ref", "cs"), ("mt_ref", "ja")]
+    assert len(records) == 15 and len({r["group"] for r in records}) == 5
+    en_sft = trainers["english_sft"]
+    records = en_sft(build_config(en_sft, {"instructions": "builtin:alpaca-smoke", "num_instructions": "0"})).build_dataset(ctx)
+    assert len(records) == 32 and {r["kind"] for r in records} == {"en_ref"}
+    base = trainers["base"](trainers["base"].Config())
+    assert base.trains is False and base.build_dataset(ctx) == []
+    with pytest.raises(HarnessError, match="does not train"):
+        base.train(ctx, [], tmp_path / "adapter")
+
+
+def test_config_overrides_are_coerced():
+    cfg = build_config(SDRRLTrainer, {"code_switch_ratio": "0.25", "target_modules": "q_proj,v_proj", "same_batch": "false", "lora_rank": "8"})
+    assert cfg.code_switch_ratio == 0.25 and cfg.target_modules == ["q_proj", "v_proj"] and cfg.same_batch is False and cfg.lora_rank == 8
+    with pytest.raises(HarnessError, match="unknown setting"):
+        build_config(SDRRLTrainer, {"no_such_knob": "1"})
+
+
+# --- data sources ---------------------------------------------------------------------------
+
+
+def test_instruction_sampling_and_local_files(tmp_path):
+    a = load_instructions("builtin:alpaca-smoke", 5, seed=1)
+    assert len(a) == 5 and a == load_instructions("builtin:alpaca-smoke", 5, seed=1)
+    assert a != load_instructions("builtin:alpaca-smoke", 5, seed=2)
+    path = tmp_path / "mine.jsonl"
+    path.write_text('{"instruction": "Say hi.", "input": "", "output": "Hi."}\n', encoding="utf-8")
+    assert load_instructions(str(path), 0, 0) == [{"id": "mine-0", "instruction": "Say hi.", "input": "", "output": "Hi."}]
+    with pytest.raises(HarnessError, match="builtin:alpaca-smoke"):
+        load_instructions("builtin:nope", 1, 0)
+
+
+def test_parallel_sources():
+    pairs = load_parallel("builtin:opus-smoke", JA, 4, seed=0)
+    assert len(pairs) == 4 and all(en and ja for en, ja in pairs)
+    with pytest.raises(HarnessError, match="en-da.jsonl"):
+        load_parallel("builtin:opus-smoke", DA, 4, seed=0)
+    with pytest.raises(HarnessError, match="fewer than"):
+        load_parallel("builtin:opus-smoke", CS, 17, seed=0)
+    with pytest.raises(HarnessError, match="FLORES"):
+        load_parallel("facebook/flores", CS, 4, seed=0)
+
+
+# --- code-switching -------------------------------------------------------------------------
+
+
+def test_lexicon_format(tmp_path):
+    path = tmp_path / "en-xx.txt"
+    path.write_text("cat kočka\ncat kocour\ndog\tpes\n\ncapital hlavní město\n", encoding="utf-8")
+    lex = load_lexicon(path)
+    assert lex == {"cat": ["kočka", "kocour"], "dog": ["pes"], "capital": ["hlavní město"]}
+
+
+def test_code_switch_ratio_and_determinism():
+    lex = load_lexicon(Path(__file__).parent.parent / "trainers" / "data" / "lexicons" / "en-cs.txt")
+    text = "The cat and the dog play in the garden every morning, and the children eat bread with milk."
+    n = len(translatable_words(text, lex))
+    assert n >= 10
+    for ratio in (0.0, 0.3, 0.5, 1.0):
+        switched, k = code_switch(text, lex, ratio, random.Random(7))
+        assert k == round(ratio * n)
+        assert (switched == text) == (k == 0)
+    assert code_switch(text, lex, 0.5, random.Random(7)) == code_switch(text, lex, 0.5, random.Random(7))
+    switched, _ = code_switch("Zorblax quibbles.", lex, 1.0, random.Random(0))
+    assert switched == "Zorblax quibbles."  # unknown words are never touched
+    switched, _ = code_switch("Cat.", lex, 1.0, random.Random(0))
+    assert switched == "Kočka."  # capitalisation and punctuation kept
+    with pytest.raises(HarnessError):
+        code_switch(text, lex, 1.5, random.Random(0))
+
+
+# --- translators ----------------------------------------------------------------------------
+
+
+class CountingTranslator(Translator):
+    def __init__(self):
+        self.calls: list[list[str]] = []
+
+    @property
+    def id(self) -> str:
+        return "counting"
+
+    def _translate(self, texts, src, tgt):
+        self.calls.append(list(texts))
+        return [f"<{tgt.code}>{t}" for t in texts]
+
+
+def test_translation_cache(tmp_path):
+    inner = CountingTranslator()
+    cache_path = tmp_path / "translations.jsonl"
+    cached = CachedTranslator(inner, cache_path, chunk_size=2)
+    assert cached.translate(["a", "b", "a", "", "c"], EN, CS) == ["<cs>a", "<cs>b", "<cs>a", "", "<cs>c"]
+    assert inner.calls == [["a", "b"], ["c"]]  # unique, non-empty, in chunks
+    assert cached.translate(["c", "a"], EN, CS) == ["<cs>c", "<cs>a"] and len(inner.calls) == 2
+    assert cached.translate(["a"], EN, JA) == ["<ja>a"] and len(inner.calls) == 3  # the key includes the language
+    with open(cache_path, "a", encoding="utf-8") as fh:
+        fh.write('{"key": "half-writ')  # a killed run's last line
+    fresh_inner = CountingTranslator()
+    reloaded = CachedTranslator(fresh_inner, cache_path)
+    assert reloaded.translate(["b", "a"], EN, CS) == ["<cs>b", "<cs>a"]
+    assert fresh_inner.calls == []  # a rerun translates nothing twice
+    assert cached.translate(["x"], EN, EN) == ["x"]  # same language: passed through
+
+
+def test_lexicon_and_file_translators(tmp_path):
+    lex = LexiconTranslator()
+    assert lex.translate(["The cat drinks milk, 3 times."], EN, CS) == ["The kočka drinks mléko, 3 times."]
+    assert lex.translate(["kočka"], CS, EN) == ["cat"]  # the inverse lexicon
+    with pytest.raises(HarnessError) as err:
+        lex.translate(["cat"], EN, DA)
+    assert "en-da.txt" in str(err.value) and "cs, ja" in str(err.value)
+
+    path = tmp_path / "mt.jsonl"
+    path.write_text(
+        json.dumps({"src_lang": "en", "tgt_lang": "ces_Latn", "source": "Hello.", "translation": "Ahoj."}) + "\n", encoding="utf-8"
+    )
+    ft = FileTranslator(path)
+    assert ft.translate(["Hello.", ""], EN, CS) == ["Ahoj.", ""]
+    with pytest.raises(HarnessError, match="no en->cs translation for 1 of 1 texts"):
+        ft.translate(["Goodbye."], EN, CS)
+    with pytest.raises(HarnessError, match="does not exist"):
+        FileTranslator(tmp_path / "missing.jsonl")
+
+
+def test_translator_factory_errors(tmp_path):
+    with pytest.raises(HarnessError, match="unknown translator 'google'; valid: file, lexicon, llm, nllb"):
+        make_translator("google")
+    with pytest.raises(HarnessError, match="translations_file"):
+        make_translator("file")
+    assert isinstance(make_translator("lexicon", cache_dir=tmp_path), CachedTranslator)
+    nllb = make_translator("nllb", model=str(tmp_path / "no-such-nllb"))
+    with pytest.raises(HarnessError, match="could not be loaded"):
+        nllb.translate(["Hello."], EN, CS)
+
+
+def test_llm_translator_makes_one_generation_call_for_all_languages(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_generate(model_dir, conversations, max_new_tokens, engine="vllm", settings=None):
+        calls.append(conversations)
+        return [f"T{i}" for i in range(len(conversations))]
+
+    monkeypatch.setattr("harness.engines.generate_chat", fake_generate)
+    translator = make_translator("llm", model_dir=tmp_path, engine="hf", cache_dir=tmp_path)
+    out = translator.translate_jobs([(["Hello.", ""], EN, CS), (["Hello."], EN, JA), (["x"], EN, EN)])
+    assert out == [["T0", ""], ["T1"], ["x"]]
+    assert len(calls) == 1 and len(calls[0]) == 2
+    assert "into Czech" in calls[0][0][0]["content"] and calls[0][0][0]["content"].endswith("Hello.")
+    assert translator.translate(["Hello."], EN, JA) == ["T1"] and len(calls) == 1  # cached

@@ -1,0 +1,40 @@
+"""Generation for the trainers (self-distillation, LLM translation), isolated from training.
+
+vLLM changes its process for good: on CPU it binds the OpenMP threads to one core (training in the
+same process afterwards ran 2x slower in our measurement), on GPU it reserves most of the memory.
+So with engine=vllm the generation runs in a spawned child process that exits when it is done;
+engine=hf runs in-process (its model is freed when the call returns).
+
+As with any spawned process, a script that reaches this through its top level needs the usual
+`if __name__ == "__main__":` guard (the harness CLI and pytest have it).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+
+def _generate_here(model_dir: Path, conversations: list[list[dict]], max_new_tokens: int, engine: str) -> list[str]:
+    from harness import engines  # looked up at call time, so tests can replace generate_chat
+
+    return engines.generate_chat(Path(model_dir), conversations, max_new_tokens, engine=engine)
+
+
+def generate(model_dir: Path, conversations: list[list[dict]], max_new_tokens: int, engine: str) -> list[str]:
+    """Greedy answers, one per conversation, through harness.engines.generate_chat."""
+    if not conversations:
+        return []
+    if engine != "vllm":
+        return _generate_here(model_dir, conversations, max_new_tokens, engine)
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        try:
+            return pool.submit(_generate_here, str(model_dir), conversations, max_new_tokens, engine).result()
+        except BrokenProcessPool:
+            raise HarnessError(
+                f"the vLLM generation process for {model_dir} died (out of memory?); try --engine hf or a smaller model"
+            ) from None

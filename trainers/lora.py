@@ -1,0 +1,503 @@
+"""The one LoRA training loop every trainer shares.
+
+Read top to bottom: config -> tokenization (loss on assistant tokens only) -> the same-batch
+sampler (all records of one `group` in one batch) -> `train_lora` (load base, wrap in PEFT, loop,
+save the adapter as safetensors). No HF Trainer: the loop is plain PyTorch, with `accelerate` only
+for device placement, mixed precision and DDP, so `accelerate launch -m harness.cli ...` on several
+GPUs gives data parallelism with the same code.
+
+Precision: fp32 on CPU; bf16 autocast (base weights in bf16, LoRA weights in fp32) plus gradient
+checkpointing on GPU.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from harness.errors import HarnessError
+from harness.trainer_api import Trainer, TrainContext
+
+# The projection layers of Llama/Mistral/Qwen-style decoders; vLLM serves LoRA adapters on these.
+DEFAULT_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+MAX_VLLM_LORA_RANK = 64  # harness.engines.EngineSettings.max_lora_rank
+IGNORE_INDEX = -100
+
+
+@dataclass
+class TrainConfig:
+    """LoRA and optimisation knobs. Trainers' Config dataclasses inherit these.
+
+    The SDRRL paper trains with LoRA but its exact hyper-parameters are not available to us; the
+    defaults below are common LoRA instruction-tuning values, not the paper's.
+    """
+
+    lora_rank: int = 16  # LoRA r; <= 64 so vLLM can serve the adapter (paper's value unknown)
+    lora_alpha: int = 32  # LoRA scaling numerator (scale = alpha / r); paper's value unknown
+    lora_dropout: float = 0.05  # dropout on the LoRA input; paper's value unknown
+    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGET_MODULES))  # vLLM-servable set
+    learning_rate: float = 2e-4  # peak AdamW learning rate; paper's value unknown
+    epochs: int = 3  # passes over the training set; paper's value unknown
+    max_steps: int = 0  # > 0: train exactly this many optimizer steps (overrides epochs); 0: use epochs
+    groups_per_batch: int = 4  # groups (source examples with all their variants) per batch
+    grad_accum_steps: int = 1  # batches per optimizer step
+    micro_batch_size: int = 4  # records per forward pass (memory only: a step is one update either way)
+    max_seq_len: int = 1024  # tokens per record; longer ones are cut, ones left with no answer token dropped
+    warmup_ratio: float = 0.03  # fraction of optimizer steps with linear warm-up
+    lr_scheduler: str = "cosine"  # after warm-up: cosine | linear | constant
+    weight_decay: float = 0.0  # AdamW weight decay on the LoRA weights
+    max_grad_norm: float = 1.0  # gradient clipping; 0 disables
+    gradient_checkpointing: str = "auto"  # auto (on GPU only) | true | false
+    precision: str = "auto"  # auto (bf16 on a bf16-capable GPU, else fp32) | bf16 | fp32
+    same_batch: bool = True  # keep every record of one group in one batch (SDRRL's same-batch self-distillation)
+    log_every: int = 0  # print the loss every N steps; 0: about 20 lines per run
+
+
+# --------------------------------------------------------------------------------------------
+# Tokenization: chat template, loss on assistant tokens only
+# --------------------------------------------------------------------------------------------
+
+
+def _render(tokenizer, messages: list[dict], add_generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def chat_segments(tokenizer, messages: list[dict]) -> list[tuple[str, bool]]:
+    """Split the rendered conversation into (text, is_trained) pieces.
+
+    Each assistant turn is trained from just after the generation prompt (the text a model sees
+    when asked to answer, `<|im_start|>assistant\\n` for ChatML) through its end-of-turn marker, so
+    the model learns to stop. Splitting exactly at the generation prompt makes the prompt tokens
+    the same as at inference time.
+    """
+    if tokenizer.chat_template is None:
+        raise HarnessError(f"tokenizer of {tokenizer.name_or_path!r} has no chat template; use an instruction-tuned model")
+    segments: list[tuple[str, bool]] = []
+    done = ""
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        prompt = _render(tokenizer, messages[:i], add_generation_prompt=True)
+        full = _render(tokenizer, messages[: i + 1], add_generation_prompt=False)
+        if not (prompt.startswith(done) and full.startswith(prompt)):
+            raise HarnessError(
+                f"the chat template of {tokenizer.name_or_path!r} does not render turns as prefixes of each other; "
+                "cannot locate the assistant tokens"
+            )
+        segments.append((prompt[len(done) :], False))
+        segments.append((full[len(prompt) :], True))
+        done = full
+    rest = _render(tokenizer, messages, add_generation_prompt=False)
+    if rest.startswith(done) and len(rest) > len(done):
+        segments.append((rest[len(done) :], False))
+    return [(text, trained) for text, trained in segments if text]
+
+
+def encode_chat(tokenizer, messages: list[dict], max_seq_len: int) -> dict | None:
+    """input_ids and labels (IGNORE_INDEX outside assistant turns), cut to max_seq_len.
+
+    None when nothing trainable is left after cutting.
+    """
+    input_ids: list[int] = []
+    labels: list[int] = []
+    for text, trained in chat_segments(tokenizer, messages):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        input_ids.extend(ids)
+        labels.extend(ids if trained else [IGNORE_INDEX] * len(ids))
+    input_ids, labels = input_ids[:max_seq_len], labels[:max_seq_len]
+    # labels[0] can never be predicted (nothing before it), so it does not count.
+    if not any(label != IGNORE_INDEX for label in labels[1:]):
+        return None
+    return {"input_ids": input_ids, "labels": labels}
+
+
+# --------------------------------------------------------------------------------------------
+# The same-batch sampler
+# --------------------------------------------------------------------------------------------
+
+
+class GroupBatchSampler:
+    """Batches of record indices; each batch holds `groups_per_batch` whole groups.
+
+    Group order is shuffled per epoch with `seed + epoch`; records keep their order within a
+    group. With `same_batch=False` every record is its own group (ordinary shuffled batches).
+    With several processes (DDP) each takes every `world_size`-th batch, and the batch list is cut
+    to a multiple of `world_size` so every process runs the same number of steps.
+    """
+
+    def __init__(
+        self,
+        groups: list[str],
+        groups_per_batch: int,
+        seed: int = 0,
+        same_batch: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        if groups_per_batch < 1:
+            raise HarnessError(f"groups_per_batch must be >= 1, got {groups_per_batch}")
+        members: dict[str, list[int]] = {}
+        for index, group in enumerate(groups):
+            members.setdefault(group if same_batch else f"#{index}", []).append(index)
+        self.groups = list(members.values())
+        self.groups_per_batch = groups_per_batch
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def all_batches(self) -> list[list[int]]:
+        """This epoch's batches across all processes."""
+        order = list(range(len(self.groups)))
+        random.Random(self.seed + self.epoch).shuffle(order)
+        batches = []
+        for start in range(0, len(order), self.groups_per_batch):
+            chosen = order[start : start + self.groups_per_batch]
+            batches.append([i for g in chosen for i in self.groups[g]])
+        if self.world_size > 1:
+            batches = batches[: len(batches) - len(batches) % self.world_size]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.all_batches()[self.rank :: self.world_size])
+
+    def __len__(self) -> int:
+        n = math.ceil(len(self.groups) / self.groups_per_batch)
+        if self.world_size > 1:
+            n -= n % self.world_size
+        return n // self.world_size
+
+
+def collate(examples: list[dict], pad_id: int):
+    """Right-padded tensors: input_ids, attention_mask, labels."""
+    import torch
+
+    width = max(len(e["input_ids"]) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    for row, e in enumerate(examples):
+        n = len(e["input_ids"])
+        ids[row, :n] = torch.tensor(e["input_ids"])
+        mask[row, :n] = 1
+        labels[row, :n] = torch.tensor(e["labels"])
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def n_targets(example: dict) -> int:
+    """Tokens the loss counts: labels after the causal shift."""
+    return sum(1 for label in example["labels"][1:] if label != IGNORE_INDEX)
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers: schedule, precision, saving
+# --------------------------------------------------------------------------------------------
+
+
+def lr_lambda(kind: str, warmup: int, total: int):
+    if kind not in ("cosine", "linear", "constant"):
+        raise HarnessError(f"unknown lr_scheduler {kind!r}; valid: constant, cosine, linear")
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        if kind == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        if kind == "linear":
+            return max(0.0, 1.0 - progress)
+        return 1.0
+
+    return factor
+
+
+def _flag(value: Any, auto: bool, name: str) -> bool:
+    text = str(value).lower()
+    if text == "auto":
+        return auto
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise HarnessError(f"{name} must be auto, true or false, got {value!r}")
+
+
+def resolve_precision(precision: str) -> str:
+    import torch
+
+    gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if precision == "auto":
+        return "bf16" if gpu_bf16 else "fp32"
+    if precision not in ("bf16", "fp32"):
+        raise HarnessError(f"precision must be auto, bf16 or fp32, got {precision!r}")
+    return precision
+
+
+def check_config(config: TrainConfig) -> None:
+    if not 1 <= config.lora_rank <= MAX_VLLM_LORA_RANK:
+        raise HarnessError(f"lora_rank must be between 1 and {MAX_VLLM_LORA_RANK} (vLLM's max_lora_rank), got {config.lora_rank}")
+    for name in ("groups_per_batch", "grad_accum_steps", "micro_batch_size", "max_seq_len"):
+        if getattr(config, name) < 1:
+            raise HarnessError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.epochs < 1 and config.max_steps < 1:
+        raise HarnessError("set epochs >= 1 or max_steps >= 1")
+    if not config.target_modules:
+        raise HarnessError("target_modules is empty")
+
+
+def device_name(accelerator) -> str:
+    import torch
+
+    if accelerator.device.type == "cuda":
+        return f"{torch.cuda.get_device_name(accelerator.device)} x{accelerator.num_processes}"
+    return f"{accelerator.device.type} x{accelerator.num_processes} ({torch.get_num_threads()} threads)"
+
+
+def save_adapter(model, tokenizer, adapter_dir: Path) -> None:
+    """adapter_model.safetensors + adapter_config.json + tokenizer, written to a temp folder, then renamed."""
+    adapter_dir = Path(adapter_dir)
+    adapter_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{adapter_dir.name}.", dir=adapter_dir.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True, save_embedding_layers=False)
+        tokenizer.save_pretrained(tmp)
+        if adapter_dir.exists():
+            shutil.rmtree(adapter_dir)
+        os.replace(tmp, adapter_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------------
+
+
+def train_lora(
+    model_dir: Path,
+    records: list[dict],
+    adapter_dir: Path,
+    config: TrainConfig,
+    seed: int = 0,
+    on_step: Callable[[dict], None] | None = None,
+) -> dict:
+    """Train a LoRA adapter on `records` (see harness.trainer_api) and save it into `adapter_dir`.
+
+    `on_step`, if given, is called after every optimizer step with
+    {step, loss, lr, answer_tokens, input_tokens, time} (this process's tokens; time.time()).
+    """
+    import torch
+    import torch.nn.functional as F
+    from accelerate import Accelerator
+    from peft import LoraConfig, get_peft_model
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    check_config(config)
+    if not records:
+        raise HarnessError("no training records")
+    started = time.time()
+    precision = resolve_precision(config.precision)
+    accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
+    main = accelerator.is_main_process
+    on_gpu = accelerator.device.type == "cuda"
+    checkpointing = _flag(config.gradient_checkpointing, on_gpu, "gradient_checkpointing")
+    torch.manual_seed(seed)
+
+    # --- data -------------------------------------------------------------------------------
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    encoded: list[dict] = []
+    groups: list[str] = []
+    dropped = 0
+    for record in records:
+        example = encode_chat(tokenizer, record["messages"], config.max_seq_len)
+        if example is None:
+            dropped += 1
+            continue
+        encoded.append(example)
+        groups.append(record["group"])
+    if not encoded:
+        raise HarnessError(f"all {len(records)} records were dropped: no answer token fits in max_seq_len={config.max_seq_len}")
+    sampler = GroupBatchSampler(
+        groups, config.groups_per_batch, seed, config.same_batch, accelerator.process_index, accelerator.num_processes
+    )
+    batches_per_epoch = len(sampler)
+    if batches_per_epoch == 0:
+        raise HarnessError(f"{len(sampler.groups)} groups are too few for {accelerator.num_processes} processes")
+    steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum_steps)
+    total_steps = config.max_steps if config.max_steps > 0 else steps_per_epoch * config.epochs
+
+    # --- model --------------------------------------------------------------------------------
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir,
+            dtype=torch.bfloat16 if precision == "bf16" else torch.float32,
+            use_safetensors=True,
+            trust_remote_code=False,
+        )
+    except OSError as exc:
+        raise HarnessError(f"cannot load base model {model_dir} as safetensors: {exc}".splitlines()[0]) from None
+    model.config.use_cache = False
+    if checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    lora = LoraConfig(
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    try:
+        model = get_peft_model(model, lora)  # LoRA weights stay fp32 (autocast_adapter_dtype)
+    except ValueError as exc:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+        raise HarnessError(f"target_modules {config.target_modules} do not fit this model ({exc}); its linear layers: {linear}") from None
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    n_trainable = sum(p.numel() for p in trainable)
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    warmup = math.ceil(config.warmup_ratio * total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config.lr_scheduler, warmup, total_steps))
+    model, optimizer = accelerator.prepare(model, optimizer)
+    model.train()
+
+    # --- loop ---------------------------------------------------------------------------------
+    def forward_sum(batch: dict) -> torch.Tensor:
+        """Summed next-token cross-entropy over the answer tokens of one micro-batch.
+
+        Logits are computed only at positions that predict an answer token in some row
+        (`logits_to_keep`): the vocabulary projection of the prompt tokens is skipped.
+        """
+        targets = batch["labels"][:, 1:]
+        keep = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep).logits
+        return F.cross_entropy(
+            logits.float().reshape(-1, logits.size(-1)),
+            targets[:, keep].reshape(-1),
+            ignore_index=IGNORE_INDEX,
+            reduction="sum",
+        )
+
+    def optimizer_steps() -> Iterator[list[list[int]]]:
+        """Yield the batches of each optimizer step, epoch after epoch, until total_steps."""
+        step, epoch = 0, 0
+        while True:
+            sampler.set_epoch(epoch)
+            batches = list(sampler)
+            for start in range(0, len(batches), config.grad_accum_steps):
+                yield batches[start : start + config.grad_accum_steps]
+                step += 1
+                if step >= total_steps:
+                    return
+            epoch += 1
+
+    log_every = config.log_every or max(1, total_steps // 20)
+    losses: list[float] = []
+    train_tokens = 0
+    input_tokens = 0
+    seen = 0
+    if on_gpu:
+        torch.cuda.reset_peak_memory_stats(accelerator.device)
+    progress = Progress(
+        TextColumn("[bold]training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not main,
+    )
+    if main:
+        progress.console.print(
+            f"LoRA r={config.lora_rank} on {len(encoded)} records ({len(sampler.groups)} groups, {dropped} dropped), "
+            f"{total_steps} steps, {n_trainable:,} trainable parameters, {precision}"
+            f"{', gradient checkpointing' if checkpointing else ''}, {device_name(accelerator)}"
+        )
+    loop_started = time.time()
+    with progress:
+        task = progress.add_task("train", total=total_steps, loss="-")
+        for step, step_batches in enumerate(optimizer_steps(), 1):
+            indices = [i for batch in step_batches for i in batch]
+            # Sorted by length so each micro-batch pads little; the update is the same in any order.
+            step_examples = sorted((encoded[i] for i in indices), key=lambda e: len(e["input_ids"]))
+            step_targets = sum(n_targets(e) for e in step_examples)
+            step_inputs = sum(len(e["input_ids"]) for e in step_examples)
+            micro = [step_examples[i : i + config.micro_batch_size] for i in range(0, len(step_examples), config.micro_batch_size)]
+            loss_sum = torch.zeros((), device=accelerator.device)
+            for k, chunk in enumerate(micro):
+                batch = {key: t.to(accelerator.device) for key, t in collate(chunk, pad_id).items()}
+                # DDP all-reduces gradients only on the last micro-batch of the step.
+                sync = accelerator.no_sync(model) if k < len(micro) - 1 else nullcontext()
+                with sync, accelerator.autocast():
+                    chunk_loss = forward_sum(batch)
+                    accelerator.backward(chunk_loss / step_targets)
+                loss_sum += chunk_loss.detach()
+            if config.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            totals = accelerator.reduce(torch.stack([loss_sum, torch.tensor(float(step_targets), device=accelerator.device)]), "sum")
+            loss = (totals[0] / totals[1]).item()
+            losses.append(loss)
+            train_tokens += int(totals[1].item())
+            seen += len(indices) * accelerator.num_processes
+            input_tokens += step_inputs
+            if on_step is not None:
+                on_step({"step": step, "loss": loss, "lr": scheduler.get_last_lr()[0], "answer_tokens": step_targets, "input_tokens": step_inputs, "time": time.time()})
+            progress.update(task, advance=1, loss=f"{loss:.4f}")
+            if main and (step % log_every == 0 or step == total_steps):
+                progress.console.print(f"step {step}/{total_steps} loss {loss:.4f} lr {scheduler.get_last_lr()[0]:.2e}")
+
+    loop_s = time.time() - loop_started
+
+    # --- save ---------------------------------------------------------------------------------
+    accelerator.wait_for_everyone()
+    if main:
+        save_adapter(accelerator.unwrap_model(model), tokenizer, adapter_dir)
+    accelerator.wait_for_everyone()
+    wall = time.time() - started
+    stats = {
+        "steps": len(losses),
+        "epochs": round(len(losses) / steps_per_epoch, 3),
+        "examples": len(encoded),
+        "examples_dropped": dropped,
+        "groups": len(sampler.groups),
+        "examples_seen": seen,
+        "train_tokens": train_tokens,  # answer tokens the loss counted, all processes
+        "first_loss": round(losses[0], 5),
+        "final_loss": round(losses[-1], 5),
+        "mean_loss": round(sum(losses) / len(losses), 5),
+        "losses": [round(x, 5) for x in losses],
+        "trainable_params": n_trainable,
+        "precision": precision,
+        "gradient_checkpointing": checkpointing,
+        "num_processes": accelerator.num_processes,
+        "device": device_name(accelerator),
+        "train_wall_s": round(wall, 2),  # loading, training and saving ("wall_s" is the manifest's own field)
+        "loop_s": round(loop_s, 2),  # the training loop alone
+        "train_tokens_per_s": round(train_tokens / loop_s, 1) if loop_s > 0 else None,
+        "input_tokens_per_s": round(input_tokens * accelerator.num_processes / loop_s, 1) if loop_s > 0 else None,
+    }
+    if on_gpu:
+        stats["peak_gpu_mem_gb"] = round(torch.cuda.max_memory_allocated(accelerator.device) / 2**30, 2)
+    return stats
+
+
+class LoRATrainer(Trainer):
+    """A trainer whose `train` is the shared loop; subclasses only write `build_dataset`."""
+
+    def train(self, ctx: TrainContext, records: list[dict], adapter_dir: Path) -> dict:
+        return train_lora(ctx.model_dir, records, adapter_dir, self.config, seed=ctx.seed)
