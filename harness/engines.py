@@ -45,13 +45,22 @@ class EngineSettings:
         return "auto" if on_gpu() else "float32"
 
 
+def context_length(model_dir: Path, wanted: int) -> int:
+    """`wanted`, or less where the model's own context window is shorter (vLLM refuses more)."""
+    import json
+
+    config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    limit = config.get("max_position_embeddings") or wanted
+    return min(wanted, int(limit))
+
+
 def lm_eval_model_args(engine: str, model_dir: Path, adapter: Path | None, settings: EngineSettings) -> dict:
     """Keyword arguments for lm-eval's `vllm` or `hf` model class."""
     if engine == "vllm":
         args: dict = {
             "pretrained": str(model_dir),
             "dtype": settings.dtype,
-            "max_model_len": settings.max_model_len,
+            "max_model_len": context_length(model_dir, settings.max_model_len),
             "seed": settings.seed,
             "enforce_eager": not on_gpu(),  # CUDA graphs / torch.compile buy nothing on CPU and cost minutes
         }
@@ -61,7 +70,7 @@ def lm_eval_model_args(engine: str, model_dir: Path, adapter: Path | None, setti
     args = {
         "pretrained": str(model_dir),
         "dtype": "bfloat16" if on_gpu() else "float32",
-        "max_length": settings.max_model_len,
+        "max_length": context_length(model_dir, settings.max_model_len),
         "device": "cuda" if on_gpu() else "cpu",  # lm-eval's HFLM assumes CUDA otherwise
     }
     if adapter is not None:
@@ -93,7 +102,7 @@ def _generate_vllm(model_dir: Path, conversations: list[list[dict]], max_new_tok
     llm = LLM(
         model=str(model_dir),
         dtype=settings.dtype,
-        max_model_len=settings.max_model_len,
+        max_model_len=context_length(model_dir, settings.max_model_len),
         enforce_eager=not on_gpu(),
         seed=settings.seed,
     )

@@ -22,7 +22,10 @@ from harness.errors import HarnessError
 def _generate_here(model_dir: Path, conversations: list[list[dict]], max_new_tokens: int, engine: str) -> list[str]:
     from harness import engines  # looked up at call time, so tests can replace generate_chat
 
-    return engines.generate_chat(Path(model_dir), conversations, max_new_tokens, engine=engine)
+    try:
+        return engines.generate_chat(Path(model_dir), conversations, max_new_tokens, engine=engine)
+    except Exception as exc:  # vLLM's errors do not always pickle back across the process boundary
+        raise RuntimeError(f"{type(exc).__name__}: {exc}") from None
 
 
 def generate(model_dir: Path, conversations: list[list[dict]], max_new_tokens: int, engine: str) -> list[str]:

@@ -1,0 +1,80 @@
+"""`harness run` end to end on the tiny Llama: stages, caching, --force, report, baseline check."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import harness.evaluate as evaluate_mod
+from harness.cli import main
+from harness.runstore import read_json, read_jsonl, write_json
+
+pytestmark = pytest.mark.slow
+
+
+def _run_args(model: Path, runs: Path, *extra: str) -> list[str]:
+    return [
+        "run", "--trainer", "sdrrl", "--model", str(model), "--suite", "smoke", "--langs", "en,cs",
+        "--runs-dir", str(runs), "--name", "tiny", "--limit", "2", "--max-gen-toks", "16", "--max-model-len", "1024",
+        "--set", "num_instructions=4", "--set", "answer_max_new_tokens=16", "--set", "parallel_per_lang=2",
+        "--set", "max_steps=2", *extra,
+    ]
+
+
+def _fail(*_a, **_k):
+    raise AssertionError("a finished stage ran again")
+
+
+def test_run_end_to_end_then_cached_then_forced(tiny_llama, tmp_path, eval_cache, monkeypatch, capsys):
+    runs = tmp_path / "runs"
+    assert main(_run_args(tiny_llama, runs)) == 0
+    run = runs / "tiny"
+    records = read_jsonl(run / "data" / "train.jsonl")
+    assert {r["kind"] for r in records} >= {"en_self", "mt", "parallel"}
+    assert {r["lang"] for r in records} == {"en", "cs"}
+    assert (run / "adapter" / "adapter_model.safetensors").exists()
+    for variant in ("base", "adapter"):
+        scores = read_json(run / "eval" / variant / "belebele_cs" / "scores.json")
+        assert scores["variant"] == variant and scores["n_samples"] == 2
+    manifest = read_json(run / "manifest.json")["stages"]
+    assert set(manifest) == {"plan", "data", "train", "evaluate", "report"}
+    assert manifest["data"]["records"] == len(records)
+    report = (run / "report.md").read_text()
+    assert "sdrrl" in report and "macro avg" in report
+
+    # A rerun of the same command redoes nothing.
+    import trainers.sdrrl as sdrrl
+
+    monkeypatch.setattr(sdrrl.SDRRLTrainer, "build_dataset", _fail)
+    monkeypatch.setattr(sdrrl.SDRRLTrainer, "train", _fail)
+    monkeypatch.setattr(evaluate_mod, "build_lm", _fail)
+    assert main(_run_args(tiny_llama, runs)) == 0
+
+    # --force train: the data stay, training and the adapter's evaluation are redone.
+    monkeypatch.undo()
+    monkeypatch.setenv("SDRRL_EVAL_CACHE", str(eval_cache))
+    monkeypatch.setattr(sdrrl.SDRRLTrainer, "build_dataset", _fail)
+    before = (run / "data" / "train.jsonl").stat().st_mtime_ns
+    assert main(_run_args(tiny_llama, runs, "--force", "train")) == 0
+    assert (run / "data" / "train.jsonl").stat().st_mtime_ns == before
+    assert read_json(run / "manifest.json")["stages"]["train"]["finished_at"]
+
+    # Same name, other settings: refused in one line, nothing overwritten.
+    capsys.readouterr()
+    assert main(_run_args(tiny_llama, runs, "--seed", "7")) == 2
+    assert "seed: 0 -> 7" in capsys.readouterr().err
+
+    # Baseline recorded from this run: the check passes, then fails naming a cell whose score drops.
+    baseline = tmp_path / "baseline.json"
+    assert main(["baseline", str(run), "--out", str(baseline), "--tolerance", "acc=0.1"]) == 0
+    assert main(["check", str(run), "--against", str(baseline)]) == 0
+    scores_path = run / "eval" / "base" / "sib200_en" / "scores.json"
+    scores = read_json(scores_path)
+    cell = json.loads(baseline.read_text())["cells"]["base/sib200_en/acc"]
+    scores["metrics"]["acc"] = cell["score"] - 0.5
+    write_json(scores_path, scores)
+    capsys.readouterr()
+    assert main(["check", str(run), "--against", str(baseline)]) == 1
+    assert "base/sib200_en/acc" in capsys.readouterr().out
