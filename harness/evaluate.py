@@ -88,8 +88,9 @@ def _task_code_hash(task: TaskInfo) -> str:
 
 
 def _quiet_logs() -> None:
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-    for name in ("lm-eval", "lm_eval", "vllm", "transformers", "datasets"):
+    # lm-eval warns once per task about settings we pass on purpose (custom_dataset, gen_kwargs).
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
+    for name in ("vllm", "transformers", "datasets"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -162,9 +162,10 @@ def run(spec: RunSpec, runs_dir: Path, force: str | None = None) -> Path:
             scores[variant] = evaluate(req, progress)
             gc.collect()
     if not manifest.is_done("evaluate", eval_hash):
-        wall = sum(s["wall_s"] for by_task in scores.values() for s in by_task.values())
-        manifest.record("evaluate", eval_hash, wall or time.perf_counter() - started, seed=spec.seed,
-                        tasks=len(suite.tasks), variants=[v for v, _ in variants])
+        # Per-task times add up across resumed sessions; this session's elapsed time alone would not.
+        task_wall = sum(s["wall_s"] for by_task in scores.values() for s in by_task.values())
+        manifest.record("evaluate", eval_hash, max(time.perf_counter() - started, task_wall), seed=spec.seed,
+                        task_wall_s=round(task_wall, 3), tasks=len(suite.tasks), variants=[v for v, _ in variants])
 
     # 5 report
     from reports.build import build_report
