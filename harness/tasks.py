@@ -46,7 +46,7 @@ class Suite:
     tasks: list[TaskInfo]
     data_dir: Path | None
     languages: list[str] = field(default_factory=list)
-    # Defaults for a run's trainer on this suite (e.g. the offline smoke suite's shipped data);
+    # Defaults for a run's trainer on this suite (e.g. an offline suite's shipped data);
     # only the keys the chosen trainer's Config has apply. --config and --set override them.
     trainer_settings: dict = field(default_factory=dict)
 
