@@ -114,7 +114,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     req = EvalRequest(
         model_dir=model_dir, tasks=tasks, out_dir=out / "eval" / variant, variant=variant, adapter=adapter,
         engine=args.engine, data_dir=Path(args.data_dir).resolve() if args.data_dir else suite.data_dir,
-        limit=args.limit, settings=EngineSettings(max_model_len=args.max_model_len, seed=args.seed, max_gen_toks=args.max_gen_toks),
+        limit=args.limit, settings=EngineSettings(max_model_len=args.max_model_len, seed=args.seed, max_gen_toks=args.max_gen_toks,
+                                lora_scoring=args.lora_scoring),
     )
     with make_progress() as progress:
         results = evaluate(req, progress)
@@ -166,6 +167,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
         max_model_len=args.max_model_len,
         max_gen_toks=args.max_gen_toks,
+        lora_scoring=args.lora_scoring,
     )
     run_dir = run(spec, Path(args.runs_dir), force=args.force)
     print(run_dir)
@@ -220,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--max-model-len", type=int, default=2048)
         p.add_argument("--max-gen-toks", type=int, help="cap on generated tokens per item (default: each task's own)")
+        p.add_argument("--lora-scoring", default="merge",
+                       help="vLLM multiple choice with an adapter: merge (adapter merged into the weights, batched; default) "
+                            "or serial (LoRA served as such, one request at a time)")
         p.add_argument("--runs-dir", default="runs", help="where run folders go (default ./runs)")
 
     p = sub.add_parser("eval", help="evaluate a model (and optional LoRA adapter) on a suite")

@@ -7,6 +7,7 @@ evaluation resumes at the first unfinished task.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.engines import EngineSettings, check_engine, lm_eval_model_args, prepare_vllm_env
-from harness.errors import HarnessError
+from harness.errors import HarnessError, unknown
 from harness.models import cache_root
 from harness.runstore import read_json, read_jsonl, sha256_file, sha256_json, write_json, write_jsonl
 from harness.tasks import TaskInfo, tasks_dir
@@ -75,6 +76,7 @@ def eval_key(req: EvalRequest, task: TaskInfo, model_fp: str, adapter_fp: str | 
             "limit": req.limit,
             "max_model_len": req.settings.max_model_len,
             "max_gen_toks": req.settings.max_gen_toks,
+            "lora_scoring": req.settings.lora_scoring if adapter_fp else None,
             "format": EVAL_FORMAT,
         }
     )
@@ -94,11 +96,52 @@ def _quiet_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def build_lm(req: EvalRequest) -> Any:
-    """One lm-eval model object, reused across every task of the request."""
+LORA_SCORING = ("merge", "serial")
+
+
+def merged_model_dir(model_dir: Path, adapter: Path, adapter_fp: str) -> Path:
+    """The base weights with the LoRA adapter merged in, built once per (model, adapter), as safetensors."""
+    import shutil
+    import tempfile
+
+    target = cache_root() / "merged" / sha256_json([model_fingerprint(model_dir), adapter_fp])[:20]
+    if (target / "config.json").exists():
+        return target
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".merging.", dir=target.parent))
+    try:
+        base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True)
+        merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+        merged.save_pretrained(tmp, safe_serialization=True)
+        AutoTokenizer.from_pretrained(model_dir).save_pretrained(tmp)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _serving(req: EvalRequest, task: TaskInfo) -> str:
+    """How the adapter reaches the engine for this task: lora, merged, or none (base model)."""
+    if req.adapter is None:
+        return "none"
+    if req.engine == "vllm" and task.kind != "generation" and req.settings.lora_scoring == "merge":
+        return "merged"
+    return "lora"
+
+
+def build_lm(req: EvalRequest, serving: str = "lora", adapter_fp: str | None = None) -> Any:
+    """One lm-eval model object, reused across the tasks of the request that are served the same way."""
     check_engine(req.engine)
     _quiet_logs()
-    args = lm_eval_model_args(req.engine, req.model_dir, req.adapter, req.settings)
+    if serving == "merged":
+        merged = merged_model_dir(req.model_dir, req.adapter, adapter_fp or adapter_fingerprint(req.adapter))
+        args = lm_eval_model_args(req.engine, merged, None, req.settings)
+    else:
+        args = lm_eval_model_args(req.engine, req.model_dir, req.adapter, req.settings)
     if req.engine == "vllm":
         prepare_vllm_env()
         from lm_eval.models.vllm_causallms import VLLM
@@ -183,15 +226,23 @@ def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
 
     metadata = {"data_dir": str(req.data_dir)} if req.data_dir else {}
     manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=metadata)
-    lm = build_lm(req)
+    if req.settings.lora_scoring not in LORA_SCORING:
+        raise unknown("LoRA scoring", req.settings.lora_scoring, LORA_SCORING)
+    # Tasks served the same way run together, so each engine is built once.
+    pending.sort(key=lambda item: _serving(req, item[0]) != "merged")
+    lm, served = None, None
     progress_task = progress.add_task(f"eval {req.variant}", total=len(pending)) if progress else None
     for task, key in pending:
         if progress:
             progress.update(progress_task, description=f"eval {req.variant}: {task.name}")
-        loglikelihood = task.kind != "generation"
-        if req.engine == "vllm" and req.adapter is not None:
+        serving = _serving(req, task)
+        if serving != served:
+            lm = None
+            gc.collect()
+            lm, served = build_lm(req, serving, adapter_fp), serving
+        if req.engine == "vllm" and serving == "lora":
             # vLLM issue 16668: LoRA + prompt logprobs breaks when one step holds several requests.
-            lm.batch_size = 1 if loglikelihood else "auto"
+            lm.batch_size = 1 if task.kind != "generation" else "auto"
         chat = _uses_chat_template(lm, task)
         started = time.perf_counter()
         out = simple_evaluate(
@@ -224,6 +275,7 @@ def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
             "model": str(req.model_dir),
             "adapter": str(req.adapter) if req.adapter else None,
             "adapter_sha256": adapter_fp,
+            "adapter_served_as": None if serving == "none" else serving,
             "variant": req.variant,
             "chat_template": chat,
             "limit": req.limit,
@@ -235,7 +287,7 @@ def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
         results[task.name] = scores
         if progress:
             progress.advance(progress_task)
-    return results
+    return {t.name: results[t.name] for t in req.tasks}
 
 
 def shared_cache_dir() -> Path:

@@ -148,7 +148,7 @@ def run(spec: RunSpec, runs_dir: Path, force: str | None = None) -> Path:
         gc.collect()
 
     # 4 evaluate: the base model always, the adapter when there is one
-    settings = EngineSettings(max_model_len=spec.max_model_len, seed=spec.seed, max_gen_toks=spec.max_gen_toks)
+    settings = EngineSettings(max_model_len=spec.max_model_len, seed=spec.seed, max_gen_toks=spec.max_gen_toks, lora_scoring=spec.lora_scoring)
     variants: list[tuple[str, Path | None]] = [("base", None)] + ([("adapter", adapter)] if adapter else [])
     eval_hash = sha256_json({"spec": spec.digest, "adapter": sha256_file(adapter / "adapter_model.safetensors") if adapter else None})
     started = time.perf_counter()

@@ -28,6 +28,7 @@ class RunSpec:
     data_dir: str | None = None
     max_model_len: int = 2048
     max_gen_toks: int | None = None
+    lora_scoring: str = "merge"
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -54,13 +54,13 @@ def test_generation_tasks_score_and_record_signatures(tiny_llama, tmp_path, eval
 def test_rerun_skips_finished_tasks_and_resumes_the_rest(tiny_llama, tmp_path, eval_cache, monkeypatch):
     tasks = [t for t in get_suite("smoke", "en").tasks if t.kind == "comprehension"]
     first = evaluate(_request(tiny_llama, tasks[:1], tmp_path, "hf"))
-    monkeypatch.setattr(evaluate_mod, "build_lm", lambda req: pytest.fail("a finished task was evaluated again"))
+    monkeypatch.setattr(evaluate_mod, "build_lm", lambda *a: pytest.fail("a finished task was evaluated again"))
     assert evaluate(_request(tiny_llama, tasks[:1], tmp_path, "hf")) == first
     monkeypatch.undo()
     monkeypatch.setenv("SDRRL_EVAL_CACHE", str(eval_cache))
     built = []
     real_build = evaluate_mod.build_lm
-    monkeypatch.setattr(evaluate_mod, "build_lm", lambda req: built.append(1) or real_build(req))
+    monkeypatch.setattr(evaluate_mod, "build_lm", lambda *a: built.append(1) or real_build(*a))
     both = evaluate(_request(tiny_llama, tasks, tmp_path, "hf"))  # only the second task is new
     assert set(both) == {t.name for t in tasks} and built == [1]
     assert both[tasks[0].name] == first[tasks[0].name]
@@ -79,3 +79,36 @@ def test_smollm2_on_the_smoke_suite_through_vllm(smollm2, tmp_path, eval_cache):
             assert all(r["prediction"].strip() for r in rows), name
     # SmolLM2 tells English topics apart far better than chance (1/7), unlike a random model.
     assert results["sib200_en"]["metrics"]["acc"] > 0.5
+
+
+@pytest.fixture(scope="module")
+def tiny_adapter(tiny_llama, tmp_path_factory) -> Path:
+    """A LoRA adapter with non-zero random weights, so that it really changes the scores."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama, use_safetensors=True)
+    lora = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False)
+    out = tmp_path_factory.mktemp("tiny-adapter") / "adapter"
+    get_peft_model(model, lora).save_pretrained(out, safe_serialization=True)
+    return out
+
+
+def test_adapter_scores_agree_merged_serial_lora_and_hf(tiny_llama, tiny_adapter, tmp_path, eval_cache):
+    tasks = [t for t in get_suite("smoke", "en,cs").tasks if t.family == "belebele"]
+    lls = {}
+    for name, engine, scoring in [("merged", "vllm", "merge"), ("serial", "vllm", "serial"), ("hf", "hf", "merge")]:
+        settings = EngineSettings(max_model_len=1024, lora_scoring=scoring)
+        req = _request(tiny_llama, tasks, tmp_path / name, engine, limit=3, settings=settings)
+        req.adapter, req.variant = tiny_adapter, "adapter"
+        results = evaluate(req)
+        assert results[tasks[0].name]["adapter_served_as"] == ("merged" if name == "merged" else "lora")
+        lls[name] = [ll for t in tasks for r in read_jsonl(tmp_path / name / t.name / "samples.jsonl") for ll in r["loglikelihoods"]]
+    base = evaluate(_request(tiny_llama, tasks, tmp_path / "base", "hf", limit=3))
+    base_lls = [ll for t in tasks for r in read_jsonl(tmp_path / "base" / t.name / "samples.jsonl") for ll in r["loglikelihoods"]]
+    assert base and max(abs(a - b) for a, b in zip(lls["hf"], base_lls)) > 1e-2  # the adapter matters
+    for name in ("merged", "serial"):
+        worst = max(abs(a - b) for a, b in zip(lls[name], lls["hf"]))
+        assert worst < 1e-3, f"{name} vs hf: {worst}"
