@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -152,8 +153,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings.update(_load_config_file(args.config))
     settings.update(_parse_settings(args.set or []))
     config = build_config(trainer_cls, settings)  # validates names and types before any work starts
-    import dataclasses
-
     spec = RunSpec(
         name=args.name or default_run_name(args.trainer, args.model, args.suite),
         trainer=args.trainer,

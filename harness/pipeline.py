@@ -142,6 +142,7 @@ def run(spec: RunSpec, runs_dir: Path, force: str | None = None) -> Path:
             stats = trainer.train(ctx, records, partial)
             shutil.rmtree(paths.adapter, ignore_errors=True)
             partial.rename(paths.adapter)
+            paths.adapter.chmod(0o755)  # temp folders are made 0700; an adapter is meant to be shared
             manifest.record("train", train_hash, time.perf_counter() - started, seed=spec.seed, **stats)
             console.print(f"train: done ({stats.get('steps', '?')} steps, loss {stats.get('final_loss', '?')})")
         adapter = paths.adapter
