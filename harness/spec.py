@@ -69,7 +69,9 @@ def check_same_run(path: Path, spec: RunSpec) -> None:
     """A run folder belongs to one spec; reusing its name with other settings would mix results."""
     if not path.exists():
         return
-    changed = diff_specs(load_spec_dict(path), spec.to_dict())
+    # A field added to RunSpec after the run was made counts as its default, so upgrades keep runs.
+    defaults = {f.name: f.default for f in dataclasses.fields(RunSpec) if f.default is not dataclasses.MISSING}
+    changed = diff_specs({**defaults, **load_spec_dict(path)}, spec.to_dict())
     if changed:
         raise HarnessError(
             f"run folder {str(path.parent)!r} was made with other settings ({'; '.join(changed)}); "

@@ -50,3 +50,15 @@ def test_trainer_settings_are_typed_and_unknown_ones_named():
         build_config(cls, {"epochs": "many"})
     with pytest.raises(HarnessError, match=r"unknown trainer 'nope'; valid: .*sdrrl"):
         get_trainer_class("nope")
+
+
+def test_a_spec_written_before_a_field_existed_still_matches(tmp_path: Path):
+    import yaml
+
+    path = tmp_path / "spec.yaml"
+    old = _spec().to_dict()
+    del old["lora_scoring"]  # as written by an older harness
+    path.write_text(yaml.safe_dump(old))
+    check_same_run(path, _spec())
+    with pytest.raises(HarnessError, match="lora_scoring"):
+        check_same_run(path, _spec(lora_scoring="serial"))
