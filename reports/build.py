@@ -593,23 +593,29 @@ def _score_text(c: dict | None, scale: float) -> str:
     return f"{_num(c['score'], scale)} {ci}".strip()
 
 
-def _delta_text(c: dict | None, scale: float, sep: str = "<br>") -> str:
-    if not c:
-        return "—"
-    main = _num(c["delta"], scale, signed=True)
-    if _significant(c):
-        main = f"**{main}**"
-    parts = [f"{main} {_ci(c, scale, signed=True)}".strip()]
+def _delta_notes(c: dict) -> list[str]:
+    """The test results and item counts under a delta, shared by the Markdown and HTML cells."""
+    notes = []
     stat = []
     if c.get("p_value") is not None:
         stat.append(f"p{_p(c['p_value'])}")
     if c.get("mcnemar"):
         stat.append(f"McN p{_p(c['mcnemar']['p_value'])}")
     if stat:
-        parts.append(" · ".join(stat))
+        notes.append(" · ".join(stat))
     if c.get("changes"):
         ch = c["changes"]
-        parts.append(f"{ch['improved']}↑ {ch['regressed']}↓ {ch['unchanged']}=")
+        notes.append(f"{ch['improved']}↑ {ch['regressed']}↓ {ch['unchanged']}=")
+    return notes
+
+
+def _delta_text(c: dict | None, scale: float, sep: str = "<br>") -> str:
+    if not c:
+        return "—"
+    main = _num(c["delta"], scale, signed=True)
+    if _significant(c):
+        main = f"**{main}**"
+    parts = [f"{main} {_ci(c, scale, signed=True)}".strip(), *_delta_notes(c)]
     return sep.join(parts)
 
 
@@ -757,16 +763,7 @@ def _td_delta(c: dict | None, scale: float) -> str:
         main = f'<span class="sig">{main}</span>'
     ci = _ci(c, scale, signed=True)
     parts = [main + (f' <span class="ci">{_e(ci)}</span>' if ci else "")]
-    stat = []
-    if c.get("p_value") is not None:
-        stat.append(f"p{_p(c['p_value'])}")
-    if c.get("mcnemar"):
-        stat.append(f"McN p{_p(c['mcnemar']['p_value'])}")
-    if stat:
-        parts.append(f'<span class="st">{_e(" · ".join(stat))}</span>')
-    if c.get("changes"):
-        ch = c["changes"]
-        parts.append(f'<span class="st">{ch["improved"]}↑ {ch["regressed"]}↓ {ch["unchanged"]}=</span>')
+    parts += [f'<span class="st">{_e(note)}</span>' for note in _delta_notes(c)]
     return f'<td class="{cls}">' + "".join(parts) + "</td>"
 
 
