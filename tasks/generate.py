@@ -58,36 +58,23 @@ def _dump(cfg: dict[str, Any]) -> str:
     return HEADER + yaml.dump(cfg, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1000)
 
 
-def belebele_task(lang: Language) -> tuple[str, dict[str, Any]]:
-    name = f"belebele_{lang.code}"
-    return f"belebele/{name}.yaml", {
+# Multiple-choice families: one task per language, differing only in family name.
+COMPREHENSION_FAMILIES = ("belebele", "sib200")
+
+
+def comprehension_task(family: str, lang: Language) -> tuple[str, dict[str, Any]]:
+    name = f"{family}_{lang.code}"
+    return f"{family}/{name}.yaml", {
         "include": TEMPLATE,
         "task": name,
         "metadata": {
             "version": VERSION,
-            "family": "belebele",
+            "family": family,
             "lang": lang.code,
             "kind": "comprehension",
             "primary_metric": "acc",
             "config": lang.flores,
-            "dataset": DATASETS["belebele"],
-        },
-    }
-
-
-def sib200_task(lang: Language) -> tuple[str, dict[str, Any]]:
-    name = f"sib200_{lang.code}"
-    return f"sib200/{name}.yaml", {
-        "include": TEMPLATE,
-        "task": name,
-        "metadata": {
-            "version": VERSION,
-            "family": "sib200",
-            "lang": lang.code,
-            "kind": "comprehension",
-            "primary_metric": "acc",
-            "config": lang.flores,
-            "dataset": DATASETS["sib200"],
+            "dataset": DATASETS[family],
         },
     }
 
@@ -132,8 +119,8 @@ def task_configs() -> dict[str, dict[str, Any]]:
     """{relative path: config} of every generated task."""
     out: dict[str, dict[str, Any]] = {}
     for lang in LANGUAGES.values():
-        for make in (belebele_task, sib200_task):
-            path, cfg = make(lang)
+        for family in COMPREHENSION_FAMILIES:
+            path, cfg = comprehension_task(family, lang)
             out[path] = cfg
     for lang in LANGUAGES.values():
         if lang.is_english:
