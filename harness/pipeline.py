@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from harness.engines import EngineSettings
 from harness.errors import HarnessError, unknown
-from harness.evaluate import EvalRequest, evaluate
+from harness.evaluate import EvalRequest, adapter_fingerprint, evaluate
 from harness.langs import get_language
 from harness.models import resolve_model
 from harness.runstore import Manifest, read_jsonl, sha256_file, sha256_json, write_jsonl
@@ -151,7 +151,7 @@ def run(spec: RunSpec, runs_dir: Path, force: str | None = None) -> Path:
     # 4 evaluate: the base model always, the adapter when there is one
     settings = EngineSettings(max_model_len=spec.max_model_len, seed=spec.seed, max_gen_toks=spec.max_gen_toks, lora_scoring=spec.lora_scoring)
     variants: list[tuple[str, Path | None]] = [("base", None)] + ([("adapter", adapter)] if adapter else [])
-    eval_hash = sha256_json({"spec": spec.digest, "adapter": sha256_file(adapter / "adapter_model.safetensors") if adapter else None})
+    eval_hash = sha256_json({"spec": spec.digest, "adapter": adapter_fingerprint(adapter)})
     started = time.perf_counter()
     scores: dict[str, Any] = {}
     with make_progress() as progress:
