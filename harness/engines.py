@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-from harness.errors import unknown
+from harness.errors import HarnessError, unknown
 
 ENGINES = ("vllm", "hf")
 
@@ -83,24 +84,29 @@ def lm_eval_model_args(engine: str, model_dir: Path, adapter: Path | None, setti
     return args
 
 
+class Generation(NamedTuple):
+    text: str
+    truncated: bool  # stopped by the token limit, not by the end-of-turn token: the text is cut off
+
+
 def generate_chat(
     model_dir: Path,
     conversations: list[list[dict]],
     max_new_tokens: int,
     engine: str = "vllm",
     settings: EngineSettings | None = None,
-) -> list[str]:
-    """Greedy answers to chat conversations (lists of {role, content}), one string per conversation."""
+) -> list[Generation]:
+    """Greedy answers to chat conversations (lists of {role, content}), one per conversation."""
     settings = settings or EngineSettings()
     check_engine(engine)
     if not conversations:
         return []
     if engine == "vllm":
         return _generate_vllm(model_dir, conversations, max_new_tokens, settings)
-    return _generate_hf(model_dir, conversations, max_new_tokens)
+    return _generate_hf(model_dir, conversations, max_new_tokens, settings)
 
 
-def _generate_vllm(model_dir: Path, conversations: list[list[dict]], max_new_tokens: int, settings: EngineSettings) -> list[str]:
+def _generate_vllm(model_dir: Path, conversations: list[list[dict]], max_new_tokens: int, settings: EngineSettings) -> list[Generation]:
     prepare_vllm_env()
     from vllm import LLM, SamplingParams
 
@@ -113,10 +119,12 @@ def _generate_vllm(model_dir: Path, conversations: list[list[dict]], max_new_tok
     )
     params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
     outputs = llm.chat(conversations, params, use_tqdm=True)
-    return [out.outputs[0].text.strip() for out in outputs]
+    return [Generation(out.outputs[0].text.strip(), out.outputs[0].finish_reason == "length") for out in outputs]
 
 
-def _generate_hf(model_dir: Path, conversations: list[list[dict]], max_new_tokens: int, batch_size: int = 8) -> list[str]:
+def _generate_hf(
+    model_dir: Path, conversations: list[list[dict]], max_new_tokens: int, settings: EngineSettings, batch_size: int = 8
+) -> list[Generation]:
     import torch
     from rich.progress import track
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -126,13 +134,23 @@ def _generate_hf(model_dir: Path, conversations: list[list[dict]], max_new_token
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True).eval()
-    answers: list[str] = []
+    eos = model.generation_config.eos_token_id
+    stop_ids = {tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])} - {None}
+    max_prompt = context_length(model_dir, settings.max_model_len) - max_new_tokens
+    torch.manual_seed(settings.seed)
+    answers: list[Generation] = []
     batches = [conversations[i : i + batch_size] for i in range(0, len(conversations), batch_size)]
     for batch in track(batches, description="generating (hf)"):
         prompts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in batch]
         enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        if enc["input_ids"].shape[1] > max_prompt:
+            raise HarnessError(
+                f"a prompt of {enc['input_ids'].shape[1]} tokens plus {max_new_tokens} new tokens exceeds max_model_len "
+                f"{settings.max_model_len}; raise --max-model-len or shorten the instructions"
+            )
         with torch.no_grad():
             out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-        for row in out[:, enc["input_ids"].shape[1] :]:
-            answers.append(tokenizer.decode(row, skip_special_tokens=True).strip())
+        for row in out[:, enc["input_ids"].shape[1] :].tolist():
+            truncated = not stop_ids.intersection(row)  # no end-of-turn token: generation hit max_new_tokens
+            answers.append(Generation(tokenizer.decode(row, skip_special_tokens=True).strip(), truncated))
     return answers

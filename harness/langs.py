@@ -22,6 +22,7 @@ LANGUAGES: dict[str, Language] = {
     lang.code: lang
     for lang in [
         Language("en", "English", "eng_Latn"),
+        Language("fr", "French", "fra_Latn"),  # a resource-rich source language (SDRRL's source_lang=fr)
         Language("cs", "Czech", "ces_Latn"),
         Language("da", "Danish", "dan_Latn"),
         Language("uk", "Ukrainian", "ukr_Cyrl"),
@@ -46,6 +47,7 @@ LANGUAGE_SETS: dict[str, tuple[str, ...]] = {
     "paper15": ("en", "cs", "da", "uk", "bg", "fi", "hu", "no", "id", "ja", "ko", "pt", "sl", "vi", "pl"),
     "sea": ("th", "km"),
     "smoke": ("en", "cs", "ja"),
+    "smoke_fr": ("fr", "en", "cs"),
 }
 
 

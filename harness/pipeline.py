@@ -96,20 +96,17 @@ def run(spec: RunSpec, runs_dir: Path, force: str | None = None) -> Path:
     suite = get_suite(spec.suite, ",".join(spec.languages))
     data_dir = Path(spec.data_dir) if spec.data_dir else suite.data_dir
 
-    # 1 plan
+    # 1 plan: everything checkable without a model is checked before one is loaded
     check_same_run(paths.spec, spec)
+    languages = [get_language(code) for code in spec.languages]
+    trainer.check(languages)
+    settings = EngineSettings(max_model_len=spec.max_model_len, seed=spec.seed, max_gen_toks=spec.max_gen_toks, lora_scoring=spec.lora_scoring)
     if not manifest.is_done("plan", spec.digest):
         save_spec(spec, paths.spec)
         manifest.record("plan", spec.digest, 0.0, seed=spec.seed)
     console.print(f"[bold]run[/] {spec.name}  trainer={spec.trainer} model={spec.model} suite={spec.suite} -> {paths.root}")
     model_dir = resolve_model(spec.model)
-    ctx = TrainContext(
-        model_dir=model_dir,
-        target_langs=[get_language(code) for code in spec.target_languages],
-        work_dir=paths.work,
-        engine=spec.engine,
-        seed=spec.seed,
-    )
+    ctx = TrainContext(model_dir=model_dir, languages=languages, work_dir=paths.work, engine=spec.engine, seed=spec.seed, settings=settings)
 
     adapter: Path | None = None
     if trainer_cls.trains:
@@ -128,6 +125,7 @@ def run(spec: RunSpec, runs_dir: Path, force: str | None = None) -> Path:
             manifest.record(
                 "data", data_hash, time.perf_counter() - started, seed=spec.seed,
                 records=len(records), groups=len({r.get("group") for r in records}), kinds=dict(kinds), langs=dict(langs),
+                trainer_stats=trainer.data_stats,
             )
             console.print(f"data: {len(records)} records ({dict(kinds)})")
         # 3 train
@@ -149,7 +147,6 @@ def run(spec: RunSpec, runs_dir: Path, force: str | None = None) -> Path:
         gc.collect()
 
     # 4 evaluate: the base model always, the adapter when there is one
-    settings = EngineSettings(max_model_len=spec.max_model_len, seed=spec.seed, max_gen_toks=spec.max_gen_toks, lora_scoring=spec.lora_scoring)
     variants: list[tuple[str, Path | None]] = [("base", None)] + ([("adapter", adapter)] if adapter else [])
     eval_hash = sha256_json({"spec": spec.digest, "adapter": adapter_fingerprint(adapter)})
     started = time.perf_counter()

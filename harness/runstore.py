@@ -115,3 +115,38 @@ class Manifest:
         for stage in stages:
             self.stages.pop(stage, None)
         write_json(self.path, {"stages": self.stages})
+
+
+class JsonlCache:
+    """An append-only JSONL file of rows keyed by `key`: a content-keyed cache that survives kills.
+
+    Readers skip a torn last line (a killed writer) and keep the first row of a key (a concurrent
+    writer that appended the same key adds nothing). Appends are one write + fsync.
+    """
+
+    def __init__(self, path: Path, key: str = "key"):
+        self.path = Path(path)
+        self.key = key
+
+    def load(self) -> dict[str, dict]:
+        rows: dict[str, dict] = {}
+        if not self.path.exists():
+            return rows
+        with open(self.path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    row = json.loads(line)
+                    rows.setdefault(row[self.key], row)
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue
+        return rows
+
+    def append(self, rows: Iterable[dict]) -> None:
+        blob = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
+        if not blob:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(blob)
+            fh.flush()
+            os.fsync(fh.fileno())

@@ -39,10 +39,6 @@ class RunSpec:
     def digest(self) -> str:
         return sha256_json(self.to_dict())
 
-    @property
-    def target_languages(self) -> list[str]:
-        return [code for code in self.languages if code != "en"]
-
 
 def default_run_name(trainer: str, model: str, suite: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model).name if "/" in model else model).strip("-")

@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
+from harness.engines import EngineSettings
 from harness.errors import HarnessError, unknown
 from harness.langs import Language
 
@@ -22,14 +23,17 @@ ENTRY_POINT_GROUP = "sdrrl_harness.trainers"
 
 @dataclass
 class TrainContext:
-    """What a trainer may read: the base model, the languages it trains for, and where to work."""
+    """What a trainer may read: the base model, the run's languages, where to work, how to generate."""
 
     model_dir: Path  # the resolved base model (an HF folder)
-    target_langs: list[Language]  # the suite's languages other than English
+    languages: list[Language]  # the run's languages; a trainer's targets are these minus its source language
     work_dir: Path  # runs/<name>/data/work: caches (translations, self-distilled answers)
     engine: str = "vllm"  # how the trainer runs the model when it generates
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    settings: EngineSettings = field(default_factory=EngineSettings)  # the run's: seed, max_model_len
+
+    def targets(self, source: str) -> list[Language]:
+        return [lang for lang in self.languages if lang.code != source]
 
 
 class Trainer(ABC):
@@ -42,6 +46,11 @@ class Trainer(ABC):
 
     def __init__(self, config: Any):
         self.config = config
+        self.data_stats: dict[str, Any] = {}  # what build_dataset reports (counts, drops); lands in the manifest
+
+    def check(self, languages: list[Language]) -> None:
+        """Raise HarnessError naming what the run lacks (lexicons, parallel pairs, files) before any
+        model is loaded. The default checks nothing."""
 
     @abstractmethod
     def build_dataset(self, ctx: TrainContext) -> list[dict]:

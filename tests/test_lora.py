@@ -73,42 +73,65 @@ def _groups():
     return [f"g{i % 10}" for i in range(37)]
 
 
-def test_sampler_keeps_groups_whole_and_uses_every_record_once():
-    groups = _groups()
-    sampler = GroupBatchSampler(groups, groups_per_batch=3, seed=1)
+def test_sampler_batches_hold_exactly_batch_size_records_and_keep_groups_that_fit():
+    groups = _groups()  # 10 groups of 3-4 records
+    sampler = GroupBatchSampler(groups, batch_size=8, seed=1)
     for epoch in range(3):
         sampler.set_epoch(epoch)
         batches = list(sampler)
-        assert len(batches) == len(sampler) == 4
+        assert len(batches) == len(sampler) == 37 // 8
+        assert all(len(b) == 8 for b in batches)  # sized in records, never in groups
         flat = [i for b in batches for i in b]
-        assert sorted(flat) == list(range(len(groups)))  # every record once
-        for b in batches:
-            batch_groups = {groups[i] for i in b}
-            assert len(batch_groups) <= 3
-            for g in batch_groups:  # a group present in a batch is there completely
-                assert {i for i in b if groups[i] == g} == {i for i, x in enumerate(groups) if x == g}
+        assert len(flat) == len(set(flat))  # no record twice in an epoch
+        assert len(flat) == 32  # the short last batch (5 records) is dropped
+        # a group is split only to fill the end of a batch, so it spans two neighbouring batches at most
+        for g in set(groups):
+            holders = sorted({k for k, b in enumerate(batches) for i in b if groups[i] == g})
+            assert len(holders) <= 2 and (len(holders) < 2 or holders[1] == holders[0] + 1)
+        assert sampler.split_groups <= len(batches)
     sampler.set_epoch(0)
     first = list(sampler)
     sampler.set_epoch(1)
     assert list(sampler) != first  # reshuffled per epoch
-    assert list(GroupBatchSampler(groups, 3, seed=1)) == first  # deterministic for a seed
+    assert list(GroupBatchSampler(groups, 8, seed=1)) == first  # deterministic for a seed
+
+
+def test_sampler_splits_only_groups_larger_than_a_batch_and_fills_gaps_with_small_ones():
+    # SDRRL-like: big groups of 5 variants, plus single-record parallel pairs
+    groups = [f"src{i}" for i in range(6) for _ in range(5)] + [f"par{i}" for i in range(10)]
+    sampler = GroupBatchSampler(groups, batch_size=8, seed=3)
+    batches = list(sampler)
+    assert all(len(b) == 8 for b in batches) and len(batches) == 40 // 8
+    for g in {x for x in groups if x.startswith("src")}:
+        holders = {k for k, b in enumerate(batches) for i in b if groups[i] == g}
+        assert len(holders) <= 2
+    assert sampler.split_groups <= 2
+    big = GroupBatchSampler(["a"] * 20, batch_size=8, seed=0)
+    assert [len(b) for b in big] == [8, 8] and big.split_groups == 1  # larger than a batch: split
 
 
 def test_sampler_without_same_batch_and_across_processes():
     groups = _groups()
-    plain = GroupBatchSampler(groups, groups_per_batch=4, seed=0, same_batch=False)
-    assert len(list(plain)) == 10 and all(len(b) <= 4 for b in list(plain))
-    ranks = [list(GroupBatchSampler(groups, 2, seed=0, rank=r, world_size=2)) for r in range(2)]
-    assert len(ranks[0]) == len(ranks[1]) == 2
+    plain = GroupBatchSampler(groups, batch_size=4, seed=0, same_batch=False)
+    assert len(list(plain)) == 9 and all(len(b) == 4 for b in list(plain))
+    ranks = [list(GroupBatchSampler(groups, 4, seed=0, rank=r, world_size=2)) for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == len(GroupBatchSampler(groups, 4, rank=1, world_size=2)) == 4
     seen = [i for r in ranks for b in r for i in b]
     assert len(seen) == len(set(seen))
+
+
+def test_equal_records_per_step_whatever_the_group_sizes():
+    """The budget fix: SDRRL-sized groups and single records give the same records per batch."""
+    sdrrl_like = GroupBatchSampler([f"g{i // 19}" for i in range(19 * 8)], batch_size=16, seed=0)
+    sft_like = GroupBatchSampler([f"r{i}" for i in range(152)], batch_size=16, seed=0, same_batch=False)
+    assert {len(b) for b in sdrrl_like} == {len(b) for b in sft_like} == {16}
 
 
 def test_config_checks():
     with pytest.raises(HarnessError, match="lora_rank"):
         check_config(TrainConfig(lora_rank=128))
-    with pytest.raises(HarnessError, match="groups_per_batch"):
-        check_config(TrainConfig(groups_per_batch=0))
+    with pytest.raises(HarnessError, match="batch_size"):
+        check_config(TrainConfig(batch_size=0))
 
 
 # --- end to end -----------------------------------------------------------------------------
@@ -122,7 +145,7 @@ def _records(n_groups: int = 3, per_group: int = 2) -> list[dict]:
     ]
 
 
-FAST = dict(lora_rank=8, learning_rate=2e-2, warmup_ratio=0.0, lr_scheduler="constant", groups_per_batch=2)
+FAST = dict(lora_rank=8, learning_rate=2e-2, warmup_ratio=0.0, lr_scheduler="constant", batch_size=4)
 
 
 def test_micro_batching_does_not_change_the_loss(tiny_model, tmp_path):

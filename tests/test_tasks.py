@@ -169,7 +169,7 @@ def test_every_language_has_its_tasks_with_metadata():
 
 def test_suites():
     suites = all_suites()
-    assert set(suites) == {"paper15", "sea", "smoke"}
+    assert set(suites) == {"paper15", "sea", "smoke", "smoke_fr"}
     paper15 = suites["paper15"]
     assert paper15.languages == list(LANGUAGE_SETS["paper15"]) and paper15.data_dir is None
     assert len(paper15.tasks) == 15 * 2 + 14 * 2
@@ -181,6 +181,9 @@ def test_suites():
     smoke = suites["smoke"]
     assert smoke.languages == ["en", "cs", "ja"] and len(smoke.tasks) == 10
     assert smoke.data_dir == tasks_dir() / "fixtures" and smoke.data_dir.is_dir()
+    french = suites["smoke_fr"]  # French as the source: its retention is measured on French tasks
+    assert french.languages == ["fr", "en", "cs"] and french.trainer_settings["source_lang"] == "fr"
+    assert {t.name for t in french.tasks} >= {"belebele_fr", "sib200_fr", "flores200_en-fr", "flores200_fr-en"}
 
 
 def test_suite_language_restriction():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.engines import Generation
 from harness.errors import HarnessError
 from harness.langs import LANGUAGES
 from harness.trainer_api import TrainContext, build_config, load_trainers
@@ -32,6 +33,7 @@ SMOKE = {
     "code_switch_variants": "2",
     "code_switch_ratio": "0.5",
     "answer_max_new_tokens": "12",
+    "keep_truncated_answers": "true",  # the tiny random model never ends its turn
 }
 
 
@@ -41,7 +43,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 def _ctx(model_dir: Path, work: Path, langs=(CS, JA)) -> TrainContext:
-    return TrainContext(model_dir=model_dir, target_langs=list(langs), work_dir=work, engine="hf", seed=3)
+    return TrainContext(model_dir=model_dir, languages=[EN, *langs], work_dir=work, engine="hf", seed=3)
 
 
 # --- the SDRRL transfer set -----------------------------------------------------------------
@@ -60,7 +62,8 @@ def test_sdrrl_pair_types_per_language(sdrrl_run):
     kinds = {(r["kind"], r["lang"]) for r in records}
     assert ("en_self", "en") in kinds
     for lang in ("cs", "ja"):
-        assert {("mt", lang), ("code_switch", lang), ("parallel", lang)} <= kinds
+        assert {("mt", lang), ("code_switch", lang)} <= kinds
+        assert any(k.startswith("parallel_") and l == lang for k, l in kinds)
     for r in records:
         assert set(r) == {"id", "group", "kind", "lang", "messages"}
         assert [m["role"] for m in r["messages"]] == ["user", "assistant"]
@@ -72,7 +75,7 @@ def test_sdrrl_variants_share_their_source_group(sdrrl_run):
     by_group: dict[str, list[dict]] = {}
     for r in records:
         by_group.setdefault(r["group"], []).append(r)
-    source_groups = [g for g, rs in by_group.items() if rs[0]["kind"] != "parallel"]
+    source_groups = [g for g, rs in by_group.items() if not rs[0]["kind"].startswith("parallel")]
     assert len(source_groups) == 6
     for g in source_groups:
         rs = by_group[g]
@@ -83,16 +86,21 @@ def test_sdrrl_variants_share_their_source_group(sdrrl_run):
         lex = LexiconTranslator()
         assert mt_cs["messages"][0]["content"] == lex.translate([english["messages"][0]["content"]], EN, CS)[0]
         assert mt_cs["messages"][1]["content"] == lex.translate([english["messages"][1]["content"]], EN, CS)[0]
-    parallel_groups = [g for g, rs in by_group.items() if rs[0]["kind"] == "parallel"]
+    parallel_groups = [g for g, rs in by_group.items() if rs[0]["kind"].startswith("parallel")]
     assert all(len(by_group[g]) == 1 for g in parallel_groups)
 
 
 def test_sdrrl_parallel_pairs_per_language(sdrrl_run):
     _, records, _ = sdrrl_run
     for lang in ("cs", "ja"):
-        pairs = [r for r in records if r["kind"] == "parallel" and r["lang"] == lang]
+        pairs = [r for r in records if r["kind"].startswith("parallel") and r["lang"] == lang]
         assert len(pairs) == 3
-        assert all(r["messages"][0]["content"].startswith("Translate the following English text into") for r in pairs)
+        # the default: partial translation and completion, 2:1 of 3 pairs by largest remainder
+        assert sorted(r["kind"] for r in pairs) in (
+            ["parallel_completion", "parallel_partial", "parallel_partial"],
+            ["parallel_completion", "parallel_completion", "parallel_partial"],
+        )
+        assert not any(r["messages"][0]["content"].startswith("Translate the following") for r in pairs)
 
 
 def test_sdrrl_code_switch_ratio_is_honoured(sdrrl_run):
@@ -117,15 +125,102 @@ def test_sdrrl_rerun_uses_caches(sdrrl_run, tiny_model, monkeypatch):
     assert (work / "self_answers.jsonl").is_file() and (work / "translations.jsonl").is_file()
 
 
+def _fake_generate(truncated_every: int):
+    def fake(model_dir, conversations, max_new_tokens, engine="vllm", settings=None):
+        return [Generation(f"Answer {i} about {c[0]['content'][:10]}", i % truncated_every == 0) for i, c in enumerate(conversations)]
+
+    return fake
+
+
+def test_sdrrl_drops_truncated_self_answers_and_counts_them(tmp_path, monkeypatch):
+    monkeypatch.setattr("harness.engines.generate_chat", _fake_generate(truncated_every=3))
+    settings = {**SMOKE, "keep_truncated_answers": "false", "parallel_per_lang": "0", "code_switch_variants": "0"}
+    trainer = SDRRLTrainer(build_config(SDRRLTrainer, settings))
+    records = trainer.build_dataset(_ctx(Path("/no-model"), tmp_path))
+    stats = trainer.data_stats
+    assert stats["truncated_answers"] == 2 and stats["dropped_truncated_answers"] == 2  # answers 0 and 3 of 6
+    assert len([r for r in records if r["kind"] == "en_self"]) == 4
+    assert not any(r["messages"][1]["content"].startswith(("Answer 0 ", "Answer 3 ")) for r in records)
+    kept = SDRRLTrainer(build_config(SDRRLTrainer, {**settings, "keep_truncated_answers": "true"}))
+    assert len([r for r in kept.build_dataset(_ctx(Path("/no-model"), tmp_path)) if r["kind"] == "en_self"]) == 6
+    assert kept.data_stats["truncated_answers"] == 2 and kept.data_stats["dropped_truncated_answers"] == 0
+
+
+def test_sdrrl_reference_answer_ablation_uses_the_data_sets_answers(tmp_path, monkeypatch):
+    def no_generation(*a, **k):
+        raise AssertionError("the reference-answer ablation must not self-distil")
+
+    monkeypatch.setattr("harness.engines.generate_chat", no_generation)
+    settings = {**SMOKE, "answer_source": "reference", "parallel_per_lang": "0", "code_switch_variants": "0"}
+    trainer = SDRRLTrainer(build_config(SDRRLTrainer, settings))
+    records = trainer.build_dataset(_ctx(Path("/no-model"), tmp_path))
+    references = {ex["id"]: ex["output"] for ex in load_instructions("builtin:alpaca-smoke", 6, seed=3)}
+    source = [r for r in records if r["lang"] == "en"]
+    assert {r["kind"] for r in source} == {"en_reference"} and len(source) == 6
+    assert all(r["messages"][1]["content"] == references[r["group"]] for r in source)
+
+
+def test_sdrrl_ablation_settings_produce_the_records_they_should(tmp_path, monkeypatch):
+    monkeypatch.setattr("harness.engines.generate_chat", _fake_generate(truncated_every=10**9))
+
+    def kinds(**overrides):
+        trainer = SDRRLTrainer(build_config(SDRRLTrainer, {**SMOKE, **{k: str(v) for k, v in overrides.items()}}))
+        return {r["kind"] for r in trainer.build_dataset(_ctx(Path("/no-model"), tmp_path))}, trainer.config
+
+    full, _ = kinds()
+    assert {"en_self", "mt", "code_switch", "parallel_partial", "parallel_completion"} <= full
+    no_cs, _ = kinds(code_switch_variants=0)
+    assert "code_switch" not in no_cs and "mt" in no_cs
+    no_parallel, _ = kinds(parallel_per_lang=0)
+    assert not any(k.startswith("parallel") for k in no_parallel)
+    translation_only, _ = kinds(parallel_formats="translation:1")
+    assert {k for k in translation_only if k.startswith("parallel")} == {"parallel_translation"}
+    _, config = kinds(same_batch="false")
+    assert config.same_batch is False  # the grouping ablation acts in the sampler (tests/test_lora.py)
+
+
+def test_parallel_formats_build_the_records_they_should():
+    from trainers.sources import parallel_records
+
+    pairs = [("The cat sleeps on the warm sofa today.", "Kočka dnes spí na teplé pohovce.")] * 4
+    cfg = build_config(SDRRLTrainer, {"parallel_formats": "translation:1,partial:1,completion:2"})
+    records = parallel_records(pairs, EN, CS, cfg, seed=0)
+    by_kind = {}
+    for r in records:
+        by_kind.setdefault(r["kind"], []).append(r)
+    assert {k: len(v) for k, v in by_kind.items()} == {"parallel_translation": 1, "parallel_partial": 1, "parallel_completion": 2}
+    full = by_kind["parallel_translation"][0]["messages"]
+    assert pairs[0][0] in full[0]["content"] and full[1]["content"] == pairs[0][1]
+    partial = by_kind["parallel_partial"][0]["messages"]
+    prefix = partial[0]["content"].split("Started translation: ")[1].split("\n")[0]
+    assert pairs[0][0] in partial[0]["content"] and f"{prefix} {partial[1]['content']}" == pairs[0][1]
+    for r in by_kind["parallel_completion"]:
+        prompt, rest = r["messages"][0]["content"], r["messages"][1]["content"]
+        assert pairs[0][0] not in prompt  # target language only
+        assert f"{prompt.splitlines()[-1]} {rest}" == pairs[0][1]
+    flores_prompt = "Translate the following sentence from English to Czech."
+    assert not any(flores_prompt.split(" from")[0] in r["messages"][0]["content"] for r in records)
+    with pytest.raises(HarnessError, match="unknown parallel format 'sentence'"):
+        parallel_records(pairs, EN, CS, build_config(SDRRLTrainer, {"parallel_formats": "sentence:1"}), seed=0)
+
+
 def test_sdrrl_refuses_flores_and_missing_lexicon(tiny_model, tmp_path):
     flores = SDRRLTrainer(build_config(SDRRLTrainer, {**SMOKE, "parallel_data": "openlanguagedata/flores_plus"}))
     with pytest.raises(HarnessError, match="FLORES"):
         flores.build_dataset(_ctx(tiny_model, tmp_path))
-    danish = SDRRLTrainer(build_config(SDRRLTrainer, SMOKE))
+    # what the run lacks is found by check(), which the plan stage calls before any model is loaded
+    danish = SDRRLTrainer(build_config(SDRRLTrainer, {**SMOKE, "parallel_per_lang": "0"}))
     with pytest.raises(HarnessError) as err:
-        danish.build_dataset(_ctx(tiny_model, tmp_path, langs=(DA,)))
+        danish.check([EN, DA])
     message = str(err.value)
-    assert "en-da.txt" in message and "cs, ja" in message and "\n" not in message
+    assert "en-da.txt" in message and "cs, fr, ja" in message and "\n" not in message
+    with pytest.raises(HarnessError, match="no .*en-da.jsonl; it has: en-cs, en-fr, en-ja, fr-cs"):
+        SDRRLTrainer(build_config(SDRRLTrainer, SMOKE)).check([EN, DA])
+    french = SDRRLTrainer(build_config(SDRRLTrainer, {**SMOKE, "source_lang": "fr", "parallel_data": "Helsinki-NLP/opus-100"}))
+    with pytest.raises(HarnessError, match="English-centric pairs only, so no fr-cs pairs"):
+        french.check([EN, CS])
+    with pytest.raises(HarnessError, match="source_lang must be one of en, fr, got 'de'"):
+        SDRRLTrainer(build_config(SDRRLTrainer, {**SMOKE, "source_lang": "de"})).check([EN, CS])
 
 
 # --- the other trainers ---------------------------------------------------------------------
@@ -173,14 +268,14 @@ def test_instruction_sampling_and_local_files(tmp_path):
 
 
 def test_parallel_sources():
-    pairs = load_parallel("builtin:opus-smoke", JA, 4, seed=0)
+    pairs = load_parallel("builtin:opus-smoke", EN, JA, 4, seed=0)
     assert len(pairs) == 4 and all(en and ja for en, ja in pairs)
     with pytest.raises(HarnessError, match="en-da.jsonl"):
-        load_parallel("builtin:opus-smoke", DA, 4, seed=0)
+        load_parallel("builtin:opus-smoke", EN, DA, 4, seed=0)
     with pytest.raises(HarnessError, match="fewer than"):
-        load_parallel("builtin:opus-smoke", CS, 17, seed=0)
+        load_parallel("builtin:opus-smoke", EN, CS, 17, seed=0)
     with pytest.raises(HarnessError, match="FLORES"):
-        load_parallel("facebook/flores", CS, 4, seed=0)
+        load_parallel("facebook/flores", EN, CS, 4, seed=0)
 
 
 # --- code-switching -------------------------------------------------------------------------
@@ -250,7 +345,7 @@ def test_lexicon_and_file_translators(tmp_path):
     assert lex.translate(["kočka"], CS, EN) == ["cat"]  # the inverse lexicon
     with pytest.raises(HarnessError) as err:
         lex.translate(["cat"], EN, DA)
-    assert "en-da.txt" in str(err.value) and "cs, ja" in str(err.value)
+    assert "en-da.txt" in str(err.value) and "cs, fr, ja" in str(err.value)
 
     path = tmp_path / "mt.jsonl"
     path.write_text(
@@ -280,7 +375,7 @@ def test_llm_translator_makes_one_generation_call_for_all_languages(tmp_path, mo
 
     def fake_generate(model_dir, conversations, max_new_tokens, engine="vllm", settings=None):
         calls.append(conversations)
-        return [f"T{i}" for i in range(len(conversations))]
+        return [Generation(f"T{i}", False) for i in range(len(conversations))]
 
     monkeypatch.setattr("harness.engines.generate_chat", fake_generate)
     translator = make_translator("llm", model_dir=tmp_path, engine="hf", cache_dir=tmp_path)

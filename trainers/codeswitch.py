@@ -54,6 +54,17 @@ def invert_lexicon(lexicon: Lexicon) -> Lexicon:
     return inverted
 
 
+def compose_lexicons(first: Lexicon, second: Lexicon) -> Lexicon:
+    """a->c from a->b and b->c (pivot translation): each a word maps to the c translations of its b
+    translations, in order, without repeats."""
+    composed: Lexicon = {}
+    for word, middles in first.items():
+        out = [c for b in middles for c in second.get(b.lower(), [])]
+        if out:
+            composed[word] = list(dict.fromkeys(out))
+    return composed
+
+
 def match_case(original: str, replacement: str) -> str:
     """Carry the source word's capitalisation over (only meaningful for cased scripts)."""
     if original.isupper() and len(original) > 1:

@@ -16,27 +16,35 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from harness.engines import EngineSettings, Generation
 from harness.errors import HarnessError
 
 
-def _generate_here(model_dir: Path, conversations: list[list[dict]], max_new_tokens: int, engine: str) -> list[str]:
+def _generate_here(
+    model_dir: Path, conversations: list[list[dict]], max_new_tokens: int, engine: str, settings: EngineSettings
+) -> list[Generation]:
     from harness import engines  # looked up at call time, so tests can replace generate_chat
 
     try:
-        return engines.generate_chat(Path(model_dir), conversations, max_new_tokens, engine=engine)
+        return engines.generate_chat(Path(model_dir), conversations, max_new_tokens, engine=engine, settings=settings)
+    except HarnessError:
+        raise
     except Exception as exc:  # vLLM's errors do not always pickle back across the process boundary
         raise RuntimeError(f"{type(exc).__name__}: {exc}") from None
 
 
-def generate(model_dir: Path, conversations: list[list[dict]], max_new_tokens: int, engine: str) -> list[str]:
-    """Greedy answers, one per conversation, through harness.engines.generate_chat."""
+def generate(
+    model_dir: Path, conversations: list[list[dict]], max_new_tokens: int, engine: str, settings: EngineSettings
+) -> list[Generation]:
+    """Greedy answers, one per conversation, through harness.engines.generate_chat, with the run's
+    engine settings (seed, max_model_len)."""
     if not conversations:
         return []
     if engine != "vllm":
-        return _generate_here(model_dir, conversations, max_new_tokens, engine)
+        return _generate_here(model_dir, conversations, max_new_tokens, engine, settings)
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         try:
-            return pool.submit(_generate_here, str(model_dir), conversations, max_new_tokens, engine).result()
+            return pool.submit(_generate_here, str(model_dir), conversations, max_new_tokens, engine, settings).result()
         except BrokenProcessPool:
             raise HarnessError(
                 f"the vLLM generation process for {model_dir} died (out of memory?); try --engine hf or a smaller model"

@@ -1,7 +1,7 @@
 """The one LoRA training loop every trainer shares.
 
-Read top to bottom: config -> tokenization (loss on assistant tokens only) -> the same-batch
-sampler (all records of one `group` in one batch) -> `train_lora` (load base, wrap in PEFT, loop,
+Read top to bottom: config -> tokenization (loss on assistant tokens only) -> the batch sampler
+(batches sized in records; grouping decides which records share a batch) -> `train_lora` (load base, wrap in PEFT, loop,
 save the adapter as safetensors). No HF Trainer: the loop is plain PyTorch, with `accelerate` only
 for device placement, mixed precision and DDP, so `accelerate launch -m harness.cli ...` on several
 GPUs gives data parallelism with the same code.
@@ -36,8 +36,9 @@ IGNORE_INDEX = -100
 class TrainConfig:
     """LoRA and optimisation knobs. Trainers' Config dataclasses inherit these.
 
-    The SDRRL paper trains with LoRA but its exact hyper-parameters are not available to us; the
-    defaults below are common LoRA instruction-tuning values, not the paper's.
+    Whether the SDRRL paper fine-tuned with LoRA or fully is not known (DESIGN.md); we train LoRA
+    adapters (vLLM serves them). The defaults below are common LoRA instruction-tuning values: our
+    defaults, not the paper's.
     """
 
     lora_rank: int = 16  # LoRA r; <= 64 so vLLM can serve the adapter (paper's value unknown)
@@ -47,8 +48,8 @@ class TrainConfig:
     learning_rate: float = 2e-4  # peak AdamW learning rate; paper's value unknown
     epochs: int = 3  # passes over the training set; paper's value unknown
     max_steps: int = 0  # > 0: train exactly this many optimizer steps (overrides epochs); 0: use epochs
-    groups_per_batch: int = 4  # groups (source examples with all their variants) per batch
-    grad_accum_steps: int = 1  # batches per optimizer step
+    batch_size: int = 16  # records per batch and process, whatever the grouping (equal budgets across trainers); our default
+    grad_accum_steps: int = 1  # batches per optimizer step (records per step = batch_size x grad_accum_steps x processes)
     micro_batch_size: int = 4  # records per forward pass (memory only: a step is one update either way)
     max_seq_len: int = 1024  # tokens per record; longer ones are cut, ones left with no answer token dropped
     warmup_ratio: float = 0.03  # fraction of optimizer steps with linear warm-up
@@ -57,7 +58,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0  # gradient clipping; 0 disables
     gradient_checkpointing: str = "auto"  # auto (on GPU only) | true | false
     precision: str = "auto"  # auto (bf16 on a bf16-capable GPU, else fp32) | bf16 | fp32
-    same_batch: bool = True  # keep every record of one group in one batch (SDRRL's same-batch self-distillation)
+    same_batch: bool = True  # keep the records of one group in one batch where they fit (grouping; see GroupBatchSampler)
     log_every: int = 0  # print the loss every N steps; 0: about 20 lines per run
 
 
@@ -125,34 +126,46 @@ def encode_chat(tokenizer, messages: list[dict], max_seq_len: int) -> dict | Non
 
 
 class GroupBatchSampler:
-    """Batches of record indices; each batch holds `groups_per_batch` whole groups.
+    """Batches of exactly `batch_size` record indices; grouping only decides which records share one.
 
-    Group order is shuffled per epoch with `seed + epoch`; records keep their order within a
-    group. With `same_batch=False` every record is its own group (ordinary shuffled batches).
-    With several processes (DDP) each takes every `world_size`-th batch, and the batch list is cut
-    to a multiple of `world_size` so every process runs the same number of steps.
+    Batches are sized in records, never in groups, so trainers whose groups differ in size (SDRRL's
+    ~19 variants of one instruction, translate-then-SFT's single records) train on the same number
+    of records per step. With `same_batch=True` the records of one group are kept in one batch
+    whenever the group fits: groups are taken in a shuffled order, and the space a group leaves
+    at the end of a batch is filled with a later group that fits (looking `lookahead` groups
+    ahead), so a group is split across two batches only when no later group fits the gap or the
+    group is larger than a batch. With `same_batch=False` every record is its own group
+    (ordinary shuffled batches). Order is shuffled per epoch with `seed + epoch`; records keep
+    their order within a group. The last, short batch of an epoch is dropped (its records come
+    back shuffled in the next epoch) unless it is the only one. With several processes (DDP) each
+    takes every `world_size`-th batch, and the batch list is cut to a multiple of `world_size` so
+    every process runs the same number of steps.
     """
 
     def __init__(
         self,
         groups: list[str],
-        groups_per_batch: int,
+        batch_size: int,
         seed: int = 0,
         same_batch: bool = True,
         rank: int = 0,
         world_size: int = 1,
+        lookahead: int = 256,
     ):
-        if groups_per_batch < 1:
-            raise HarnessError(f"groups_per_batch must be >= 1, got {groups_per_batch}")
+        if batch_size < 1:
+            raise HarnessError(f"batch_size must be >= 1, got {batch_size}")
         members: dict[str, list[int]] = {}
         for index, group in enumerate(groups):
             members.setdefault(group if same_batch else f"#{index}", []).append(index)
         self.groups = list(members.values())
-        self.groups_per_batch = groups_per_batch
+        self.n_records = len(groups)
+        self.batch_size = batch_size
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
+        self.lookahead = lookahead
         self.epoch = 0
+        self.split_groups = 0  # groups the last all_batches() call had to split across batches
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -161,10 +174,25 @@ class GroupBatchSampler:
         """This epoch's batches across all processes."""
         order = list(range(len(self.groups)))
         random.Random(self.seed + self.epoch).shuffle(order)
-        batches = []
-        for start in range(0, len(order), self.groups_per_batch):
-            chosen = order[start : start + self.groups_per_batch]
-            batches.append([i for g in chosen for i in self.groups[g]])
+        pending = [(g, list(self.groups[g])) for g in order]
+        batches: list[list[int]] = []
+        split: set[int] = set()
+        while pending:
+            batch: list[int] = []
+            while pending and len(batch) < self.batch_size:
+                space = self.batch_size - len(batch)
+                fits = next((k for k, (_, rest) in enumerate(pending[: self.lookahead]) if len(rest) <= space), None)
+                if fits is None:  # nothing fits the gap: split the next group to keep the batch full
+                    group, rest = pending[0]
+                    split.add(group)
+                    batch.extend(rest[:space])
+                    pending[0] = (group, rest[space:])
+                else:
+                    batch.extend(pending.pop(fits)[1])
+            batches.append(batch)
+        self.split_groups = len(split)
+        if len(batches) > 1 and len(batches[-1]) < self.batch_size:
+            batches.pop()
         if self.world_size > 1:
             batches = batches[: len(batches) - len(batches) % self.world_size]
         return batches
@@ -173,7 +201,7 @@ class GroupBatchSampler:
         return iter(self.all_batches()[self.rank :: self.world_size])
 
     def __len__(self) -> int:
-        n = math.ceil(len(self.groups) / self.groups_per_batch)
+        n = max(1, self.n_records // self.batch_size)
         if self.world_size > 1:
             n -= n % self.world_size
         return n // self.world_size
@@ -247,7 +275,7 @@ def resolve_precision(precision: str) -> str:
 def check_config(config: TrainConfig) -> None:
     if not 1 <= config.lora_rank <= MAX_VLLM_LORA_RANK:
         raise HarnessError(f"lora_rank must be between 1 and {MAX_VLLM_LORA_RANK} (vLLM's max_lora_rank), got {config.lora_rank}")
-    for name in ("groups_per_batch", "grad_accum_steps", "micro_batch_size", "max_seq_len"):
+    for name in ("batch_size", "grad_accum_steps", "micro_batch_size", "max_seq_len"):
         if getattr(config, name) < 1:
             raise HarnessError(f"{name} must be >= 1, got {getattr(config, name)}")
     if config.epochs < 1 and config.max_steps < 1:
@@ -331,7 +359,7 @@ def train_lora(
     if not encoded:
         raise HarnessError(f"all {len(records)} records were dropped: no answer token fits in max_seq_len={config.max_seq_len}")
     sampler = GroupBatchSampler(
-        groups, config.groups_per_batch, seed, config.same_batch, accelerator.process_index, accelerator.num_processes
+        groups, config.batch_size, seed, config.same_batch, accelerator.process_index, accelerator.num_processes
     )
     batches_per_epoch = len(sampler)
     if batches_per_epoch == 0:
@@ -476,6 +504,10 @@ def train_lora(
         "examples_dropped": dropped,
         "groups": len(sampler.groups),
         "examples_seen": seen,
+        "records_per_step": config.batch_size * config.grad_accum_steps * accelerator.num_processes,
+        "input_tokens": input_tokens * accelerator.num_processes,  # prompt and answer tokens, all processes
+        "tokens_per_step": round(input_tokens * accelerator.num_processes / len(losses), 1),
+        "split_groups": sampler.split_groups,  # groups split across batches in the last epoch's order
         "train_tokens": train_tokens,  # answer tokens the loss counted, all processes
         "first_loss": round(losses[0], 5),
         "final_loss": round(losses[-1], 5),

@@ -1,167 +1,201 @@
 """SDRRL: Self-Distillation from Resource-Rich Languages (Zhang et al., ACL 2024), as we implement it.
 
-build_dataset, for each sampled English instruction Q_EN:
-  1. A*_EN: the base model's own greedy answer (self-distillation; cached in the work folder);
-  2. for each target language xx: MT(Q_EN), MT(A*_EN) -> a target-language pair;
-  3. `code_switch_variants` code-switched variants of (Q_EN, A*_EN): a fraction
-     `code_switch_ratio` of the lexicon-known English words replaced by xx words (MUSE lexicons);
-  4. plus (Q_EN, A*_EN) itself, so the resource-rich language is kept.
-All of these share the source example's `group`, and the same-batch sampler puts a whole group in
-one batch ("sentence-level self-distillation within the same batch"). Then `parallel_per_lang`
-sentence pairs per language (OPUS-100 by default, never FLORES) are added as translation
-instructions, to align representations and soften MT noise.
+What the paper confirms, what only third parties report and what is unknown is set out in
+docs/FIDELITY.md; every choice below is a named Config field whose comment says which.
 
-The paper's exact hyper-parameters are not available to us: every choice is a named Config field
-with a documented default, so it can be matched to the paper later without code changes.
+build_dataset, for each sampled instruction Q in the source language S (English or French):
+  1. A*: the base model's own greedy answer (self-distillation; cached in the work folder).
+     Answers cut off at the token limit are dropped (keep_truncated_answers=false), and counted.
+  2. for each target language xx: MT(Q), MT(A*) -> a target-language pair;
+  3. `code_switch_variants` code-switched variants of (Q, A*): a fraction `code_switch_ratio` of
+     the lexicon-known source words replaced by xx words (MUSE lexicons);
+  4. plus (Q, A*) itself, so the resource-rich language is kept.
+All of these share the source example's `group`; the batch sampler keeps a group in one batch
+where it fits (same_batch). Then `parallel_per_lang` sentence pairs per language (OPUS-100 by
+default, never FLORES) are added in the configured formats (trainers/sources.py).
+
+Ablations are settings: answer_source=reference (the data set's answers instead of A*),
+code_switch_variants=0, parallel_per_lang=0, same_batch=false.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.langs import Language
 from harness.runstore import sha256_json, write_json
 from harness.trainer_api import TrainContext
-from trainers.codeswitch import code_switch, load_lexicon, translatable_words
+from trainers.codeswitch import code_switch, translatable_words
 from trainers.generation import generate
 from trainers.lora import LoRATrainer
 from trainers.sources import (
     TranslationConfig,
     add_parallel,
+    check_translation_sources,
     kind_counts,
-    load_instructions,
+    load_source_instructions,
     make_config_translator,
     question_of,
     record,
+    source_language,
     translate_pairs,
 )
-from trainers.translators import BUILTIN_LEXICON_DIR, lexicon_path, missing_lexicon
+from trainers.translators import BUILTIN_LEXICON_DIR, find_lexicon
 
 CODE_SWITCH_SIDES = ("both", "question", "answer")
+ANSWER_SOURCES = ("self", "reference")
 
 
 @dataclass
 class SDRRLConfig(TranslationConfig):
-    # Self-distillation. The paper's values for these are not available to us.
-    answer_max_new_tokens: int = 512  # greedy tokens for the model's own English answers A*_EN
-    min_answer_chars: int = 1  # self-answers shorter than this (e.g. empty generations) drop the example
-    include_english: bool = True  # keep (Q_EN, A*_EN) as a training pair (retains the resource-rich language)
-    # Code-switching (MUSE lexicons en-<xx>.txt in lexicon_dir). Paper's count and ratio unknown.
-    code_switch_variants: int = 1  # code-switched variants per example and language; 0 = none
-    code_switch_ratio: float = 0.3  # fraction of the lexicon-known English words replaced
-    code_switch_side: str = "both"  # which side is code-switched: both | question | answer (the other stays English)
-    # Parallel data: "a small amount" in the paper; the exact count is unknown.
+    # Self-distillation (paper: confirmed that the model's own answers replace the references;
+    # decoding and length unknown: greedy and the limit below are our defaults).
+    answer_source: str = "self"  # self (SDRRL) | reference (ablation: the data set's answers, no self-distillation)
+    answer_max_new_tokens: int = 512  # greedy tokens for the model's own answers A*
+    keep_truncated_answers: bool = False  # keep self-answers cut off at answer_max_new_tokens (default: drop them)
+    min_answer_chars: int = 1  # answers shorter than this (e.g. empty generations) drop the example
+    include_source: bool = True  # keep (Q, A*) in the source language (paper: aims to keep it; how unknown)
+    # Code-switching (third-party report; lexicons, count and ratio unknown: our defaults).
+    code_switch_variants: int = 1  # code-switched variants per example and language; 0 = none (ablation)
+    code_switch_ratio: float = 0.3  # fraction of the lexicon-known source words replaced
+    code_switch_side: str = "both"  # which side is code-switched: both | question | answer (the other stays in the source)
+    # Parallel data (third-party: "a small amount"; the count is unknown: our default).
     parallel_per_lang: int = 200
-    parallel_data: str = "Helsinki-NLP/opus-100"  # hub id (OPUS-100 layout) | local folder of en-<xx>.jsonl | builtin:opus-smoke
-    same_batch: bool = True  # all variants of one source example in one batch (the paper's same-batch distillation)
+    same_batch: bool = True  # keep the variants of one example in one batch (our assumption; ablation: false)
 
 
-def self_distill(ctx: TrainContext, questions: list[str], max_new_tokens: int) -> list[str]:
-    """The base model's greedy answers, cached in work_dir/self_answers.jsonl (key: model + prompt + length)."""
-    cache_path = Path(ctx.work_dir) / "self_answers.jsonl"
+def self_distill(ctx: TrainContext, questions: list[str], max_new_tokens: int) -> list[tuple[str, bool]]:
+    """The base model's greedy (answer, truncated) pairs, cached in work_dir/self_answers.jsonl
+    (key: model + prompt + length + engine settings that change the output)."""
+    from harness.runstore import JsonlCache
+
+    cache = JsonlCache(Path(ctx.work_dir) / "self_answers.jsonl")
     model_id = str(Path(ctx.model_dir).resolve())
-    keys = [sha256_json([model_id, q, max_new_tokens]) for q in questions]
-    cache: dict[str, str] = {}
-    if cache_path.exists():
-        with open(cache_path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    row = json.loads(line)
-                    cache[row["key"]] = row["answer"]
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue  # a half-written last line from a killed run
-    todo = {k: q for k, q in zip(keys, questions) if k not in cache}
+    keys = [sha256_json([model_id, q, max_new_tokens, ctx.settings.max_model_len, "v2"]) for q in questions]
+    have = cache.load()
+    todo = {k: q for k, q in zip(keys, questions) if k not in have}
     if todo:
         conversations = [[{"role": "user", "content": q}] for q in todo.values()]
-        answers = generate(Path(ctx.model_dir), conversations, max_new_tokens, ctx.engine)
-        rows = [{"key": k, "model": model_id, "question": q, "answer": a} for (k, q), a in zip(todo.items(), answers)]
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(cache_path, "a", encoding="utf-8") as fh:
-            fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-            fh.flush()
-            os.fsync(fh.fileno())
-        cache.update({r["key"]: r["answer"] for r in rows})
-    return [cache[k] for k in keys]
+        answers = generate(Path(ctx.model_dir), conversations, max_new_tokens, ctx.engine, ctx.settings)
+        rows = [{"key": k, "model": model_id, "question": q, "answer": g.text, "truncated": g.truncated}
+                for (k, q), g in zip(todo.items(), answers)]
+        cache.append(rows)
+        have.update({r["key"]: r for r in rows})
+    return [(have[k]["answer"], bool(have[k]["truncated"])) for k in keys]
 
 
 class SDRRLTrainer(LoRATrainer):
     name = "sdrrl"
-    description = "SDRRL: self-distilled English answers, translated and code-switched, same-batch, plus parallel data"
+    description = "SDRRL: self-distilled answers in a resource-rich language, translated and code-switched, plus parallel data"
     Config = SDRRLConfig
+
+    def check(self, languages: list[Language]) -> None:
+        cfg: SDRRLConfig = self.config
+        if cfg.answer_source not in ANSWER_SOURCES:
+            raise HarnessError(f"answer_source must be one of {', '.join(ANSWER_SOURCES)}, got {cfg.answer_source!r}")
+        if cfg.code_switch_side not in CODE_SWITCH_SIDES:
+            raise HarnessError(f"code_switch_side must be one of {', '.join(CODE_SWITCH_SIDES)}, got {cfg.code_switch_side!r}")
+        targets = [lang for lang in languages if lang.code != source_language(cfg).code]
+        check_translation_sources(cfg, targets)
+        if cfg.code_switch_variants > 0:
+            self._lexicons(targets)
 
     def build_dataset(self, ctx: TrainContext) -> list[dict]:
         from rich.console import Console
 
         cfg: SDRRLConfig = self.config
         console = Console(stderr=True)
-        if cfg.code_switch_side not in CODE_SWITCH_SIDES:
-            raise HarnessError(f"code_switch_side must be one of {', '.join(CODE_SWITCH_SIDES)}, got {cfg.code_switch_side!r}")
-        langs = [lang for lang in ctx.target_langs if not lang.is_english]
+        src = source_language(cfg)
+        langs = ctx.targets(src.code)
+        self.check(ctx.languages)
         lexicons = self._lexicons(langs) if cfg.code_switch_variants > 0 else {}
+        translator = make_config_translator(cfg, ctx)
 
-        examples = load_instructions(cfg.instructions, cfg.num_instructions, ctx.seed)
-        questions = [question_of(ex) for ex in examples]
-        console.print(f"sdrrl: {len(examples)} English instructions from {cfg.instructions}; self-distilling ({ctx.engine})")
-        answers = self_distill(ctx, questions, cfg.answer_max_new_tokens)
-        keep = [i for i, a in enumerate(answers) if len(a.strip()) >= cfg.min_answer_chars]
-        dropped = len(examples) - len(keep)
-        examples, questions, answers = [examples[i] for i in keep], [questions[i] for i in keep], [answers[i] for i in keep]
+        examples, origin = load_source_instructions(cfg, ctx.seed, translator)
+        console.print(f"sdrrl: {len(examples)} {src.name} instructions from {cfg.instructions}; answers: {cfg.answer_source}")
+        examples, questions, answers, answer_stats = self._answers(ctx, examples)
 
         console.print(f"sdrrl: translating {len(questions)} question/answer pairs into {', '.join(l.code for l in langs)} ({cfg.translator})")
-        translated = translate_pairs(make_config_translator(cfg, ctx), questions, answers, langs) if langs else {}
+        translated = translate_pairs(translator, questions, answers, src, langs) if langs else {}
 
         records: list[dict] = []
         switched = {lang.code: [0, 0] for lang in langs}  # replaced, translatable
         skipped_variants = 0
         for n, (ex, q, a) in enumerate(zip(examples, questions, answers)):
             group = ex["id"]
-            if cfg.include_english:
-                records.append(record(group, "en_self", "en", q, a))
+            if cfg.include_source:
+                records.append(record(group, f"{src.code}_{cfg.answer_source}", src.code, q, a))
             for lang in langs:
-                mt_q, mt_a = translated[lang.code][0][n], translated[lang.code][1][n]
-                records.append(record(group, "mt", lang.code, mt_q, mt_a))
+                records.append(record(group, "mt", lang.code, translated[lang.code][0][n], translated[lang.code][1][n]))
                 for v in range(cfg.code_switch_variants):
-                    rng = random.Random(f"{ctx.seed}:{group}:{lang.code}:{v}")
-                    lex = lexicons[lang.code]
-                    cs_q, cs_a, replaced, total = q, a, 0, 0
-                    if cfg.code_switch_side in ("both", "question"):
-                        cs_q, k = code_switch(q, lex, cfg.code_switch_ratio, rng)
-                        replaced, total = replaced + k, total + len(translatable_words(q, lex))
-                    if cfg.code_switch_side in ("both", "answer"):
-                        cs_a, k = code_switch(a, lex, cfg.code_switch_ratio, rng)
-                        replaced, total = replaced + k, total + len(translatable_words(a, lex))
-                    if replaced == 0:  # nothing the lexicon knows: the variant would repeat (Q_EN, A*_EN)
+                    variant = self._code_switched(group, q, a, lang, lexicons[lang.code], v, ctx.seed)
+                    if variant is None:  # nothing the lexicon knows: the variant would repeat (Q, A*)
                         skipped_variants += 1
                         continue
+                    cs_q, cs_a, replaced, total = variant
                     switched[lang.code][0] += replaced
                     switched[lang.code][1] += total
                     records.append(record(group, "code_switch", lang.code, cs_q, cs_a, variant=v))
-        records = add_parallel(records, langs, cfg, ctx.seed)
+        records = add_parallel(records, src, langs, cfg, ctx.seed)
 
-        stats = {
-            "instructions": len(examples) + dropped,
-            "dropped_empty_answers": dropped,
+        self.data_stats = {
+            "instructions_from": origin,
+            **answer_stats,
             "skipped_code_switch_variants": skipped_variants,
             "code_switch_ratio_achieved": {c: round(r / t, 4) if t else None for c, (r, t) in switched.items()},
             "records": len(records),
             "groups": len({r["group"] for r in records}),
             "by_kind": kind_counts(records),
         }
-        write_json(Path(ctx.work_dir) / "sdrrl_stats.json", stats)
-        console.print(f"sdrrl: {len(records)} records in {stats['groups']} groups: {stats['by_kind']}")
+        write_json(Path(ctx.work_dir) / "sdrrl_stats.json", self.data_stats)
+        console.print(f"sdrrl: {len(records)} records in {self.data_stats['groups']} groups: {self.data_stats['by_kind']}")
         return records
 
-    def _lexicons(self, langs) -> dict[str, dict]:
-        lexicon_dir = Path(self.config.lexicon_dir) if self.config.lexicon_dir else BUILTIN_LEXICON_DIR
-        out = {}
-        for lang in langs:
-            path = lexicon_path(lexicon_dir, "en", lang.code)
-            if not path.is_file():
-                raise missing_lexicon(lexicon_dir, "en", lang.code)
-            out[lang.code] = load_lexicon(path)
-        return out
+    def _answers(self, ctx: TrainContext, examples: list[dict]) -> tuple[list[dict], list[str], list[str], dict]:
+        """The answers each example is trained on (A* or the reference), minus the unusable ones."""
+        cfg: SDRRLConfig = self.config
+        questions = [question_of(ex) for ex in examples]
+        if cfg.answer_source == "reference":
+            pairs = [(ex["output"], False) for ex in examples]
+        else:
+            pairs = self_distill(ctx, questions, cfg.answer_max_new_tokens)
+        truncated = [t for _, t in pairs]
+        too_short = [len(a.strip()) < cfg.min_answer_chars for a, _ in pairs]
+        keep = [i for i in range(len(examples)) if not too_short[i] and (cfg.keep_truncated_answers or not truncated[i])]
+        stats = {
+            "instructions": len(examples),
+            "answer_source": cfg.answer_source,
+            "truncated_answers": sum(truncated),
+            "dropped_truncated_answers": 0 if cfg.keep_truncated_answers else sum(t and not s for t, s in zip(truncated, too_short)),
+            "dropped_empty_answers": sum(too_short),
+        }
+        if not keep:
+            raise HarnessError(
+                f"all {len(examples)} answers were dropped ({stats['truncated_answers']} cut off at "
+                f"answer_max_new_tokens={cfg.answer_max_new_tokens}, {stats['dropped_empty_answers']} empty); "
+                "raise answer_max_new_tokens or set keep_truncated_answers=true"
+            )
+        return [examples[i] for i in keep], [questions[i] for i in keep], [pairs[i][0] for i in keep], stats
 
+    def _code_switched(self, group: str, q: str, a: str, lang: Language, lexicon: dict, variant: int,
+                       seed: int) -> tuple[str, str, int, int] | None:
+        """(question, answer, words replaced, words translatable) of one code-switched variant, or
+        None when the lexicon knows no word of the switched side(s)."""
+        cfg: SDRRLConfig = self.config
+        rng = random.Random(f"{seed}:{group}:{lang.code}:{variant}")
+        cs_q, cs_a, replaced, total = q, a, 0, 0
+        if cfg.code_switch_side in ("both", "question"):
+            cs_q, k = code_switch(q, lexicon, cfg.code_switch_ratio, rng)
+            replaced, total = replaced + k, total + len(translatable_words(q, lexicon))
+        if cfg.code_switch_side in ("both", "answer"):
+            cs_a, k = code_switch(a, lexicon, cfg.code_switch_ratio, rng)
+            replaced, total = replaced + k, total + len(translatable_words(a, lexicon))
+        return None if replaced == 0 else (cs_q, cs_a, replaced, total)
+
+    def _lexicons(self, langs: list[Language]) -> dict[str, dict]:
+        lexicon_dir = Path(self.config.lexicon_dir) if self.config.lexicon_dir else BUILTIN_LEXICON_DIR
+        src = source_language(self.config).code
+        return {lang.code: find_lexicon(lexicon_dir, src, lang.code) for lang in langs}

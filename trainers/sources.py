@@ -5,10 +5,19 @@ Instructions (`instructions=`): a hub id loaded with `datasets` (default tatsu-l
 JSON/JSONL file of Alpaca rows (instruction, input, output), or `builtin:alpaca-smoke` (32 items
 shipped in trainers/data, offline).
 
+The source language (`source_lang=`, en or fr): the resource-rich language the trainer learns
+from. Instructions written in another language (`instructions_lang=`) are machine-translated into
+it with the configured translator, and the run's statistics say so.
+
 Parallel pairs (`parallel_data=`): a hub id in OPUS-100 layout (default Helsinki-NLP/opus-100,
-config "<a>-<b>" with the codes sorted, split train), a local folder of `en-<xx>.jsonl` files in
-the same layout ({"translation": {"en": ..., "<xx>": ...}}), or `builtin:opus-smoke` (16 pairs for
-cs and ja). FLORES is refused: it is the evaluation set.
+config "<a>-<b>" with the codes sorted, split train; English-centric only), a local folder of
+`<src>-<xx>.jsonl` files in the same layout ({"translation": {"<src>": ..., "<xx>": ...}}), or
+`builtin:opus-smoke` (16 en-cs and en-ja pairs). FLORES is refused: it is the evaluation set.
+Each pair becomes one training record in one of three formats (`parallel_formats=`, shares):
+whole-sentence translation, partial translation (the source plus the start of its translation;
+the model continues it) and target-language completion (the start of a sentence; the model
+continues it). Their prompts are worded unlike the FLORES evaluation prompt on purpose, so that
+no trainer is taught the evaluation's exact format.
 """
 
 from __future__ import annotations
@@ -25,25 +34,39 @@ from trainers.lora import TrainConfig
 
 BUILTIN_INSTRUCTIONS = {"alpaca-smoke": DATA_DIR / "alpaca_smoke.json"}
 BUILTIN_PARALLEL = {"opus-smoke": DATA_DIR / "opus_smoke"}
-PARALLEL_PROMPT = "Translate the following {src} text into {tgt}.\n\n{text}"
+OPUS_100 = "Helsinki-NLP/opus-100"
+SOURCE_LANGS = ("en", "fr")  # resource-rich source languages (paper: English and French, confirmed)
+PARALLEL_FORMATS = ("translation", "partial", "completion")
+PARALLEL_DIRECTIONS = ("src-xx", "xx-src", "both")
+# Worded unlike the FLORES evaluation prompt ("Translate the following sentence from A to B.\nA: ...\nB:").
+PARALLEL_PROMPTS = {
+    "translation": "Here is a sentence in {src}:\n{text}\n\nWrite the same sentence in {tgt}.",
+    "partial": "A {tgt} translation of this {src} sentence was started but not finished.\n"
+               "{src} sentence: {text}\nStarted translation: {prefix}\n\nGive the rest of the translation.",
+    "completion": "Continue this {tgt} sentence from where it stops:\n{prefix}",
+}
 
 
 @dataclass
 class InstructionConfig(TrainConfig):
     instructions: str = "tatsu-lab/alpaca"  # hub id | local .json/.jsonl (Alpaca fields) | builtin:alpaca-smoke
-    num_instructions: int = 5000  # English instructions sampled by seed; 0 = all (paper's count unknown)
+    num_instructions: int = 5000  # instructions sampled by seed; 0 = all (paper: count unknown; our default)
 
 
 @dataclass
 class TranslationConfig(InstructionConfig):
-    translator: str = "nllb"  # nllb | llm (the base model) | lexicon (offline, word by word) | file
+    source_lang: str = "en"  # resource-rich source language: en | fr (paper: both confirmed as sources)
+    instructions_lang: str = "en"  # the language `instructions` is written in; MT into source_lang when different
+    translator: str = "nllb"  # nllb | llm (the base model) | lexicon (offline, word by word) | file (paper: MT system unknown)
     translator_model: str = ""  # nllb: hub id or folder (default facebook/nllb-200-distilled-600M); llm: unused
-    lexicon_dir: str = ""  # MUSE lexicons <dir>/en-<xx>.txt for translator=lexicon and code-switching; "" = shipped ones
+    lexicon_dir: str = ""  # MUSE lexicons <dir>/<src>-<xx>.txt for translator=lexicon and code-switching; "" = shipped ones
     translations_file: str = ""  # translator=file: JSONL of {src_lang, tgt_lang, source, translation}
-    parallel_data: str = "Helsinki-NLP/opus-100"  # hub id (OPUS-100 layout) | local folder of en-<xx>.jsonl | builtin:opus-smoke
-    parallel_per_lang: int = 0  # parallel sentence pairs per target language, as translation instructions
-    parallel_direction: str = "en-xx"  # en-xx | xx-en | both (alternating): direction of the translation instructions
-    parallel_prompt: str = PARALLEL_PROMPT  # translation instruction; {src}, {tgt} (language names), {text}
+    parallel_data: str = OPUS_100  # hub id (OPUS-100 layout) | local folder of <src>-<xx>.jsonl | builtin:opus-smoke
+    parallel_per_lang: int = 0  # parallel sentence pairs per target language (0: none)
+    # Shares of the pairs per format. Third-party: the later paper that re-ran SDRRL describes its
+    # parallel part as "partially translated data and completion data"; the shares are our default.
+    parallel_formats: str = "partial:0.5,completion:0.5"  # translation | partial | completion, name:share,...
+    parallel_direction: str = "src-xx"  # src-xx | xx-src | both (alternating): direction of translation/partial records
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,53 +162,76 @@ def record(group: str, kind: str, lang: str, question: str, answer: str, variant
 # --------------------------------------------------------------------------------------------
 
 
-def load_parallel(spec: str, lang: Language, n: int, seed: int) -> list[tuple[str, str]]:
-    """`n` (English, target) sentence pairs for `lang`, sampled by `seed`."""
+def load_parallel(spec: str, src: Language, tgt: Language, n: int, seed: int) -> list[tuple[str, str]]:
+    """`n` (source, target) sentence pairs for src-tgt, sampled by `seed`."""
     refuse_flores(spec, "parallel_data")
     if n <= 0:
         return []
+    check_parallel_source(spec, src, tgt)
+    if spec.startswith("builtin:") or Path(spec).expanduser().is_dir():
+        folder = BUILTIN_PARALLEL[spec.split(":", 1)[1]] if spec.startswith("builtin:") else Path(spec).expanduser()
+        pairs = _read_parallel_folder(folder, src, tgt, spec)
+    else:
+        return _load_hub_parallel(spec, src, tgt, n, seed)
+    if len(pairs) < n:
+        raise HarnessError(f"parallel_data {spec!r} has {len(pairs)} {src.code}-{tgt.code} pairs, fewer than parallel_per_lang={n}")
+    keep = sorted(random.Random(f"{seed}:{tgt.code}").sample(range(len(pairs)), n))
+    return [pairs[i] for i in keep]
+
+
+def _parallel_files(folder: Path, src: Language, tgt: Language) -> list[Path]:
+    return [folder / f"{src.code}-{tgt.code}.jsonl", folder / f"{tgt.code}-{src.code}.jsonl"]
+
+
+def check_parallel_source(spec: str, src: Language, tgt: Language) -> None:
+    """Raise, naming what is missing and how to supply it, when `spec` cannot serve src-tgt pairs.
+
+    Runs without reading the data, so the plan stage can call it before any work."""
     if spec.startswith("builtin:"):
         name = spec.split(":", 1)[1]
         if name not in BUILTIN_PARALLEL:
             raise HarnessError(f"unknown built-in parallel data {spec!r}; valid: " + ", ".join(f"builtin:{k}" for k in BUILTIN_PARALLEL))
-        pairs = _read_parallel_folder(BUILTIN_PARALLEL[name], lang, spec)
+        folder = BUILTIN_PARALLEL[name]
     elif Path(spec).expanduser().is_dir():
-        pairs = _read_parallel_folder(Path(spec).expanduser(), lang, spec)
+        folder = Path(spec).expanduser()
     elif "/" in spec and not spec.startswith((".", "/", "~")):
-        return _load_hub_parallel(spec, lang, n, seed)
+        if spec == OPUS_100 and "en" not in (src.code, tgt.code):
+            raise HarnessError(
+                f"parallel_data {OPUS_100} has English-centric pairs only, so no {src.code}-{tgt.code} pairs; "
+                f"set parallel_data to a folder holding {src.code}-{tgt.code}.jsonl (OPUS-100 rows), or parallel_per_lang=0"
+            )
+        return
     else:
         raise HarnessError(f"parallel_data {spec!r} is not a folder, a hub id (org/name) or builtin:opus-smoke")
-    if len(pairs) < n:
-        raise HarnessError(f"parallel_data {spec!r} has {len(pairs)} en-{lang.code} pairs, fewer than parallel_per_lang={n}")
-    keep = sorted(random.Random(f"{seed}:{lang.code}").sample(range(len(pairs)), n))
-    return [pairs[i] for i in keep]
+    if not any(f.is_file() for f in _parallel_files(folder, src, tgt)):
+        have = sorted(p.stem for p in folder.glob("*.jsonl"))
+        raise HarnessError(
+            f"parallel_data {spec!r} has no {folder / f'{src.code}-{tgt.code}.jsonl'}; it has: {', '.join(have) or 'nothing'}; "
+            f"add that file (OPUS-100 rows) or set parallel_per_lang=0"
+        )
 
 
-def _pair(row: dict, lang: Language) -> tuple[str, str] | None:
+def _pair(row: dict, src: Language, tgt: Language) -> tuple[str, str] | None:
     tr = row.get("translation", row)
-    en, xx = str(tr.get("en", "")).strip(), str(tr.get(lang.code, "")).strip()
-    return (en, xx) if en and xx else None
+    a, b = str(tr.get(src.code, "")).strip(), str(tr.get(tgt.code, "")).strip()
+    return (a, b) if a and b else None
 
 
-def _read_parallel_folder(folder: Path, lang: Language, spec: str) -> list[tuple[str, str]]:
-    for name in (f"en-{lang.code}.jsonl", f"{lang.code}-en.jsonl"):
-        if (folder / name).is_file():
-            pairs = [_pair(row, lang) for row in _read_rows(folder / name)]
-            return [p for p in pairs if p]
-    have = sorted(p.stem for p in folder.glob("*.jsonl"))
-    raise HarnessError(f"parallel_data {spec!r} has no {folder / f'en-{lang.code}.jsonl'}; it has: {', '.join(have) or 'nothing'}")
+def _read_parallel_folder(folder: Path, src: Language, tgt: Language, spec: str) -> list[tuple[str, str]]:
+    path = next(f for f in _parallel_files(folder, src, tgt) if f.is_file())
+    return [p for p in (_pair(row, src, tgt) for row in _read_rows(path)) if p]
 
 
-def _load_hub_parallel(spec: str, lang: Language, n: int, seed: int) -> list[tuple[str, str]]:
+def _load_hub_parallel(spec: str, src: Language, tgt: Language, n: int, seed: int) -> list[tuple[str, str]]:
     """Stream the train split and take `n` pairs from a seeded shuffle buffer (OPUS-100 has up to 1M)."""
-    config = "-".join(sorted(["en", lang.code]))
+    config = "-".join(sorted([src.code, tgt.code]))
     try:
         from datasets import load_dataset
 
         stream = load_dataset(spec, config, split="train", streaming=True).shuffle(seed=seed, buffer_size=10_000)
         pairs = []
         for row in stream:
-            pair = _pair(row, lang)
+            pair = _pair(row, src, tgt)
             if pair:
                 pairs.append(pair)
             if len(pairs) >= n:
@@ -193,42 +239,86 @@ def _load_hub_parallel(spec: str, lang: Language, n: int, seed: int) -> list[tup
     except Exception as exc:
         raise HarnessError(
             f"parallel_data {spec!r} (config {config!r}) could not be loaded ({type(exc).__name__}); "
-            "offline, use parallel_data=builtin:opus-smoke or a local folder of en-<xx>.jsonl"
+            f"offline, use parallel_data=builtin:opus-smoke or a local folder of {src.code}-<xx>.jsonl"
         ) from None
     if len(pairs) < n:
-        raise HarnessError(f"parallel_data {spec!r} gave {len(pairs)} en-{lang.code} pairs, fewer than {n}")
+        raise HarnessError(f"parallel_data {spec!r} gave {len(pairs)} {src.code}-{tgt.code} pairs, fewer than {n}")
     return pairs
 
 
-def parallel_records(pairs: list[tuple[str, str]], lang: Language, config: TranslationConfig) -> list[dict]:
-    """Translation instructions from sentence pairs; each pair is its own group."""
-    from harness.langs import LANGUAGES
+def parse_formats(spec: str) -> dict[str, float]:
+    """'partial:0.5,completion:0.5' -> shares per format (normalised to sum to 1)."""
+    shares: dict[str, float] = {}
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        name, _, share = part.partition(":")
+        if name not in PARALLEL_FORMATS:
+            raise HarnessError(f"unknown parallel format {name!r} in parallel_formats={spec!r}; valid: {', '.join(PARALLEL_FORMATS)}")
+        try:
+            shares[name] = float(share) if share else 1.0
+        except ValueError:
+            raise HarnessError(f"parallel_formats={spec!r}: share of {name!r} is not a number: {share!r}") from None
+        if shares[name] < 0:
+            raise HarnessError(f"parallel_formats={spec!r}: share of {name!r} is negative")
+    total = sum(shares.values())
+    if total <= 0:
+        raise HarnessError(f"parallel_formats={spec!r} gives no format a share; e.g. translation:1 or partial:0.5,completion:0.5")
+    return {name: share / total for name, share in shares.items()}
 
-    en = LANGUAGES["en"]
-    if config.parallel_direction not in ("en-xx", "xx-en", "both"):
-        raise HarnessError(f"parallel_direction must be en-xx, xx-en or both, got {config.parallel_direction!r}")
+
+def assign_formats(n: int, shares: dict[str, float], rng: random.Random) -> list[str]:
+    """`n` format names in the given shares (largest remainder), in a seeded order."""
+    counts = {name: int(share * n) for name, share in shares.items()}
+    by_remainder = sorted(shares, key=lambda name: shares[name] * n - counts[name], reverse=True)
+    for name in by_remainder[: n - sum(counts.values())]:
+        counts[name] += 1
+    formats = [name for name in PARALLEL_FORMATS for _ in range(counts.get(name, 0))]
+    rng.shuffle(formats)
+    return formats
+
+
+def split_sentence(text: str, lang: Language, rng: random.Random) -> tuple[str, str]:
+    """(prefix, rest) at 30-70% of the sentence: at a word boundary, or a character one for
+    languages written without spaces (ja, th, km)."""
+    words = text.split()
+    if len(words) >= 2:
+        cut = min(len(words) - 1, max(1, round(len(words) * rng.uniform(0.3, 0.7))))
+        return " ".join(words[:cut]), " ".join(words[cut:])
+    cut = min(len(text) - 1, max(1, round(len(text) * rng.uniform(0.3, 0.7))))
+    return text[:cut], text[cut:]
+
+
+def parallel_records(pairs: list[tuple[str, str]], src: Language, tgt: Language, config: TranslationConfig, seed: int) -> list[dict]:
+    """Training records from sentence pairs, in the configured formats; each pair is its own group."""
+    if config.parallel_direction not in PARALLEL_DIRECTIONS:
+        raise HarnessError(f"parallel_direction must be one of {', '.join(PARALLEL_DIRECTIONS)}, got {config.parallel_direction!r}")
+    rng = random.Random(f"{seed}:parallel:{src.code}-{tgt.code}")
+    formats = assign_formats(len(pairs), parse_formats(config.parallel_formats), rng)
     records = []
-    for i, (en_text, xx_text) in enumerate(pairs):
-        to_xx = config.parallel_direction == "en-xx" or (config.parallel_direction == "both" and i % 2 == 0)
-        src, tgt, source, target = (en, lang, en_text, xx_text) if to_xx else (lang, en, xx_text, en_text)
-        prompt = config.parallel_prompt.format(src=src.name, tgt=tgt.name, text=source)
-        group = f"parallel-{lang.code}-{i}"
-        records.append(
-            {"id": f"{group}:{src.code}-{tgt.code}", "group": group, "kind": "parallel", "lang": lang.code, "messages": chat(prompt, target)}
-        )
+    for i, ((src_text, tgt_text), fmt) in enumerate(zip(pairs, formats)):
+        forward = config.parallel_direction == "src-xx" or (config.parallel_direction == "both" and i % 2 == 0)
+        a, b, text, target = (src, tgt, src_text, tgt_text) if forward else (tgt, src, tgt_text, src_text)
+        if fmt == "completion":  # always in the target language: it teaches writing it, not translating
+            a, b, target = src, tgt, tgt_text
+        prefix, rest = split_sentence(target, b, rng) if fmt != "translation" else ("", target)
+        prompt = PARALLEL_PROMPTS[fmt].format(src=a.name, tgt=b.name, text=text, prefix=prefix)
+        group = f"parallel-{tgt.code}-{i}"
+        records.append({"id": f"{group}:{fmt}:{a.code}-{b.code}", "group": group, "kind": f"parallel_{fmt}",
+                        "lang": tgt.code, "messages": chat(prompt, rest)})
     return records
 
 
-def add_parallel(records: list[dict], ctx_langs: list[Language], config: TranslationConfig, seed: int) -> list[dict]:
-    """`records` plus parallel_per_lang translation instructions for each language."""
+def add_parallel(records: list[dict], src: Language, langs: list[Language], config: TranslationConfig, seed: int) -> list[dict]:
+    """`records` plus parallel_per_lang parallel-data records for each target language."""
     out = list(records)
-    for lang in ctx_langs:
-        out.extend(parallel_records(load_parallel(config.parallel_data, lang, config.parallel_per_lang, seed), lang, config))
+    for lang in langs:
+        pairs = load_parallel(config.parallel_data, src, lang, config.parallel_per_lang, seed)
+        out.extend(parallel_records(pairs, src, lang, config, seed))
     return out
 
 
 def make_config_translator(config: TranslationConfig, ctx):
-    """The translator the config names, cached in the run's work folder."""
+    """The translator the config names, cached in the run's work folder, generating (translator=llm)
+    with the run's engine settings."""
     from trainers.translators import make_translator
 
     return make_translator(
@@ -236,23 +326,75 @@ def make_config_translator(config: TranslationConfig, ctx):
         model=config.translator_model,
         model_dir=ctx.model_dir,
         engine=ctx.engine,
+        settings=ctx.settings,
         lexicon_dir=config.lexicon_dir or None,
         translations_file=config.translations_file or None,
         cache_dir=Path(ctx.work_dir),
     )
 
 
-def translate_pairs(translator, questions: list[str], answers: list[str], langs: list[Language]) -> dict[str, tuple[list[str], list[str]]]:
-    """MT of every question and answer into each language, in one translator call: {code: (Qs, As)}."""
-    from harness.langs import LANGUAGES
+def source_language(config: TranslationConfig) -> Language:
+    from harness.langs import get_language
 
-    en = LANGUAGES["en"]
+    if config.source_lang not in SOURCE_LANGS:
+        raise HarnessError(f"source_lang must be one of {', '.join(SOURCE_LANGS)}, got {config.source_lang!r}")
+    return get_language(config.source_lang)
+
+
+def load_source_instructions(config: TranslationConfig, seed: int, translator) -> tuple[list[dict], dict]:
+    """The sampled instructions in the source language, and how they got there.
+
+    Instructions written in another language (instructions_lang) are machine-translated, the
+    reference answers too (translate-then-SFT and the reference-answer ablation use them)."""
+    from harness.langs import get_language
+
+    src = source_language(config)
+    examples = load_instructions(config.instructions, config.num_instructions, seed)
+    origin = {"instructions": config.instructions, "written_in": config.instructions_lang, "source_lang": src.code}
+    if config.instructions_lang == src.code:
+        return examples, origin
+    written = get_language(config.instructions_lang)
+    fields = ("instruction", "input", "output")
+    texts = [ex[f] for ex in examples for f in fields]
+    translated = iter(translator.translate(texts, written, src))
+    out = [{**ex, **{f: next(translated) for f in fields}} for ex in examples]
+    origin["machine_translated_by"] = translator.id
+    return out, origin
+
+
+def translate_pairs(
+    translator, questions: list[str], answers: list[str], src: Language, langs: list[Language]
+) -> dict[str, tuple[list[str], list[str]]]:
+    """MT of every question and answer into each language, in one translator call: {code: (Qs, As)}."""
     jobs = []
     for lang in langs:
-        jobs.append((questions, en, lang))
-        jobs.append((answers, en, lang))
+        jobs.append((questions, src, lang))
+        jobs.append((answers, src, lang))
     results = translator.translate_jobs(jobs)
     return {lang.code: (results[2 * k], results[2 * k + 1]) for k, lang in enumerate(langs)}
+
+
+def check_translation_sources(config: TranslationConfig, langs: list[Language]) -> None:
+    """Plan-stage checks every translating trainer shares: the source language, the parallel data for
+    each pair, and the lexicon translator's dictionaries. Nothing is loaded."""
+    from harness.langs import get_language
+
+    src = source_language(config)
+    get_language(config.instructions_lang)
+    refuse_flores(config.instructions, "instructions")
+    if config.parallel_per_lang > 0:
+        parse_formats(config.parallel_formats)
+        for lang in langs:
+            refuse_flores(config.parallel_data, "parallel_data")
+            check_parallel_source(config.parallel_data, src, lang)
+    if config.translator == "lexicon":
+        from trainers.translators import LexiconTranslator
+
+        translator = LexiconTranslator(config.lexicon_dir or None)
+        if config.instructions_lang != src.code:
+            translator.lexicon(get_language(config.instructions_lang), src)
+        for lang in langs:
+            translator.lexicon(src, lang)
 
 
 def kind_counts(records: list[dict]) -> dict[str, int]:

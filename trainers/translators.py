@@ -17,10 +17,11 @@ import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from harness.engines import EngineSettings
 from harness.errors import HarnessError, unknown
 from harness.langs import LANGUAGES, Language
 from harness.runstore import sha256_file, sha256_json
-from trainers.codeswitch import DATA_DIR, WORD_RE, Lexicon, invert_lexicon, load_lexicon, match_case
+from trainers.codeswitch import DATA_DIR, WORD_RE, Lexicon, compose_lexicons, invert_lexicon, load_lexicon, match_case
 
 DEFAULT_NLLB_MODEL = "facebook/nllb-200-distilled-600M"
 BUILTIN_LEXICON_DIR = DATA_DIR / "lexicons"
@@ -145,9 +146,17 @@ class NLLBTranslator(Translator):
 class LLMTranslator(Translator):
     """The model translates, prompted with `prompt` ({src}, {tgt}, {text}), greedy, through harness.engines."""
 
-    def __init__(self, model_dir: Path, engine: str = "vllm", max_new_tokens: int = 1024, prompt: str = LLM_TRANSLATION_PROMPT):
+    def __init__(
+        self,
+        model_dir: Path,
+        engine: str = "vllm",
+        max_new_tokens: int = 1024,
+        prompt: str = LLM_TRANSLATION_PROMPT,
+        settings: EngineSettings | None = None,
+    ):
         self.model_dir = Path(model_dir)
         self.engine = engine
+        self.settings = settings or EngineSettings()
         self.max_new_tokens = max_new_tokens
         self.prompt = prompt
 
@@ -174,9 +183,9 @@ class LLMTranslator(Translator):
                 if text.strip():
                     conversations.append(self._conversation(text, src, tgt))
                     where.append((j, i))
-        answers = generate(self.model_dir, conversations, self.max_new_tokens, self.engine)
+        answers = generate(self.model_dir, conversations, self.max_new_tokens, self.engine, self.settings)
         for (j, i), answer in zip(where, answers):
-            results[j][i] = answer
+            results[j][i] = answer.text
         return results
 
 
@@ -207,14 +216,7 @@ class LexiconTranslator(Translator):
     def lexicon(self, src: Language, tgt: Language) -> Lexicon:
         key = (src.code, tgt.code)
         if key not in self._lexicons:
-            forward = lexicon_path(self.lexicon_dir, src.code, tgt.code)
-            backward = lexicon_path(self.lexicon_dir, tgt.code, src.code)
-            if forward.is_file():
-                self._lexicons[key] = load_lexicon(forward)
-            elif backward.is_file():
-                self._lexicons[key] = invert_lexicon(load_lexicon(backward))
-            else:
-                raise missing_lexicon(self.lexicon_dir, src.code, tgt.code)
+            self._lexicons[key] = find_lexicon(self.lexicon_dir, src.code, tgt.code)
         return self._lexicons[key]
 
     def _translate(self, texts: list[str], src: Language, tgt: Language) -> list[str]:
@@ -231,13 +233,36 @@ def lexicon_path(lexicon_dir: Path, src: str, tgt: str) -> Path:
     return Path(lexicon_dir) / f"{src}-{tgt}.txt"
 
 
+def find_lexicon(lexicon_dir: Path, src: str, tgt: str, pivot: str = "en") -> Lexicon:
+    """The src->tgt lexicon: its own file, the inverse of tgt->src, or composed through `pivot`
+    (src->en->tgt) when only English-centric lexicons exist (MUSE has few non-English pairs)."""
+
+    def direct(a: str, b: str) -> Lexicon | None:
+        if lexicon_path(lexicon_dir, a, b).is_file():
+            return load_lexicon(lexicon_path(lexicon_dir, a, b))
+        if lexicon_path(lexicon_dir, b, a).is_file():
+            return invert_lexicon(load_lexicon(lexicon_path(lexicon_dir, b, a)))
+        return None
+
+    found = direct(src, tgt)
+    if found is None and pivot not in (src, tgt):
+        first, second = direct(src, pivot), direct(pivot, tgt)
+        if first is not None and second is not None:
+            found = compose_lexicons(first, second)
+    if found is None:
+        raise missing_lexicon(lexicon_dir, src, tgt)
+    return found
+
+
 def missing_lexicon(lexicon_dir: Path, src: str, tgt: str) -> HarnessError:
     lexicon_dir = Path(lexicon_dir)
     pairs = sorted(f.stem for f in lexicon_dir.glob("*-*.txt")) if lexicon_dir.is_dir() else []
     langs = sorted({code for pair in pairs for code in pair.split("-")} - {"en"})
+    pivot = "" if "en" in (src, tgt) else f", nor both {src}-en and en-{tgt} to compose"
     return HarnessError(
-        f"no lexicon for {src}->{tgt}: {lexicon_path(lexicon_dir, src, tgt)} does not exist; "
-        f"lexicons there cover: {', '.join(langs) or 'none'} (MUSE format, 'source target' per line)"
+        f"no lexicon for {src}->{tgt}: {lexicon_path(lexicon_dir, src, tgt)} does not exist (nor {tgt}-{src}{pivot}); "
+        f"lexicons there cover: {', '.join(langs) or 'none'} "
+        "(MUSE format, 'source target' per line; set lexicon_dir to a folder holding it)"
     )
 
 
@@ -396,6 +421,7 @@ def make_translator(
     model: str = "",
     model_dir: Path | None = None,
     engine: str = "vllm",
+    settings: EngineSettings | None = None,
     lexicon_dir: Path | str | None = None,
     translations_file: Path | str | None = None,
     cache_dir: Path | None = None,
@@ -408,7 +434,7 @@ def make_translator(
     elif name == "llm":
         if model_dir is None and not model:
             raise HarnessError("translator 'llm' needs the model folder")
-        translator = LLMTranslator(Path(model or model_dir), engine=engine)
+        translator = LLMTranslator(Path(model or model_dir), engine=engine, settings=settings)
     elif name == "lexicon":
         translator = LexiconTranslator(lexicon_dir)
     elif name == "file":
