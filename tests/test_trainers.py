@@ -384,3 +384,21 @@ def test_llm_translator_makes_one_generation_call_for_all_languages(tmp_path, mo
     assert len(calls) == 1 and len(calls[0]) == 2
     assert "into Czech" in calls[0][0][0]["content"] and calls[0][0][0]["content"].endswith("Hello.")
     assert translator.translate(["Hello."], EN, JA) == ["T1"] and len(calls) == 1  # cached
+
+
+def test_run_engine_settings_reach_self_distillation_and_llm_translation(tmp_path, monkeypatch):
+    from harness.engines import EngineSettings
+
+    seen = []
+
+    def fake(model_dir, conversations, max_new_tokens, engine="vllm", settings=None):
+        seen.append((settings, max_new_tokens))
+        return [Generation(f"A{i}", False) for i in range(len(conversations))]
+
+    monkeypatch.setattr("harness.engines.generate_chat", fake)
+    settings = EngineSettings(seed=7, max_model_len=512)
+    ctx = TrainContext(model_dir=Path("/no-model"), languages=[EN, CS], work_dir=tmp_path, engine="hf", seed=7, settings=settings)
+    overrides = {**SMOKE, "translator": "llm", "parallel_per_lang": "0", "code_switch_variants": "0"}
+    SDRRLTrainer(build_config(SDRRLTrainer, overrides)).build_dataset(ctx)
+    assert [s for s, _ in seen] == [settings, settings]  # self-distillation, then the LLM translator
+    assert seen[0][1] == 12  # answer_max_new_tokens

@@ -105,14 +105,30 @@ def chat_segments(tokenizer, messages: list[dict]) -> list[tuple[str, bool]]:
 def encode_chat(tokenizer, messages: list[dict], max_seq_len: int) -> dict | None:
     """input_ids and labels (IGNORE_INDEX outside assistant turns), cut to max_seq_len.
 
-    None when nothing trainable is left after cutting.
+    The whole conversation is tokenized once, as the model sees it, and each token is trained when
+    it starts inside an assistant segment (character offsets). Tokenizing the segments one by one
+    would differ from that at their seams: a SentencePiece tokenizer (LLaMA-2, SeaLLM) prefixes a
+    separately tokenized answer with a space piece of its own. Tokenizers without offsets fall back
+    to segment by segment. None when nothing trainable is left after cutting.
     """
-    input_ids: list[int] = []
-    labels: list[int] = []
-    for text, trained in chat_segments(tokenizer, messages):
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        input_ids.extend(ids)
-        labels.extend(ids if trained else [IGNORE_INDEX] * len(ids))
+    segments = chat_segments(tokenizer, messages)
+    if getattr(tokenizer, "is_fast", False):
+        text = "".join(t for t, _ in segments)
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        spans, at = [], 0
+        for piece, trained in segments:
+            if trained:
+                spans.append((at, at + len(piece)))
+            at += len(piece)
+        input_ids = list(enc["input_ids"])
+        labels = [tok if any(a <= start < b for a, b in spans) else IGNORE_INDEX
+                  for tok, (start, _) in zip(input_ids, enc["offset_mapping"])]
+    else:
+        input_ids, labels = [], []
+        for piece, trained in segments:
+            ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
+            input_ids.extend(ids)
+            labels.extend(ids if trained else [IGNORE_INDEX] * len(ids))
     input_ids, labels = input_ids[:max_seq_len], labels[:max_seq_len]
     # labels[0] can never be predicted (nothing before it), so it does not count.
     if not any(label != IGNORE_INDEX for label in labels[1:]):
@@ -121,7 +137,7 @@ def encode_chat(tokenizer, messages: list[dict], max_seq_len: int) -> dict | Non
 
 
 # --------------------------------------------------------------------------------------------
-# The same-batch sampler
+# The batch sampler
 # --------------------------------------------------------------------------------------------
 
 
