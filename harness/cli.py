@@ -70,9 +70,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     elif args.what == "trainers":
         from harness.trainer_api import load_trainers
 
-        table = Table("trainer", "trains", "description")
+        table = Table("trainer", "trains", "ablations (<trainer>+<name>)", "description")
         for name, cls in sorted(load_trainers().items()):
-            table.add_row(name, "yes" if cls.trains else "no", cls.description)
+            presets = ", ".join(f"{a} ({', '.join(f'{k}={v}' for k, v in p.items())})" for a, p in cls.ablations.items())
+            table.add_row(name, "yes" if cls.trains else "no", presets or "-", cls.description)
     else:
         from harness.models import BUILTIN_MODELS
 
@@ -136,6 +137,7 @@ def _print_scores(results: dict[str, dict], console: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from harness.compare import check_settings_known, member_settings, parse_members, parse_seeds, plan_comparison, run_comparison
     from harness.engines import check_engine
     from harness.pipeline import run
     from harness.spec import RunSpec, default_run_name
@@ -143,32 +145,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.trainer_api import build_config, get_trainer_class
 
     check_engine(args.engine)
-    trainer_cls = get_trainer_class(args.trainer)
+    members = parse_members(args.trainer, args.ablations)
+    seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
     suite = get_suite(args.suite, args.langs)
     # Settings, lowest to highest precedence: the suite's own trainer settings (e.g. the offline smoke
-    # suite's shipped data), a --config file, then each --set.
-    settings: dict[str, Any] = {}
-    config_fields = set(trainer_cls.Config.__dataclass_fields__)
-    settings.update({k: v for k, v in suite.trainer_settings.items() if k in config_fields})
-    settings.update(_load_config_file(args.config))
-    settings.update(_parse_settings(args.set or []))
-    config = build_config(trainer_cls, settings)  # validates names and types before any work starts
-    spec = RunSpec(
-        name=args.name or default_run_name(args.trainer, args.model, args.suite),
-        trainer=args.trainer,
-        model=args.model,
-        suite=args.suite,
-        languages=tuple(suite.languages),
-        trainer_config=dataclasses.asdict(config),
-        engine=args.engine,
-        seed=args.seed,
-        limit=args.limit,
-        data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
-        max_model_len=args.max_model_len,
-        max_gen_toks=args.max_gen_toks,
-        lora_scoring=args.lora_scoring,
-    )
-    run_dir = run(spec, Path(args.runs_dir), force=args.force)
+    # suite's shipped data), a --config file, then each --set; a member's ablation preset wins over all.
+    explicit = [_load_config_file(args.config), _parse_settings(args.set or [])]
+    layers = [suite.trainer_settings, *explicit]
+    check_settings_known(members, layers, explicit)
+
+    def make_spec(member, settings: dict[str, Any], seed: int, name: str | None = None) -> RunSpec:
+        config = build_config(get_trainer_class(member.trainer), settings)  # validates before any work
+        return RunSpec(
+            name=name or f"{member.label}-s{seed}",
+            trainer=member.trainer,
+            model=args.model,
+            suite=args.suite,
+            languages=tuple(suite.languages),
+            trainer_config=dataclasses.asdict(config),
+            engine=args.engine,
+            seed=seed,
+            limit=args.limit,
+            data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
+            max_model_len=args.max_model_len,
+            max_gen_toks=args.max_gen_toks,
+            lora_scoring=args.lora_scoring,
+        )
+
+    if len(members) == 1 and len(seeds) == 1:
+        member = members[0]
+        if args.steps is not None:
+            layers.append({"max_steps": args.steps})
+        name = args.name or default_run_name(member.label, args.model, args.suite)
+        run_dir = run(make_spec(member, member_settings(member, layers), seeds[0], name), Path(args.runs_dir), force=args.force)
+    else:
+        name = args.name or default_run_name("compare", args.model, args.suite)
+        comparison = plan_comparison(name, members, seeds, layers, make_spec, steps=args.steps)
+        run_dir = run_comparison(comparison, Path(args.runs_dir), force=args.force)
     print(run_dir)
     return 0
 
@@ -218,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--engine", default="vllm", help="vllm (default) or hf")
         p.add_argument("--data-dir", help="local data folder in the hub datasets' formats (default: the suite's, else the hub)")
         p.add_argument("--limit", type=int, help="at most N items per task (quick runs)")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=int, default=0, help="the run's seed (data sampling, training; a comparison takes --seeds)")
         p.add_argument("--max-model-len", type=int, default=2048)
         p.add_argument("--max-gen-toks", type=int, help="cap on generated tokens per item (default: each task's own)")
         p.add_argument("--lora-scoring", default="merge",
@@ -233,10 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder to write into (default runs/eval-<model>-<suite>)")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("run", help="data -> train -> evaluate -> report for one trainer")
+    p = sub.add_parser("run", help="data -> train -> evaluate -> report, for one trainer or a comparison of several")
     common(p)
-    p.add_argument("--trainer", required=True, help="trainer plugin (harness list trainers)")
-    p.add_argument("--name", help="run folder name (default <trainer>-<model>-<suite>)")
+    p.add_argument("--trainer", required=True,
+                   help="trainer plugin (harness list trainers), or several for one comparison at an equal budget: "
+                        "sdrrl,translate_sft,english_sft; <trainer>+<ablation> names an ablation preset")
+    p.add_argument("--seeds", help="several seeds, e.g. 0,1,2: one run per trainer and seed, reported as seed means")
+    p.add_argument("--ablations", action="store_true", help="add every ablation preset of each listed trainer")
+    p.add_argument("--steps", type=int, help="optimizer steps for every member (default: what the first trainer takes at its epochs)")
+    p.add_argument("--name", help="run (or comparison) folder name (default <trainer>-<model>-<suite>, compare-<model>-<suite>)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="trainer setting; repeatable")
     p.add_argument("--config", help="YAML file of trainer settings")
     p.add_argument("--force", metavar="STAGE", help="redo this stage and the ones after it: plan data train evaluate report")

@@ -27,7 +27,7 @@ from harness.models import resolve_model
 from harness.runstore import Manifest, read_jsonl, sha256_file, sha256_json, write_jsonl
 from harness.spec import RunSpec, check_same_run, save_spec
 from harness.tasks import get_suite
-from harness.trainer_api import TrainContext, build_config, get_trainer_class
+from harness.trainer_api import TrainContext, Trainer, build_config, get_trainer_class
 
 STAGES = ("plan", "data", "train", "evaluate", "report")
 
@@ -86,20 +86,29 @@ def _forget(paths: RunPaths, manifest: Manifest, force: str) -> None:
         paths.spec.unlink(missing_ok=True)
 
 
+def check_plan(spec: RunSpec) -> Trainer:
+    """Everything about a run that can be checked without a model: settings, suite, the trainer's
+    resources (lexicons, parallel data, files). Returns the configured trainer."""
+    trainer_cls = get_trainer_class(spec.trainer)
+    trainer = trainer_cls(build_config(trainer_cls, spec.trainer_config))
+    get_suite(spec.suite, ",".join(spec.languages))
+    trainer.check([get_language(code) for code in spec.languages])
+    return trainer
+
+
 def run(spec: RunSpec, runs_dir: Path, force: str | None = None) -> Path:
     paths = RunPaths(Path(runs_dir) / spec.name)
     manifest = Manifest(paths.root)
     if force:
         _forget(paths, manifest, force)
-    trainer_cls = get_trainer_class(spec.trainer)
-    trainer = trainer_cls(build_config(trainer_cls, spec.trainer_config))
     suite = get_suite(spec.suite, ",".join(spec.languages))
     data_dir = Path(spec.data_dir) if spec.data_dir else suite.data_dir
 
     # 1 plan: everything checkable without a model is checked before one is loaded
     check_same_run(paths.spec, spec)
+    trainer = check_plan(spec)
+    trainer_cls = type(trainer)
     languages = [get_language(code) for code in spec.languages]
-    trainer.check(languages)
     settings = EngineSettings(max_model_len=spec.max_model_len, seed=spec.seed, max_gen_toks=spec.max_gen_toks, lora_scoring=spec.lora_scoring)
     if not manifest.is_done("plan", spec.digest):
         save_spec(spec, paths.spec)

@@ -43,6 +43,9 @@ class Trainer(ABC):
     description: ClassVar[str]
     Config: ClassVar[type]
     trains: ClassVar[bool] = True
+    # Named setting presets that each switch one part of the method off (`<trainer>+<name>` in a
+    # comparison; see harness.compare). A value "@<trainer>" copies that trainer's setting.
+    ablations: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, config: Any):
         self.config = config

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,9 @@ from harness.langs import LANGUAGES
 from harness.runstore import write_json, write_text
 from reports import stats
 from reports.load import Run, TaskResult, load_runs
+from reports.budget import compare_budgets
+from reports.forest import color_range, forest_svg, units
+from reports.systems import System, make_systems, seed_pairs, seed_spread
 
 MACRO_LABEL = "macro avg (over languages)"
 REFERENCE_TRAINERS = ("translate_sft",)  # besides base, deltas are reported against these trainers
@@ -38,25 +40,6 @@ SIGNIFICANCE = 0.05
 GPU_NOTE = ("GPU hours: wall time × GPUs, summed over the stages that run the model (data, train, evaluate) "
             "when the device is a GPU; a stage without its own device record counts as run on the train "
             "stage's device. — when no stage ran on a GPU (or the run did not train, so its device is unknown).")
-
-
-@dataclass
-class System:
-    key: str
-    label: str
-    run: Run
-    variant: str
-
-    @property
-    def trainer(self) -> str:
-        return self.run.trainer
-
-    def result(self, task: str) -> TaskResult | None:
-        return self.run.variant(self.variant).get(task)
-
-    def to_dict(self) -> dict:
-        return {"key": self.key, "label": self.label, "run": self.run.name, "variant": self.variant,
-                "trainer": self.trainer}
 
 
 # --------------------------------------------------------------------------- public entry point
@@ -78,38 +61,6 @@ def build_report(run_dirs: list[Path], out_dir: Path, n_resamples: int = stats.D
 
 
 # --------------------------------------------------------------------------- systems and layout
-
-
-def make_systems(runs: list[Run]) -> tuple[list[System], list[str]]:
-    notes: list[str] = []
-    systems: list[System] = []
-    base_run = next((r for r in runs if r.variant("base")), None)
-    if base_run is not None:
-        systems.append(System("base", "base", base_run, "base"))
-        if len(runs) > 1:
-            notes.append(f"The base-model column is the evaluation stored in run {base_run.name}.")
-    else:
-        notes.append("No run holds a base-model evaluation (eval/base): no deltas against base.")
-    adapters = [r for r in runs if r.variant("adapter")]
-    by_trainer: dict[str, int] = {}
-    for r in adapters:
-        by_trainer[r.trainer] = by_trainer.get(r.trainer, 0) + 1
-    used: set[str] = {"base"}
-    for r in adapters:
-        label = r.trainer if by_trainer[r.trainer] == 1 else f"{r.trainer} ({r.name})"
-        key, i = f"adapter:{r.name}", 2
-        while key in used:
-            key, i = f"adapter:{r.name}#{i}", i + 1
-        used.add(key)
-        systems.append(System(key, label, r, "adapter"))
-    models = sorted({r.model for r in runs})
-    if len(models) > 1:
-        notes.append("The runs use different base models (" + ", ".join(models) + "): "
-                     "deltas against one base are not like-for-like.")
-    suites = sorted({str(r.spec.get("suite")) for r in runs})
-    if len(suites) > 1:
-        notes.append("The runs use different suites (" + ", ".join(suites) + ").")
-    return systems, notes
 
 
 def language_order(runs: list[Run]) -> dict[str, int]:
@@ -187,7 +138,7 @@ class _Computer:
 
     def scorer(self, system: System, result: TaskResult, metric: str):
         """A CorpusScorer over the result's samples, or None (with a note) when it cannot be built."""
-        key = (system.key, result.task, metric)
+        key = (system.key, str(result.path), metric)
         if key not in self._scorer:
             scorer = None
             samples = result.samples
@@ -216,7 +167,7 @@ class _Computer:
 
     def distribution(self, system: System, result: TaskResult, metric: str) -> tuple[np.ndarray | None, float | None]:
         """Bootstrap distribution of the system's score on this task, and the recomputed score."""
-        key = (system.key, result.task, metric)
+        key = (system.key, str(result.path), metric)
         if key in self._dist:
             return self._dist[key]
         dist = value = None
@@ -237,19 +188,46 @@ class _Computer:
         self._dist[key] = (dist, value)
         return dist, value
 
-    def cell(self, system: System, result: TaskResult, metric: str) -> tuple[dict, np.ndarray | None]:
-        score = result.metrics.get(metric)
-        dist, _ = self.distribution(system, result, metric)
-        out: dict[str, Any] = {"score": score, "low": None, "high": None, "n": result.n_samples}
+    def cell(self, system: System, task: str, metric: str) -> tuple[dict, np.ndarray | None]:
+        """The system's score on the task: with several seeds, the seed mean, whose bootstrap
+        distribution is the mean of the seeds' distributions (they share the item resamples)."""
+        results = [r for r in system.results(task) if isinstance(r.metrics.get(metric), (int, float))]
+        scores = [float(r.metrics[metric]) for r in results]
+        dists = [self.distribution(system, r, metric)[0] for r in results]
+        score = float(np.mean(scores))
+        out: dict[str, Any] = {"score": score, "low": None, "high": None, "n": results[0].n_samples}
+        if len(results) > 1:
+            out.update(seeds=len(results), spread=seed_spread(scores))
+        dist = np.mean(np.vstack(dists), axis=0) if all(d is not None for d in dists) else None
         if dist is not None:
-            iv = stats.percentile_interval(score if score is not None else float("nan"), dist, len(result.samples))
+            iv = stats.percentile_interval(score, dist, len(results[0].samples))
             out.update(low=iv.low, high=iv.high, n=iv.n)
         return out, dist
 
     # paired -------------------------------------------------------------------------------
 
-    def paired(self, ref: System, ra: TaskResult, sys_b: System, rb: TaskResult,
-               metric: str) -> tuple[dict | None, np.ndarray | None]:
+    def paired(self, ref: System, sys_b: System, task: str, metric: str) -> tuple[dict | None, np.ndarray | None]:
+        """Delta of sys_b against ref, paired on items and, with several seeds, on seeds: the mean
+        of the seed-paired deltas, its distribution the mean of their (item-aligned) distributions."""
+        pairs = seed_pairs(ref, sys_b, task)
+        found = [self._paired_one(ref, ra, sys_b, rb, metric) for ra, rb in pairs]
+        if not found or any(c is None for c, _ in found):
+            return None, None
+        if len(found) == 1:
+            return found[0]
+        deltas = [c["delta"] for c, _ in found]
+        out: dict[str, Any] = {"delta": float(np.mean(deltas)), "low": None, "high": None, "p_value": None,
+                               "n": found[0][0]["n"], "mcnemar": None, "changes": None, "seeds": len(found),
+                               "spread": seed_spread(deltas), "reported_delta": None}
+        dist = None
+        if all(d is not None for _, d in found):
+            dist = np.mean(np.vstack([d for _, d in found]), axis=0)
+            iv = stats.percentile_interval(out["delta"], dist, 0)
+            out.update(low=iv.low, high=iv.high, p_value=stats.bootstrap_p_value(dist))
+        return out, dist
+
+    def _paired_one(self, ref: System, ra: TaskResult, sys_b: System, rb: TaskResult,
+                    metric: str) -> tuple[dict | None, np.ndarray | None]:
         if not ra.samples or not rb.samples:
             return None, None
         ia, ib = stats.align_indices(ra.samples, rb.samples)
@@ -344,7 +322,9 @@ def compute_report(runs: list[Run], n_resamples: int = stats.DEFAULT_RESAMPLES, 
     if "base" in by_key:
         references.append(by_key["base"])
     for trainer in REFERENCE_TRAINERS:
-        ref = next((s for s in systems if s.variant == "adapter" and s.trainer == trainer), None)
+        # the plain trainer when its ablations are in the report too (their labels carry settings)
+        candidates = [s for s in systems if s.variant == "adapter" and s.trainer == trainer]
+        ref = next((s for s in candidates if s.label == trainer), candidates[0] if candidates else None)
         if ref is not None:
             references.append(ref)
 
@@ -371,7 +351,7 @@ def compute_report(runs: list[Run], n_resamples: int = stats.DEFAULT_RESAMPLES, 
                     res = s.result(t)
                     if res is None or metric not in res.metrics:
                         continue
-                    cells[s.key], dist_of[(s.key, t)] = comp.cell(s, res, metric)
+                    cells[s.key], dist_of[(s.key, t)] = comp.cell(s, t, metric)
                 rows.append({"task": t, "lang": tasks[t].lang, "label": lang_label(tasks[t].lang), "cells": cells})
             for t in task_list:
                 sigs = {s.label: (s.result(t).signatures or {}).get(metric) for s in systems
@@ -404,13 +384,11 @@ def compute_report(runs: list[Run], n_resamples: int = stats.DEFAULT_RESAMPLES, 
                     continue
                 drows, ddist = [], {}
                 for r in rows:
-                    ra = ref.result(r["task"])
                     dcells = {}
                     for k in others:
-                        rb = by_key[k].result(r["task"])
-                        if ra is None or rb is None or k not in r["cells"] or ref.key not in r["cells"]:
+                        if k not in r["cells"] or ref.key not in r["cells"]:
                             continue
-                        cell, dist = comp.paired(ref, ra, by_key[k], rb, metric)
+                        cell, dist = comp.paired(ref, by_key[k], r["task"], metric)
                         if cell is None:
                             sa, sb = r["cells"][ref.key]["score"], r["cells"][k]["score"]
                             cell = {"delta": sb - sa, "low": None, "high": None, "p_value": None,
@@ -441,6 +419,7 @@ def compute_report(runs: list[Run], n_resamples: int = stats.DEFAULT_RESAMPLES, 
                                 "changes": c.get("changes"),
                             })
 
+    budget_rows, budget_notes = compare_budgets(runs)
     return {
         "format": "sdrrl-harness report v1",
         "settings": {
@@ -457,8 +436,9 @@ def compute_report(runs: list[Run], n_resamples: int = stats.DEFAULT_RESAMPLES, 
         "deltas": deltas,
         "english_retention": retention,
         "cost": [_cost(r) for r in runs],
+        "budget": budget_rows,
         "signatures": _signatures(systems),
-        "notes": notes + comp.notes,
+        "notes": budget_notes + notes + comp.notes,
     }
 
 
@@ -586,16 +566,25 @@ def _md_table(header: list[str], rows: list[list[str]], align: str = "l") -> lis
     return out
 
 
+def _seeds_text(c: dict, scale: float) -> str:
+    """'± 1.2 sd, 3 seeds' for a seed mean; '' for one run."""
+    if not c.get("seeds"):
+        return ""
+    spread = f"± {_num(c['spread'], scale)} sd, " if c.get("spread") is not None else ""
+    return f"{spread}{c['seeds']} seeds"
+
+
 def _score_text(c: dict | None, scale: float) -> str:
     if not c:
         return "—"
     ci = _ci(c, scale)
-    return f"{_num(c['score'], scale)} {ci}".strip()
+    seeds = _seeds_text(c, scale)
+    return f"{_num(c['score'], scale)} {ci}".strip() + (f" ({seeds})" if seeds else "")
 
 
-def _delta_notes(c: dict) -> list[str]:
+def _delta_notes(c: dict, scale: float) -> list[str]:
     """The test results and item counts under a delta, shared by the Markdown and HTML cells."""
-    notes = []
+    notes = [_seeds_text(c, scale)] if c.get("seeds") else []
     stat = []
     if c.get("p_value") is not None:
         stat.append(f"p{_p(c['p_value'])}")
@@ -615,7 +604,7 @@ def _delta_text(c: dict | None, scale: float, sep: str = "<br>") -> str:
     main = _num(c["delta"], scale, signed=True)
     if _significant(c):
         main = f"**{main}**"
-    parts = [f"{main} {_ci(c, scale, signed=True)}".strip(), *_delta_notes(c)]
+    parts = [f"{main} {_ci(c, scale, signed=True)}".strip(), *_delta_notes(c, scale)]
     return sep.join(parts)
 
 
@@ -631,6 +620,9 @@ def render_markdown(report: dict) -> str:
                 "non-English languages every system has; English is under *English retention*. "
                 f"Deltas: **bold** = paired-bootstrap p < {SIGNIFICANCE}; McN = exact McNemar p; "
                 "↑/↓/= items improved / regressed / unchanged.", ""]
+
+    out += ["## Systems", ""]
+    out += _md_table(*_systems_table(report)) + [""]
 
     out += ["## Scores", ""]
     for t in report["tables"]:
@@ -664,6 +656,9 @@ def render_markdown(report: dict) -> str:
         out.append("_No English tasks with both a base and an adapter evaluation._")
     out.append("")
 
+    out += ["## Training budget", "", BUDGET_LEAD, ""]
+    out += _md_table(*_budget_table(report), align="r") + [""]
+
     out += ["## Cost per run", ""]
     out += _md_table(*_cost_table(report), align="r")
     out += ["", f"_{GPU_NOTE}_", ""]
@@ -680,6 +675,33 @@ def render_markdown(report: dict) -> str:
     if report["notes"]:
         out += ["## Notes", ""] + [f"- {n}" for n in report["notes"]] + [""]
     return "\n".join(out)
+
+
+def _systems_table(report: dict) -> tuple[list[str], list[list[str]]]:
+    header = ["system", "trainer", "runs", "seeds", "settings that set it apart"]
+    rows = [[s["label"], s["trainer"], ", ".join(s["runs"]), ", ".join(str(x) for x in s.get("seeds") or []),
+             ", ".join(f"{k}={v}" for k, v in (s.get("differs") or {}).items()) or "—"]
+            for s in report["systems"]]
+    return header, rows
+
+
+BUDGET_LEAD = ("Equal budgets: every trained run should take the same optimizer steps on the same records per step; "
+               "⚠ marks a figure more than 10% from the comparison's reference.")
+
+
+def _budget_table(report: dict) -> tuple[list[str], list[list[str]]]:
+    header = ["run", "trainer", "seed", "train records", "steps", "records/step", "training tokens", "tokens/step",
+              "answer tokens", "dropped cut-off answers", "wall"]
+
+    def mark(row: dict, field: str, text: str) -> str:
+        return f"{text} ⚠" if field in row["unequal"] else text
+
+    rows = [[r["run"], r["trainer"], str(r["seed"]), _int(r["records"]), mark(r, "steps", _int(r["steps"])),
+             mark(r, "records_per_step", _int(r["records_per_step"])), _int(r["train_tokens"]),
+             mark(r, "tokens_per_step", _int(r["tokens_per_step"])), _int(r["answer_tokens"]),
+             _int(r["dropped_truncated_answers"]), _dur(r["wall_s"])]
+            for r in report.get("budget", []) if r["trains"]]
+    return header, rows
 
 
 def _cost_table(report: dict) -> tuple[list[str], list[list[str]]]:
@@ -749,7 +771,9 @@ def _td_score(c: dict | None, scale: float) -> str:
         return '<td class="num">—</td>'
     ci = _ci(c, scale)
     ci_html = f' <span class="ci">{_e(ci)}</span>' if ci else ""
-    return f'<td class="num">{_e(_num(c["score"], scale))}{ci_html}</td>'
+    seeds = _seeds_text(c, scale)
+    seeds_html = f'<span class="st">{_e(seeds)}</span>' if seeds else ""
+    return f'<td class="num">{_e(_num(c["score"], scale))}{ci_html}{seeds_html}</td>'
 
 
 def _td_delta(c: dict | None, scale: float) -> str:
@@ -763,7 +787,7 @@ def _td_delta(c: dict | None, scale: float) -> str:
         main = f'<span class="sig">{main}</span>'
     ci = _ci(c, scale, signed=True)
     parts = [main + (f' <span class="ci">{_e(ci)}</span>' if ci else "")]
-    parts += [f'<span class="st">{_e(note)}</span>' for note in _delta_notes(c)]
+    parts += [f'<span class="st">{_e(note)}</span>' for note in _delta_notes(c, scale)]
     return f'<td class="{cls}">' + "".join(parts) + "</td>"
 
 
@@ -782,12 +806,12 @@ def heatmap_svg(d: dict, labels: dict[str, str]) -> str:
     cols = [(r["lang"], r["cells"]) for r in d["rows"]] + [("avg", d["macro"]["cells"])]
     rows = d["systems"]
     scale = d["scale"]
-    values = [c["delta"] * scale for _, cells in cols for k in rows if (c := cells.get(k)) and c.get("delta") is not None]
-    vmax = max([abs(v) for v in values] + [1e-9])
+    vmax = color_range(d["metric"])  # fixed per metric, in displayed units: small deltas stay pale
     cw, ch = 58, 30
     left = 12 + 7 * max([len(labels[k]) for k in rows] + [4])
     top, bottom = 26, 26
-    legend = (f"colour: Δ vs {d['reference_label']} (±{_num(vmax, 1.0)} at full colour) · "
+    legend = (f"colour: Δ vs {d['reference_label']} in {units(scale, d['metric_label'])} "
+              f"(±{_num(vmax, 1.0)} and beyond at full colour) · "
               f"* paired-bootstrap p < {SIGNIFICANCE}")
     width = max(left + cw * len(cols) + 10, 16 + int(6.3 * len(legend)))
     height = top + ch * len(rows) + bottom
@@ -836,9 +860,13 @@ def render_html(report: dict) -> str:
              f'<b>{_e(MACRO_LABEL)}</b> row averages the non-English languages every system has; English is under '
              f'<i>English retention</i>. Deltas: highlighted = paired-bootstrap p &lt; {SIGNIFICANCE}; McN = exact '
              f'McNemar p; ↑/↓/= items improved / regressed / unchanged.</p>')
-    b.append('<nav><a href="#scores">Scores</a><a href="#deltas">Deltas</a><a href="#retention">English retention</a>'
-             '<a href="#cost">Cost</a><a href="#signatures">Signatures</a>'
+    b.append('<nav><a href="#systems">Systems</a><a href="#scores">Scores</a><a href="#deltas">Deltas</a>'
+             '<a href="#retention">English retention</a><a href="#budget">Budget</a><a href="#cost">Cost</a><a href="#signatures">Signatures</a>'
              + ('<a href="#notes">Notes</a>' if report["notes"] else "") + "</nav>")
+
+    b.append('<h2 id="systems">Systems</h2>')
+    sheader, srows = _systems_table(report)
+    b.append(_html_table(sheader, [([f'<td class="lbl">{_e(x)}</td>' for x in r], "") for r in srows]))
 
     b.append('<h2 id="scores">Scores</h2>')
     for t in report["tables"]:
@@ -858,6 +886,7 @@ def render_html(report: dict) -> str:
                  'and an adapter.</p>')
     for d in report["deltas"]:
         b.append(f"<h3>{_e(_title(d))} — vs {_e(d['reference_label'])}</h3>")
+        b.append(f'<div class="tw">{forest_svg(d, labels)}</div>')
         b.append(f'<div class="tw">{heatmap_svg(d, labels)}</div>')
         rows = [([f'<td class="lbl">{_e(r["label"])}</td>'] + [_td_delta(r["cells"].get(k), d["scale"])
                                                             for k in d["systems"]], "") for r in d["rows"]]
@@ -875,6 +904,12 @@ def render_html(report: dict) -> str:
         b.append(_html_table(["task", "system", "base", "system score", "Δ vs base"], rows))
     else:
         b.append('<p class="small">No English tasks with both a base and an adapter evaluation.</p>')
+
+    b.append('<h2 id="budget">Training budget</h2>')
+    b.append(f'<p class="lead">{_e(BUDGET_LEAD)}</p>')
+    bheader, brows = _budget_table(report)
+    b.append(_html_table(bheader, [([f'<td class="lbl">{_e(r[0])}</td>', f'<td class="lbl">{_e(r[1])}</td>']
+                                    + [f'<td class="num">{_e(x)}</td>' for x in r[2:]], "") for r in brows]))
 
     b.append('<h2 id="cost">Cost per run</h2>')
     header, crow = _cost_table(report)

@@ -78,14 +78,15 @@ def make_run(runs_root: Path, name: str, trainer: str = "sdrrl", langs: Sequence
              families: Sequence[str] = ("belebele",), translation: bool = True, n: int = 40,
              base_acc: float = 0.5, adapter_acc: float | dict[str, float] = 0.7, base_quality: float = 0.5,
              adapter_quality: float | dict[str, float] = 0.7, with_base: bool = True, model: str = "tiny-model",
-             suite: str = "smoke", device: str = "cpu x1 (2 threads)", gpus: int = 1) -> Path:
+             suite: str = "smoke", device: str = "cpu x1 (2 threads)", gpus: int = 1, seed: int = 0,
+             trainer_config: dict | None = None, train_stats: dict | None = None) -> Path:
     """Write a synthetic run folder and return its path. Per-language dicts set per-language adapter skill.
 
     The manifest has the pipeline's stages (plan, data, train, evaluate) with the extras the
     pipeline records; `device` is what training records ("NVIDIA H100 80GB HBM3 x2" on a GPU)."""
     root = Path(runs_root) / name
-    spec = {"name": name, "trainer": trainer, "trainer_config": {"lr": 2e-4}, "model": model, "suite": suite,
-            "engine": "vllm", "seed": 0, "languages": list(langs)}
+    spec = {"name": name, "trainer": trainer, "trainer_config": trainer_config or {"lr": 2e-4}, "model": model,
+            "suite": suite, "engine": "vllm", "seed": seed, "languages": list(langs)}
     write_text(root / "spec.yaml", yaml.safe_dump(spec, sort_keys=False))
     stages = {
         "plan": {"input_hash": _hash(name, "plan"), "wall_s": 0.01, "seed": 0, "finished_at": "2025-01-01T00:00:00Z",
@@ -98,7 +99,9 @@ def make_run(runs_root: Path, name: str, trainer: str = "sdrrl", langs: Sequence
                           "finished_at": "2025-01-01T00:10:00Z", "versions": {"python": "3.11"}, "records": 640}
         stages["train"] = {"input_hash": _hash(name, "train"), "wall_s": 1800.0, "seed": 0,
                            "finished_at": "2025-01-01T00:40:00Z", "versions": {"python": "3.11"},
-                           "train_tokens": 250000, "steps": 80, "device": device, "num_processes": gpus}
+                           "train_tokens": 250000, "steps": 80, "device": device, "num_processes": gpus,
+                           "records_per_step": 16, "input_tokens": 900000, "tokens_per_step": 11250,
+                           **(train_stats or {})}
     write_json(root / "manifest.json", {"stages": stages})
 
     def skill(v: float | dict[str, float], lang: str, default: float) -> float:

@@ -91,6 +91,12 @@ class SDRRLTrainer(LoRATrainer):
     name = "sdrrl"
     description = "SDRRL: self-distilled answers in a resource-rich language, translated and code-switched, plus parallel data"
     Config = SDRRLConfig
+    ablations = {
+        "ref_answers": {"answer_source": "reference"},  # no self-distillation: the data set's answers
+        "no_cs": {"code_switch_variants": 0},  # no code-switched variants
+        "no_parallel": {"parallel_per_lang": 0},  # no parallel-corpus records
+        "no_grouping": {"same_batch": False},  # ordinary shuffled batches
+    }
 
     def check(self, languages: list[Language]) -> None:
         cfg: SDRRLConfig = self.config

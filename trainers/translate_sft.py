@@ -36,6 +36,8 @@ class TranslateSFTTrainer(LoRATrainer):
     name = "translate_sft"
     description = "translate-then-SFT: reference Q and A machine-translated into each language, plus the source language"
     Config = TranslateSFTConfig
+    # The same parallel data as SDRRL in this comparison: separates its effect from self-distillation's.
+    ablations = {"parallel": {k: "@sdrrl" for k in ("parallel_data", "parallel_per_lang", "parallel_formats", "parallel_direction")}}
 
     def check(self, languages: list[Language]) -> None:
         src = source_language(self.config)

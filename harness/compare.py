@@ -1,0 +1,201 @@
+"""`harness run` over several trainers, ablations and seeds: one comparison at an equal budget.
+
+    harness run --trainer sdrrl,translate_sft,english_sft --seeds 0,1,2 [--ablations] [--steps N]
+
+Members are `<trainer>` or `<trainer>+<ablation>`, an ablation being one of the trainer's named
+setting presets (`harness list trainers`); `--ablations` adds every preset of every listed trainer.
+Each member and seed is an ordinary, resumable run folder, runs/<comparison>/<member>-s<seed>/;
+the base model's evaluation is shared through the evaluation cache, so it runs once; one report
+over all of them lands in runs/<comparison>/report.{md,html,json}.
+
+Settings: `--set key=value` (and --config, and the suite's own settings) apply to every member whose
+trainer has that field; `--set <trainer>.key=value` to that trainer's members only; a preset wins
+over both. A preset value "@<trainer>" copies the field from that trainer's settings in this
+comparison (translate_sft+parallel takes SDRRL's parallel data that way).
+
+Budget (equal by default): every member trains for the same number of optimizer steps on the
+same number of records per step. The steps are `--steps N`, or a plain `max_steps` setting, or
+else what the first training member takes at its own `epochs` (it runs first, per seed). Records
+per step come from the shared batch settings; a member-scoped batch or step setting is honoured
+and the report marks the budgets that then differ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.errors import HarnessError, unknown
+from harness.runstore import Manifest, write_json
+from harness.spec import RunSpec
+from harness.trainer_api import Trainer, build_config, get_trainer_class, load_trainers
+
+BUDGET_FIELDS = ("max_steps", "batch_size", "grad_accum_steps")
+
+
+@dataclass(frozen=True)
+class Member:
+    label: str  # "sdrrl" or "sdrrl+no_cs"
+    trainer: str
+    ablation: str | None = None
+
+    @property
+    def preset(self) -> dict[str, Any]:
+        return get_trainer_class(self.trainer).ablations[self.ablation] if self.ablation else {}
+
+
+def parse_members(text: str, ablations: bool = False) -> list[Member]:
+    """'sdrrl,translate_sft+parallel' -> members; with `ablations`, every preset of each trainer too."""
+    trainers = load_trainers()
+    members: list[Member] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, _, ablation = part.partition("+")
+        if name not in trainers:
+            raise unknown("trainer", name, list(trainers))
+        presets = trainers[name].ablations
+        if ablation and ablation not in presets:
+            raise unknown(f"ablation of trainer {name!r}:", ablation, list(presets) or ["(none)"])
+        members.append(Member(part, name, ablation or None))
+        if ablations and not ablation:
+            members.extend(Member(f"{name}+{a}", name, a) for a in presets)
+    if not members:
+        raise HarnessError("--trainer names no trainer; valid: " + ", ".join(sorted(trainers)))
+    labels = [m.label for m in members]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise HarnessError(f"--trainer names {', '.join(repeated)} more than once")
+    return members
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise HarnessError(f"--seeds expects integers separated by commas, e.g. 0,1,2; got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise HarnessError(f"--seeds needs distinct integers >= 0, e.g. 0,1,2; got {text!r}")
+    return seeds
+
+
+def member_settings(member: Member, layers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The member's trainer settings: each layer (lowest precedence first) scoped to its trainer,
+    then its preset, with "@<trainer>" references resolved."""
+    trainer_cls = get_trainer_class(member.trainer)
+    scoped = _scoped(member.trainer, trainer_cls, layers)
+    for key, value in member.preset.items():
+        if isinstance(value, str) and value.startswith("@"):
+            other = value[1:]
+            other_cls = get_trainer_class(other)
+            value = getattr(build_config(other_cls, _scoped(other, other_cls, layers)), key)
+        scoped[key] = value
+    return scoped
+
+
+def _scoped(trainer: str, trainer_cls: type[Trainer], layers: list[dict[str, Any]]) -> dict[str, Any]:
+    fields = {f.name for f in dataclasses.fields(trainer_cls.Config)}
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            owner, dot, field = key.rpartition(".")
+            if dot and owner == trainer:
+                out[field] = value
+            elif not dot and key in fields:
+                out[key] = value
+    return out
+
+
+def check_settings_known(members: list[Member], layers: list[dict[str, Any]], explicit: list[dict[str, Any]]) -> None:
+    """A key in `explicit` (--set, --config) that no member's trainer has is a typo: refuse it."""
+    for layer in explicit:
+        for key in layer:
+            owner, dot, field = key.rpartition(".")
+            if dot:
+                if owner not in {m.trainer for m in members}:
+                    raise unknown(f"trainer in setting {key!r}:", owner, sorted({m.trainer for m in members}))
+                cls = get_trainer_class(owner)
+                if field not in {f.name for f in dataclasses.fields(cls.Config)}:
+                    raise unknown(f"setting for trainer {owner!r}:", field, [f.name for f in dataclasses.fields(cls.Config)])
+                continue
+            fields = {f.name for m in members for f in dataclasses.fields(get_trainer_class(m.trainer).Config)}
+            if key not in fields:
+                raise unknown("setting for " + ", ".join(sorted({m.trainer for m in members})) + ":", key, sorted(fields))
+
+
+@dataclass
+class Comparison:
+    """Run specs per member and seed, and the budget as far as it is known before running."""
+
+    name: str
+    members: list[Member]
+    seeds: list[int]
+    specs: dict[tuple[str, int], RunSpec]  # (member label, seed) -> spec
+    steps: int | None  # the user's budget (--steps, or a plain max_steps setting); None: the budget member's
+    own_steps: frozenset[str] = frozenset()  # members whose max_steps was set for them alone: kept as is
+
+    def budget_member(self) -> Member | None:
+        return next((m for m in self.members if get_trainer_class(m.trainer).trains), None)
+
+
+def plan_comparison(
+    name: str,
+    members: list[Member],
+    seeds: list[int],
+    layers: list[dict[str, Any]],
+    make_spec: Callable[[Member, dict[str, Any], int], RunSpec],
+    steps: int | None = None,
+) -> Comparison:
+    """Every member's settings and spec for every seed; `layers` lowest precedence first."""
+    plain_steps = next((int(layer["max_steps"]) for layer in reversed(layers) if "max_steps" in layer), None)
+    steps = steps if steps is not None else (plain_steps or None)
+    if steps is not None and steps < 1:
+        raise HarnessError(f"--steps must be >= 1, got {steps}")
+    own = {m.label for m in members if "max_steps" in m.preset
+           or any(f"{m.trainer}.max_steps" in layer for layer in layers)}
+    specs = {}
+    for member in members:
+        settings = member_settings(member, layers)
+        for seed in seeds:
+            specs[(member.label, seed)] = make_spec(member, settings, seed)
+    return Comparison(name, members, seeds, specs, steps, frozenset(own))
+
+
+def with_steps(spec: RunSpec, steps: int) -> RunSpec:
+    return dataclasses.replace(spec, trainer_config={**spec.trainer_config, "max_steps": steps})
+
+
+def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = None) -> Path:
+    """Run every member (per seed, the budget member first), then one report over all of them."""
+    from harness import pipeline
+    from reports.build import build_report
+
+    root = Path(runs_dir) / comparison.name
+    for spec in comparison.specs.values():  # every member's plan checks before any model is loaded
+        pipeline.check_plan(spec)
+    budget_member = comparison.budget_member()
+    budgets: dict[int, int | None] = {}
+    run_dirs: list[Path] = []
+    for seed in comparison.seeds:
+        steps = comparison.steps
+        for member in sorted(comparison.members, key=lambda m: m != budget_member):
+            spec = comparison.specs[(member.label, seed)]
+            if steps and member.label not in comparison.own_steps and get_trainer_class(member.trainer).trains:
+                spec = with_steps(spec, steps)
+            pipeline.console.print(f"[bold]comparison[/] {comparison.name}: {member.label}, seed {seed}, "
+                                   + (f"{steps} steps" if steps else "its epochs set the budget"))
+            run_dir = pipeline.run(spec, root, force=force)
+            run_dirs.append(run_dir)
+            if member == budget_member and steps is None:
+                steps = Manifest(run_dir).stages.get("train", {}).get("steps")
+        budgets[seed] = steps
+    write_json(root / "comparison.json", {
+        "members": [dataclasses.asdict(m) for m in comparison.members],
+        "seeds": comparison.seeds,
+        "steps_per_seed": budgets,
+        "budget_set_by": "user" if comparison.steps else (budget_member.label if budget_member else None),
+        "runs": [str(d.relative_to(root)) for d in run_dirs],
+    })
+    build_report(run_dirs, root)
+    pipeline.console.print(f"report: {root / 'report.md'}")
+    return root

@@ -1,0 +1,67 @@
+"""The training budget of each run, and whether the runs of one report were trained on equal ones.
+
+A comparison is fair only at an equal budget: the same optimizer steps on the same records per
+step, with tokens per step close. The rows come from the manifest (data and train stages); a run
+whose steps, records per step or tokens per step differ from the report's reference by more than
+`TOLERANCE` is flagged, and the report says so beside the tables.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from typing import Any
+
+from reports.load import Run
+
+TOLERANCE = 0.10  # relative difference that makes budgets unequal
+COMPARED = (("steps", "optimizer steps"), ("records_per_step", "records per step"), ("tokens_per_step", "tokens per step"))
+
+
+def budget_row(run: Run) -> dict[str, Any]:
+    data, train = run.stages.get("data") or {}, run.stages.get("train") or {}
+    walls = [e.get("wall_s") for e in run.stages.values() if isinstance(e.get("wall_s"), (int, float))]
+    trainer_stats = data.get("trainer_stats") or {}
+    return {
+        "run": run.name,
+        "trainer": run.trainer,
+        "seed": run.spec.get("seed"),
+        "trains": bool(train),
+        "records": data.get("records"),
+        "steps": train.get("steps"),
+        "records_per_step": train.get("records_per_step"),
+        "train_tokens": train.get("input_tokens"),  # prompt and answer tokens the model was trained on
+        "answer_tokens": train.get("train_tokens"),  # the tokens the loss counted
+        "tokens_per_step": train.get("tokens_per_step"),
+        "dropped_truncated_answers": trainer_stats.get("dropped_truncated_answers"),
+        "wall_s": round(sum(walls), 3) if walls else None,
+        "unequal": [],
+    }
+
+
+def _reference(values: list[float]) -> float | None:
+    if not values:
+        return None
+    counts = Counter(values).most_common()
+    if counts[0][1] > 1 and (len(counts) == 1 or counts[0][1] > counts[1][1]):
+        return counts[0][0]  # the budget most runs share
+    return statistics.median(values)
+
+
+def compare_budgets(runs: list[Run]) -> tuple[list[dict], list[str]]:
+    """Budget rows, each with the fields in which it is unequal, and one note per unequal run."""
+    rows = [budget_row(r) for r in runs]
+    training = [r for r in rows if r["trains"]]
+    notes = []
+    for field, what in COMPARED:
+        values = [r[field] for r in training if isinstance(r[field], (int, float))]
+        ref = _reference(values)
+        if not ref:
+            continue
+        for r in training:
+            value = r[field]
+            if isinstance(value, (int, float)) and abs(value - ref) / ref > TOLERANCE:
+                r["unequal"].append(field)
+                notes.append(f"Unequal budget: run {r['run']} trained with {value:g} {what}, the comparison's "
+                             f"reference is {ref:g} (more than {TOLERANCE:.0%} apart); its deltas mix method and budget.")
+    return rows, notes

@@ -1,0 +1,132 @@
+"""Reports over comparisons: seed replicates, labels by settings, budgets, the forest plot."""
+
+from __future__ import annotations
+
+import statistics
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from reports.build import build_report
+from reports.forest import color_range
+from reports.testing import make_run
+
+ACCS = {0: 0.6, 1: 0.7, 2: 0.8}
+
+
+def _seeded(tmp_path):
+    root = tmp_path / "runs"
+    runs = []
+    for seed, acc in ACCS.items():
+        runs.append(make_run(root, f"sdrrl-s{seed}", trainer="sdrrl", seed=seed, adapter_acc=acc, translation=False))
+        runs.append(make_run(root, f"translate_sft-s{seed}", trainer="translate_sft", seed=seed,
+                             adapter_acc=acc - 0.1, translation=False))
+    return runs
+
+
+def _cell(report, system_label, lang="cs", family="belebele"):
+    key = next(s["key"] for s in report["systems"] if s["label"] == system_label)
+    table = next(t for t in report["tables"] if t["family"] == family)
+    return next(r for r in table["rows"] if r["lang"] == lang)["cells"][key], key
+
+
+def test_seed_replicates_are_one_system_shown_as_seed_mean_with_spread(tmp_path):
+    report = build_report(_seeded(tmp_path), tmp_path / "out", n_resamples=200)
+    assert [s["label"] for s in report["systems"]] == ["base", "sdrrl", "translate_sft"]
+    assert report["systems"][1]["seeds"] == [0, 1, 2]
+    cell, _ = _cell(report, "sdrrl")
+    per_seed = []
+    for seed in ACCS:
+        import json
+        per_seed.append(json.loads((tmp_path / "runs" / f"sdrrl-s{seed}" / "eval" / "adapter" / "belebele_cs"
+                                    / "scores.json").read_text())["metrics"]["acc"])
+    assert cell["score"] == pytest.approx(statistics.mean(per_seed))
+    assert cell["spread"] == pytest.approx(statistics.stdev(per_seed)) and cell["seeds"] == 3
+    assert cell["low"] <= cell["score"] <= cell["high"]
+    assert "3 seeds" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_deltas_are_tested_on_seed_paired_results(tmp_path):
+    report = build_report(_seeded(tmp_path), tmp_path / "out", n_resamples=200)
+    base_cell, _ = _cell(report, "base")
+    sdrrl_cell, sdrrl_key = _cell(report, "sdrrl")
+    tsft_cell, _ = _cell(report, "translate_sft")
+    vs_base = next(d for d in report["deltas"] if d["reference"] == "base" and d["family"] == "belebele")
+    delta = next(r for r in vs_base["rows"] if r["lang"] == "cs")["cells"][sdrrl_key]
+    assert delta["delta"] == pytest.approx(sdrrl_cell["score"] - base_cell["score"])
+    assert delta["seeds"] == 3 and delta["p_value"] is not None and delta["mcnemar"] is None
+    vs_tsft = next(d for d in report["deltas"] if d["reference_label"] == "translate_sft" and d["family"] == "belebele")
+    paired = next(r for r in vs_tsft["rows"] if r["lang"] == "cs")["cells"][sdrrl_key]
+    assert paired["delta"] == pytest.approx(sdrrl_cell["score"] - tsft_cell["score"])
+    assert paired["spread"] is not None and paired["seeds"] == 3  # one delta per seed pair
+
+
+def test_systems_are_labelled_by_the_settings_they_differ_in(tmp_path):
+    root = tmp_path / "runs"
+    common = {"code_switch_variants": 1, "parallel_per_lang": 200, "max_steps": 0}
+    runs = [make_run(root, "full", trainer="sdrrl", trainer_config=common, translation=False),
+            make_run(root, "no-cs", trainer="sdrrl", trainer_config={**common, "code_switch_variants": 0, "max_steps": 80},
+                     translation=False),
+            make_run(root, "no-par", trainer="sdrrl", trainer_config={**common, "parallel_per_lang": 0, "max_steps": 80},
+                     translation=False)]
+    report = build_report(runs, tmp_path / "out", n_resamples=50)
+    assert [s["label"] for s in report["systems"]] == [
+        "base", "sdrrl", "sdrrl · code_switch_variants=0", "sdrrl · parallel_per_lang=0"]  # max_steps is budget, not a label
+    assert "| sdrrl · parallel_per_lang=0 | sdrrl | no-par |" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_unequal_budgets_are_marked(tmp_path):
+    root = tmp_path / "runs"
+    runs = [make_run(root, "a", trainer="sdrrl", translation=False),
+            make_run(root, "b", trainer="translate_sft", translation=False),
+            make_run(root, "c", trainer="english_sft", translation=False, train_stats={"steps": 100, "tokens_per_step": 11900})]
+    report = build_report(runs, tmp_path / "out", n_resamples=50)
+    flagged = {r["run"]: r["unequal"] for r in report["budget"]}
+    assert flagged == {"a": [], "b": [], "c": ["steps"]}  # 11900 tokens/step is within 10% of 11250
+    assert any("Unequal budget: run c trained with 100 optimizer steps" in n for n in report["notes"])
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Training budget" in md and "100 ⚠" in md
+    equal = build_report(runs[:2], tmp_path / "out2", n_resamples=50)
+    assert not any("Unequal budget" in n for n in equal["notes"])
+
+
+def _svgs(html_text: str, cls: str) -> list[ET.Element]:
+    out, at = [], 0
+    while (start := html_text.find("<svg", at)) >= 0:
+        end = html_text.index("</svg>", start) + len("</svg>")
+        element = ET.fromstring(html_text[start:end])
+        if element.get("class") == cls:
+            out.append(element)
+        at = end
+    return out
+
+
+def test_forest_plot_shows_each_delta_with_its_interval_in_metric_units(tmp_path):
+    report = build_report(_seeded(tmp_path), tmp_path / "out", n_resamples=200)
+    page = (tmp_path / "out" / "report.html").read_text()
+    forests = _svgs(page, "forest")
+    assert len(forests) == len(report["deltas"])
+    ns = "{http://www.w3.org/2000/svg}"
+    vs_base = next(i for i, d in enumerate(report["deltas"]) if d["reference"] == "base")
+    d = report["deltas"][vs_base]
+    points = forests[vs_base].findall(f"{ns}g[@class='pt']")
+    assert len(points) == len(d["systems"]) * (len(d["rows"]) + 1)  # every language and the macro average
+    for p in points:
+        row = next((r for r in d["rows"] if r["label"] == p.get("data-lang")), None)
+        if row is None:
+            continue
+        key = next(s["key"] for s in report["systems"] if s["label"] == p.get("data-system"))
+        cell = row["cells"][key]
+        assert float(p.get("data-delta")) == pytest.approx(cell["delta"] * d["scale"], rel=1e-5)  # points, not fractions
+        assert float(p.get("data-low")) <= float(p.get("data-delta")) <= float(p.get("data-high"))
+    axis = "".join(forests[vs_base].itertext())
+    assert "points (%)" in axis and "95% interval" in axis
+
+
+def test_heatmap_colour_scale_is_fixed_in_metric_units():
+    from reports.build import _color
+
+    assert color_range("bleu") == 5.0 and color_range("acc") == 10.0
+    pale = _color(0.04, color_range("bleu"))  # a 0.04 BLEU change
+    assert all(int(pale[i:i + 2], 16) > 245 for i in (1, 3, 5))  # nearly white, not full colour
+    assert _color(5.0, color_range("bleu")) == _color(50.0, color_range("bleu"))  # saturates at the range
