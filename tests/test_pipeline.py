@@ -78,3 +78,31 @@ def test_run_end_to_end_then_cached_then_forced(tiny_llama, tmp_path, eval_cache
     capsys.readouterr()
     assert main(["check", str(run), "--against", str(baseline)]) == 1
     assert "base/sib200_en/acc" in capsys.readouterr().out
+
+
+def test_french_source_sdrrl_run_end_to_end(tiny_llama, tmp_path, eval_cache):
+    """French as the resource-rich source: instructions machine-translated from the shipped English
+    ones, self-answers in French, translated and code-switched (fr->cs lexicon composed through
+    English), fr-cs parallel pairs, and retention measured on the French tasks."""
+    runs = tmp_path / "runs"
+    args = ["run", "--trainer", "sdrrl", "--model", str(tiny_llama), "--suite", "smoke_fr", "--langs", "fr,cs",
+            "--engine", "hf", "--runs-dir", str(runs), "--name", "fr", "--limit", "2", "--max-gen-toks", "8",
+            "--max-model-len", "512", "--set", "num_instructions=4", "--set", "answer_max_new_tokens=8",
+            "--set", "keep_truncated_answers=true", "--set", "parallel_per_lang=2", "--set", "max_steps=1"]
+    assert main(args) == 0
+    run = runs / "fr"
+    records = read_jsonl(run / "data" / "train.jsonl")
+    kinds = {(r["kind"], r["lang"]) for r in records}
+    assert {("fr_self", "fr"), ("mt", "cs"), ("code_switch", "cs")} <= kinds
+    assert {lang for kind, lang in kinds if kind.startswith("parallel")} == {"cs"}
+    assert not any(lang == "en" for _, lang in kinds)  # English is neither source nor target here
+    stats = read_json(run / "manifest.json")["stages"]["data"]["trainer_stats"]
+    assert stats["instructions_from"]["written_in"] == "en" and stats["instructions_from"]["source_lang"] == "fr"
+    assert stats["instructions_from"]["machine_translated_by"].startswith("lexicon:")
+    from trainers.sources import load_instructions, question_of
+
+    english = {ex["id"]: question_of(ex) for ex in load_instructions("builtin:alpaca-smoke", 0, 0)}
+    for r in (r for r in records if r["kind"] == "fr_self"):
+        assert r["messages"][0]["content"] != english[r["group"]]  # the French (word-by-word MT) version
+    assert (run / "eval" / "adapter" / "belebele_fr" / "scores.json").is_file()  # retention of the source language
+    assert (run / "eval" / "adapter" / "flores200_fr-en" / "scores.json").is_file() is False  # not in --langs fr,cs
