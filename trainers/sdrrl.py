@@ -22,8 +22,10 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from harness.errors import HarnessError
+from harness.rules import at_least, between, one_of
 from harness.runstore import sha256_json, write_json
 from harness.trainer_api import TrainContext
 from trainers.codeswitch import code_switch, load_lexicon, translatable_words
@@ -58,6 +60,14 @@ class SDRRLConfig(TranslationConfig):
     parallel_per_lang: int = 200
     parallel_data: str = "Helsinki-NLP/opus-100"  # hub id (OPUS-100 layout) | local folder of en-<xx>.jsonl | builtin:opus-smoke
     same_batch: bool = True  # all variants of one source example in one batch (the paper's same-batch distillation)
+
+    RULES: ClassVar[dict] = {
+        "answer_max_new_tokens": at_least(1),
+        "min_answer_chars": at_least(0),
+        "code_switch_variants": at_least(0),
+        "code_switch_ratio": between(0, 1),
+        "code_switch_side": one_of(*CODE_SWITCH_SIDES),
+    }
 
 
 def self_distill(ctx: TrainContext, questions: list[str], max_new_tokens: int) -> list[str]:

@@ -17,11 +17,14 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from harness.errors import HarnessError
 from harness.langs import Language
+from harness.rules import Rule, at_least, one_of
 from trainers.codeswitch import DATA_DIR
 from trainers.lora import TrainConfig
+from trainers.translators import TRANSLATORS
 
 BUILTIN_INSTRUCTIONS = {"alpaca-smoke": DATA_DIR / "alpaca_smoke.json"}
 BUILTIN_PARALLEL = {"opus-smoke": DATA_DIR / "opus_smoke"}
@@ -32,6 +35,12 @@ PARALLEL_PROMPT = "Translate the following {src} text into {tgt}.\n\n{text}"
 class InstructionConfig(TrainConfig):
     instructions: str = "tatsu-lab/alpaca"  # hub id | local .json/.jsonl (Alpaca fields) | builtin:alpaca-smoke
     num_instructions: int = 5000  # English instructions sampled by seed; 0 = all (paper's count unknown)
+
+    RULES: ClassVar[dict] = {"instructions": Rule(str, non_empty=True), "num_instructions": at_least(0)}
+
+    def validate(self, owner: str = "train") -> None:
+        super().validate(owner)
+        check_source(self.instructions, f"{owner}.instructions", BUILTIN_INSTRUCTIONS)
 
 
 @dataclass
@@ -44,6 +53,36 @@ class TranslationConfig(InstructionConfig):
     parallel_per_lang: int = 0  # parallel sentence pairs per target language, as translation instructions
     parallel_direction: str = "en-xx"  # en-xx | xx-en | both (alternating): direction of the translation instructions
     parallel_prompt: str = PARALLEL_PROMPT  # translation instruction; {src}, {tgt} (language names), {text}
+
+    RULES: ClassVar[dict] = {
+        "translator": one_of(*TRANSLATORS),
+        "parallel_data": Rule(str, non_empty=True),
+        "parallel_per_lang": at_least(0),
+        "parallel_direction": one_of("en-xx", "xx-en", "both"),
+    }
+
+    def validate(self, owner: str = "train") -> None:
+        super().validate(owner)
+        check_source(self.parallel_data, f"{owner}.parallel_data", BUILTIN_PARALLEL)
+        if self.translator == "file" and not Path(self.translations_file).is_file():
+            raise HarnessError(f"bad value for {owner}.translations_file: {self.translations_file!r}; translator=file needs an existing JSONL file")
+        if self.lexicon_dir and not Path(self.lexicon_dir).is_dir():
+            raise HarnessError(f"bad value for {owner}.lexicon_dir: {self.lexicon_dir!r} is not a folder")
+        try:
+            self.parallel_prompt.format(src="", tgt="", text="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise HarnessError(f"bad value for {owner}.parallel_prompt: {self.parallel_prompt!r} ({exc!r}); placeholders: {{src}}, {{tgt}}, {{text}}") from None
+        if "{text}" not in self.parallel_prompt:
+            raise HarnessError(f"bad value for {owner}.parallel_prompt: {self.parallel_prompt!r} lacks {{text}}")
+
+
+def check_source(spec: str, name: str, builtins: dict) -> None:
+    """A data source setting that can be checked without loading it: a known built-in, an existing local path, not FLORES."""
+    refuse_flores(spec, name)
+    if spec.startswith("builtin:") and spec.split(":", 1)[1] not in builtins:
+        raise HarnessError(f"bad value for {name}: {spec!r}; built-ins: {', '.join(f'builtin:{k}' for k in builtins)}")
+    if spec.startswith((".", "/", "~")) and not Path(spec).expanduser().exists():
+        raise HarnessError(f"bad value for {name}: {spec!r} does not exist (a hub id org/name, a local path, or builtin:...)")
 
 
 # --------------------------------------------------------------------------------------------
