@@ -34,11 +34,18 @@ def _load_config_file(path: str | None) -> dict[str, Any]:
     if not path:
         return {}
     p = Path(path)
-    if not p.exists():
-        raise HarnessError(f"config file {path!r} does not exist")
-    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict):
-        raise HarnessError(f"config file {path!r} must hold a mapping of trainer settings")
+    if not p.is_file():
+        raise HarnessError(f"config file {path!r} does not exist or is not a file")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"config file {path!r} cannot be read ({exc})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise HarnessError(f"config file {path!r} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise HarnessError(f"config file {path!r} must hold a mapping of trainer settings (setting: value)")
     return data
 
 
@@ -99,19 +106,23 @@ def _suite_tasks(suite_name: str, langs: str | None, task_names: str | None):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from harness.engines import EngineSettings, check_engine
+    from harness import preflight
+    from harness.engines import EngineSettings
     from harness.evaluate import EvalRequest, evaluate
     from harness.models import resolve_model
     from harness.pipeline import console, make_progress
     from harness.spec import default_run_name
 
-    check_engine(args.engine)
+    preflight.check_cli(args)
     suite, tasks = _suite_tasks(args.suite, args.langs, args.tasks)
     adapter = Path(args.adapter) if args.adapter else None
-    if adapter is not None and not adapter.is_dir():
-        raise HarnessError(f"adapter folder {args.adapter!r} does not exist")
-    model_dir = resolve_model(args.model)
+    if adapter is not None:
+        preflight.check_adapter(adapter, EngineSettings().max_lora_rank)
     out = Path(args.out) if args.out else Path(args.runs_dir) / default_run_name("eval", args.model, args.suite)
+    preflight.check_writable(out, "--out" if args.out else "--runs-dir")
+    model_dir = resolve_model(args.model)
+    preflight.check_model(model_dir, needs_chat_template=False)
+    preflight.check_data(tasks, Path(args.data_dir).resolve() if args.data_dir else suite.data_dir)
     variant = "adapter" if adapter else "base"
     req = EvalRequest(
         model_dir=model_dir, tasks=tasks, out_dir=out / "eval" / variant, variant=variant, adapter=adapter,
@@ -137,14 +148,16 @@ def _print_scores(results: dict[str, dict], console: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from harness import preflight
     from harness.compare import check_settings_known, member_settings, parse_members, parse_seeds, plan_comparison, run_comparison
-    from harness.engines import check_engine
     from harness.pipeline import run
     from harness.spec import RunSpec, default_run_name
     from harness.tasks import get_suite
     from harness.trainer_api import build_config, get_trainer_class
 
-    check_engine(args.engine)
+    preflight.check_cli(args)
+    if args.steps is not None and args.steps < 1:
+        raise HarnessError(f"bad value for --steps: {args.steps}; expected an integer >= 1")
     members = parse_members(args.trainer, args.ablations)
     seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
     suite = get_suite(args.suite, args.langs)
@@ -177,11 +190,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.steps is not None:
             layers.append({"max_steps": args.steps})
         name = args.name or default_run_name(member.label, args.model, args.suite)
-        run_dir = run(make_spec(member, member_settings(member, layers), seeds[0], name), Path(args.runs_dir), force=args.force)
+        spec = make_spec(member, member_settings(member, layers), seeds[0], name)
+        run_dir = run(spec, Path(args.runs_dir), force=args.force, keep_cache=args.keep_cache)
     else:
         name = args.name or default_run_name("compare", args.model, args.suite)
         comparison = plan_comparison(name, members, seeds, layers, make_spec, steps=args.steps)
-        run_dir = run_comparison(comparison, Path(args.runs_dir), force=args.force)
+        run_dir = run_comparison(comparison, Path(args.runs_dir), force=args.force, keep_cache=args.keep_cache)
     print(run_dir)
     return 0
 
@@ -208,9 +222,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
+    from harness.preflight import parse_tolerances
     from reports.check import record_baseline
 
-    tolerance = {k: float(v) for k, v in _parse_settings(args.tolerance or []).items()}
+    tolerance = parse_tolerances(args.tolerance or [])
     record_baseline(Path(args.run), Path(args.out), tolerance)
     print(args.out)
     return 0
@@ -257,7 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="run (or comparison) folder name (default <trainer>-<model>-<suite>, compare-<model>-<suite>)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="trainer setting; repeatable")
     p.add_argument("--config", help="YAML file of trainer settings")
-    p.add_argument("--force", metavar="STAGE", help="redo this stage and the ones after it: plan data train evaluate report")
+    p.add_argument("--force", metavar="STAGE", help="redo this stage and the ones after it: plan data train evaluate report "
+                   "(evaluations are recomputed, not taken from the shared cache)")
+    p.add_argument("--keep-cache", action="store_true", help="with --force: reuse evaluations from the shared cache")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="compare runs: Markdown, HTML and JSON")
@@ -288,6 +305,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("harness: interrupted; finished stages and tasks are kept, rerun the same command to resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # the last resort: one line, the traceback in a log file
+        from harness.crashlog import crash_line
+
+        print(crash_line(exc), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

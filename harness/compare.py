@@ -119,8 +119,12 @@ def check_settings_known(members: list[Member], layers: list[dict[str, Any]], ex
                     raise unknown(f"setting for trainer {owner!r}:", field, [f.name for f in dataclasses.fields(cls.Config)])
                 continue
             fields = {f.name for m in members for f in dataclasses.fields(get_trainer_class(m.trainer).Config)}
+            if not fields:
+                raise HarnessError(f"trainer {members[0].trainer!r} has no settings; got {key!r}")
             if key not in fields:
-                raise unknown("setting for " + ", ".join(sorted({m.trainer for m in members})) + ":", key, sorted(fields))
+                trainers = sorted({m.trainer for m in members})
+                what = f"trainer{'s' if len(trainers) > 1 else ''} {', '.join(repr(t) for t in trainers)}"
+                raise unknown(f"setting for {what}:", key, sorted(fields))
 
 
 @dataclass
@@ -165,14 +169,14 @@ def with_steps(spec: RunSpec, steps: int) -> RunSpec:
     return dataclasses.replace(spec, trainer_config={**spec.trainer_config, "max_steps": steps})
 
 
-def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = None) -> Path:
+def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = None, keep_cache: bool = False) -> Path:
     """Run every member (per seed, the budget member first), then one report over all of them."""
     from harness import pipeline
     from reports.build import build_report
 
     root = Path(runs_dir) / comparison.name
-    for spec in comparison.specs.values():  # every member's plan checks before any model is loaded
-        pipeline.check_plan(spec)
+    for spec in comparison.specs.values():  # every member's inputs are checked before any model is loaded
+        pipeline.check_inputs(spec, root)
     budget_member = comparison.budget_member()
     budgets: dict[int, int | None] = {}
     run_dirs: list[Path] = []
@@ -184,7 +188,7 @@ def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = N
                 spec = with_steps(spec, steps)
             pipeline.console.print(f"[bold]comparison[/] {comparison.name}: {member.label}, seed {seed}, "
                                    + (f"{steps} steps" if steps else "its epochs set the budget"))
-            run_dir = pipeline.run(spec, root, force=force)
+            run_dir = pipeline.run(spec, root, force=force, keep_cache=keep_cache)
             run_dirs.append(run_dir)
             if member == budget_member and steps is None:
                 steps = Manifest(run_dir).stages.get("train", {}).get("steps")

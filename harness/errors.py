@@ -7,5 +7,5 @@ class HarnessError(Exception):
 
 def unknown(kind: str, value: object, valid: "list[str] | tuple[str, ...]") -> HarnessError:
     """An error naming the bad value and the valid ones."""
-    shown = ", ".join(sorted(str(v) for v in valid))
+    shown = ", ".join(sorted(str(v) for v in valid)) or "none"
     return HarnessError(f"unknown {kind} {value!r}; valid: {shown}")

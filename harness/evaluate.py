@@ -38,6 +38,7 @@ class EvalRequest:
     limit: int | None = None
     settings: EngineSettings = field(default_factory=EngineSettings)
     hf_batch_size: int = 8
+    use_shared_cache: bool = True  # False (harness run --force): recompute, then refresh the cache
 
 
 def adapter_fingerprint(adapter: Path | None) -> str | None:
@@ -214,7 +215,7 @@ def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
         scores_path = req.out_dir / task.name / "scores.json"
         if scores_path.exists() and read_json(scores_path).get("eval_key") == key:
             results[task.name] = read_json(scores_path)
-        elif (cached := _from_shared_cache(key)) is not None:
+        elif req.use_shared_cache and (cached := _from_shared_cache(key)) is not None:
             # The same model, adapter, task file, data and settings were evaluated by another run.
             scores, rows = cached
             _write_task(req.out_dir / task.name, {**scores, "variant": req.variant, "reused_from_cache": True}, rows)

@@ -24,7 +24,8 @@ from harness.errors import HarnessError, unknown
 from harness.evaluate import EvalRequest, adapter_fingerprint, evaluate
 from harness.langs import get_language
 from harness.models import resolve_model
-from harness.runstore import Manifest, read_jsonl, sha256_file, sha256_json, write_jsonl
+from harness.preflight import check_run
+from harness.runstore import Manifest, RunLock, read_jsonl, sha256_file, sha256_json, write_jsonl
 from harness.spec import RunSpec, check_same_run, save_spec
 from harness.tasks import get_suite
 from harness.trainer_api import TrainContext, Trainer, build_config, get_trainer_class
@@ -96,18 +97,43 @@ def check_plan(spec: RunSpec) -> Trainer:
     return trainer
 
 
-def run(spec: RunSpec, runs_dir: Path, force: str | None = None) -> Path:
+def eval_summary(scores: dict[str, dict], cached: bool) -> str:
+    n = sum(len(by_task) for by_task in scores.values())
+    shared = sum(1 for by_task in scores.values() for s in by_task.values() if s.get("reused_from_cache"))
+    head = "evaluate: cached" if cached else "evaluate: done"
+    return f"{head} ({n} task results, {shared} from the shared evaluation cache)"
+
+
+def check_inputs(spec: RunSpec, runs_dir: Path) -> tuple[Trainer, Any, Path | None]:
+    """Every input of a run (check_plan, then harness.preflight: model folder, data, run folder),
+    before anything is written or loaded. Returns the trainer, the suite and the data folder."""
+    trainer = check_plan(spec)
+    suite = get_suite(spec.suite, ",".join(spec.languages))
+    data_dir = Path(spec.data_dir) if spec.data_dir else suite.data_dir
+    check_run(spec, type(trainer).trains, suite.tasks, data_dir, Path(runs_dir))
+    return trainer, suite, data_dir
+
+
+def run(spec: RunSpec, runs_dir: Path, force: str | None = None, keep_cache: bool = False) -> Path:
+    """Check every input, then run the stages holding the run folder's lock."""
+    trainer, suite, data_dir = check_inputs(spec, runs_dir)  # nothing is written before this
+    with RunLock(Path(runs_dir) / spec.name) as lock:
+        if lock.stale_owner:
+            console.print(f"run folder lock: taking over from pid {lock.stale_owner.get('pid')} on {lock.stale_owner.get('host')}, which is gone")
+        return _run_stages(spec, Path(runs_dir), trainer, suite, data_dir, force, keep_cache)
+
+
+def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_dir: Path | None, force: str | None, keep_cache: bool) -> Path:
     paths = RunPaths(Path(runs_dir) / spec.name)
     manifest = Manifest(paths.root)
     if force:
         _forget(paths, manifest, force)
-    suite = get_suite(spec.suite, ",".join(spec.languages))
-    data_dir = Path(spec.data_dir) if spec.data_dir else suite.data_dir
-
-    # 1 plan: everything checkable without a model is checked before one is loaded
-    check_same_run(paths.spec, spec)
-    trainer = check_plan(spec)
     trainer_cls = type(trainer)
+    # A forced evaluation is recomputed, not copied from the shared cache, unless --keep-cache.
+    fresh_eval = bool(force) and force != "report" and not keep_cache
+
+    # 1 plan: everything checkable without a model was checked (run, check_plan) before this
+    check_same_run(paths.spec, spec)
     languages = [get_language(code) for code in spec.languages]
     settings = EngineSettings(max_model_len=spec.max_model_len, seed=spec.seed, max_gen_toks=spec.max_gen_toks, lora_scoring=spec.lora_scoring)
     if not manifest.is_done("plan", spec.digest):
@@ -165,9 +191,11 @@ def run(spec: RunSpec, runs_dir: Path, force: str | None = None) -> Path:
             req = EvalRequest(
                 model_dir=model_dir, tasks=suite.tasks, out_dir=paths.eval_dir(variant), variant=variant,
                 adapter=adapter_dir, engine=spec.engine, data_dir=data_dir, limit=spec.limit, settings=settings,
+                use_shared_cache=not fresh_eval,
             )
             scores[variant] = evaluate(req, progress)
             gc.collect()
+    console.print(eval_summary(scores, cached=manifest.is_done("evaluate", eval_hash)))
     if not manifest.is_done("evaluate", eval_hash):
         # Per-task times add up across resumed sessions; this session's elapsed time alone would not.
         task_wall = sum(s["wall_s"] for by_task in scores.values() for s in by_task.values())

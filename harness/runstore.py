@@ -17,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from harness.errors import HarnessError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -117,36 +119,126 @@ class Manifest:
         write_json(self.path, {"stages": self.stages})
 
 
-class JsonlCache:
-    """An append-only JSONL file of rows keyed by `key`: a content-keyed cache that survives kills.
+class RunLock:
+    """One writer per run folder: <run>/.lock, held with flock and naming its owner (PID, host).
 
-    Readers skip a torn last line (a killed writer) and keep the first row of a key (a concurrent
-    writer that appended the same key adds nothing). Appends are one write + fsync.
+    The kernel drops a flock when its process dies, however it dies, so a lock left by a killed
+    run is free and the next run takes it over; the file's text only names the holder in the
+    message a second writer gets.
     """
 
-    def __init__(self, path: Path, key: str = "key"):
-        self.path = Path(path)
-        self.key = key
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / ".lock"
+        self.fd: int | None = None
+        self.stale_owner: dict | None = None  # the owner named in a lock file whose process is gone
 
-    def load(self) -> dict[str, dict]:
-        rows: dict[str, dict] = {}
-        if not self.path.exists():
-            return rows
-        with open(self.path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    row = json.loads(line)
-                    rows.setdefault(row[self.key], row)
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue
-        return rows
+    def __enter__(self) -> "RunLock":
+        import fcntl
 
-    def append(self, rows: Iterable[dict]) -> None:
-        blob = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
-        if not blob:
-            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = _lock_owner(fd)
+                os.close(fd)
+                raise HarnessError(
+                    f"run folder {str(self.path.parent)!r} is in use by pid {owner.get('pid', '?')} on host "
+                    f"{owner.get('host', '?')} (since {owner.get('started', '?')}); wait for it or choose another --name"
+                ) from None
+            # A finishing owner unlinks the file: if ours is not the one at the path now, try again.
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)
+        self.stale_owner = _lock_owner(fd) or None
+        me = {"pid": os.getpid(), "host": platform.node(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
+        os.fsync(fd)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.fd is not None:
+            self.path.unlink(missing_ok=True)  # while still holding it, so no one locks a file about to vanish
+            os.close(self.fd)
+            self.fd = None
+
+
+def _lock_owner(fd: int) -> dict:
+    try:
+        owner = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
+
+
+class JsonlCache:
+    """A content-keyed cache: one JSONL file of {"key": ..., ...} rows, safe with concurrent writers.
+
+    `add` appends under an exclusive flock after reading what other writers appended meanwhile,
+    so each key is stored once; every batch goes out in one write and is fsynced. Readers skip a
+    line without its newline (a writer killed mid-write, or one still writing) and lines that do
+    not parse; the next writer starts on a fresh line, so such a fragment never spoils a row.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.rows: dict[str, dict] = {}
+        self._offset = 0  # bytes of the file already read, always at a line end
+        if self.path.exists():
+            with open(self.path, "rb") as fh:
+                self._read_new(fh)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.rows
+
+    def __getitem__(self, key: str) -> dict:
+        return self.rows[key]
+
+    def _read_new(self, fh: Any) -> None:
+        fh.seek(self._offset)
+        for line in fh:
+            if not line.endswith(b"\n"):
+                break  # partial: not read, not skipped over
+            self._offset += len(line)
+            try:
+                row = json.loads(line)
+                self.rows.setdefault(row["key"], row)
+            except (ValueError, KeyError, TypeError):
+                continue
+
+    def add(self, rows: list[dict]) -> int:
+        """Append the rows whose key is not stored yet (by anyone); returns how many were written."""
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            self._read_new(fh)
+            fresh: dict[str, dict] = {}
+            for row in rows:
+                if row["key"] not in self.rows and row["key"] not in fresh:
+                    fresh[row["key"]] = row
+            end = fh.seek(0, os.SEEK_END)
+            if fresh:
+                blob = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in fresh.values()).encode("utf-8")
+                if end > self._offset:  # a fragment left by a killed writer: end it, so it stays one bad line
+                    blob = b"\n" + blob
+                fh.write(blob)
+                fh.flush()
+                os.fsync(fh.fileno())
+                self.rows.update(fresh)
+                self._offset = end + len(blob)
+            # flock released when the file closes
+        return len(fresh)

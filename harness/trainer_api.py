@@ -90,7 +90,7 @@ def _coerce(value: str, default: Any) -> Any:
             return True
         if value.lower() in ("0", "false", "no", "off"):
             return False
-        raise ValueError(f"expected true/false, got {value!r}")
+        raise ValueError("expected true/false")
     if isinstance(default, int):
         return int(value)
     if isinstance(default, float):
@@ -100,17 +100,43 @@ def _coerce(value: str, default: Any) -> Any:
     return value
 
 
+def _typed(raw: Any, default: Any) -> Any:
+    """A value from --set (a string) or YAML (typed) in the type of the field's default; ValueError if it has none."""
+    if isinstance(raw, str) and not isinstance(default, str):
+        return _coerce(raw.strip(), default)
+    if isinstance(default, bool) or isinstance(raw, bool):
+        if type(raw) is not type(default) and not (isinstance(default, str) and isinstance(raw, bool)):
+            raise ValueError
+        return str(raw).lower() if isinstance(default, str) else raw
+    if isinstance(default, float) and isinstance(raw, int):
+        return float(raw)
+    if isinstance(default, (list, tuple)) and isinstance(raw, (list, tuple)):
+        return list(raw)
+    if not isinstance(raw, type(default)):
+        raise ValueError
+    return raw
+
+
 def build_config(cls: type[Trainer], overrides: dict[str, Any]) -> Any:
-    """The trainer's Config with `overrides` (strings from the CLI, or typed values from YAML) applied."""
+    """The trainer's Config with `overrides` (strings from the CLI, or typed values from YAML) applied,
+    then checked (type, range, choice: Config.validate), so bad settings fail in the plan stage."""
+    from harness.rules import describe
+
     fields = {f.name: f for f in dataclasses.fields(cls.Config)}
     config = cls.Config()
     values: dict[str, Any] = {}
     for key, raw in overrides.items():
         if key not in fields:
+            if not fields:
+                raise HarnessError(f"trainer {cls.name!r} takes no settings; got {key!r}")
             raise unknown(f"setting for trainer {cls.name!r}:", key, list(fields))
         default = getattr(config, key)
         try:
-            values[key] = _coerce(raw, default) if isinstance(raw, str) and not isinstance(default, str) else raw
-        except ValueError as exc:
-            raise HarnessError(f"bad value for {cls.name}.{key}: {exc}") from None
-    return dataclasses.replace(config, **values)
+            values[key] = _typed(raw, default)
+        except ValueError:
+            raise HarnessError(f"bad value for {cls.name}.{key}: {raw!r}; expected {describe(cls.Config, key, default)}") from None
+    config = dataclasses.replace(config, **values)
+    validate = getattr(config, "validate", None)
+    if callable(validate):
+        validate(cls.name)
+    return config

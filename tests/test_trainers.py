@@ -205,9 +205,8 @@ def test_parallel_formats_build_the_records_they_should():
 
 
 def test_sdrrl_refuses_flores_and_missing_lexicon(tiny_model, tmp_path):
-    flores = SDRRLTrainer(build_config(SDRRLTrainer, {**SMOKE, "parallel_data": "openlanguagedata/flores_plus"}))
-    with pytest.raises(HarnessError, match="FLORES"):
-        flores.build_dataset(_ctx(tiny_model, tmp_path))
+    with pytest.raises(HarnessError, match="FLORES"):  # refused with the settings, before any work
+        build_config(SDRRLTrainer, {**SMOKE, "parallel_data": "openlanguagedata/flores_plus"})
     # what the run lacks is found by check(), which the plan stage calls before any model is loaded
     danish = SDRRLTrainer(build_config(SDRRLTrainer, {**SMOKE, "parallel_per_lang": "0"}))
     with pytest.raises(HarnessError) as err:
@@ -219,8 +218,12 @@ def test_sdrrl_refuses_flores_and_missing_lexicon(tiny_model, tmp_path):
     french = SDRRLTrainer(build_config(SDRRLTrainer, {**SMOKE, "source_lang": "fr", "parallel_data": "Helsinki-NLP/opus-100"}))
     with pytest.raises(HarnessError, match="English-centric pairs only, so no fr-cs pairs"):
         french.check([EN, CS])
-    with pytest.raises(HarnessError, match="source_lang must be one of en, fr, got 'de'"):
-        SDRRLTrainer(build_config(SDRRLTrainer, {**SMOKE, "source_lang": "de"})).check([EN, CS])
+    with pytest.raises(HarnessError, match="bad value for sdrrl.source_lang: 'de'; expected one of: en, fr"):
+        build_config(SDRRLTrainer, {**SMOKE, "source_lang": "de"})
+    with pytest.raises(HarnessError, match="bad value for sdrrl.parallel_formats: unknown parallel format 'full'"):
+        build_config(SDRRLTrainer, {**SMOKE, "parallel_formats": "full:1"})
+    with pytest.raises(HarnessError, match="bad value for sdrrl.answer_source: 'mine'; expected one of: self, reference"):
+        build_config(SDRRLTrainer, {**SMOKE, "answer_source": "mine"})
 
 
 # --- the other trainers ---------------------------------------------------------------------

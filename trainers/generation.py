@@ -2,7 +2,8 @@
 
 vLLM changes its process for good: on CPU it binds the OpenMP threads to one core (training in the
 same process afterwards ran 2x slower in our measurement), on GPU it reserves most of the memory.
-So with engine=vllm the generation runs in a spawned child process that exits when it is done;
+So with engine=vllm the generation runs in a spawned child process that exits when it is done
+and dies with the parent (harness.lifeline);
 engine=hf runs in-process (its model is freed when the call returns).
 
 As with any spawned process, a script that reaches this through its top level needs the usual
@@ -11,13 +12,11 @@ As with any spawned process, a script that reaches this through its top level ne
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from harness.engines import EngineSettings, Generation
 from harness.errors import HarnessError
+from harness.lifeline import ChildDied, run_in_child
 
 
 def _generate_here(
@@ -42,10 +41,8 @@ def generate(
         return []
     if engine != "vllm":
         return _generate_here(model_dir, conversations, max_new_tokens, engine, settings)
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        try:
-            return pool.submit(_generate_here, str(model_dir), conversations, max_new_tokens, engine, settings).result()
-        except BrokenProcessPool:
-            raise HarnessError(
-                f"the vLLM generation process for {model_dir} died (out of memory?); try --engine hf or a smaller model"
-            ) from None
+    try:
+        # A child tied to this process (harness.lifeline): a killed run leaves no vLLM worker behind.
+        return run_in_child(_generate_here, str(model_dir), conversations, max_new_tokens, engine, settings, what="vLLM generation process")
+    except ChildDied as exc:
+        raise HarnessError(f"{exc}; try --engine hf or a smaller model") from None

@@ -21,14 +21,16 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ClassVar, Iterator
 
 from harness.errors import HarnessError
+from harness.rules import Rule, above, at_least, between, check_rules, one_of
 from harness.trainer_api import Trainer, TrainContext
 
 # The projection layers of Llama/Mistral/Qwen-style decoders; vLLM serves LoRA adapters on these.
 DEFAULT_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 MAX_VLLM_LORA_RANK = 64  # harness.engines.EngineSettings.max_lora_rank
+LR_SCHEDULERS = ("constant", "cosine", "linear")
 IGNORE_INDEX = -100
 
 
@@ -60,6 +62,33 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 on a bf16-capable GPU, else fp32) | bf16 | fp32
     same_batch: bool = True  # keep the records of one group in one batch where they fit (grouping; see GroupBatchSampler)
     log_every: int = 0  # print the loss every N steps; 0: about 20 lines per run
+
+    RULES: ClassVar[dict] = {
+        "lora_rank": between(1, MAX_VLLM_LORA_RANK, int),  # vLLM serves adapters up to rank 64
+        "lora_alpha": above(0),  # the LoRA scale is alpha / r
+        "lora_dropout": between(0, 1, hi_open=True),
+        "target_modules": Rule(list, non_empty=True),
+        "learning_rate": at_least(0, float),  # 0 is allowed: the regression check's mutation test trains with it
+        "epochs": Rule(int, lo=0, note=">= 1 unless max_steps >= 1"),
+        "max_steps": at_least(0),
+        "batch_size": at_least(1),
+        "grad_accum_steps": at_least(1),
+        "micro_batch_size": at_least(1),
+        "max_seq_len": at_least(8),
+        "warmup_ratio": between(0, 1),
+        "lr_scheduler": one_of(*LR_SCHEDULERS),
+        "weight_decay": at_least(0, float),
+        "max_grad_norm": at_least(0, float),
+        "gradient_checkpointing": one_of("auto", "true", "false", "1", "0", "yes", "no", "on", "off"),
+        "precision": one_of("auto", "bf16", "fp32"),
+        "log_every": at_least(0),
+    }
+
+    def validate(self, owner: str = "train") -> None:
+        """Type, range and choice of every setting (harness.rules); called by build_config at plan time."""
+        check_rules(self, owner)
+        if self.epochs < 1 and self.max_steps < 1:
+            raise HarnessError(f"bad value for {owner}.epochs: {self.epochs!r} with max_steps={self.max_steps!r} trains nothing; set epochs >= 1 or max_steps >= 1")
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,15 +318,7 @@ def resolve_precision(precision: str) -> str:
 
 
 def check_config(config: TrainConfig) -> None:
-    if not 1 <= config.lora_rank <= MAX_VLLM_LORA_RANK:
-        raise HarnessError(f"lora_rank must be between 1 and {MAX_VLLM_LORA_RANK} (vLLM's max_lora_rank), got {config.lora_rank}")
-    for name in ("batch_size", "grad_accum_steps", "micro_batch_size", "max_seq_len"):
-        if getattr(config, name) < 1:
-            raise HarnessError(f"{name} must be >= 1, got {getattr(config, name)}")
-    if config.epochs < 1 and config.max_steps < 1:
-        raise HarnessError("set epochs >= 1 or max_steps >= 1")
-    if not config.target_modules:
-        raise HarnessError("target_modules is empty")
+    config.validate()
 
 
 def device_name(accelerator) -> str:

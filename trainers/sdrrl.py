@@ -23,9 +23,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from harness.errors import HarnessError
 from harness.langs import Language
+from harness.rules import at_least, between, one_of
 from harness.runstore import sha256_json, write_json
 from harness.trainer_api import TrainContext
 from trainers.codeswitch import code_switch, translatable_words
@@ -66,6 +68,15 @@ class SDRRLConfig(TranslationConfig):
     parallel_per_lang: int = 200
     same_batch: bool = True  # keep the variants of one example in one batch (our assumption; ablation: false)
 
+    RULES: ClassVar[dict] = {
+        "answer_source": one_of(*ANSWER_SOURCES),
+        "answer_max_new_tokens": at_least(1),
+        "min_answer_chars": at_least(0),
+        "code_switch_variants": at_least(0),
+        "code_switch_ratio": between(0, 1),
+        "code_switch_side": one_of(*CODE_SWITCH_SIDES),
+    }
+
 
 def self_distill(ctx: TrainContext, questions: list[str], max_new_tokens: int) -> list[tuple[str, bool]]:
     """The base model's greedy (answer, truncated) pairs, cached in work_dir/self_answers.jsonl
@@ -75,16 +86,13 @@ def self_distill(ctx: TrainContext, questions: list[str], max_new_tokens: int) -
     cache = JsonlCache(Path(ctx.work_dir) / "self_answers.jsonl")
     model_id = str(Path(ctx.model_dir).resolve())
     keys = [sha256_json([model_id, q, max_new_tokens, ctx.settings.max_model_len, "v2"]) for q in questions]
-    have = cache.load()
-    todo = {k: q for k, q in zip(keys, questions) if k not in have}
+    todo = {k: q for k, q in zip(keys, questions) if k not in cache}
     if todo:
         conversations = [[{"role": "user", "content": q}] for q in todo.values()]
         answers = generate(Path(ctx.model_dir), conversations, max_new_tokens, ctx.engine, ctx.settings)
-        rows = [{"key": k, "model": model_id, "question": q, "answer": g.text, "truncated": g.truncated}
-                for (k, q), g in zip(todo.items(), answers)]
-        cache.append(rows)
-        have.update({r["key"]: r for r in rows})
-    return [(have[k]["answer"], bool(have[k]["truncated"])) for k in keys]
+        cache.add([{"key": k, "model": model_id, "question": q, "answer": g.text, "truncated": g.truncated}
+                   for (k, q), g in zip(todo.items(), answers)])
+    return [(cache[k]["answer"], bool(cache[k]["truncated"])) for k in keys]
 
 
 class SDRRLTrainer(LoRATrainer):

@@ -26,11 +26,14 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from harness.errors import HarnessError
-from harness.langs import Language
+from harness.langs import LANGUAGES, Language
+from harness.rules import Rule, at_least, one_of
 from trainers.codeswitch import DATA_DIR
 from trainers.lora import TrainConfig
+from trainers.translators import TRANSLATORS
 
 BUILTIN_INSTRUCTIONS = {"alpaca-smoke": DATA_DIR / "alpaca_smoke.json"}
 BUILTIN_PARALLEL = {"opus-smoke": DATA_DIR / "opus_smoke"}
@@ -52,6 +55,12 @@ class InstructionConfig(TrainConfig):
     instructions: str = "tatsu-lab/alpaca"  # hub id | local .json/.jsonl (Alpaca fields) | builtin:alpaca-smoke
     num_instructions: int = 5000  # instructions sampled by seed; 0 = all (paper: count unknown; our default)
 
+    RULES: ClassVar[dict] = {"instructions": Rule(str, non_empty=True), "num_instructions": at_least(0)}
+
+    def validate(self, owner: str = "train") -> None:
+        super().validate(owner)
+        check_source(self.instructions, f"{owner}.instructions", BUILTIN_INSTRUCTIONS)
+
 
 @dataclass
 class TranslationConfig(InstructionConfig):
@@ -67,6 +76,36 @@ class TranslationConfig(InstructionConfig):
     # parallel part as "partially translated data and completion data"; the shares are our default.
     parallel_formats: str = "partial:0.5,completion:0.5"  # translation | partial | completion, name:share,...
     parallel_direction: str = "src-xx"  # src-xx | xx-src | both (alternating): direction of translation/partial records
+
+    RULES: ClassVar[dict] = {
+        "translator": one_of(*TRANSLATORS),
+        "parallel_data": Rule(str, non_empty=True),
+        "parallel_per_lang": at_least(0),
+        "parallel_direction": one_of(*PARALLEL_DIRECTIONS),
+        "source_lang": one_of(*SOURCE_LANGS),
+        "instructions_lang": one_of(*LANGUAGES),
+    }
+
+    def validate(self, owner: str = "train") -> None:
+        super().validate(owner)
+        check_source(self.parallel_data, f"{owner}.parallel_data", BUILTIN_PARALLEL)
+        if self.translator == "file" and not Path(self.translations_file).is_file():
+            raise HarnessError(f"bad value for {owner}.translations_file: {self.translations_file!r}; translator=file needs an existing JSONL file")
+        if self.lexicon_dir and not Path(self.lexicon_dir).is_dir():
+            raise HarnessError(f"bad value for {owner}.lexicon_dir: {self.lexicon_dir!r} is not a folder")
+        try:
+            parse_formats(self.parallel_formats)
+        except HarnessError as exc:
+            raise HarnessError(f"bad value for {owner}.parallel_formats: {exc}") from None
+
+
+def check_source(spec: str, name: str, builtins: dict) -> None:
+    """A data source setting that can be checked without loading it: a known built-in, an existing local path, not FLORES."""
+    refuse_flores(spec, name)
+    if spec.startswith("builtin:") and spec.split(":", 1)[1] not in builtins:
+        raise HarnessError(f"bad value for {name}: {spec!r}; built-ins: {', '.join(f'builtin:{k}' for k in builtins)}")
+    if spec.startswith((".", "/", "~")) and not Path(spec).expanduser().exists():
+        raise HarnessError(f"bad value for {name}: {spec!r} does not exist (a hub id org/name, a local path, or builtin:...)")
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ one by name.
 from __future__ import annotations
 
 import json
-import os
 import re
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 from harness.engines import EngineSettings
 from harness.errors import HarnessError, unknown
 from harness.langs import LANGUAGES, Language
-from harness.runstore import sha256_file, sha256_json
+from harness.runstore import JsonlCache, sha256_file, sha256_json
 from trainers.codeswitch import DATA_DIR, WORD_RE, Lexicon, compose_lexicons, invert_lexicon, load_lexicon, match_case
 
 DEFAULT_NLLB_MODEL = "facebook/nllb-200-distilled-600M"
@@ -324,8 +323,8 @@ class FileTranslator(Translator):
 class CachedTranslator(Translator):
     """Translations cached by content: key = sha256(translator id, src, tgt, text).
 
-    The cache is a JSONL file appended chunk by chunk (flushed and fsynced), so a killed run keeps
-    every finished chunk; a half-written last line is ignored when read back.
+    The cache is a harness.runstore.JsonlCache appended chunk by chunk, so a killed run keeps every
+    finished chunk and two runs sharing it store each translation once.
     """
 
     def __init__(self, inner: Translator, cache_path: Path, chunk_size: int = 64):
@@ -333,16 +332,8 @@ class CachedTranslator(Translator):
         self.cache_path = Path(cache_path)
         self.chunk_size = chunk_size
         self.inner_id = inner.id  # computed once: it may hash lexicon or translation files
-        self.cache: dict[str, str] = {}
+        self.store = JsonlCache(self.cache_path)
         self.translated = 0  # texts sent to the inner translator by this instance
-        if self.cache_path.exists():
-            with open(self.cache_path, encoding="utf-8") as fh:
-                for line in fh:
-                    try:
-                        row = json.loads(line)
-                        self.cache[row["key"]] = row["translation"]
-                    except (json.JSONDecodeError, KeyError, TypeError):
-                        continue
 
     @property
     def id(self) -> str:
@@ -350,13 +341,6 @@ class CachedTranslator(Translator):
 
     def key(self, text: str, src: Language, tgt: Language) -> str:
         return sha256_json([self.inner_id, src.code, tgt.code, text])
-
-    def _append(self, rows: list[dict]) -> None:
-        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.cache_path, "a", encoding="utf-8") as fh:
-            fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-            fh.flush()
-            os.fsync(fh.fileno())
 
     def _translate(self, texts: list[str], src: Language, tgt: Language) -> list[str]:
         return self.translate_jobs([(texts, src, tgt)])[0]
@@ -371,7 +355,7 @@ class CachedTranslator(Translator):
                 continue
             pending = todo.setdefault((src, tgt), {})
             for text in texts:
-                if text.strip() and self.key(text, src, tgt) not in self.cache:
+                if text.strip() and self.key(text, src, tgt) not in self.store:
                     pending[text] = None
         # One inner job per chunk; translators that batch everything themselves get one big call.
         chunks: list[Job] = []
@@ -391,7 +375,7 @@ class CachedTranslator(Translator):
                         self._store([chunk], self.inner.translate_jobs([chunk]))
                         progress.update(task, advance=len(chunk[0]))
         return [
-            list(texts) if src == tgt else [self.cache[self.key(t, src, tgt)] if t.strip() else "" for t in texts]
+            list(texts) if src == tgt else [self.store[self.key(t, src, tgt)]["translation"] if t.strip() else "" for t in texts]
             for texts, src, tgt in jobs
         ]
 
@@ -402,10 +386,9 @@ class CachedTranslator(Translator):
                 raise HarnessError(f"translator {self.inner_id} returned {len(translations)} translations for {len(texts)} texts")
             for text, translation in zip(texts, translations):
                 key = self.key(text, src, tgt)
-                self.cache[key] = translation
                 rows.append({"key": key, "translator": self.inner_id, "src": src.code, "tgt": tgt.code, "source": text, "translation": translation})
         self.translated += len(rows)
-        self._append(rows)
+        self.store.add(rows)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,433 @@
+"""The bad-input battery: every bad input ends in one line naming the bad value, exit code 2, no
+traceback, in under 5 s, and before any model is loaded (hooks below fail the case if one is).
+
+Each case calls harness.cli.main in-process. Set BATTERY_TABLE=<file> to get the table
+(case, seconds to fail, message) written out.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.tasks import all_tasks as real_all_tasks
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tasks" / "fixtures"
+MAX_SECONDS = 5.0
+_TABLE: list[tuple[str, float, str]] = []
+
+
+class ModelLoaded(BaseException):
+    """Raised by the hooks; a BaseException, so the CLI's last-resort handler does not swallow it."""
+
+
+_ALL_TASKS = functools.lru_cache(maxsize=None)(real_all_tasks)
+
+
+def _model_load(*_a, **_k):
+    raise ModelLoaded("a model was loaded (or generation/training/evaluation started) for a bad input")
+
+
+@pytest.fixture()
+def no_model_loads(monkeypatch, tmp_path):
+    """Every way the harness reaches a model (load, generate, train, evaluate) fails the case."""
+    import transformers
+
+    import harness.engines
+    import harness.evaluate
+    import harness.pipeline
+    import trainers.generation
+    import trainers.lora
+    import trainers.sdrrl
+    from harness.trainer_api import load_trainers
+
+    for target in (
+        (harness.evaluate, "evaluate"), (harness.evaluate, "build_lm"), (harness.pipeline, "evaluate"),
+        (harness.engines, "generate_chat"), (trainers.generation, "generate"), (trainers.sdrrl, "generate"),
+        (trainers.lora, "train_lora"), (transformers.PreTrainedModel, "from_pretrained"),
+        (transformers.AutoModelForCausalLM, "from_pretrained"),
+    ):
+        monkeypatch.setattr(*target, _model_load)
+    import harness.tasks
+
+    # The task registry is re-read from ~100 YAML files per call (0.35 s here); it cannot change
+    # during the battery, so one read serves every case.
+    monkeypatch.setattr(harness.tasks, "all_tasks", _ALL_TASKS)
+    for cls in load_trainers().values():
+        monkeypatch.setattr(cls, "build_dataset", _model_load)
+        monkeypatch.setattr(cls, "train", _model_load)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SDRRL_EVAL_CACHE", str(tmp_path / "eval-cache"))
+    vllm_before = "vllm" in sys.modules
+    yield
+    assert vllm_before or "vllm" not in sys.modules, "vLLM was imported for a bad input"
+
+
+def _call(argv: list[str], capsys) -> tuple[int, str, float]:
+    capsys.readouterr()
+    started = time.perf_counter()
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own one-line errors
+        code = exc.code
+    seconds = time.perf_counter() - started
+    return code, capsys.readouterr().err.strip(), seconds
+
+
+# --------------------------------------------------------------------------------------------
+# The broken things the cases point at, built once
+# --------------------------------------------------------------------------------------------
+
+
+def _edit_json(path: Path, change) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _write_lines(path: Path, rows: list) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def _broken_models(good: Path, root: Path) -> dict[str, Path]:
+    def variant(name: str, breaker) -> Path:
+        target = root / name
+        shutil.copytree(good, target)
+        breaker(target)
+        return target
+
+    def truncate(path: Path, keep: float = 0.5) -> None:
+        data = path.read_bytes()
+        path.write_bytes(data[: int(len(data) * keep)])
+
+    def no_template(d: Path) -> None:
+        (d / "chat_template.jinja").unlink(missing_ok=True)
+        _edit_json(d / "tokenizer_config.json", lambda c: c.pop("chat_template", None))
+
+    def sharded_missing(d: Path) -> None:
+        (d / "model.safetensors").rename(d / "model-00001-of-00002.safetensors")
+        index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+        (d / "model.safetensors.index.json").write_text(json.dumps(index))
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "a-file").write_text("not a folder")
+    return {
+        "truncated_config": variant("truncated_config", lambda d: truncate(d / "config.json")),
+        "no_config": variant("no_config", lambda d: (d / "config.json").unlink()),
+        "config_list": variant("config_list", lambda d: (d / "config.json").write_text("[1, 2]")),
+        "no_model_type": variant("no_model_type", lambda d: _edit_json(d / "config.json", lambda c: c.pop("model_type"))),
+        "no_weights": variant("no_weights", lambda d: (d / "model.safetensors").unlink()),
+        "bin_weights": variant("bin_weights", lambda d: (d / "model.safetensors").rename(d / "pytorch_model.bin")),
+        "truncated_weights": variant("truncated_weights", lambda d: truncate(d / "model.safetensors", 0.7)),
+        "garbage_weights": variant("garbage_weights", lambda d: (d / "model.safetensors").write_bytes(b"\xff" * 64)),
+        "missing_shard": variant("missing_shard", sharded_missing),
+        "no_tokenizer": variant("no_tokenizer", lambda d: (d / "tokenizer.json").unlink()),
+        "bad_tokenizer_config": variant("bad_tokenizer_config", lambda d: truncate(d / "tokenizer_config.json")),
+        "no_chat_template": variant("no_chat_template", no_template),
+        "a_file": root / "a-file",
+    }
+
+
+def _broken_data(root: Path) -> dict[str, Path]:
+    def variant(name: str, breaker) -> Path:
+        target = root / name
+        shutil.copytree(FIXTURES, target)
+        breaker(target)
+        return target
+
+    def belebele_rows(d: Path, change) -> None:
+        path = d / "belebele" / "ces_Latn" / "test.jsonl"
+        rows = _lines(path)
+        change(rows)
+        _write_lines(path, rows)
+
+    def truncated_row(d: Path) -> None:
+        path = d / "belebele" / "ces_Latn" / "test.jsonl"
+        text = path.read_text(encoding="utf-8").rstrip("\n")
+        path.write_text(text[: len(text) - 20], encoding="utf-8")
+
+    def flores_missing_id(d: Path) -> None:
+        path = d / "flores200" / "jpn_Jpan" / "devtest.jsonl"
+        _write_lines(path, _lines(path)[1:])
+
+    def sib_category(d: Path) -> None:
+        path = d / "sib200" / "ces_Latn" / "validation.jsonl"
+        rows = _lines(path)
+        rows[0]["category"] = "cooking"
+        _write_lines(path, rows)
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "a-file").write_text("not a folder")
+    return {
+        "missing_lang": variant("missing_lang", lambda d: shutil.rmtree(d / "belebele" / "jpn_Jpan")),
+        "missing_split": variant("missing_split", lambda d: (d / "sib200" / "ces_Latn" / "train.jsonl").unlink()),
+        "truncated_row": variant("truncated_row", truncated_row),
+        "missing_field": variant("missing_field", lambda d: belebele_rows(d, lambda rows: rows[2].pop("question"))),
+        "answer_7": variant("answer_7", lambda d: belebele_rows(d, lambda rows: rows[1].update(correct_answer_num="7"))),
+        "row_not_object": variant("row_not_object", lambda d: belebele_rows(d, lambda rows: rows.__setitem__(0, [1, 2]))),
+        "empty_file": variant("empty_file", lambda d: (d / "flores200" / "ces_Latn" / "devtest.jsonl").write_text("")),
+        "flores_missing_id": variant("flores_missing_id", flores_missing_id),
+        "flores_no_text": variant("flores_no_text", lambda d: _write_lines(
+            d / "flores200" / "eng_Latn" / "devtest.jsonl",
+            [{k: v for k, v in r.items() if k != "text"} for r in _lines(d / "flores200" / "eng_Latn" / "devtest.jsonl")])),
+        "sib_category": variant("sib_category", sib_category),
+        "a_file": root / "a-file",
+    }
+
+
+def _misc(root: Path) -> dict[str, Path]:
+    root.mkdir(parents=True, exist_ok=True)
+    files = {
+        "bad_yaml": "learning_rate: [1e-4\n",
+        "list_yaml": "- epochs: 1\n",
+        "typed_yaml": "epochs: abc\n",
+        "rank_yaml": "lora_rank: 1000\n",
+        "bool_yaml": "same_batch: 3\n",
+        "unknown_yaml": "epoch: 2\n",
+        "baseline_bad_json": '{"cells": {',
+        "baseline_no_cells": '{"format": "x"}',
+        "baseline_bad_cell": '{"cells": {"acc": {"score": 1}}}',
+        "baseline_list": "[1]",
+    }
+    out = {}
+    for name, text in files.items():
+        out[name] = root / f"{name}.txt"
+        out[name].write_text(text)
+    (root / "adapter-empty").mkdir()
+    adapter = root / "adapter-r128"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"r": 128, "peft_type": "LORA"}))
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+    (adapter / "adapter_model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + b"\0\0\0\0")
+    out["adapter_empty"], out["adapter_r128"] = root / "adapter-empty", adapter
+    out["run_folder_no_spec"] = root / "adapter-empty"
+    return out
+
+
+@pytest.fixture(scope="module")
+def world(tiny_llama, tmp_path_factory) -> dict[str, dict[str, Path] | Path]:
+    root = tmp_path_factory.mktemp("battery")
+    return {
+        "model": tiny_llama,
+        "models": _broken_models(tiny_llama, root / "models"),
+        "data": _broken_data(root / "data"),
+        "misc": _misc(root / "misc"),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The cases: (id, argv as a function of the world, parts the one line must hold)
+# --------------------------------------------------------------------------------------------
+
+RUN = ["run", "--trainer", "sdrrl", "--suite", "smoke", "--limit", "2", "--engine", "hf"]
+
+
+def run_with(*extra: str):
+    return lambda w: [*RUN, "--model", str(w["model"]), *extra]
+
+
+def run_model(variant: str, trainer: str = "sdrrl"):
+    return lambda w: ["run", "--trainer", trainer, "--suite", "smoke", "--engine", "hf", "--model", str(w["models"][variant])]
+
+
+def run_data(variant: str):
+    return lambda w: [*RUN, "--model", str(w["model"]), "--data-dir", str(w["data"][variant])]
+
+
+def run_config(name: str):
+    return lambda w: [*RUN, "--model", str(w["model"]), "--config", str(w["misc"][name])]
+
+
+def eval_with(*extra: str):
+    return lambda w: ["eval", "--suite", "smoke", "--engine", "hf", "--model", str(w["model"]), *extra]
+
+
+def setting(key_value: str, trainer: str = "sdrrl"):
+    return lambda w: ["run", "--trainer", trainer, "--suite", "smoke", "--model", str(w["model"]), "--set", key_value]
+
+
+CASES = [
+    # --- the issue's own cases -------------------------------------------------------------
+    ("set learning_rate=-1", setting("learning_rate=-1"), ["learning_rate", "-1", ">= 0"]),
+    ("set epochs=0", setting("epochs=0"), ["epochs", "max_steps >= 1"]),
+    ("set lr_scheduler=foo", setting("lr_scheduler=foo"), ["'foo'", "cosine", "linear"]),
+    ("set precision=foo", setting("precision=foo"), ["'foo'", "bf16", "fp32"]),
+    ("set translator=foo", setting("translator=foo"), ["'foo'", "nllb", "lexicon"]),
+    ("set lora_rank=1000", setting("lora_rank=1000"), ["lora_rank", "1000", "[1, 64]"]),
+    ("--limit -1", run_with("--limit", "-1"), ["--limit", "-1", ">= 1"]),
+    ("--max-gen-toks -5", run_with("--max-gen-toks", "-5"), ["--max-gen-toks", "-5", ">= 1"]),
+    ("--lora-scoring foo", run_with("--lora-scoring", "foo"), ["'foo'", "merge", "serial"]),
+    ("model: truncated config.json", run_model("truncated_config"), ["config.json", "not valid JSON"]),
+    ("--data-dir missing", run_with("--data-dir", "/no/such/data"), ["/no/such/data", "not a folder"]),
+    ("--config malformed YAML", run_config("bad_yaml"), ["bad_yaml", "not valid YAML", "line"]),
+    ("--runs-dir not writable", lambda w: [*run_with()(w), "--runs-dir", str(w["models"]["a_file"] / "runs")], ["--runs-dir", "not a writable folder"]),
+    ("baseline --tolerance acc=abc", lambda w: ["baseline", str(w["misc"]["adapter_empty"]), "--out", "x.json", "--tolerance", "acc=abc"], ["acc=abc", ">= 0"]),
+    ("data: missing language", run_data("missing_lang"), ["belebele/jpn_Jpan/test.jsonl"]),
+    ("data: truncated row", run_data("truncated_row"), ["belebele/ces_Latn/test.jsonl", "invalid JSON"]),
+    ("data: missing field", run_data("missing_field"), ["test.jsonl", "question"]),
+    ("data: correct_answer_num 7", run_data("answer_7"), ["correct_answer_num", "'7'", "'1'..'4'"]),
+    ("trainer base --set x=1", setting("x=1", trainer="base"), ["'base'", "no settings", "'x'"]),
+    ("set epochs=abc", setting("epochs=abc"), ["'abc'", "an integer", ">= 0", "max_steps"]),
+    # --- every CLI flag ----------------------------------------------------------------------
+    ("--limit 0", run_with("--limit", "0"), ["--limit", "0", ">= 1"]),
+    ("--limit abc", run_with("--limit", "abc"), ["--limit", "'abc'"]),
+    ("--max-gen-toks 0", run_with("--max-gen-toks", "0"), ["--max-gen-toks", ">= 1"]),
+    ("--max-model-len 0", run_with("--max-model-len", "0"), ["--max-model-len", ">= 16"]),
+    ("--max-model-len x", run_with("--max-model-len", "x"), ["--max-model-len", "'x'"]),
+    ("--seed -1", run_with("--seed", "-1"), ["--seed", "-1", "[0, 4294967295]"]),
+    ("--seed 2**32", run_with("--seed", str(2**32)), ["--seed", str(2**32)]),
+    ("--engine tensorrt", run_with("--engine", "tensorrt"), ["'tensorrt'", "hf", "vllm"]),
+    ("--suite paper99", run_with("--suite", "paper99"), ["'paper99'", "smoke", "paper15"]),
+    ("--langs cs,xx", run_with("--langs", "cs,xx"), ["'xx'"]),
+    ("--langs ja,th (not in suite)", run_with("--langs", "ja,th"), ["'th'", "cs", "ja"]),
+    ("--force everything", run_with("--force", "everything"), ["'everything'", "evaluate", "train"]),
+    ("--keep-cache without --force", run_with("--keep-cache"), ["--keep-cache", "--force"]),
+    ("--name ../escape", run_with("--name", "../escape"), ["'../escape'", "folder name"]),
+    ("--name a/b", run_with("--name", "a/b"), ["'a/b'"]),
+    ("--runs-dir is a file", lambda w: [*run_with()(w), "--runs-dir", str(w["models"]["a_file"])], ["--runs-dir", "a-file"]),
+    ("--data-dir is a file", lambda w: [*RUN, "--model", str(w["model"]), "--data-dir", str(w["data"]["a_file"])], ["a-file", "not a folder"]),
+    ("--trainer magic", lambda w: ["run", "--trainer", "magic", "--model", str(w["model"])], ["'magic'", "sdrrl", "translate_sft"]),
+    ("--set without =", run_with("--set", "epochs"), ["'epochs'", "key=value"]),
+    ("--set =1", run_with("--set", "=1"), ["'=1'", "key=value"]),
+    ("--set unknown key", run_with("--set", "epoch=2"), ["'epoch'", "epochs"]),
+    ("--config missing file", lambda w: [*RUN, "--model", str(w["model"]), "--config", "/no/such.yaml"], ["/no/such.yaml", "does not exist"]),
+    ("--config a folder", lambda w: [*RUN, "--model", str(w["model"]), "--config", str(w["misc"]["adapter_empty"])], ["adapter-empty", "does not exist"]),
+    ("--config top-level list", run_config("list_yaml"), ["list_yaml", "mapping"]),
+    ("--config epochs: abc", run_config("typed_yaml"), ["epochs", "'abc'", "an integer"]),
+    ("--config lora_rank: 1000", run_config("rank_yaml"), ["lora_rank", "1000", "[1, 64]"]),
+    ("--config same_batch: 3", run_config("bool_yaml"), ["same_batch", "3", "true or false"]),
+    ("--config unknown key", run_config("unknown_yaml"), ["'epoch'", "epochs"]),
+    # --- each kind of broken model folder -----------------------------------------------------
+    ("model: no such folder", lambda w: [*RUN, "--model", "/no/such/model"], ["'/no/such/model'", "smollm2-135m"]),
+    ("model: a file", run_model("a_file"), ["a-file", "config.json"]),
+    ("model: no config.json", run_model("no_config"), ["no_config", "config.json"]),
+    ("model: config.json a list", run_model("config_list"), ["config.json", "model_type"]),
+    ("model: config without model_type", run_model("no_model_type"), ["config.json", "model_type"]),
+    ("model: no weights", run_model("no_weights"), ["no_weights", "no safetensors"]),
+    ("model: .bin weights only", run_model("bin_weights"), ["no safetensors", "pytorch_model.bin"]),
+    ("model: truncated weights", run_model("truncated_weights"), ["model.safetensors", "truncated"]),
+    ("model: garbage weights", run_model("garbage_weights"), ["model.safetensors", "not a valid safetensors"]),
+    ("model: index names missing shard", run_model("missing_shard"), ["model-00002-of-00002.safetensors", "missing"]),
+    ("model: no tokenizer", run_model("no_tokenizer"), ["no_tokenizer", "tokenizer.json"]),
+    ("model: truncated tokenizer_config", run_model("bad_tokenizer_config"), ["tokenizer_config.json", "not valid JSON"]),
+    ("model: no chat template (sdrrl)", run_model("no_chat_template"), ["no_chat_template", "chat template"]),
+    ("model: hub id, offline", lambda w: [*RUN, "--model", "no-such-org/no-such-model"], ["'no-such-org/no-such-model'", "smollm2-135m"]),
+    # --- each kind of broken data file --------------------------------------------------------
+    ("data: missing split file", run_data("missing_split"), ["sib200/ces_Latn/train.jsonl"]),
+    ("data: row not an object", run_data("row_not_object"), ["test.jsonl:1", "JSON object"]),
+    ("data: empty file", run_data("empty_file"), ["flores200/ces_Latn/devtest.jsonl", "no records"]),
+    ("data: flores id missing in target", run_data("flores_missing_id"), ["jpn_Jpan/devtest.jsonl", "missing"]),
+    ("data: flores row without text", run_data("flores_no_text"), ["eng_Latn/devtest.jsonl", "text"]),
+    ("data: unknown SIB category", run_data("sib_category"), ["'cooking'", "travel"]),
+    ("eval: data missing language", lambda w: [*eval_with()(w), "--data-dir", str(w["data"]["missing_lang"])], ["belebele/jpn_Jpan/test.jsonl"]),
+    ("eval: answer 7", lambda w: [*eval_with()(w), "--data-dir", str(w["data"]["answer_7"])], ["correct_answer_num", "'7'"]),
+    # --- each trainer setting -------------------------------------------------------------------
+    ("set lora_rank=0", setting("lora_rank=0"), ["lora_rank", "[1, 64]"]),
+    ("set lora_alpha=0", setting("lora_alpha=0"), ["lora_alpha", "> 0"]),
+    ("set lora_dropout=1.5", setting("lora_dropout=1.5"), ["lora_dropout", "[0, 1)"]),
+    ("set target_modules=", setting("target_modules="), ["target_modules", "non-empty"]),
+    ("set learning_rate=abc", setting("learning_rate=abc"), ["learning_rate", "'abc'", "a number >= 0"]),
+    ("set learning_rate=nan", setting("learning_rate=nan"), ["learning_rate", "nan"]),
+    ("set max_steps=-1", setting("max_steps=-1"), ["max_steps", ">= 0"]),
+    ("set batch_size=0", setting("batch_size=0"), ["batch_size", ">= 1"]),
+    ("set grad_accum_steps=0", setting("grad_accum_steps=0"), ["grad_accum_steps", ">= 1"]),
+    ("set micro_batch_size=0", setting("micro_batch_size=0"), ["micro_batch_size", ">= 1"]),
+    ("set max_seq_len=4", setting("max_seq_len=4"), ["max_seq_len", ">= 8"]),
+    ("set warmup_ratio=2", setting("warmup_ratio=2"), ["warmup_ratio", "[0, 1]"]),
+    ("set weight_decay=-1", setting("weight_decay=-1"), ["weight_decay", ">= 0"]),
+    ("set max_grad_norm=-1", setting("max_grad_norm=-1"), ["max_grad_norm", ">= 0"]),
+    ("set gradient_checkpointing=maybe", setting("gradient_checkpointing=maybe"), ["'maybe'", "auto"]),
+    ("set same_batch=maybe", setting("same_batch=maybe"), ["same_batch", "'maybe'", "true or false"]),
+    ("set log_every=-1", setting("log_every=-1"), ["log_every", ">= 0"]),
+    ("set num_instructions=-1", setting("num_instructions=-1"), ["num_instructions", ">= 0"]),
+    ("set instructions=builtin:nope", setting("instructions=builtin:nope"), ["'builtin:nope'", "builtin:alpaca-smoke"]),
+    ("set instructions=./nope.json", setting("instructions=./nope.json"), ["'./nope.json'", "does not exist"]),
+    ("set instructions=FLORES", setting("instructions=openlanguagedata/flores_plus"), ["flores_plus", "evaluation set"]),
+    ("set parallel_data=builtin:nope", setting("parallel_data=builtin:nope"), ["'builtin:nope'", "builtin:opus-smoke"]),
+    ("set parallel_data=FLORES", setting("parallel_data=facebook/flores"), ["facebook/flores", "evaluation set"]),
+    ("set parallel_per_lang=-1", setting("parallel_per_lang=-1"), ["parallel_per_lang", ">= 0"]),
+    ("set parallel_direction=sideways", setting("parallel_direction=sideways"), ["'sideways'", "src-xx", "both"]),
+    ("set parallel_formats=full:1", setting("parallel_formats=full:1"), ["parallel_formats", "'full'", "partial"]),
+    ("set parallel_formats=partial:x", setting("parallel_formats=partial:x"), ["parallel_formats", "'x'"]),
+    ("set source_lang=de", setting("source_lang=de"), ["source_lang", "'de'", "en, fr"]),
+    ("set answer_source=mine", setting("answer_source=mine"), ["answer_source", "'mine'", "reference"]),
+    ("set translator=file, no file", setting("translator=file"), ["translations_file", "translator=file"]),
+    ("set lexicon_dir=/nope", setting("lexicon_dir=/nope"), ["lexicon_dir", "/nope"]),
+    ("set answer_max_new_tokens=0", setting("answer_max_new_tokens=0"), ["answer_max_new_tokens", ">= 1"]),
+    ("set min_answer_chars=-1", setting("min_answer_chars=-1"), ["min_answer_chars", ">= 0"]),
+    ("set code_switch_variants=-1", setting("code_switch_variants=-1"), ["code_switch_variants", ">= 0"]),
+    ("set code_switch_ratio=1.5", setting("code_switch_ratio=1.5"), ["code_switch_ratio", "[0, 1]"]),
+    ("set code_switch_side=left", setting("code_switch_side=left"), ["'left'", "question", "answer"]),
+    ("translate_sft: set translator=foo", setting("translator=foo", "translate_sft"), ["translate_sft.translator", "'foo'"]),
+    ("english_sft: set num_instructions=x", setting("num_instructions=x", "english_sft"), ["english_sft.num_instructions", "'x'"]),
+    ("english_sft: set translator=nllb", setting("translator=nllb", "english_sft"), ["'translator'", "instructions"]),
+    # --- eval's own inputs -------------------------------------------------------------------
+    ("eval --adapter missing", eval_with("--adapter", "/no/such/adapter"), ["/no/such/adapter", "does not exist"]),
+    ("eval --adapter without config", lambda w: [*eval_with()(w), "--adapter", str(w["misc"]["adapter_empty"])], ["adapter_config.json"]),
+    ("eval --adapter rank 128", lambda w: [*eval_with()(w), "--adapter", str(w["misc"]["adapter_r128"])], ["128", "1 to 64"]),
+    ("eval --tasks not in suite", eval_with("--tasks", "belebele_zz"), ["'belebele_zz'", "belebele_cs"]),
+    ("eval --out is a file", lambda w: [*eval_with()(w), "--out", str(w["models"]["a_file"])], ["--out", "a-file"]),
+    ("eval --limit 0", eval_with("--limit", "0"), ["--limit", ">= 1"]),
+    ("eval: model without weights", lambda w: ["eval", "--engine", "hf", "--model", str(w["models"]["no_weights"])], ["no safetensors"]),
+    # --- baseline, check and report files -------------------------------------------------------
+    ("baseline --tolerance acc=-1", lambda w: ["baseline", "r", "--out", "x.json", "--tolerance", "acc=-1"], ["acc=-1", ">= 0"]),
+    ("baseline --tolerance acc", lambda w: ["baseline", "r", "--out", "x.json", "--tolerance", "acc"], ["'acc'", "METRIC=POINTS"]),
+    ("baseline --tolerance =0.1", lambda w: ["baseline", "r", "--out", "x.json", "--tolerance", "=0.1"], ["'=0.1'"]),
+    ("baseline --tolerance acc=nan", lambda w: ["baseline", "r", "--out", "x.json", "--tolerance", "acc=nan"], ["acc=nan"]),
+    ("baseline: no such run", lambda w: ["baseline", "/no/such/run", "--out", "x.json"], ["/no/such/run", "not a run folder"]),
+    ("baseline: folder without spec", lambda w: ["baseline", str(w["misc"]["run_folder_no_spec"]), "--out", "x.json"], ["no spec.yaml"]),
+    ("check: baseline missing", lambda w: ["check", "r", "--against", "/no/such.json"], ["/no/such.json", "not found"]),
+    ("check: baseline bad JSON", lambda w: ["check", "r", "--against", str(w["misc"]["baseline_bad_json"])], ["baseline_bad_json"]),
+    ("check: baseline without cells", lambda w: ["check", "r", "--against", str(w["misc"]["baseline_no_cells"])], ["cells"]),
+    ("check: baseline bad cell key", lambda w: ["check", "r", "--against", str(w["misc"]["baseline_bad_cell"])], ["'acc'", "<variant>/<task>/<metric>"]),
+    ("check: baseline a list", lambda w: ["check", "r", "--against", str(w["misc"]["baseline_list"])], ["not a JSON object"]),
+    ("report: no such run", lambda w: ["report", "/no/such/run"], ["/no/such/run"]),
+]
+
+
+@pytest.mark.parametrize("case, argv, parts", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_fails_in_one_line_before_any_model_loads(case, argv, parts, world, no_model_loads, capsys):
+    code, err, seconds = _call(argv(world), capsys)
+    _TABLE.append((case, seconds, err))
+    assert code == 2, f"exit {code}: {err}"
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert err.startswith("harness: error:"), err
+    for part in parts:
+        assert part in err, f"{part!r} not in: {err}"
+    assert seconds < MAX_SECONDS, f"took {seconds:.1f} s"
+
+
+def test_the_hook_fires_when_the_input_is_good(world, no_model_loads, capsys):
+    """The guard the battery relies on: a good run gets past the plan stage and trips the hook."""
+    with pytest.raises(ModelLoaded):
+        main(run_with("--runs-dir", "runs")(world))
+    # and a model without a chat template is fine for the untrained base model
+    with pytest.raises(ModelLoaded):
+        main(run_model("no_chat_template", trainer="base")(world))
+
+
+def test_battery_covers_the_issue_and_forty_more():
+    assert len(CASES) >= 14 + 40
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _write_table():
+    yield
+    out = os.environ.get("BATTERY_TABLE")
+    if out and _TABLE:
+        lines = ["| case | seconds to fail | message |", "|---|---:|---|"]
+        lines += [f"| {c} | {s:.2f} | {m.replace('|', '/')} |" for c, s, m in _TABLE]
+        Path(out).write_text("\n".join(lines) + "\n", encoding="utf-8")
