@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.runstore import read_json, read_jsonl, sha256_file, sha256_json, write_json
+# Bound at import: the held-out loss is measured with the training tokenization as written, so a
+# fault patched into the training path later (tests/test_mutations.py) cannot hide in the measurement.
+from trainers.lora import IGNORE_INDEX, encode_chat
 
 # Our default, not the paper's: about a tenth of the groups, at least one group per language
 # (a language with a single group keeps it for training: it has nothing to spare).
@@ -58,8 +61,6 @@ class HeldoutLoss:
 def _losses(model, tokenizer, records: list[dict], max_seq_len: int) -> dict[str, HeldoutLoss]:
     import torch
     import torch.nn.functional as F
-
-    from trainers.lora import IGNORE_INDEX, encode_chat
 
     sums: dict[str, list[float]] = {}
     for r in records:
