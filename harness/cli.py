@@ -210,24 +210,39 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from reports.check import check_run
+    from reports.check import check_run, moves_table, update_baseline
 
+    if args.update:
+        changed = update_baseline(Path(args.run), Path(args.against))
+        if changed:
+            print(moves_table(changed, limit=len(changed), names=("new", "old")))
+        print(f"baseline updated: {args.against} ({len(changed)} cell(s) changed)")
+        return 0
     result = check_run(Path(args.run), Path(args.against))
     for note in result.notes:
         print(f"note: {note}")
     for problem in result.problems:
         print(f"REGRESSION: {problem}")
-    print("check passed" if result.ok else f"check failed: {len(result.problems)} cell(s)")
+    if result.moves:
+        print(moves_table(result.moves))
+    n = len(result.moves) + len(result.problems)
+    print(f"check passed: {result.checked} cells within tolerance" if result.ok else f"check failed: {n} cell(s) moved")
     return 0 if result.ok else 1
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     from harness.preflight import parse_tolerances
-    from reports.check import record_baseline
+    from reports.check import DEFAULT_MULTIPLE, record_baseline
 
     tolerance = parse_tolerances(args.tolerance or [])
-    record_baseline(Path(args.run), Path(args.out), tolerance)
-    print(args.out)
+    b = record_baseline(Path(args.run), Path(args.out), [Path(p) for p in args.noise_run or []],
+                        args.noise_multiple if args.noise_multiple is not None else DEFAULT_MULTIPLE, tolerance, args.command_line)
+    print(f"{args.out}: {len(b['cells'])} cells, noise over {b['noise']['n_runs']} run(s)")
+    for kind, tol in b["tolerance"].items():
+        print(f"  {kind}: tolerance {tol:.3g} (spread {b['noise']['spread'].get(kind, 0.0):.3g})")
+    for key, cell in b["cells"].items():
+        if cell["kind"] == "heldout_drop" and "min" not in cell:
+            print(f"  warning: {key} = {cell['value']:.4g}: the adapter did not lower the held-out loss")
     return 0
 
 
@@ -285,12 +300,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="compare a run with a recorded baseline; exit 1 on regression")
     p.add_argument("run")
     p.add_argument("--against", required=True, help="baseline JSON in baselines/")
+    p.add_argument("--update", action="store_true", help="rewrite the baseline's values from this run on purpose (shows old and new)")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("baseline", help="record a run's scores as a baseline file")
     p.add_argument("run")
     p.add_argument("--out", required=True)
-    p.add_argument("--tolerance", action="append", metavar="METRIC=POINTS", help="allowed drop, e.g. acc=0.05")
+    p.add_argument("--noise-run", action="append", metavar="RUN",
+                   help="a rerun of the same command; the spread over all runs sets the tolerances (repeatable)")
+    p.add_argument("--noise-multiple", type=float, help="tolerance = this x the measured spread (default 3)")
+    p.add_argument("--tolerance", action="append", metavar="KIND=VALUE", help="set a cell kind's tolerance by hand, e.g. acc=0.05")
+    p.add_argument("--command", dest="command_line", help="the command the runs were made with, kept in the file")
     p.set_defaults(func=cmd_baseline)
     return parser
 

@@ -23,7 +23,7 @@ from harness.runstore import read_json, read_jsonl, sha256_file, sha256_json, wr
 from harness.tasks import TaskInfo, tasks_dir
 
 
-EVAL_FORMAT = 1  # bump when scores.json / samples.jsonl change shape: old caches are then ignored
+EVAL_FORMAT = 2  # bump when scores.json / samples.jsonl change shape: old caches are then ignored
 
 
 @dataclass
@@ -174,6 +174,12 @@ def _corpus_pair(sample: dict) -> tuple[str, str] | None:
 
 
 def _sample_rows(samples: list[dict], kind: str) -> list[dict]:
+    """Per item: the scored output, plus continuous signals the regression check compares
+    (reports/check.py): sentence chrF++ and a hash of the raw output for generation; the gold and
+    the chosen choice's log-likelihood for multiple choice."""
+    from sacrebleu.metrics import CHRF
+
+    chrf = CHRF(word_order=2)  # chrF++, as the tasks' corpus metric
     rows = []
     for s in sorted(samples, key=lambda s: s["doc_id"]):
         numeric = {m: float(s[m]) for m in s.get("metrics", []) if isinstance(s.get(m), (int, float))}
@@ -185,11 +191,16 @@ def _sample_rows(samples: list[dict], kind: str) -> list[dict]:
             pair = _corpus_pair(s)
             row["reference"], row["prediction"] = pair if pair else (str(s["target"]), raw)
             row["raw_output"] = raw
+            row["chrf"] = round(float(chrf.sentence_score(row["prediction"], [row["reference"]]).score), 4)
+            row["output_sha256"] = hashlib.sha256(raw.encode("utf-8")).hexdigest()
         else:
             # multiple choice: one (loglikelihood, is_greedy) per choice; the prediction is the argmax
             lls = [r[0] if isinstance(r, (list, tuple)) else r for r in resps]
             row["prediction"] = max(range(len(lls)), key=lls.__getitem__) if lls else None
             row["loglikelihoods"] = [round(float(x), 6) for x in lls]
+            gold = int(s["target"]) if str(s["target"]).isdigit() else s["target"]
+            row["gold_ll"] = row["loglikelihoods"][gold] if isinstance(gold, int) and 0 <= gold < len(lls) else None
+            row["chosen_ll"] = row["loglikelihoods"][row["prediction"]] if lls else None
         rows.append(row)
     return rows
 

@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from harness.engines import EngineSettings
 from harness.errors import HarnessError, unknown
 from harness.evaluate import EvalRequest, adapter_fingerprint, evaluate
+from harness.heldout import HELDOUT_VERSION, evaluate_heldout, split_heldout
 from harness.langs import get_language
 from harness.models import resolve_model
 from harness.preflight import check_run
@@ -60,6 +61,10 @@ class RunPaths:
         return self.root / "data" / "train.jsonl"
 
     @property
+    def heldout_data(self) -> Path:
+        return self.root / "data" / "heldout.jsonl"
+
+    @property
     def work(self) -> Path:
         return self.root / "data" / "work"
 
@@ -79,6 +84,7 @@ def _forget(paths: RunPaths, manifest: Manifest, force: str) -> None:
     # Outputs of redone stages go; caches (translations, self-distilled answers) stay: they are content-keyed.
     if "data" in redo:
         paths.train_data.unlink(missing_ok=True)
+        paths.heldout_data.unlink(missing_ok=True)
     if "train" in redo:
         shutil.rmtree(paths.adapter, ignore_errors=True)
     if "evaluate" in redo:
@@ -146,20 +152,22 @@ def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_di
     adapter: Path | None = None
     if trainer_cls.trains:
         # 2 data
-        data_hash = sha256_json({"spec": spec.digest, "stage": "data"})
-        if manifest.is_done("data", data_hash) and paths.train_data.exists():
+        data_hash = sha256_json({"spec": spec.digest, "stage": "data", "heldout": HELDOUT_VERSION})
+        if manifest.is_done("data", data_hash) and paths.train_data.exists() and paths.heldout_data.exists():
             console.print(f"data: cached ({paths.train_data})")
         else:
             started = time.perf_counter()
             records = trainer.build_dataset(ctx)
             if not records:
                 raise HarnessError(f"trainer {spec.trainer!r} built an empty training set; check its data settings")
+            records, heldout = split_heldout(records, spec.seed)  # never trained on: the learning signal
+            write_jsonl(paths.heldout_data, heldout)
             write_jsonl(paths.train_data, records)
             kinds = Counter(r.get("kind", "?") for r in records)
             langs = Counter(r.get("lang", "?") for r in records)
             manifest.record(
                 "data", data_hash, time.perf_counter() - started, seed=spec.seed,
-                records=len(records), groups=len({r.get("group") for r in records}), kinds=dict(kinds), langs=dict(langs),
+                records=len(records), heldout_records=len(heldout), groups=len({r.get("group") for r in records}), kinds=dict(kinds), langs=dict(langs),
                 trainer_stats=trainer.data_stats,
             )
             console.print(f"data: {len(records)} records ({dict(kinds)})")
@@ -195,6 +203,9 @@ def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_di
             )
             scores[variant] = evaluate(req, progress)
             gc.collect()
+    if adapter is not None:
+        evaluate_heldout(model_dir, adapter, paths.heldout_data, paths.root / "eval" / "heldout.json",
+                         int(spec.trainer_config.get("max_seq_len", 1024)))
     console.print(eval_summary(scores, cached=manifest.is_done("evaluate", eval_hash)))
     if not manifest.is_done("evaluate", eval_hash):
         # Per-task times add up across resumed sessions; this session's elapsed time alone would not.

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import HarnessError
+from harness.heldout import heldout_markdown
 from harness.langs import LANGUAGES
 from harness.runstore import write_json, write_text
 from reports import stats
@@ -55,7 +56,7 @@ def build_report(run_dirs: list[Path], out_dir: Path, n_resamples: int = stats.D
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "report.json", report)
-    write_text(out_dir / "report.md", render_markdown(report))
+    write_text(out_dir / "report.md", render_markdown(report) + heldout_markdown([Path(d) for d in run_dirs]))
     write_text(out_dir / "report.html", render_html(report))
     return report
 

@@ -1,8 +1,14 @@
-"""CI's regression check: the built-in small-model SDRRL run, end to end, against baselines/."""
+"""CI's regression check: the built-in small-model SDRRL run, end to end, against baselines/.
+
+The command comes from the baseline file itself (`command`, written by baselines/record_smoke.sh),
+so CI reruns exactly what was recorded; the file's tolerances come from reruns of that command.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +18,12 @@ import pytest
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = ROOT / "baselines" / "smoke__smollm2-135m__sdrrl.json"
-# Exactly the command the baseline was recorded with (baselines/README.md).
-RUN = ["run", "--trainer", "sdrrl", "--model", "smollm2-135m", "--suite", "smoke",
-       "--limit", "4", "--max-gen-toks", "64", "--name", "ci-sdrrl"]
+
+
+def recorded_command() -> list[str]:
+    words = shlex.split(json.loads(BASELINE.read_text(encoding="utf-8"))["command"])
+    assert words[:2] == ["harness", "run"] and "--runs-dir" not in words, words
+    return words[1:]
 
 
 def test_builtin_sdrrl_run_matches_the_recorded_baseline(tmp_path, smollm2):
@@ -22,9 +31,11 @@ def test_builtin_sdrrl_run_matches_the_recorded_baseline(tmp_path, smollm2):
     # A private evaluation cache: the check must see this run's own scores, not reused ones.
     env = {**os.environ, "SDRRL_EVAL_CACHE": str(tmp_path / "eval-cache"), "NO_COLOR": "1"}
     runs = tmp_path / "runs"
-    proc = subprocess.run([harness, *RUN, "--runs-dir", str(runs)], env=env, capture_output=True, text=True)
+    args = recorded_command()
+    proc = subprocess.run([harness, *args, "--runs-dir", str(runs)], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    check = subprocess.run([harness, "check", str(runs / "ci-sdrrl"), "--against", str(BASELINE)],
+    name = args[args.index("--name") + 1]
+    check = subprocess.run([harness, "check", str(runs / name), "--against", str(BASELINE)],
                            env=env, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "check passed" in check.stdout

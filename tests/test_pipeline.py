@@ -34,6 +34,9 @@ def test_run_end_to_end_then_cached_then_forced(tiny_llama, tmp_path, eval_cache
     records = read_jsonl(run / "data" / "train.jsonl")
     assert {r["kind"] for r in records} >= {"en_self", "mt", "parallel"}
     assert {r["lang"] for r in records} == {"en", "cs"}
+    heldout = read_jsonl(run / "data" / "heldout.jsonl")  # never trained on: whole groups kept out
+    assert heldout and not {r["group"] for r in heldout} & {r["group"] for r in records}
+    assert set(read_json(run / "eval" / "heldout.json")["langs"]) == {"en", "cs"}
     assert (run / "adapter" / "adapter_model.safetensors").exists()
     for variant in ("base", "adapter"):
         scores = read_json(run / "eval" / variant / "belebele_cs" / "scores.json")
@@ -73,7 +76,7 @@ def test_run_end_to_end_then_cached_then_forced(tiny_llama, tmp_path, eval_cache
     scores_path = run / "eval" / "base" / "sib200_en" / "scores.json"
     scores = read_json(scores_path)
     cell = json.loads(baseline.read_text())["cells"]["base/sib200_en/acc"]
-    scores["metrics"]["acc"] = cell["score"] - 0.5
+    scores["metrics"]["acc"] = cell["value"] - 0.5
     write_json(scores_path, scores)
     capsys.readouterr()
     assert main(["check", str(run), "--against", str(baseline)]) == 1
