@@ -39,7 +39,6 @@ from trainers.sources import (
     record,
     translate_pairs,
 )
-from trainers.translators import BUILTIN_LEXICON_DIR, lexicon_path, missing_lexicon
 
 CODE_SWITCH_SIDES = ("both", "question", "answer")
 
@@ -101,7 +100,7 @@ class SDRRLTrainer(LoRATrainer):
         if cfg.code_switch_side not in CODE_SWITCH_SIDES:
             raise HarnessError(f"code_switch_side must be one of {', '.join(CODE_SWITCH_SIDES)}, got {cfg.code_switch_side!r}")
         langs = [lang for lang in ctx.target_langs if not lang.is_english]
-        lexicons = self._lexicons(langs) if cfg.code_switch_variants > 0 else {}
+        lexicons = self._lexicons(langs, ctx) if cfg.code_switch_variants > 0 else {}
 
         examples = load_instructions(cfg.instructions, cfg.num_instructions, ctx.seed)
         questions = [question_of(ex) for ex in examples]
@@ -155,13 +154,10 @@ class SDRRLTrainer(LoRATrainer):
         console.print(f"sdrrl: {len(records)} records in {stats['groups']} groups: {stats['by_kind']}")
         return records
 
-    def _lexicons(self, langs) -> dict[str, dict]:
-        lexicon_dir = Path(self.config.lexicon_dir) if self.config.lexicon_dir else BUILTIN_LEXICON_DIR
-        out = {}
-        for lang in langs:
-            path = lexicon_path(lexicon_dir, "en", lang.code)
-            if not path.is_file():
-                raise missing_lexicon(lexicon_dir, "en", lang.code)
-            out[lang.code] = load_lexicon(path)
-        return out
+    def _lexicons(self, langs, ctx: TrainContext) -> dict[str, dict]:
+        from trainers.lexicons import resolve_lexicon
 
+        # The translator only loads a model if a lexicon must be induced (no MUSE dictionary, e.g. Khmer).
+        translator = make_config_translator(self.config, ctx)
+        return {lang.code: load_lexicon(resolve_lexicon("en", lang.code, self.config.lexicon_dir or None, translator, Path(ctx.work_dir)))
+                for lang in langs}
