@@ -7,7 +7,6 @@ hub is probed (one TCP connection) only when something would have to come from i
 
 from __future__ import annotations
 
-import functools
 import importlib.metadata
 import importlib.util
 import shutil
@@ -44,14 +43,16 @@ class RunPlan:
     engine: str = "vllm"
     runs_dir: Path = Path("runs")
 
+    online_probe: bool | None = None  # the hub probe, done once per plan
+
+    def online(self) -> bool:
+        if self.online_probe is None:
+            self.online_probe = hub.reachable()
+        return self.online_probe
+
     def fetch_cmd(self) -> str:
         parts = ["harness fetch", f"--suite {self.suite.name}" if self.suite else "", f"--model {self.model}" if self.model else ""]
         return " ".join(p for p in parts if p) + " --out DIR (online), then run with --data-dir DIR"
-
-
-@functools.cache
-def _online() -> bool:
-    return hub.reachable()
 
 
 def check_environment(plan: RunPlan) -> list[Check]:
@@ -150,7 +151,7 @@ def _disk(plan: RunPlan) -> Check:
 
 def _from_hub(item: str, repo: str, plan: RunPlan, what: str) -> Check:
     """A resource not here: fine if the hub serves it to this token, else the fetch command."""
-    if not _online():
+    if not plan.online():
         gate = f"; {repo} is gated: accept its terms at {hub.page_url(repo)} and set HF_TOKEN" if repo in hub.KNOWN_GATED else ""
         return Check(item, "fail", f"{what} not here and the hub is unreachable{gate}", plan.fetch_cmd())
     try:
@@ -215,7 +216,7 @@ def _lexicons(plan: RunPlan, needs) -> Check:
         found = find_lexicon(src, tgt, getattr(plan.config, "lexicon_dir", "") or None)
         if found:
             origins.append(f"{tgt}: {found.origin}")
-        elif muse_url(src, tgt) and _online():
+        elif muse_url(src, tgt) and plan.online():
             origins.append(f"{tgt}: MUSE download")
         elif muse_url(src, tgt):
             missing.append(f"{src}-{tgt}")
@@ -226,7 +227,8 @@ def _lexicons(plan: RunPlan, needs) -> Check:
     elif induced:
         origins.append(f"induced with {needs.translator}: {', '.join(induced)}")
     if missing:
-        return Check("lexicons", "fail", f"missing: {', '.join(missing)}", f"{plan.fetch_cmd()}; or lexicon_dir with <src>-<tgt>.txt")
+        return Check("lexicons", "fail", "; ".join([f"missing: {', '.join(missing)}"] + origins),
+                     f"{plan.fetch_cmd()}; or lexicon_dir with <src>-<tgt>.txt")
     return Check("lexicons", "warn" if induced else "ok", "; ".join(origins))
 
 

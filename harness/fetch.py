@@ -72,14 +72,7 @@ def _trainer_resources(out: Path, needs: TrainerNeeds, infos: _Infos, seed: int,
         resources.append(Resource(f"model:{repo}", repo, lambda: {**infos.entry(repo, "model"), "kind": "translator model",
                                                                    "path": str(hub.snapshot(repo))}))
     if needs.instructions:
-        repo, dest = needs.instructions, mirror.instructions_path(out, needs.instructions)
-
-        def instructions() -> dict[str, Any]:
-            rows = hub.load_split(repo, None, "train")
-            write_jsonl(dest, rows)
-            return {**infos.entry(repo), "kind": "instructions", "split": "train", "path": str(dest), "records": len(rows)}
-
-        resources.append(Resource(f"instructions:{repo}", repo, instructions, lambda: dest))
+        resources.append(_instructions_resource(out, needs.instructions, infos))
     for code in needs.target_langs if needs.parallel else []:
         resources.append(_parallel_resource(out, needs, code, infos, seed))
     for src, tgt in needs.lexicon_pairs:
@@ -97,6 +90,17 @@ def _trainer_resources(out: Path, needs: TrainerNeeds, infos: _Infos, seed: int,
                         "license": None, "path": str(dest), "induced_from": str(induced)}
         resources.append(Resource(f"lexicon:{src}-{tgt}", None, get, lambda dest=dest: dest))
     return resources
+
+
+def _instructions_resource(out: Path, repo: str, infos: _Infos) -> Resource:
+    dest = mirror.instructions_path(out, repo)
+
+    def run() -> dict[str, Any]:
+        rows = hub.load_split(repo, None, "train")
+        write_jsonl(dest, rows)
+        return {**infos.entry(repo), "kind": "instructions", "split": "train", "path": str(dest), "records": len(rows)}
+
+    return Resource(f"instructions:{repo}", repo, run, lambda: dest)
 
 
 def _parallel_resource(out: Path, needs: TrainerNeeds, code: str, infos: _Infos, seed: int) -> Resource:
@@ -164,7 +168,7 @@ def run_fetch(resources: list[Resource], out: Path, progress) -> FetchResult:
                 if res.repo and hub.is_gated(exc):
                     gated.add(res.repo)
                 result.failed[res.key] = str(error)
-                progress.console.print(f"[red]failed[/] {res.key}: {error}")
+                progress.console.print(f"[red]failed[/] {res.key}: {error}", soft_wrap=True)
         progress.advance(bar)
     return result
 
