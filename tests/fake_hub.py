@@ -117,6 +117,7 @@ class FakeHub:
     access: set[str] = field(default_factory=lambda: set(GATED))  # gated repositories this token may read
     calls: list[tuple] = field(default_factory=list)
     downloads: list[str] = field(default_factory=list)
+    models: dict[str, Path] = field(default_factory=dict)  # model repo id -> a local folder to serve
 
     def load_dataset(self, path, name=None, split=None, revision=None, data_files=None, streaming=False, **_):
         self.calls.append((path, name, split, revision, data_files))
@@ -146,12 +147,24 @@ class FakeHub:
         Path(dest).write_text(MUSE.get(name, "not a real SentencePiece model\n"), encoding="utf-8")
         return Path(dest)
 
+    def snapshot_download(self, repo_id: str, repo_type: str | None = None, allow_patterns=None, **_) -> str:
+        """Models: `gated/...` ids are gated, others resolve to the folder in `models`."""
+        if not self.online:
+            raise ConnectionError("offline")
+        if repo_id.startswith("gated/") and repo_id not in self.access:
+            url = f"https://huggingface.co/api/models/{repo_id}"
+            raise GatedRepoError(f"401 Client Error. Cannot access gated repo for url {url}.",
+                                 response=httpx.Response(401, request=httpx.Request("GET", url)))
+        return str(self.models[repo_id])
+
     def install(self, monkeypatch, spm_dir: Path) -> "FakeHub":
         import datasets
+        import huggingface_hub
 
         import tasks.metrics as metrics
 
         monkeypatch.setattr(datasets, "load_dataset", self.load_dataset)
+        monkeypatch.setattr(huggingface_hub, "snapshot_download", self.snapshot_download)
         monkeypatch.setattr(hub, "repo_info", self.repo_info)
         monkeypatch.setattr(hub, "download_url", self.download_url)
         monkeypatch.setattr(hub, "reachable", lambda *a, **k: self.online)

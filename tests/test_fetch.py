@@ -100,6 +100,19 @@ def test_fetch_a_gated_repository_stops_only_its_resources(fake_hub, tmp_path, c
     assert "data:sib200/ces_Latn/test" in manifest and not any(k.startswith("data:flores200") for k in manifest)
 
 
+def test_fetch_a_model_records_its_commit_and_a_gated_model_is_one_line(fake_hub, tiny_llama, tmp_path, capsys):
+    fake_hub.models["org/tiny"] = tiny_llama
+    base = ["fetch", "--suite", "paper15", "--langs", "cs", "--trainer", "base", "--out", str(tmp_path / "m")]
+    assert main([*base, "--model", "org/tiny"]) == 0
+    entry = read_json(tmp_path / "m" / "fetch_manifest.json")["resources"]["model:org/tiny"]
+    assert entry["path"] == str(tiny_llama) and entry["revision"] and entry["repo_type"] == "model"
+    capsys.readouterr()
+    assert main([*base, "--model", "gated/llama"]) == 2
+    err = capsys.readouterr().err
+    assert "failed model:gated/llama: gated/llama is gated (your token has no access yet): accept its terms at " \
+           "https://huggingface.co/gated/llama while logged in, then set HF_TOKEN=" in err
+
+
 @pytest.mark.slow
 def test_fetch_then_run_from_the_mirror_with_the_network_off(fake_hub, tiny_llama, tmp_path, eval_cache, monkeypatch, capsys):
     out = tmp_path / "mirror"
