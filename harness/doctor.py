@@ -270,11 +270,12 @@ def collect(plan: RunPlan) -> list[Check]:
 
 
 def render(checks: list[Check]):
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table("status", "requirement", "detail", "fix")
     for c in checks:
-        table.add_row(STATUSES[c.status], c.item, c.detail, c.fix)
+        table.add_row(STATUSES[c.status], escape(c.item), escape(c.detail), escape(c.fix))
     return table
 
 
