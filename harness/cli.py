@@ -258,6 +258,30 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_fetch_and_doctor(sub) -> None:
+    def requirements(p: argparse.ArgumentParser, suite_default: str | None) -> None:
+        p.add_argument("--suite", default=suite_default, help="task suite (harness list suites)")
+        p.add_argument("--model", help="built-in name, local HF folder, or hub id")
+        p.add_argument("--langs", help="restrict the suite to these languages, e.g. cs,ja")
+        p.add_argument("--engine", default="vllm", help="vllm (default) or hf")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="trainer setting; repeatable")
+        p.add_argument("--config", help="YAML file of trainer settings")
+
+    p = sub.add_parser("fetch", help="download what a suite and trainer need into a mirror for --data-dir")
+    requirements(p, "paper15")
+    p.add_argument("--trainer", default="sdrrl", help="trainer whose data to fetch (default sdrrl)")
+    p.add_argument("--out", required=True, help="mirror folder (then: harness run ... --data-dir OUT)")
+    p.add_argument("--seed", type=int, default=0, help="the run's seed: parallel pairs are drawn with it")
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("doctor", help="what a run needs, whether it is here, and the fix")
+    requirements(p, None)
+    p.add_argument("--trainer", help="trainer plugin (harness list trainers)")
+    p.add_argument("--data-dir", help="local data / mirror folder the run will get")
+    p.add_argument("--runs-dir", default="runs")
+    p.set_defaults(func=cmd_doctor)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -297,27 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", metavar="STAGE", help="redo this stage and the ones after it: plan data train evaluate report")
     p.set_defaults(func=cmd_run)
 
-    def requirements(p: argparse.ArgumentParser, suite_default: str | None) -> None:
-        p.add_argument("--suite", default=suite_default, help="task suite (harness list suites)")
-        p.add_argument("--model", help="built-in name, local HF folder, or hub id")
-        p.add_argument("--langs", help="restrict the suite to these languages, e.g. cs,ja")
-        p.add_argument("--engine", default="vllm", help="vllm (default) or hf")
-        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="trainer setting; repeatable")
-        p.add_argument("--config", help="YAML file of trainer settings")
-
-    p = sub.add_parser("fetch", help="download what a suite and trainer need into a mirror for --data-dir")
-    requirements(p, "paper15")
-    p.add_argument("--trainer", default="sdrrl", help="trainer whose data to fetch (default sdrrl)")
-    p.add_argument("--out", required=True, help="mirror folder (then: harness run ... --data-dir OUT)")
-    p.add_argument("--seed", type=int, default=0, help="the run's seed: parallel pairs are drawn with it")
-    p.set_defaults(func=cmd_fetch)
-
-    p = sub.add_parser("doctor", help="what a run needs, whether it is here, and the fix")
-    requirements(p, None)
-    p.add_argument("--trainer", help="trainer plugin (harness list trainers)")
-    p.add_argument("--data-dir", help="local data / mirror folder the run will get")
-    p.add_argument("--runs-dir", default="runs")
-    p.set_defaults(func=cmd_doctor)
+    _add_fetch_and_doctor(sub)
 
     p = sub.add_parser("report", help="compare runs: Markdown, HTML and JSON")
     p.add_argument("runs", nargs="+", help="run folders")
