@@ -167,7 +167,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
     with make_progress() as progress:
         result = fetch(suite, Path(args.out), model=args.model, config=config, trains=trainer_cls.trains, seed=args.seed,
-                       make_translator=translator, progress=progress)
+                       make_translator=translator, progress=progress, comet=args.comet)
     console.print(f"fetched {len(result.fetched)}, already there {len(result.skipped)}, failed {len(result.failed)}; manifest: "
                   f"{Path(args.out) / 'fetch_manifest.json'}")
     if result.failed:
@@ -272,6 +272,7 @@ def _add_fetch_and_doctor(sub) -> None:
     p.add_argument("--trainer", default="sdrrl", help="trainer whose data to fetch (default sdrrl)")
     p.add_argument("--out", required=True, help="mirror folder (then: harness run ... --data-dir OUT)")
     p.add_argument("--seed", type=int, default=0, help="the run's seed: parallel pairs are drawn with it")
+    p.add_argument("--comet", metavar="HUB_ID", help="also a COMET model and its encoder's tokenizer, e.g. Unbabel/wmt22-comet-da")
     p.set_defaults(func=cmd_fetch)
 
     p = sub.add_parser("doctor", help="what a run needs, whether it is here, and the fix")

@@ -133,11 +133,28 @@ def _model_resource(model: str, infos: _Infos) -> Resource:
     return Resource(f"model:{model}", model, lambda: {**infos.entry(model, "model"), "kind": "model", "path": str(resolve_model(model))})
 
 
+def _comet_resource(repo: str, infos: _Infos) -> Resource:
+    """A COMET checkpoint, plus the tokenizer and config of the encoder it names in hparams.yaml
+    (`pretrained_model: xlm-roberta-large`): COMET reads those from the hub when it loads."""
+    import yaml
+
+    def run() -> dict[str, Any]:
+        folder = hub.snapshot(repo)
+        hparams = yaml.safe_load((folder / "hparams.yaml").read_text(encoding="utf-8")) or {}
+        encoder = hparams.get("pretrained_model")
+        if encoder:
+            hub.snapshot(str(encoder), allow_patterns=["*.json", "*.model", "tokenizer*", "sentencepiece*"])
+        return {**infos.entry(repo, "model"), "kind": "COMET model", "path": str(folder), "encoder": encoder}
+
+    return Resource(f"model:{repo}", repo, run)
+
+
 def plan(suite: Suite, out: Path, *, model: str | None, config: Any, trains: bool, seed: int,
-         make_translator: Callable[[], Any]) -> list[Resource]:
+         make_translator: Callable[[], Any], comet: str | None = None) -> list[Resource]:
     """The resources in the order they are fetched (models first: an induced lexicon needs the translator)."""
     infos = _Infos()
     resources = [_model_resource(model, infos)] if model and is_hub_id(model) else []
+    resources += [_comet_resource(comet, infos)] if comet else []
     needs = trainer_needs(config, suite.languages, trains)
     resources += _trainer_resources(out, needs, infos, seed, make_translator)
     resources += [_split_resource(out, need, infos) for need in split_needs(suite) if need.dataset]
@@ -174,13 +191,13 @@ def run_fetch(resources: list[Resource], out: Path, progress) -> FetchResult:
 
 
 def fetch(suite: Suite, out: Path, *, model: str | None, config: Any, trains: bool, seed: int,
-          make_translator: Callable[[], Any], progress) -> FetchResult:
+          make_translator: Callable[[], Any], progress, comet: str | None = None) -> FetchResult:
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     previous = os.environ.pop(mirror.ENV_MIRROR, None)  # never read the mirror being written as a source
     try:
-        return run_fetch(plan(suite, out, model=model, config=config, trains=trains, seed=seed, make_translator=make_translator),
-                         out, progress)
+        resources = plan(suite, out, model=model, config=config, trains=trains, seed=seed, make_translator=make_translator, comet=comet)
+        return run_fetch(resources, out, progress)
     finally:
         if previous is not None:
             os.environ[mirror.ENV_MIRROR] = previous

@@ -118,6 +118,7 @@ class FakeHub:
     calls: list[tuple] = field(default_factory=list)
     downloads: list[str] = field(default_factory=list)
     models: dict[str, Path] = field(default_factory=dict)  # model repo id -> a local folder to serve
+    snapshots: list[tuple] = field(default_factory=list)
 
     def load_dataset(self, path, name=None, split=None, revision=None, data_files=None, streaming=False, **_):
         self.calls.append((path, name, split, revision, data_files))
@@ -155,6 +156,7 @@ class FakeHub:
             url = f"https://huggingface.co/api/models/{repo_id}"
             raise GatedRepoError(f"401 Client Error. Cannot access gated repo for url {url}.",
                                  response=httpx.Response(401, request=httpx.Request("GET", url)))
+        self.snapshots.append((repo_id, allow_patterns))
         return str(self.models[repo_id])
 
     def install(self, monkeypatch, spm_dir: Path) -> "FakeHub":

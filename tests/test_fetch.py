@@ -101,11 +101,17 @@ def test_fetch_a_gated_repository_stops_only_its_resources(fake_hub, tmp_path, c
 
 
 def test_fetch_a_model_records_its_commit_and_a_gated_model_is_one_line(fake_hub, tiny_llama, tmp_path, capsys):
-    fake_hub.models["org/tiny"] = tiny_llama
+    comet = tmp_path / "comet"
+    (comet / "checkpoints").mkdir(parents=True)
+    (comet / "hparams.yaml").write_text("nr_frozen_epochs: 0.3\npretrained_model: xlm-roberta-large\n", encoding="utf-8")
+    fake_hub.models.update({"org/tiny": tiny_llama, "Unbabel/wmt22-comet-da": comet, "xlm-roberta-large": tmp_path})
     base = ["fetch", "--suite", "paper15", "--langs", "cs", "--trainer", "base", "--out", str(tmp_path / "m")]
-    assert main([*base, "--model", "org/tiny"]) == 0
-    entry = read_json(tmp_path / "m" / "fetch_manifest.json")["resources"]["model:org/tiny"]
+    assert main([*base, "--model", "org/tiny", "--comet", "Unbabel/wmt22-comet-da"]) == 0
+    resources = read_json(tmp_path / "m" / "fetch_manifest.json")["resources"]
+    entry = resources["model:org/tiny"]
     assert entry["path"] == str(tiny_llama) and entry["revision"] and entry["repo_type"] == "model"
+    assert resources["model:Unbabel/wmt22-comet-da"]["encoder"] == "xlm-roberta-large"
+    assert ("xlm-roberta-large", ["*.json", "*.model", "tokenizer*", "sentencepiece*"]) in fake_hub.snapshots
     capsys.readouterr()
     assert main([*base, "--model", "gated/llama"]) == 2
     err = capsys.readouterr().err
