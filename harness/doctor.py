@@ -291,7 +291,8 @@ def preflight(plan: RunPlan) -> list[Check]:
     return checks
 
 
-def preflight_run(spec, suite: Suite, trainer, runs_dir: Path) -> list[Check]:
-    """preflight() for `harness run` (harness/pipeline.py calls this in its plan stage)."""
-    return preflight(RunPlan(suite=suite, model=spec.model, config=trainer.config, trains=type(trainer).trains,
+def preflight_run(spec, suite: Suite, trainer, runs_dir: Path, data_built: bool = False) -> list[Check]:
+    """preflight() for `harness run` (harness/pipeline.py calls this in its plan stage). Once the
+    training set is built (`data_built`), the trainer's sources are no longer needed."""
+    return preflight(RunPlan(suite=suite, model=spec.model, config=trainer.config, trains=type(trainer).trains and not data_built,
                              data_dir=Path(spec.data_dir) if spec.data_dir else None, engine=spec.engine, runs_dir=Path(runs_dir)))

@@ -103,7 +103,7 @@ def run(spec: RunSpec, runs_dir: Path, force: str | None = None) -> Path:
         save_spec(spec, paths.spec)
         manifest.record("plan", spec.digest, 0.0, seed=spec.seed)
     console.print(f"[bold]run[/] {spec.name}  trainer={spec.trainer} model={spec.model} suite={spec.suite} -> {paths.root}")
-    preflight_run(spec, suite, trainer, runs_dir)  # stops here, before any model loads, when a requirement is missing
+    preflight_run(spec, suite, trainer, runs_dir, data_built=paths.train_data.exists())  # stops before any model loads
     model_dir = resolve_model(spec.model)
     ctx = TrainContext(
         model_dir=model_dir,

@@ -66,6 +66,21 @@ class WordTranslator(Translator):
         return [f"{tgt.code}:{t}" if t != "the" else t for t in texts]
 
 
+def test_repo_info_reads_commit_licence_and_gate(monkeypatch):
+    import huggingface_hub
+
+    class Info:
+        sha, card_data, gated = "0123abcd", {"license": "cc-by-sa-4.0"}, "manual"
+
+    class Api:
+        def dataset_info(self, repo_id):
+            return Info()
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", Api)
+    info = hub.repo_info("openlanguagedata/flores_plus")
+    assert (info.sha, info.license, info.gated) == ("0123abcd", "cc-by-sa-4.0", True)
+
+
 def test_khmer_lexicon_is_induced_once_and_a_user_file_wins(tmp_path, monkeypatch):
     from trainers.lexicons import resolve_lexicon
 
@@ -180,6 +195,12 @@ def test_doctor_table_names_what_is_missing_and_the_fix(fake_hub, tiny_llama, mo
     assert "FAIL" in out and "data: belebele" in out and "harness fetch --suite sea" in out
     assert "lexicons" in out and "en-th" in out  # MUSE has en-th (not downloadable offline); en-km is induced
     assert "induced with nllb: en-km" in out
+
+    fake_hub.online, fake_hub.access = True, set()  # online, but this token has not accepted the FLORES+ terms
+    assert main(["doctor", "--suite", "sea", "--model", str(tiny_llama), "--trainer", "sdrrl"]) == 1
+    out = capsys.readouterr().out
+    assert "data: belebele" in out and "from the hub (facebook/belebele" in out
+    assert "openlanguagedata/flores_plus is gated (your token has no access yet)" in out
 
     real = importlib.metadata.version
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "3.6.0" if name == "datasets" else real(name))
