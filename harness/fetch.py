@@ -17,7 +17,7 @@ from typing import Any, Callable
 from harness import hub, mirror
 from harness.errors import HarnessError
 from harness.requirements import SplitNeed, TrainerNeeds, is_hub_id, split_needs, spm_tokenizers, trainer_needs
-from harness.runstore import write_jsonl
+from harness.runstore import write_jsonl, write_text
 from harness.tasks import Suite
 
 
@@ -27,6 +27,7 @@ class Resource:
     repo: str | None  # the hub repository it comes from (gates are per repository)
     fetch: Callable[[], dict[str, Any]]  # downloads; returns the manifest entry
     path: Callable[[], Path | None] = lambda: None  # where it lands, for the resume check
+    params: dict[str, Any] = field(default_factory=dict)  # settings it was fetched with; a change refetches it
 
 
 @dataclass
@@ -64,8 +65,6 @@ def _split_resource(out: Path, need: SplitNeed, infos: _Infos) -> Resource:
 
 
 def _trainer_resources(out: Path, needs: TrainerNeeds, infos: _Infos, seed: int, make_translator: Callable[[], Any]) -> list[Resource]:
-    from trainers.lexicons import download_muse, induce_lexicon, muse_url, MUSE_LICENCE
-
     resources: list[Resource] = []
     if needs.translator_model:
         repo = needs.translator_model
@@ -75,21 +74,27 @@ def _trainer_resources(out: Path, needs: TrainerNeeds, infos: _Infos, seed: int,
         resources.append(_instructions_resource(out, needs.instructions, infos))
     for code in needs.target_langs if needs.parallel else []:
         resources.append(_parallel_resource(out, needs, code, infos, seed))
-    for src, tgt in needs.lexicon_pairs:
-        dest = mirror.lexicon_dir(out) / f"{src}-{tgt}.txt"
-        url = muse_url(src, tgt)
-        if url:
-            get = lambda src=src, tgt=tgt, url=url: {"kind": "lexicon", "source": url, "license": MUSE_LICENCE, "induced": False,
-                                                     "path": str(download_muse(src, tgt, mirror.lexicon_dir(out)))}
-        else:
-            def get(src=src, tgt=tgt, dest=dest) -> dict[str, Any]:
-                translator = make_translator()
-                induced = induce_lexicon(src, tgt, translator, mirror.lexicon_dir(out) / ".induced")
-                dest.write_bytes(induced.read_bytes())
-                return {"kind": "lexicon", "source": f"induced: wordfreq words translated by {translator.id}", "induced": True,
-                        "license": None, "path": str(dest), "induced_from": str(induced)}
-        resources.append(Resource(f"lexicon:{src}-{tgt}", None, get, lambda dest=dest: dest))
+    resources += [_lexicon_resource(out, src, tgt, make_translator) for src, tgt in needs.lexicon_pairs]
     return resources
+
+
+def _lexicon_resource(out: Path, src: str, tgt: str, make_translator: Callable[[], Any]) -> Resource:
+    """MUSE's src-tgt dictionary, or one induced with the configured translator where MUSE has none."""
+    from trainers.lexicons import MUSE_LICENCE, download_muse, induce_lexicon, muse_url
+
+    folder = mirror.lexicon_dir(out)
+    dest, url = folder / f"{src}-{tgt}.txt", muse_url(src, tgt)
+
+    def run() -> dict[str, Any]:
+        if url:
+            return {"kind": "lexicon", "source": url, "license": MUSE_LICENCE, "induced": False, "path": str(download_muse(src, tgt, folder))}
+        translator = make_translator()
+        induced = induce_lexicon(src, tgt, translator, folder / ".induced")
+        write_text(dest, induced.read_text(encoding="utf-8"))
+        return {"kind": "lexicon", "source": f"wordfreq top words of {src!r} translated by {translator.id}", "induced": True,
+                "license": None, "path": str(dest), "induced_from": str(induced)}
+
+    return Resource(f"lexicon:{src}-{tgt}", None, run, lambda: dest)
 
 
 def _instructions_resource(out: Path, repo: str, infos: _Infos) -> Resource:
@@ -116,7 +121,7 @@ def _parallel_resource(out: Path, needs: TrainerNeeds, code: str, infos: _Infos,
         return {**infos.entry(repo), "kind": "parallel pairs", "config": "-".join(sorted(["en", code])), "split": "train",
                 "seed": seed, "pairs": len(pairs), "path": str(dest)}
 
-    return Resource(f"parallel:{repo}/en-{code}", repo, run, lambda: dest)
+    return Resource(f"parallel:{repo}/en-{code}", repo, run, lambda: dest, {"pairs": n, "seed": seed})
 
 
 def _spm_resource(tokenize: str) -> Resource:
@@ -170,13 +175,13 @@ def run_fetch(resources: list[Resource], out: Path, progress) -> FetchResult:
     for res in resources:
         progress.update(bar, description=f"fetch {res.key}")
         dest = res.path()
-        if manifest.has(res.key) and (dest is None or dest.exists()):
+        if manifest.has(res.key) and (dest is None or dest.exists()) and manifest.entries[res.key].get("params", {}) == res.params:
             result.skipped.append(res.key)
         elif res.repo in gated:
             result.failed[res.key] = f"{res.repo} is gated (see above)"
         else:
             try:
-                manifest.record(res.key, **res.fetch())
+                manifest.record(res.key, **res.fetch(), **({"params": res.params} if res.params else {}))
                 result.fetched.append(res.key)
             except Exception as exc:  # each resource ends in one line; the rest go on
                 error = exc if isinstance(exc, HarnessError) and not hub.is_gated(exc) else \

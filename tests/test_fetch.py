@@ -149,6 +149,9 @@ def test_fetch_then_run_from_the_mirror_with_the_network_off(fake_hub, tiny_llam
     calls = len(fake_hub.calls)
     assert main(_fetch_args(out)) == 0  # resumable: everything is there, nothing is asked again
     assert len(fake_hub.calls) == calls and "failed 0" in capsys.readouterr().err
+    assert main([*_fetch_args(out), "--set", "parallel_per_lang=3"]) == 0  # another draw: only the pairs are fetched again
+    assert [c[0] for c in fake_hub.calls[calls:]] == ["Helsinki-NLP/opus-100"]
+    assert len(read_jsonl(out / "parallel" / "Helsinki-NLP__opus-100" / "en-cs.jsonl")) == 3
 
     fake_hub.online = False  # the network is off from here on
     args = ["run", "--trainer", "sdrrl", "--model", str(tiny_llama), "--suite", "paper15", "--langs", "cs", "--data-dir", str(out),
