@@ -186,7 +186,8 @@ def run_fetch(resources: list[Resource], out: Path, progress) -> FetchResult:
             except Exception as exc:  # each resource ends in one line; the rest go on
                 error = exc if isinstance(exc, HarnessError) and not hub.is_gated(exc) else \
                     hub.explain(exc, res.repo or res.key, res.key, "check the name and the network, then rerun `harness fetch`",
-                                "model" if res.key.startswith("model:") else "dataset")
+                                "model" if res.key.startswith("model:") else "dataset",
+                                "the Hugging Face Hub" if res.repo else "its URL")
                 if res.repo and hub.is_gated(exc):
                     gated.add(res.repo)
                 result.failed[res.key] = str(error)
@@ -197,6 +198,10 @@ def run_fetch(resources: list[Resource], out: Path, progress) -> FetchResult:
 
 def fetch(suite: Suite, out: Path, *, model: str | None, config: Any, trains: bool, seed: int,
           make_translator: Callable[[], Any], progress, comet: str | None = None) -> FetchResult:
+    if not hub.reachable():
+        raise HarnessError(f"{hub.HUB_HOST} is unreachable from here (no network, or HF_HUB_OFFLINE / SDRRL_OFFLINE set); "
+                           "run `harness fetch` on a machine with internet access and copy the --out folder (and the HF cache "
+                           "for the models) over")
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     previous = os.environ.pop(mirror.ENV_MIRROR, None)  # never read the mirror being written as a source

@@ -79,12 +79,13 @@ def gated_error(repo_id: str, repo_type: str = "dataset") -> HarnessError:
     )
 
 
-def explain(exc: BaseException, repo_id: str, what: str, advice: str, repo_type: str = "dataset") -> HarnessError:
+def explain(exc: BaseException, repo_id: str, what: str, advice: str, repo_type: str = "dataset",
+            source: str = "the Hugging Face Hub") -> HarnessError:
     """One line for a failed hub access: the gate, or the first line of the error plus `advice`."""
     if is_gated(exc):
         return gated_error(repo_id, repo_type)
     first = (str(exc).strip().splitlines() or [""])[0][:200]
-    return HarnessError(f"cannot load {what} from the Hugging Face Hub: {type(exc).__name__}: {first}; {advice}")
+    return HarnessError(f"cannot load {what} from {source}: {type(exc).__name__}: {first}; {advice}")
 
 
 def repo_info(repo_id: str, repo_type: str = "dataset") -> RepoInfo:

@@ -113,6 +113,11 @@ def test_fetch_a_gated_repository_stops_only_its_resources(fake_hub, tmp_path, c
     assert err.strip().splitlines()[-1].startswith("harness: error: 2 resource(s) not fetched")
     manifest = read_json(tmp_path / "mirror" / "fetch_manifest.json")["resources"]
     assert "data:sib200/ces_Latn/test" in manifest and not any(k.startswith("data:flores200") for k in manifest)
+    fake_hub.online = False  # no network at all: one line at once, not a retry per resource
+    assert main(_fetch_args(tmp_path / "other")) == 2
+    assert capsys.readouterr().err.strip() == (
+        "harness: error: huggingface.co is unreachable from here (no network, or HF_HUB_OFFLINE / SDRRL_OFFLINE set); "
+        "run `harness fetch` on a machine with internet access and copy the --out folder (and the HF cache for the models) over")
 
 
 def test_fetch_a_model_records_its_commit_and_a_gated_model_is_one_line(fake_hub, tiny_llama, tmp_path, capsys):
