@@ -205,7 +205,21 @@ def check_trainer(plan: RunPlan) -> list[Check]:
                       _from_hub("translator model", needs.translator_model, plan, needs.translator_model))
     if needs.lexicon_pairs:
         checks.append(_lexicons(plan, needs))
+    if needs.translator == "lexicon" and needs.target_langs:
+        checks.append(_word_by_word(plan, needs.target_langs))
     return checks
+
+
+def _word_by_word(plan: RunPlan, targets: list[str]) -> Check:
+    """translator=lexicon translates through <lexicon_dir>/en-<xx>.txt (or xx-en) only: no download, no induction."""
+    from trainers.translators import BUILTIN_LEXICON_DIR, lexicon_path
+
+    folder = Path(getattr(plan.config, "lexicon_dir", "") or BUILTIN_LEXICON_DIR)
+    missing = [c for c in targets if not (lexicon_path(folder, "en", c).is_file() or lexicon_path(folder, c, "en").is_file())]
+    if missing:
+        return Check("translator=lexicon", "fail", f"no en-{{{','.join(missing)}}} lexicon in {folder}",
+                     "translator=nllb (the default), or lexicon_dir=<folder with en-<xx>.txt>, e.g. the mirror's lexicons/")
+    return Check("translator=lexicon", "ok", f"word-by-word MT through {folder}")
 
 
 def _lexicons(plan: RunPlan, needs) -> Check:

@@ -189,6 +189,9 @@ def test_run_stops_in_the_plan_stage_when_data_is_missing(fake_hub, tiny_llama, 
     err = capsys.readouterr().err.strip().splitlines()[-1]  # after the run's banner: the one error line
     assert err.startswith("harness: error: not ready to run")
     assert "data: flores200" in err and "openlanguagedata/flores_plus is gated" in err and "harness fetch" in err
+    assert "translator=lexicon" not in err  # the shipped en-cs lexicon serves word-by-word MT into Czech
+    assert main([*args[:8], "da", *args[9:], "--name", "da"]) == 2  # Danish: no shipped lexicon for translator=lexicon
+    assert "translator=lexicon: no en-{da} lexicon in" in capsys.readouterr().err
 
 
 def test_doctor_table_names_what_is_missing_and_the_fix(fake_hub, tiny_llama, monkeypatch, capsys):
