@@ -114,19 +114,24 @@ def _gpu_info() -> tuple[str, int] | None:
 
 def _model_bytes(model: str | None) -> int | None:
     """Size of the model's safetensors weights, when the folder is here (local or HF cache)."""
-    from harness.models import BUILTIN_MODELS
+    from harness.models import BUILTIN_MODELS, cache_root
 
-    if not model or model in BUILTIN_MODELS:
+    if not model:
         return None
-    folder = Path(model).expanduser() if Path(model).expanduser().exists() else (hub.cached_snapshot(model) if is_hub_id(model) else None)
-    if folder is None:
+    if model in BUILTIN_MODELS:
+        folder = cache_root() / "models" / model  # there once built
+    elif Path(model).expanduser().exists():
+        folder = Path(model).expanduser()
+    else:
+        folder = hub.cached_snapshot(model) if is_hub_id(model) else None
+    if folder is None or not Path(folder).is_dir():
         return None
     return sum(f.stat().st_size for f in Path(folder).glob("*.safetensors")) or None
 
 
 def _gpu(plan: RunPlan) -> Check:
     gpu, weights = _gpu_info(), _model_bytes(plan.model)
-    size = f"model weights {weights / 2**30:.1f} GiB" if weights else "model size unknown until it is downloaded"
+    size = f"model weights {weights / 2**30:.2f} GiB" if weights else "model size unknown until it is downloaded"
     if gpu is None:
         return Check("GPU", "warn", f"none: CPU only ({size}); fine for the built-in and tiny models",
                      "a CUDA GPU for hub models of 0.5B parameters and more (README, Real run)")
