@@ -147,6 +147,68 @@ def _print_scores(results: dict[str, dict], console: Any) -> None:
     console.print(table)
 
 
+def _trainer_config(trainer_cls, suite, args: argparse.Namespace):
+    """Settings, lowest to highest precedence: the suite's own trainer settings (e.g. the offline smoke
+    suite's shipped data), a --config file, then each --set. Validated before any work starts."""
+    from harness.trainer_api import build_config
+
+    config_fields = set(trainer_cls.Config.__dataclass_fields__)
+    settings: dict[str, Any] = {k: v for k, v in suite.trainer_settings.items() if k in config_fields}
+    settings.update(_load_config_file(args.config))
+    settings.update(_parse_settings(args.set or []))
+    return build_config(trainer_cls, settings)
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from harness.fetch import fetch
+    from harness.pipeline import console, make_progress
+    from harness.tasks import get_suite
+    from harness.trainer_api import TrainContext, get_trainer_class
+
+    suite = get_suite(args.suite, args.langs)
+    trainer_cls = get_trainer_class(args.trainer)
+    config = _trainer_config(trainer_cls, suite, args)
+
+    def translator():  # built only if a lexicon must be induced
+        from harness.models import resolve_model
+        from trainers.sources import make_config_translator
+
+        model_dir = resolve_model(args.model) if args.model else None
+        ctx = TrainContext(model_dir=model_dir, languages=[], work_dir=Path(args.out) / "lexicons" / ".cache", engine=args.engine)
+        return make_config_translator(config, ctx)
+
+    with make_progress() as progress:
+        result = fetch(suite, Path(args.out), model=args.model, config=config, trains=trainer_cls.trains, seed=args.seed,
+                       make_translator=translator, progress=progress, comet=args.comet)
+    console.print(f"fetched {len(result.fetched)}, already there {len(result.skipped)}, failed {len(result.failed)}; manifest: "
+                  f"{Path(args.out) / 'fetch_manifest.json'}")
+    if result.failed:
+        raise HarnessError(f"{len(result.failed)} resource(s) not fetched (reasons above); fix them and rerun: finished ones are kept")
+    print(f"harness run --trainer {args.trainer} --suite {args.suite} --data-dir {Path(args.out).resolve()} --model {args.model or 'MODEL'}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from harness import mirror
+    from harness.doctor import RunPlan, collect, render
+    from harness.tasks import get_suite
+    from harness.trainer_api import get_trainer_class
+
+    suite = get_suite(args.suite, args.langs) if args.suite else None
+    trainer_cls = get_trainer_class(args.trainer) if args.trainer else None
+    config = _trainer_config(trainer_cls, suite, args) if trainer_cls and suite else None
+    data_dir = Path(args.data_dir).resolve() if args.data_dir else None
+    mirror.activate(data_dir)
+    checks = collect(RunPlan(suite=suite, model=args.model, config=config, trains=bool(trainer_cls and trainer_cls.trains),
+                             data_dir=data_dir, engine=args.engine, runs_dir=Path(args.runs_dir)))
+    Console().print(render(checks))
+    failed = sum(c.status == "fail" for c in checks)
+    print(f"{failed} failing requirement(s)" if failed else "ready")
+    return 1 if failed else 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness import preflight
     from harness.compare import check_settings_known, member_settings, parse_members, parse_seeds, plan_comparison, run_comparison
@@ -246,6 +308,31 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_fetch_and_doctor(sub) -> None:
+    def requirements(p: argparse.ArgumentParser, suite_default: str | None) -> None:
+        p.add_argument("--suite", default=suite_default, help="task suite (harness list suites)")
+        p.add_argument("--model", help="built-in name, local HF folder, or hub id")
+        p.add_argument("--langs", help="restrict the suite to these languages, e.g. cs,ja")
+        p.add_argument("--engine", default="vllm", help="vllm (default) or hf")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="trainer setting; repeatable")
+        p.add_argument("--config", help="YAML file of trainer settings")
+
+    p = sub.add_parser("fetch", help="download what a suite and trainer need into a mirror for --data-dir")
+    requirements(p, "paper15")
+    p.add_argument("--trainer", default="sdrrl", help="trainer whose data to fetch (default sdrrl)")
+    p.add_argument("--out", required=True, help="mirror folder (then: harness run ... --data-dir OUT)")
+    p.add_argument("--seed", type=int, default=0, help="the run's seed: parallel pairs are drawn with it")
+    p.add_argument("--comet", metavar="HUB_ID", help="also a COMET model and its encoder's tokenizer, e.g. Unbabel/wmt22-comet-da")
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("doctor", help="what a run needs, whether it is here, and the fix")
+    requirements(p, None)
+    p.add_argument("--trainer", help="trainer plugin (harness list trainers)")
+    p.add_argument("--data-dir", help="local data / mirror folder the run will get")
+    p.add_argument("--runs-dir", default="runs")
+    p.set_defaults(func=cmd_doctor)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -291,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(evaluations are recomputed, not taken from the shared cache)")
     p.add_argument("--keep-cache", action="store_true", help="with --force: reuse evaluations from the shared cache")
     p.set_defaults(func=cmd_run)
+
+    _add_fetch_and_doctor(sub)
 
     p = sub.add_parser("report", help="compare runs: Markdown, HTML and JSON")
     p.add_argument("runs", nargs="+", help="run folders")

@@ -101,7 +101,11 @@ def resolve_model(spec: str) -> Path:
         patterns = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "*.jinja"]
         try:
             return Path(snapshot_download(spec, allow_patterns=patterns))
-        except Exception as exc:  # offline, unknown repo, gated: all end the same way for the user
+        except Exception as exc:  # offline, unknown repo: the same advice; a gate: the page to accept
+            from harness import hub
+
+            if hub.is_gated(exc):
+                raise hub.gated_error(spec, "model") from None
             raise HarnessError(
                 f"model {spec!r} is not in the local Hugging Face cache and could not be fetched "
                 f"({type(exc).__name__}); give a local folder or a built-in: {', '.join(BUILTIN_MODELS)}"

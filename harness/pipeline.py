@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from harness.doctor import preflight_run
 from harness.engines import EngineSettings
 from harness.errors import HarnessError, unknown
 from harness.evaluate import EvalRequest, adapter_fingerprint, evaluate
@@ -146,6 +147,7 @@ def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_di
         save_spec(spec, paths.spec)
         manifest.record("plan", spec.digest, 0.0, seed=spec.seed)
     console.print(f"[bold]run[/] {spec.name}  trainer={spec.trainer} model={spec.model} suite={spec.suite} -> {paths.root}")
+    preflight_run(spec, suite, trainer, runs_dir, data_built=paths.train_data.exists())  # stops before any model loads
     model_dir = resolve_model(spec.model)
     ctx = TrainContext(model_dir=model_dir, languages=languages, work_dir=paths.work, engine=spec.engine, seed=spec.seed, settings=settings)
 

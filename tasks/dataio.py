@@ -83,25 +83,20 @@ def read_local_split(
 
 
 def read_hub_split(dataset: str, config: str, split: str) -> list[dict[str, Any]]:
-    import datasets
+    """One split from the hub (a script repository such as Davlan/sib200 through its Parquet
+    conversion; a gated one such as openlanguagedata/flores_plus ends in a line naming its page)."""
+    from harness import hub
 
     try:
-        try:
-            ds = datasets.load_dataset(dataset, config, split=split)
-        except RuntimeError as exc:
-            if "scripts are no longer supported" not in str(exc):
-                raise
-            # A repository still built on a loading script (datasets >= 4 refuses those): the
-            # Hub's automatic Parquet conversion of it has the same configs, splits and fields.
-            ds = datasets.load_dataset(dataset, config, split=split, revision="refs/convert/parquet")
+        return hub.load_split(dataset, config, split)
+    except HarnessError:
+        raise
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise HarnessError(
-            f"cannot load {dataset} (config {config}, split {split}) from the Hugging Face Hub: "
-            f"{type(exc).__name__}: {first}; offline, pass a data_dir "
-            f"(--data-dir, lm_eval --metadata '{{\"data_dir\": ...}}' or ${ENV_DATA_DIR})"
+        raise hub.explain(
+            exc, dataset, f"{dataset} (config {config}, split {split})",
+            f"offline, run `harness fetch` where the hub is reachable and pass its folder as a data_dir "
+            f"(--data-dir, lm_eval --metadata '{{\"data_dir\": ...}}' or ${ENV_DATA_DIR})",
         ) from exc
-    return [dict(r) for r in ds]
 
 
 def read_split(

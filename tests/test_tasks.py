@@ -305,7 +305,11 @@ def test_default_is_the_hub_dataset(monkeypatch):
 
     calls = []
 
-    def fake_load_dataset(path, name, split, revision=None):
+    def fake_load_dataset(path, name=None, split=None, revision=None, data_files=None):
+        if path == "parquet":  # the Parquet conversion of a script repository: one config, one split
+            (url,) = data_files.values()
+            path, name = "Davlan/sib200", url.split("/")[-3]
+            revision = url.split("@", 1)[1].split(f"/{name}/")[0]
         calls.append((path, name, split, revision))
         if path == "Davlan/sib200" and revision is None:
             raise RuntimeError("Dataset scripts are no longer supported, but found sib200.py")

@@ -30,7 +30,7 @@ from harness.langs import Language
 from harness.rules import at_least, between, one_of
 from harness.runstore import sha256_json, write_json
 from harness.trainer_api import TrainContext
-from trainers.codeswitch import code_switch, translatable_words
+from trainers.codeswitch import code_switch, load_lexicon, translatable_words
 from trainers.generation import generate
 from trainers.lora import LoRATrainer
 from trainers.sources import (
@@ -113,9 +113,7 @@ class SDRRLTrainer(LoRATrainer):
         if cfg.code_switch_side not in CODE_SWITCH_SIDES:
             raise HarnessError(f"code_switch_side must be one of {', '.join(CODE_SWITCH_SIDES)}, got {cfg.code_switch_side!r}")
         targets = [lang for lang in languages if lang.code != source_language(cfg).code]
-        check_translation_sources(cfg, targets)
-        if cfg.code_switch_variants > 0:
-            self._lexicons(targets)
+        check_translation_sources(cfg, targets)  # lexicons: harness.doctor's plan-stage check (they may be fetched or induced)
 
     def build_dataset(self, ctx: TrainContext) -> list[dict]:
         from rich.console import Console
@@ -125,7 +123,7 @@ class SDRRLTrainer(LoRATrainer):
         src = source_language(cfg)
         langs = ctx.targets(src.code)
         self.check(ctx.languages)
-        lexicons = self._lexicons(langs) if cfg.code_switch_variants > 0 else {}
+        lexicons = self._lexicons(langs, ctx) if cfg.code_switch_variants > 0 else {}
         translator = make_config_translator(cfg, ctx)
 
         examples, origin = load_source_instructions(cfg, ctx.seed, translator)
@@ -209,7 +207,20 @@ class SDRRLTrainer(LoRATrainer):
             replaced, total = replaced + k, total + len(translatable_words(a, lexicon))
         return None if replaced == 0 else (cs_q, cs_a, replaced, total)
 
-    def _lexicons(self, langs: list[Language]) -> dict[str, dict]:
+    def _lexicons(self, langs: list[Language], ctx: TrainContext) -> dict[str, dict]:
+        """source->xx lexicons: in lexicon_dir (or the shipped ones) as they are, inverted or composed
+        through English; else from the mirror, the cache, MUSE, or induced with the configured
+        translator (trainers.lexicons; the translator loads a model only to induce one)."""
+        from trainers.lexicons import resolve_lexicon
+
         lexicon_dir = Path(self.config.lexicon_dir) if self.config.lexicon_dir else BUILTIN_LEXICON_DIR
         src = source_language(self.config).code
-        return {lang.code: find_lexicon(lexicon_dir, src, lang.code) for lang in langs}
+        out = {}
+        for lang in langs:
+            try:
+                out[lang.code] = find_lexicon(lexicon_dir, src, lang.code)
+            except HarnessError:
+                translator = make_config_translator(self.config, ctx)
+                path = resolve_lexicon(src, lang.code, self.config.lexicon_dir or None, translator, Path(ctx.work_dir))
+                out[lang.code] = load_lexicon(path)
+        return out

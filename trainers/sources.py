@@ -170,14 +170,18 @@ def load_instructions(spec: str, n: int, seed: int) -> list[dict]:
 
 
 def _load_hub_instructions(spec: str) -> list[dict]:
-    try:
-        from datasets import load_dataset
+    """The train split of a hub instruction set: from the active mirror (`harness fetch`), else the hub."""
+    from harness import hub, mirror
 
-        return list(load_dataset(spec, split="train"))
-    except Exception as exc:  # offline, unknown id: the same advice either way
-        raise HarnessError(
-            f"instructions {spec!r} could not be loaded from the hub ({type(exc).__name__}); "
-            "offline, use instructions=builtin:alpaca-smoke or a local JSON/JSONL file"
+    local = mirror.find(mirror.instructions_path(Path(), spec))
+    if local is not None:
+        return _read_rows(local)
+    try:
+        return hub.load_split(spec, None, "train")
+    except Exception as exc:  # offline, unknown id, gated
+        raise hub.explain(
+            exc, spec, f"instructions {spec!r}",
+            "offline, run `harness fetch` and pass --data-dir, or use instructions=builtin:alpaca-smoke or a local JSON/JSONL file",
         ) from None
 
 
@@ -262,23 +266,30 @@ def _read_parallel_folder(folder: Path, src: Language, tgt: Language, spec: str)
 
 
 def _load_hub_parallel(spec: str, src: Language, tgt: Language, n: int, seed: int) -> list[tuple[str, str]]:
-    """Stream the train split and take `n` pairs from a seeded shuffle buffer (OPUS-100 has up to 1M)."""
+    """`n` pairs: from the active mirror (`harness fetch` stored the same seeded draw), else streamed
+    from the hub's train split through a seeded shuffle buffer (OPUS-100 has up to 1M pairs)."""
+    from harness import hub, mirror
+
+    folder = mirror.find(mirror.parallel_dir(Path(), spec))
+    if folder is not None and any(f.is_file() for f in _parallel_files(folder, src, tgt)):
+        pairs = _read_parallel_folder(folder, src, tgt, spec)
+        if len(pairs) < n:
+            raise HarnessError(f"the mirror {folder} has {len(pairs)} {src.code}-{tgt.code} pairs, fewer than {n}; rerun `harness fetch` with this parallel_per_lang")
+        keep = sorted(random.Random(f"{seed}:{tgt.code}").sample(range(len(pairs)), n))
+        return [pairs[i] for i in keep]
     config = "-".join(sorted([src.code, tgt.code]))
     try:
-        from datasets import load_dataset
-
-        stream = load_dataset(spec, config, split="train", streaming=True).shuffle(seed=seed, buffer_size=10_000)
         pairs = []
-        for row in stream:
+        for row in hub.stream_split(spec, config, "train", seed):
             pair = _pair(row, src, tgt)
             if pair:
                 pairs.append(pair)
             if len(pairs) >= n:
                 break
     except Exception as exc:
-        raise HarnessError(
-            f"parallel_data {spec!r} (config {config!r}) could not be loaded ({type(exc).__name__}); "
-            f"offline, use parallel_data=builtin:opus-smoke or a local folder of {src.code}-<xx>.jsonl"
+        raise hub.explain(
+            exc, spec, f"parallel_data {spec!r} (config {config!r})",
+            f"offline, run `harness fetch` and pass --data-dir, or use parallel_data=builtin:opus-smoke or a local folder of {src.code}-<xx>.jsonl",
         ) from None
     if len(pairs) < n:
         raise HarnessError(f"parallel_data {spec!r} gave {len(pairs)} {src.code}-{tgt.code} pairs, fewer than {n}")
