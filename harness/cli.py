@@ -110,6 +110,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from harness.evaluate import EvalRequest, evaluate
     from harness.models import resolve_model
     from harness.pipeline import console, make_progress
+    from harness.runstore import RunLock
     from harness.spec import default_run_name
 
     preflight.check_cli(args)
@@ -129,7 +130,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         limit=args.limit, settings=EngineSettings(max_model_len=args.max_model_len, seed=args.seed, max_gen_toks=args.max_gen_toks,
                                 lora_scoring=args.lora_scoring),
     )
-    with make_progress() as progress:
+    with RunLock(out), make_progress() as progress:
         results = evaluate(req, progress)
     _print_scores(results, console)
     console.print(f"results: {req.out_dir}")

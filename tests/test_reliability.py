@@ -217,3 +217,14 @@ def test_unexpected_exception_is_one_line_and_a_log(monkeypatch, capsys, tmp_pat
     assert "ZeroDivisionError: something deep" in err
     log = Path(err.split("the traceback is in ")[1].split(";")[0])
     assert log.parent == tmp_path / "logs" and "Traceback" in log.read_text() and "something deep" in log.read_text()
+
+
+def test_eval_command_refuses_a_second_writer(tmp_path, capsys, tiny_llama):
+    from harness.cli import main
+
+    out = tmp_path / "eval-out"
+    with RunLock(out):
+        capsys.readouterr()
+        assert main(["eval", "--model", str(tiny_llama), "--suite", "smoke", "--engine", "hf", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"pid {os.getpid()}" in err
