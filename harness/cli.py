@@ -120,9 +120,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         preflight.check_adapter(adapter, EngineSettings().max_lora_rank)
     out = Path(args.out) if args.out else Path(args.runs_dir) / default_run_name("eval", args.model, args.suite)
     preflight.check_writable(out, "--out" if args.out else "--runs-dir")
+    preflight.check_data(tasks, Path(args.data_dir).resolve() if args.data_dir else suite.data_dir)
     model_dir = resolve_model(args.model)
     preflight.check_model(model_dir, needs_chat_template=False)
-    preflight.check_data(tasks, Path(args.data_dir).resolve() if args.data_dir else suite.data_dir)
     variant = "adapter" if adapter else "base"
     req = EvalRequest(
         model_dir=model_dir, tasks=tasks, out_dir=out / "eval" / variant, variant=variant, adapter=adapter,

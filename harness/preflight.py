@@ -238,7 +238,7 @@ def check_run(spec: Any, trains: bool, tasks: Sequence[TaskInfo], data_dir: Path
     check_writable(Path(runs_dir), "--runs-dir")
     if (Path(runs_dir) / spec.name).exists():
         check_writable(Path(runs_dir) / spec.name, "run folder")
+    check_data(tasks, data_dir)  # first: resolving a built-in model may build it
     model_dir = resolve_model(spec.model)
     check_model(model_dir, needs_chat_template=trains)
-    check_data(tasks, data_dir)
     return model_dir
