@@ -122,6 +122,7 @@ def misc_files(root: Path) -> dict[str, Path]:
         "baseline_no_cells": '{"format": "x"}',
         "baseline_bad_cell": '{"cells": {"acc": {"score": 1}}}',
         "baseline_list": "[1]",
+        "translations_bad_row": '{"src_lang": "en", "tgt_lang": "cs", "source": "a", "translation": "b"}\n{"src_lang": "en"}\n',
     }
     out = {}
     for name, text in files.items():

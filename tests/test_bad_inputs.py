@@ -230,6 +230,8 @@ CASES = [
     ("set parallel_prompt={x}", setting("parallel_prompt={x}"), ["parallel_prompt", "{text}"]),
     ("set parallel_prompt without {text}", setting("parallel_prompt=Translate"), ["parallel_prompt", "{text}"]),
     ("set translator=file, no file", setting("translator=file"), ["translations_file", "translator=file"]),
+    ("set translations_file with a bad row", lambda w: setting("translator=file")(w) + ["--set", f"translations_file={w['misc']['translations_bad_row']}"],
+     ["translations_bad_row.txt:2", "src_lang, tgt_lang, source, translation"]),
     ("set lexicon_dir=/nope", setting("lexicon_dir=/nope"), ["lexicon_dir", "/nope"]),
     ("set answer_max_new_tokens=0", setting("answer_max_new_tokens=0"), ["answer_max_new_tokens", ">= 1"]),
     ("set min_answer_chars=-1", setting("min_answer_chars=-1"), ["min_answer_chars", ">= 0"]),
