@@ -116,6 +116,10 @@ def test_concurrent_writers_store_each_key_once(tmp_path):
 # --- children die with the parent -------------------------------------------------------------
 
 
+def _unpicklable():
+    return lambda: None
+
+
 def _fail_in_child() -> None:
     raise HarnessError("no such thing")
 
@@ -126,6 +130,8 @@ def test_run_in_child_returns_results_and_errors():
         run_in_child(_fail_in_child)
     with pytest.raises(ChildDied, match="exit code 3"):
         run_in_child(os._exit, 3)
+    with pytest.raises(RuntimeError, match="pickle"):  # a result that cannot travel back is an error, not a death
+        run_in_child(_unpicklable)
 
 
 def _alive(pid: int) -> bool:
