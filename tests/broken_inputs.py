@@ -136,4 +136,8 @@ def misc_files(root: Path) -> dict[str, Path]:
     (adapter / "adapter_model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + b"\0\0\0\0")
     out["adapter_empty"], out["adapter_r128"] = root / "adapter-empty", adapter
     out["run_folder_no_spec"] = root / "adapter-empty"
+    lexicons = root / "lexicons-cs-only"
+    lexicons.mkdir()
+    (lexicons / "en-cs.txt").write_text("cat kočka\n", encoding="utf-8")
+    out["lexicons_cs_only"] = lexicons
     return out

@@ -232,6 +232,8 @@ CASES = [
     ("set translator=file, no file", setting("translator=file"), ["translations_file", "translator=file"]),
     ("set translations_file with a bad row", lambda w: setting("translator=file")(w) + ["--set", f"translations_file={w['misc']['translations_bad_row']}"],
      ["translations_bad_row.txt:2", "src_lang, tgt_lang, source, translation"]),
+    ("lexicon missing for a language", lambda w: [*setting(f"lexicon_dir={w['misc']['lexicons_cs_only']}")(w), "--langs", "en,ja"],
+     ["en-ja.txt", "cover: cs"]),
     ("set lexicon_dir=/nope", setting("lexicon_dir=/nope"), ["lexicon_dir", "/nope"]),
     ("set answer_max_new_tokens=0", setting("answer_max_new_tokens=0"), ["answer_max_new_tokens", ">= 1"]),
     ("set min_answer_chars=-1", setting("min_answer_chars=-1"), ["min_answer_chars", ">= 0"]),
