@@ -111,6 +111,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from harness.evaluate import EvalRequest, evaluate
     from harness.models import resolve_model
     from harness.pipeline import console, make_progress
+    from harness.runstore import RunLock
     from harness.spec import default_run_name
 
     preflight.check_cli(args)
@@ -120,9 +121,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         preflight.check_adapter(adapter, EngineSettings().max_lora_rank)
     out = Path(args.out) if args.out else Path(args.runs_dir) / default_run_name("eval", args.model, args.suite)
     preflight.check_writable(out, "--out" if args.out else "--runs-dir")
+    preflight.check_data(tasks, Path(args.data_dir).resolve() if args.data_dir else suite.data_dir)
     model_dir = resolve_model(args.model)
     preflight.check_model(model_dir, needs_chat_template=False)
-    preflight.check_data(tasks, Path(args.data_dir).resolve() if args.data_dir else suite.data_dir)
     variant = "adapter" if adapter else "base"
     req = EvalRequest(
         model_dir=model_dir, tasks=tasks, out_dir=out / "eval" / variant, variant=variant, adapter=adapter,
@@ -130,7 +131,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         limit=args.limit, settings=EngineSettings(max_model_len=args.max_model_len, seed=args.seed, max_gen_toks=args.max_gen_toks,
                                 lora_scoring=args.lora_scoring),
     )
-    with make_progress() as progress:
+    with RunLock(out), make_progress() as progress:
         results = evaluate(req, progress)
     _print_scores(results, console)
     console.print(f"results: {req.out_dir}")

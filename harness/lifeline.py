@@ -60,10 +60,9 @@ def start_watchdog(parent_pid: int) -> threading.Thread:
 def _child_main(conn: Any, parent_pid: int, fn: Callable, args: tuple) -> None:
     die_with_parent(parent_pid)
     try:
-        result = ("ok", fn(*args))
-    except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent as text
-        result = ("error", f"{type(exc).__name__}: {exc}", isinstance(exc, HarnessError))
-    conn.send(result)
+        conn.send(("ok", fn(*args)))
+    except BaseException as exc:  # noqa: BLE001 - everything (an unpicklable result too) goes back as text
+        conn.send(("error", f"{type(exc).__name__}: {exc}", isinstance(exc, HarnessError)))
     conn.close()
 
 

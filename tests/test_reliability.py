@@ -116,6 +116,10 @@ def test_concurrent_writers_store_each_key_once(tmp_path):
 # --- children die with the parent -------------------------------------------------------------
 
 
+def _unpicklable():
+    return lambda: None
+
+
 def _fail_in_child() -> None:
     raise HarnessError("no such thing")
 
@@ -126,6 +130,8 @@ def test_run_in_child_returns_results_and_errors():
         run_in_child(_fail_in_child)
     with pytest.raises(ChildDied, match="exit code 3"):
         run_in_child(os._exit, 3)
+    with pytest.raises(RuntimeError, match="pickle"):  # a result that cannot travel back is an error, not a death
+        run_in_child(_unpicklable)
 
 
 def _alive(pid: int) -> bool:
@@ -217,3 +223,14 @@ def test_unexpected_exception_is_one_line_and_a_log(monkeypatch, capsys, tmp_pat
     assert "ZeroDivisionError: something deep" in err
     log = Path(err.split("the traceback is in ")[1].split(";")[0])
     assert log.parent == tmp_path / "logs" and "Traceback" in log.read_text() and "something deep" in log.read_text()
+
+
+def test_eval_command_refuses_a_second_writer(tmp_path, capsys, tiny_llama):
+    from harness.cli import main
+
+    out = tmp_path / "eval-out"
+    with RunLock(out):
+        capsys.readouterr()
+        assert main(["eval", "--model", str(tiny_llama), "--suite", "smoke", "--engine", "hf", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"pid {os.getpid()}" in err

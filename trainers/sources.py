@@ -33,7 +33,7 @@ from harness.langs import LANGUAGES, Language
 from harness.rules import Rule, at_least, one_of
 from trainers.codeswitch import DATA_DIR
 from trainers.lora import TrainConfig
-from trainers.translators import TRANSLATORS
+from trainers.translators import TRANSLATORS, FileTranslator
 
 BUILTIN_INSTRUCTIONS = {"alpaca-smoke": DATA_DIR / "alpaca_smoke.json"}
 BUILTIN_PARALLEL = {"opus-smoke": DATA_DIR / "opus_smoke"}
@@ -89,8 +89,10 @@ class TranslationConfig(InstructionConfig):
     def validate(self, owner: str = "train") -> None:
         super().validate(owner)
         check_source(self.parallel_data, f"{owner}.parallel_data", BUILTIN_PARALLEL)
-        if self.translator == "file" and not Path(self.translations_file).is_file():
-            raise HarnessError(f"bad value for {owner}.translations_file: {self.translations_file!r}; translator=file needs an existing JSONL file")
+        if self.translator == "file":
+            if not Path(self.translations_file).is_file():
+                raise HarnessError(f"bad value for {owner}.translations_file: {self.translations_file!r}; translator=file needs an existing JSONL file")
+            FileTranslator(self.translations_file)  # reads and checks every row now, not after self-distillation
         if self.lexicon_dir and not Path(self.lexicon_dir).is_dir():
             raise HarnessError(f"bad value for {owner}.lexicon_dir: {self.lexicon_dir!r} is not a folder")
         try:
