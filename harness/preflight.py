@@ -224,19 +224,6 @@ def check_data(tasks: Sequence[TaskInfo], data_dir: Path | None) -> None:
             loader(**task.metadata, data_dir=str(root))
 
 
-def check_lexicons(settings: dict[str, Any], target_langs: Sequence[str]) -> None:
-    """MUSE lexicons a trainer's settings will need for these languages (code-switching, translator=lexicon)."""
-    from trainers.translators import BUILTIN_LEXICON_DIR, lexicon_path, missing_lexicon
-
-    folder = Path(settings.get("lexicon_dir") or BUILTIN_LEXICON_DIR)
-    for code in target_langs:
-        forward, backward = lexicon_path(folder, "en", code), lexicon_path(folder, code, "en")
-        if settings.get("code_switch_variants", 0) > 0 and not forward.is_file():
-            raise missing_lexicon(folder, "en", code)
-        if settings.get("translator") == "lexicon" and not (forward.is_file() or backward.is_file()):
-            raise missing_lexicon(folder, "en", code)
-
-
 # --------------------------------------------------------------------------------------------
 # A whole run
 # --------------------------------------------------------------------------------------------
@@ -247,11 +234,11 @@ def check_run(spec: Any, trains: bool, tasks: Sequence[TaskInfo], data_dir: Path
     from harness.models import resolve_model
 
     if not RUN_NAME.match(spec.name):
-        raise HarnessError(f"bad run name {spec.name!r}; expected letters, digits, '.', '_' or '-'")
+        raise HarnessError(f"bad run name {spec.name!r}; expected letters, digits, '.', '_', '+' or '-'")
     check_writable(Path(runs_dir), "--runs-dir")
     if (Path(runs_dir) / spec.name).exists():
         check_writable(Path(runs_dir) / spec.name, "run folder")
-    check_lexicons(spec.trainer_config, spec.target_languages)
+    # lexicons: the trainer's own check (pipeline.check_plan) and harness.doctor (fetched or induced ones)
     check_data(tasks, data_dir)  # first: resolving a built-in model may build it
     model_dir = resolve_model(spec.model)
     check_model(model_dir, needs_chat_template=trains)

@@ -120,7 +120,7 @@ def misc_files(root: Path) -> dict[str, Path]:
         "unknown_yaml": "epoch: 2\n",
         "baseline_bad_json": '{"cells": {',
         "baseline_no_cells": '{"format": "x"}',
-        "baseline_bad_cell": '{"cells": {"acc": {"score": 1}}}',
+        "baseline_bad_cell": '{"format": "sdrrl-harness baseline v2", "cells": {"acc": {"kind": "score", "value": 1}}}',
         "baseline_list": "[1]",
         "translations_bad_row": '{"src_lang": "en", "tgt_lang": "cs", "source": "a", "translation": "b"}\n{"src_lang": "en"}\n',
     }
