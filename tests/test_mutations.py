@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 def _args(model: Path, runs: Path, *extra: str) -> list[str]:
     return [
-        "run", "--trainer", "sdrrl", "--model", str(model), "--suite", "smoke", "--langs", "en,cs", "--engine", "hf",
+        "run", "--trainer", "sdrrl", "--model", str(model), "--suite", "smoke", "--langs", "cs", "--engine", "hf",
         "--runs-dir", str(runs), "--name", "tiny", "--limit", "2", "--max-gen-toks", "8", "--max-model-len", "512",
         "--set", "num_instructions=6", "--set", "answer_max_new_tokens=12", "--set", "parallel_per_lang=2",
         "--set", "max_steps=6", "--set", "learning_rate=0.01", "--set", "warmup_ratio=0", *extra,
