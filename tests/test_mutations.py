@@ -99,6 +99,8 @@ def test_each_injected_fault_fails_the_check_and_names_the_moved_cells(tiny_llam
     ref = tmp_path / "ref" / "tiny"
     baseline = tmp_path / "baseline.json"
     b = record_baseline(ref, baseline)
+    assert {c["kind"] for c in b["cells"].values()} >= {
+        "acc", "bleu", "gold_ll", "chosen_ll", "item_chrf", "output_sha256", "heldout_loss", "heldout_drop", "train_loss"}
     # The unmutated tiny run learns: held-out loss falls in every language, so a fault has room to show.
     drops = {k: c for k, c in b["cells"].items() if c["kind"] == "heldout_drop"}
     assert set(drops) == {"heldout/en/loss_drop", "heldout/cs/loss_drop"}
