@@ -9,7 +9,7 @@
 # the reruns; WORK=dir keeps them somewhere other than a temporary folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-HARNESS=${HARNESS:-.venv/bin/harness}
+HARNESS=${HARNESS:-.venv/bin/harness}  # may be a command with arguments (word-split)
 OUT=baselines/smoke__smollm2-135m__sdrrl.json
 # The command CI reruns (tests/test_baseline_regression.py reads it back from the baseline file).
 CMD=(run --trainer sdrrl --model smollm2-135m --suite smoke --limit 4 --max-gen-toks 64 --name ci-sdrrl)
@@ -22,7 +22,7 @@ if [ ${#runs[@]} -eq 0 ]; then
     dir="$WORK/run$i-t$threads"
     echo "run $i with $threads thread(s) -> $dir" >&2
     OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads SDRRL_EVAL_CACHE="$dir/eval-cache" NO_COLOR=1 \
-      "$HARNESS" "${CMD[@]}" --runs-dir "$dir/runs" > "$dir.log" 2>&1 || { echo "run $i failed: see $dir.log" >&2; exit 1; }
+      $HARNESS "${CMD[@]}" --runs-dir "$dir/runs" > "$dir.log" 2>&1 || { echo "run $i failed: see $dir.log" >&2; exit 1; }
     runs+=("$dir/runs/ci-sdrrl")
     i=$((i + 1))
   done
@@ -30,4 +30,4 @@ fi
 
 noise=()
 for r in "${runs[@]:1}"; do noise+=(--noise-run "$r"); done
-"$HARNESS" baseline "${runs[0]}" "${noise[@]}" --out "$OUT" --command "harness ${CMD[*]}"
+$HARNESS baseline "${runs[0]}" "${noise[@]}" --out "$OUT" --command "harness ${CMD[*]}"

@@ -154,7 +154,7 @@ def record_baseline(run_dir: Path, out_path: Path, noise_runs: list[Path] = (), 
     if isinstance(multiple, bool) or not isinstance(multiple, (int, float)) or multiple <= 0:
         raise HarnessError(f"bad noise multiple {multiple!r} (want a number > 0)")
     run, cells = run_cells(Path(run_dir))
-    loaded = [(run.name, run.stages.get("train", {}).get("device"), cells)]
+    loaded = [(str(run_dir), run.stages.get("train", {}).get("device"), cells)]
     for path in noise_runs:
         other, other_cells = run_cells(Path(path))
         if other.spec.get("trainer_config") != run.spec.get("trainer_config") or other.spec.get("model") != run.spec.get("model"):

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 def _args(model: Path, runs: Path, *extra: str) -> list[str]:
     return [
-        "run", "--trainer", "sdrrl", "--model", str(model), "--suite", "smoke", "--langs", "en,cs", "--engine", "hf",
+        "run", "--trainer", "sdrrl", "--model", str(model), "--suite", "smoke", "--langs", "cs", "--engine", "hf",
         "--runs-dir", str(runs), "--name", "tiny", "--limit", "2", "--max-gen-toks", "8", "--max-model-len", "512",
         "--set", "num_instructions=6", "--set", "answer_max_new_tokens=12", "--set", "keep_truncated_answers=true", "--set", "parallel_per_lang=2",
         "--set", "max_steps=6", "--set", "learning_rate=0.01", "--set", "warmup_ratio=0", *extra,
@@ -99,6 +99,8 @@ def test_each_injected_fault_fails_the_check_and_names_the_moved_cells(tiny_llam
     ref = tmp_path / "ref" / "tiny"
     baseline = tmp_path / "baseline.json"
     b = record_baseline(ref, baseline)
+    assert {c["kind"] for c in b["cells"].values()} >= {
+        "acc", "bleu", "gold_ll", "chosen_ll", "item_chrf", "output_sha256", "heldout_loss", "heldout_drop", "train_loss"}
     # The unmutated tiny run learns: held-out loss falls in every language, so a fault has room to show.
     drops = {k: c for k, c in b["cells"].items() if c["kind"] == "heldout_drop"}
     assert set(drops) == {"heldout/en/loss_drop", "heldout/cs/loss_drop"}
