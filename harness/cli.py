@@ -143,6 +143,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.trainer_api import build_config, get_trainer_class
 
     check_engine(args.engine)
+    judge_dir = None
+    if args.judge:
+        from harness.models import resolve_model
+
+        check_engine(args.judge_engine)
+        judge_dir = resolve_model(args.judge)  # a bad judge name fails here, before any work
     trainer_cls = get_trainer_class(args.trainer)
     suite = get_suite(args.suite, args.langs)
     # Settings, lowest to highest precedence: the suite's own trainer settings (e.g. the offline smoke
@@ -169,8 +175,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         lora_scoring=args.lora_scoring,
     )
     run_dir = run(spec, Path(args.runs_dir), force=args.force)
+    if judge_dir is not None:
+        _judge(run_dir, judge_dir, args.judge, args.judge_engine)
     print(run_dir)
     return 0
+
+
+def _judge(run_dir: Path, judge_dir: Path, judge_model: str, engine: str) -> None:
+    from harness.judge import chat_generator, judge_run
+    from reports.build import build_report
+
+    n = judge_run(run_dir, chat_generator(judge_dir, engine), judge_model)
+    build_report([run_dir], run_dir)  # again, now with the judge's verdicts
+    print(f"judge {judge_model}: {n} open-ended task(s) judged")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -240,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="trainer setting; repeatable")
     p.add_argument("--config", help="YAML file of trainer settings")
     p.add_argument("--force", metavar="STAGE", help="redo this stage and the ones after it: plan data train evaluate report")
+    p.add_argument("--judge", metavar="MODEL", help="judge the open-ended answers pairwise against the base model's")
+    p.add_argument("--judge-engine", default="vllm", help="engine serving the judge: vllm (default) or hf")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="compare runs: Markdown, HTML and JSON")

@@ -57,7 +57,7 @@ def enrich(task: TaskInfo, rows: list[dict], metrics: dict[str, float], settings
         item["lang_match"] = langid.lang_match(text, expected)
         row["detected_lang"] = langid.detect(text)
         row["metrics"] = {**row.get("metrics", {}), **item}
-    if settings.comet is not None and all("source" in r and "reference" in r for r in rows):
+    if settings.comet is not None and all(r.get("source") and r.get("reference") for r in rows):
         values = comet.score(settings.comet, [(r["source"], r["prediction"], r["reference"]) for r in rows])
         for row, value in zip(rows, values):
             row["metrics"]["comet"] = value

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from harness.engines import EngineSettings
 from harness.errors import HarnessError, unknown
+from harness.disjoint import check_disjoint, heldout_docs
 from harness.evaluate import EvalRequest, adapter_fingerprint, evaluate
 from harness.langs import get_language
 from harness.models import resolve_model
@@ -130,6 +131,7 @@ def run(spec: RunSpec, runs_dir: Path, force: str | None = None) -> Path:
                 records=len(records), groups=len({r.get("group") for r in records}), kinds=dict(kinds), langs=dict(langs),
             )
             console.print(f"data: {len(records)} records ({dict(kinds)})")
+        check_disjoint(read_jsonl(paths.train_data), heldout_docs(suite.tasks, data_dir))
         # 3 train
         train_hash = sha256_json({"data": sha256_file(paths.train_data), "spec": spec.digest})
         if manifest.is_done("train", train_hash) and (paths.adapter / "adapter_model.safetensors").exists():

@@ -355,10 +355,11 @@ def compute_report(runs: list[Run], n_resamples: int = stats.DEFAULT_RESAMPLES, 
         kind = first.kind
         if kind == "generation" or any(tasks[t].kind == "generation" for t in task_list):
             metrics: list[str] = []
-            for t in task_list:
-                for m in tasks[t].metric_names():
-                    if m not in metrics:
-                        metrics.append(m)
+            for t in task_list:  # every system's metrics: the judge's verdicts exist for adapters only
+                for res in [tasks[t]] + [r for s in systems if (r := s.result(t)) is not None]:
+                    for m in res.metric_names():
+                        if m not in metrics:
+                            metrics.append(m)
             metrics.sort(key=lambda m: (m != first.primary_metric, m not in stats.CORPUS_METRICS))
         else:
             metrics = [first.primary_metric]

@@ -157,6 +157,7 @@ def instruct_task(lang: Language) -> tuple[str, dict[str, Any]]:
             "config": lang.flores,
             "target_lang": lang.code,
             "dataset": None,
+            "disjoint_from_training": "instruction",
         },
     }
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from harness import comet
@@ -14,15 +12,6 @@ ITEMS = [("Hello world.", "Ahoj světe.", "Ahoj světe."), ("A cat.", "Pes.", "K
 
 
 COMET_PYTHON = comet.default_python()  # read before a test moves SDRRL_HOME
-
-
-@pytest.fixture(scope="module")
-def tiny_comet(tmp_path_factory):
-    if not COMET_PYTHON.exists():
-        pytest.fail(f"no COMET venv at {COMET_PYTHON}: run bash scripts/install.sh --comet")
-    out = tmp_path_factory.mktemp("tiny-comet")
-    subprocess.run([str(COMET_PYTHON), "tests/tiny_comet.py", str(out)], check=True, capture_output=True)
-    return out
 
 
 @pytest.mark.slow

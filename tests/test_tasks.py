@@ -105,7 +105,7 @@ def make_data(root: Path, codes=tuple(LANGUAGES)) -> Path:
                 ],
             )
         _write_jsonl(root / "instruct" / fl / "test.jsonl",
-                     [{"id": f"q{i}", "instruction": f"{fl} instruction {i}", "source": "fixture"} for i in range(2)])
+                     [{"id": f"q{i}", "instruction": f"{fl} instruction {i}", "provenance": "fixture"} for i in range(2)])
     return root
 
 

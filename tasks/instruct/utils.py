@@ -1,7 +1,7 @@
 """Open-ended instructions: data loading and the per-answer length.
 
-Records (one JSON object a line): id, instruction (in the task's language), source (where the
-instruction came from: "human", or "mt:<system>" for a machine translation, or "fixture").
+Records (one JSON object a line): id, instruction (in the task's language), provenance (where the
+instruction came from: "human", "mt:<system>" for a machine translation, or "fixture").
 Language fidelity and hygiene are added to every generation task by harness.genmetrics.
 """
 
@@ -13,7 +13,7 @@ from tasks import dataio
 
 TASKS_ROOT = Path(__file__).resolve().parent.parent
 SPLIT = "test"
-REQUIRED_FIELDS = ("id", "instruction", "source")
+REQUIRED_FIELDS = ("id", "instruction", "provenance")
 # Thai, Khmer, kana, CJK ideographs: scripts written without spaces between words
 _NO_SPACE_SCRIPTS = ((0x0E00, 0x0E7F), (0x1780, 0x17FF), (0x3040, 0x30FF), (0x4E00, 0x9FFF))
 
@@ -22,7 +22,8 @@ def load(*, family: str, config: str, dataset: str | None = None, data_dir=None,
     records, _where = dataio.read_split(family=family, config=config, split=SPLIT, dataset=dataset,
                                         required=REQUIRED_FIELDS, data_dir=data_dir,
                                         suite_data_dir=suite_data_dir, tasks_root=TASKS_ROOT)
-    docs = [{"id": str(r["id"]), "instruction": str(r["instruction"]), "source": str(r["source"])} for r in records]
+    docs = [{"id": str(r["id"]), "instruction": str(r["instruction"]), "provenance": str(r["provenance"])}
+            for r in records]
     return dataio.to_dataset_dict({SPLIT: docs})
 
 
