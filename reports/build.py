@@ -28,6 +28,7 @@ from harness.langs import LANGUAGES
 from harness.runstore import write_json, write_text
 from reports import stats
 from reports.load import Run, TaskResult, load_runs
+from reports.table_notes import table_notes
 
 MACRO_LABEL = "macro avg (over languages)"
 REFERENCE_TRAINERS = ("translate_sft",)  # besides base, deltas are reported against these trainers
@@ -356,7 +357,7 @@ def compute_report(runs: list[Run], n_resamples: int = stats.DEFAULT_RESAMPLES, 
         if kind == "generation" or any(tasks[t].kind == "generation" for t in task_list):
             metrics: list[str] = []
             for t in task_list:  # every system's metrics: the judge's verdicts exist for adapters only
-                for res in [tasks[t]] + [r for s in systems if (r := s.result(t)) is not None]:
+                for res in [tasks[t]] + [res_ for s in systems if (res_ := s.result(t)) is not None]:
                     for m in res.metric_names():
                         if m not in metrics:
                             metrics.append(m)
@@ -394,7 +395,9 @@ def compute_report(runs: list[Run], n_resamples: int = stats.DEFAULT_RESAMPLES, 
             scale = _scale([c["score"] for r in rows for c in r["cells"].values()], metric)
             table = {"family": family, "group": group, "kind": kind, "metric": metric,
                      "metric_label": metric_label(metric, signature), "scale": scale,
-                     "systems": present, "rows": rows, "macro": macro}
+                     "systems": present, "rows": rows, "macro": macro,
+                     "notes": table_notes(metric, [(s.label, res_) for t in task_list for s in systems
+                                                   if (res_ := s.result(t)) is not None and metric in res_.metrics])}
             tables.append(table)
 
             for ref in references:
@@ -643,6 +646,7 @@ def render_markdown(report: dict) -> str:
         out += _md_table(header, rows, "r")
         if m["excluded"]:
             out += ["", f"_Macro average leaves out: {', '.join(m['excluded'])}._"]
+        out += [""] + [f"_{n}_" for n in t.get("notes", [])]
         out.append("")
 
     out += ["## Deltas", ""]
@@ -852,6 +856,7 @@ def render_html(report: dict) -> str:
         b.append(_html_table(["language"] + [labels[k] for k in t["systems"]], rows))
         if m["excluded"]:
             b.append(f'<p class="small">Macro average leaves out: {_e(", ".join(m["excluded"]))}.</p>')
+        b.extend(f'<p class="small">{_e(n)}</p>' for n in t.get("notes", []))
 
     b.append('<h2 id="deltas">Deltas</h2>')
     if not report["deltas"]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pathlib import Path
+
 from harness import comet
 from harness.errors import HarnessError
 
@@ -50,3 +52,23 @@ def test_missing_local_checkpoint_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("SDRRL_COMET_BATCH", "0")
     with pytest.raises(HarnessError, match=r"SDRRL_COMET_BATCH must be a positive integer, got '0'"):
         comet.from_env()
+
+
+def test_scorer_output_is_checked(tmp_path, monkeypatch):
+    import sys
+
+    fake = tmp_path / "fake_scorer.py"
+    fake.write_text("import sys\nfor line in sys.stdin:\n    print('{\"score\": NaN}')\n")
+    monkeypatch.setattr(comet, "SCRIPT", fake)
+    monkeypatch.setenv("SDRRL_HOME", str(tmp_path / "home"))
+    settings = comet.CometSettings(model=str(tmp_path), python=Path(sys.executable))
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "model.ckpt").write_bytes(b"x")
+    with pytest.raises(HarnessError, match=r"COMET scorer returned NaN for 1 item\(s\)"):
+        comet.score(settings, [("a", "b", "c")])
+    fake.write_text("import sys\nsys.stdin.read()\nprint('{\"score\": 0.5}')\n")
+    with pytest.raises(HarnessError, match=r"COMET scorer returned 1 scores for 2 items"):
+        comet.score(settings, [("a", "b", "c"), ("d", "e", "f")])
+    fake.write_text("import sys\nsys.exit('RuntimeError: no such model')\n")
+    with pytest.raises(HarnessError, match=r"COMET scorer failed \(model .*\): RuntimeError: no such model"):
+        comet.score(settings, [("a", "b", "c")])

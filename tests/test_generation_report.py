@@ -50,3 +50,27 @@ def test_generation_metrics_comet_and_judge_reach_the_report(tiny_llama, tiny_co
         assert ("flores200", metric) in tables, metric
     for metric in ("lang_match", "answer_words", "judge_win", "empty"):
         assert ("instruct", metric) in tables, metric
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "_Scale: COMET" in md and "_Not spBLEU: requested tok:flores200, used tok:13a" in md
+
+
+def _result(scores: dict, signatures: dict | None = None):
+    from pathlib import Path
+
+    from reports.load import TaskResult
+
+    return TaskResult(task="flores200_en-cs", variant="base", family="flores200", lang="cs", kind="generation",
+                      primary_metric="bleu", metrics={"bleu": 1.0}, n_samples=1, signatures=signatures or {},
+                      metadata={}, scores=scores, path=Path("."))
+
+
+def test_table_notes_state_scale_chat_template_and_bleu_fallback():
+    from reports.table_notes import table_notes
+
+    fallback = {"bleu_fallback": "requested tok:flores200, used tok:13a: no SentencePiece model"}
+    notes = table_notes("bleu", [("base", _result({"chat_template": True}, fallback)),
+                                 ("sdrrl", _result({"chat_template": True}))])
+    assert notes[0] == "Scale: BLEU, 0-100." and notes[1] == "Chat template applied: yes."
+    assert notes[2].startswith("Not spBLEU: requested tok:flores200, used tok:13a") and "harness fetch" in notes[2]
+    mixed = table_notes("lang_match", [("base", _result({"chat_template": False})), ("sdrrl", _result({"chat_template": True}))])
+    assert mixed[1] == "Chat template applied for: sdrrl; not for: base." and len(mixed) == 2

@@ -75,3 +75,14 @@ def test_enrich_judges_flores_on_the_extracted_translation_and_skips_comprehensi
     mc: dict = {}
     genmetrics.enrich(get_task("belebele_cs"), [{"metrics": {}}], mc, genmetrics.GenSettings(max_gen_toks=8))
     assert mc == {}
+
+
+def test_fewshot_examples_never_come_from_devtest():
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match=r"few-shot examples must not come from the evaluated split 'devtest'"):
+        flores_utils.load(family="flores200_fewshot", source_config="eng_Latn", target_config="ces_Latn",
+                          suite_data_dir="fixtures", fewshot_split="devtest")
+    loaded = flores_utils.load(family="flores200_fewshot", source_config="eng_Latn", target_config="ces_Latn",
+                               suite_data_dir="fixtures", fewshot_split="dev")
+    assert set(loaded) == {"devtest", "dev"} and not {d["source"] for d in loaded["dev"]} & {d["source"] for d in loaded["devtest"]}
