@@ -144,11 +144,33 @@ def measure(items: dict[str, list[str]], detect: Callable[[str], str]) -> tuple[
     return per_lang, ms_per_item, confusions
 
 
+def markdown(results: dict) -> str:
+    """Per-language accuracy (%) of every candidate, full items then short ones."""
+    names = list(results["candidates"])
+    langs = list(results["n_items"])
+    out = []
+    for set_name in ("full", "short"):
+        out.append(f"| language (items) | " + " | ".join(names) + " |")
+        out.append("|---|" + "---:|" * len(names))
+        for lang in langs:
+            cells = [f"{results['candidates'][n][set_name]['per_lang'][lang]:.1f}" for n in names]
+            out.append(f"| {lang} ({results['n_items'][lang]}) | " + " | ".join(cells) + " |")
+        for label, key in (("**mean**", "mean"), ("**worst language**", "min")):
+            out.append(f"| {label} | " + " | ".join(f"**{results['candidates'][n][set_name][key]:.1f}**" for n in names) + " |")
+        out.append("| ms per item | " + " | ".join(f"{results['candidates'][n][set_name]['ms_per_item']:.2f}" for n in names) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("text_root", type=Path)
+    ap.add_argument("text_root", type=Path, nargs="?")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--render", type=Path, help="print the Markdown tables of a results file and stop")
     args = ap.parse_args(argv)
+    if args.render:
+        print(markdown(json.loads(args.render.read_text(encoding="utf-8"))))
+        return 0
     full = load_items(args.text_root)
     sets = {"full": full, "short": {lang: [short(t, lang) for t in ts] for lang, ts in full.items()}}
     results = {"n_items": {lang: len(ts) for lang, ts in full.items()}, "candidates": {}}
