@@ -216,11 +216,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.pipeline import run
     from harness.spec import RunSpec, default_run_name
     from harness.tasks import get_suite
+    from harness.runstore import read_json
     from harness.trainer_api import build_config, get_trainer_class
 
     preflight.check_cli(args)
     if args.steps is not None and args.steps < 1:
         raise HarnessError(f"bad value for --steps: {args.steps}; expected an integer >= 1")
+    judge_dir = None
+    if args.judge:
+        from harness.engines import check_engine
+        from harness.models import resolve_model
+
+        check_engine(args.judge_engine)
+        judge_dir = resolve_model(args.judge)  # a bad judge name fails here, before any work
     members = parse_members(args.trainer, args.ablations)
     seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
     suite = get_suite(args.suite, args.langs)
@@ -255,12 +263,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         name = args.name or default_run_name(member.label, args.model, args.suite)
         spec = make_spec(member, member_settings(member, layers), seeds[0], name)
         run_dir = run(spec, Path(args.runs_dir), force=args.force, keep_cache=args.keep_cache)
+        if judge_dir is not None:
+            _judge([run_dir], run_dir, judge_dir, args.judge, args.judge_engine)
     else:
         name = args.name or default_run_name("compare", args.model, args.suite)
         comparison = plan_comparison(name, members, seeds, layers, make_spec, steps=args.steps)
         run_dir = run_comparison(comparison, Path(args.runs_dir), force=args.force, keep_cache=args.keep_cache)
+        if judge_dir is not None:
+            members = [run_dir / r for r in read_json(run_dir / "comparison.json")["runs"]]
+            _judge(members, run_dir, judge_dir, args.judge, args.judge_engine)
     print(run_dir)
     return 0
+
+
+def _judge(run_dirs: list[Path], report_dir: Path, judge_dir: Path, judge_model: str, engine: str) -> None:
+    from harness.judge import chat_generator, judge_run
+    from reports.build import build_report
+
+    generator = chat_generator(judge_dir, engine)
+    n = sum(judge_run(run_dir, generator, judge_model) for run_dir in run_dirs)
+    build_report(run_dirs, report_dir)  # again, now with the judge's verdicts
+    print(f"judge {judge_model}: {n} open-ended task(s) judged")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -378,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", metavar="STAGE", help="redo this stage and the ones after it: plan data train evaluate report "
                    "(evaluations are recomputed, not taken from the shared cache)")
     p.add_argument("--keep-cache", action="store_true", help="with --force: reuse evaluations from the shared cache")
+    p.add_argument("--judge", metavar="MODEL", help="judge the open-ended answers pairwise against the base model's")
+    p.add_argument("--judge-engine", default="vllm", help="engine serving the judge: vllm (default) or hf")
     p.set_defaults(func=cmd_run)
 
     _add_fetch_and_doctor(sub)

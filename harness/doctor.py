@@ -95,9 +95,15 @@ def _vllm() -> Check:
 
 
 def _comet() -> Check:
-    if importlib.util.find_spec("comet") is not None:
-        return Check("COMET", "ok", "unbabel-comet installed")
-    return Check("COMET", "warn", "unbabel-comet not installed (only COMET scores need it)", "pip install -e '.[comet]'")
+    """COMET lives in its own virtual environment (transformers<5, numpy<2): harness.comet."""
+    import os
+
+    from harness.comet import default_python
+
+    python = Path(os.environ.get("SDRRL_COMET_PYTHON") or default_python())
+    if python.is_file():
+        return Check("COMET", "ok", f"COMET environment at {python}")
+    return Check("COMET", "warn", f"no COMET environment at {python} (only COMET scores need it)", "bash scripts/install.sh --comet")
 
 
 def _gpu_info() -> tuple[str, int] | None:

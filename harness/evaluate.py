@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import comet, genmetrics
 from harness.engines import EngineSettings, check_engine, lm_eval_model_args, prepare_vllm_env
 from harness.errors import HarnessError, unknown
 from harness.models import cache_root
@@ -79,6 +80,8 @@ def eval_key(req: EvalRequest, task: TaskInfo, model_fp: str, adapter_fp: str | 
             "max_gen_toks": req.settings.max_gen_toks,
             "lora_scoring": req.settings.lora_scoring if adapter_fp else None,
             "format": EVAL_FORMAT,
+            "genmetrics": genmetrics.VERSION if task.kind == "generation" else None,
+            "comet": comet.settings_key(comet.from_env()) if task.kind == "generation" else None,
         }
     )
 
@@ -193,6 +196,8 @@ def _sample_rows(samples: list[dict], kind: str) -> list[dict]:
             row["raw_output"] = raw
             row["chrf"] = round(float(chrf.sentence_score(row["prediction"], [row["reference"]]).score), 4)
             row["output_sha256"] = hashlib.sha256(raw.encode("utf-8")).hexdigest()
+            doc = s.get("doc") or {}
+            row.update({k: doc[k] for k in ("source", "instruction") if k in doc})  # for COMET and the judge
         else:
             # multiple choice: one (loglikelihood, is_greedy) per choice; the prediction is the argmax
             lls = [r[0] if isinstance(r, (list, tuple)) else r for r in resps]
@@ -208,8 +213,17 @@ def _sample_rows(samples: list[dict], kind: str) -> list[dict]:
 def _uses_chat_template(lm: Any, task: TaskInfo) -> bool:
     # Instruction-tuned models answer open generation in their chat format; multiple-choice
     # loglikelihoods are scored on the plain prompt, as lm-eval's reference numbers are.
+    # A task can opt out (the few-shot FLORES variant, written for base models).
     tokenizer = getattr(lm, "tokenizer", None)
-    return task.kind == "generation" and bool(getattr(tokenizer, "chat_template", None))
+    wanted = task.metadata.get("chat_template", True) is not False
+    return task.kind == "generation" and wanted and bool(getattr(tokenizer, "chat_template", None))
+
+
+def _token_counter(lm: Any):
+    tokenizer = getattr(lm, "tokenizer", None)
+    if tokenizer is None:
+        return None
+    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
@@ -217,6 +231,9 @@ def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
+    comet_settings = comet.from_env()
+    if comet_settings is not None and any(t.kind == "generation" for t in req.tasks):
+        comet.check_ready(comet_settings)  # before any model is loaded
     model_fp = model_fingerprint(req.model_dir)
     adapter_fp = adapter_fingerprint(req.adapter)
     results: dict[str, dict] = {}
@@ -273,13 +290,17 @@ def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
         )
         wall = time.perf_counter() - started
         rows = _sample_rows(out["samples"][task.name], task.kind)
+        metrics = _metric_values(out["results"][task.name])
+        gen = genmetrics.GenSettings(genmetrics.task_max_gen_toks(task, req.settings.max_gen_toks),
+                                     _token_counter(lm), comet_settings)
+        genmetrics.enrich(task, rows, metrics, gen)
         scores = {
             "task": task.name,
             "family": task.family,
             "lang": task.lang,
             "kind": task.kind,
             "primary_metric": task.primary_metric,
-            "metrics": _metric_values(out["results"][task.name]),
+            "metrics": metrics,
             "n_samples": len(rows),
             "signatures": _signatures(task),
             "metadata": task.metadata,

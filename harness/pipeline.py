@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from harness.doctor import preflight_run
 from harness.engines import EngineSettings
 from harness.errors import HarnessError, unknown
+from harness.disjoint import check_disjoint, heldout_docs
 from harness.evaluate import EvalRequest, adapter_fingerprint, evaluate
 from harness.heldout import HELDOUT_VERSION, evaluate_heldout, split_heldout
 from harness.langs import get_language
@@ -173,6 +174,7 @@ def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_di
                 trainer_stats=trainer.data_stats,
             )
             console.print(f"data: {len(records)} records ({dict(kinds)})")
+        check_disjoint(read_jsonl(paths.train_data), heldout_docs(suite.tasks, data_dir))
         # 3 train
         train_hash = sha256_json({"data": sha256_file(paths.train_data), "spec": spec.digest})
         if manifest.is_done("train", train_hash) and (paths.adapter / "adapter_model.safetensors").exists():

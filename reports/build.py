@@ -31,6 +31,7 @@ from reports.load import Run, TaskResult, load_runs
 from reports.budget import compare_budgets
 from reports.forest import color_range, forest_svg, units
 from reports.systems import System, make_systems, seed_pairs, seed_spread
+from reports.table_notes import table_notes
 
 MACRO_LABEL = "macro avg (over languages)"
 REFERENCE_TRAINERS = ("translate_sft",)  # besides base, deltas are reported against these trainers
@@ -336,10 +337,11 @@ def compute_report(runs: list[Run], n_resamples: int = stats.DEFAULT_RESAMPLES, 
         kind = first.kind
         if kind == "generation" or any(tasks[t].kind == "generation" for t in task_list):
             metrics: list[str] = []
-            for t in task_list:
-                for m in tasks[t].metric_names():
-                    if m not in metrics:
-                        metrics.append(m)
+            for t in task_list:  # every system's metrics: the judge's verdicts exist for adapters only
+                for res in [tasks[t]] + [res_ for s in systems if (res_ := s.result(t)) is not None]:
+                    for m in res.metric_names():
+                        if m not in metrics:
+                            metrics.append(m)
             metrics.sort(key=lambda m: (m != first.primary_metric, m not in stats.CORPUS_METRICS))
         else:
             metrics = [first.primary_metric]
@@ -374,7 +376,9 @@ def compute_report(runs: list[Run], n_resamples: int = stats.DEFAULT_RESAMPLES, 
             scale = _scale([c["score"] for r in rows for c in r["cells"].values()], metric)
             table = {"family": family, "group": group, "kind": kind, "metric": metric,
                      "metric_label": metric_label(metric, signature), "scale": scale,
-                     "systems": present, "rows": rows, "macro": macro}
+                     "systems": present, "rows": rows, "macro": macro,
+                     "notes": table_notes(metric, [(s.label, res_) for t in task_list for s in systems
+                                                   if (res_ := s.result(t)) is not None and metric in res_.metrics])}
             tables.append(table)
 
             for ref in references:
@@ -635,6 +639,7 @@ def render_markdown(report: dict) -> str:
         out += _md_table(header, rows, "r")
         if m["excluded"]:
             out += ["", f"_Macro average leaves out: {', '.join(m['excluded'])}._"]
+        out += [""] + [f"_{n}_" for n in t.get("notes", [])]
         out.append("")
 
     out += ["## Deltas", ""]
@@ -880,6 +885,7 @@ def render_html(report: dict) -> str:
         b.append(_html_table(["language"] + [labels[k] for k in t["systems"]], rows))
         if m["excluded"]:
             b.append(f'<p class="small">Macro average leaves out: {_e(", ".join(m["excluded"]))}.</p>')
+        b.extend(f'<p class="small">{_e(n)}</p>' for n in t.get("notes", []))
 
     b.append('<h2 id="deltas">Deltas</h2>')
     if not report["deltas"]:

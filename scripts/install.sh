@@ -5,6 +5,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=${VENV:-.venv}
+# Outside the checkout, so every clone on this machine (CI's included) reuses one COMET install.
+COMET_VENV=${COMET_VENV:-${SDRRL_HOME:-$HOME/.cache/sdrrl-harness}/venv-comet}
+
+# --comet: only the COMET scorer's own environment (harness/comet.py runs it as a subprocess).
+# unbabel-comet 2.2.7 needs transformers<5, numpy<2, huggingface-hub<1 and setuptools<81, which
+# the main environment cannot have beside vLLM and lm-eval, hence a second venv. Idempotent.
+if [ "${1:-}" = "--comet" ]; then
+  [ -x "$COMET_VENV/bin/python" ] || "$PY" -m venv "$COMET_VENV"
+  if ! "$COMET_VENV/bin/python" -c 'import comet' 2>/dev/null; then
+    "$COMET_VENV/bin/python" -m pip install -q --upgrade pip
+    "$COMET_VENV/bin/python" -m pip install -q torch==2.13.0
+    "$COMET_VENV/bin/python" -m pip install -q torch==2.13.0 unbabel-comet==2.2.7 "transformers<5" "numpy<2" \
+      "huggingface-hub<1" "setuptools<81"
+  fi
+  "$COMET_VENV/bin/python" -c 'import importlib.metadata as m; print("installed: unbabel-comet", m.version("unbabel-comet"))'
+  exit 0
+fi
 
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 pip() { "$VENV/bin/python" -m pip "$@"; }

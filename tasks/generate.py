@@ -8,6 +8,8 @@ Inputs: the language table (harness/langs.py), the family templates
   tasks/belebele/belebele_<lang>.yaml       every language, English included
   tasks/sib200/sib200_<lang>.yaml           every language, English included
   tasks/flores200/flores200_en-<lang>.yaml  and flores200_<lang>-en.yaml, every non-English language
+  tasks/flores200/flores200_fewshot_<src>-<tgt>.yaml  the few-shot variant of each direction
+  tasks/instruct/instruct_<lang>.yaml       open-ended instructions, every language
   tasks/suite_<name>.yaml                   one lm-eval group per suite
 """
 
@@ -79,21 +81,41 @@ def comprehension_task(family: str, lang: Language) -> tuple[str, dict[str, Any]
     }
 
 
-def flores200_task(src: Language, tgt: Language) -> tuple[str, dict[str, Any]]:
+FLORES_MAX_GEN_TOKS = 256
+FEWSHOT_TEMPLATE = "_fewshot_template_yaml"
+NUM_FEWSHOT = 5  # our default
+
+
+def flores_generation_kwargs(src: Language) -> dict[str, Any]:
+    # Not the first newline: a chat model's "Sure! Here is the translation:" line would end the
+    # output before the translation. Stop where a base model starts the next example instead;
+    # harness.hygiene.extract_translation then takes the translation out of what was generated.
+    return {"until": [f"\n{src.name}:", "\nTranslate the following", "\n\n\n"], "do_sample": False,
+            "temperature": 0.0, "max_gen_toks": FLORES_MAX_GEN_TOKS}
+
+
+def flores200_task(src: Language, tgt: Language, fewshot: bool = False) -> tuple[str, dict[str, Any]]:
     direction = f"{src.code}-{tgt.code}"
     other = tgt if src.is_english else src
-    name = f"flores200_{direction}"
-    prompt = (
-        f"Translate the following sentence from {src.name} to {tgt.name}.\n"
-        f"{src.name}: {{{{source}}}}\n{tgt.name}:"
-    )
+    family = "flores200_fewshot" if fewshot else "flores200"
+    name = f"{family}_{direction}"
+    if fewshot:
+        prompt = f"{src.name}: {{{{source}}}}\n{tgt.name}:"
+        head = {"include": FEWSHOT_TEMPLATE, "task": name,
+                "description": f"Translate the following sentences from {src.name} to {tgt.name}.\n\n",
+                "doc_to_text": prompt, "num_fewshot": NUM_FEWSHOT}
+    else:
+        prompt = (
+            f"Translate the following sentence from {src.name} to {tgt.name}.\n"
+            f"{src.name}: {{{{source}}}}\n{tgt.name}:"
+        )
+        head = {"include": TEMPLATE, "task": name, "doc_to_text": prompt}
     return f"flores200/{name}.yaml", {
-        "include": TEMPLATE,
-        "task": name,
-        "doc_to_text": prompt,
+        **head,
+        "generation_kwargs": flores_generation_kwargs(src),
         "metadata": {
             "version": VERSION,
-            "family": "flores200",
+            "family": family,
             "lang": other.code,
             "kind": "generation",
             "primary_metric": "bleu",
@@ -111,6 +133,31 @@ def flores200_task(src: Language, tgt: Language) -> tuple[str, dict[str, Any]]:
                 },
                 "chrf": {"char_order": 6, "word_order": 2},
             },
+            **({"fewshot_split": "dev", "chat_template": False} if fewshot else {}),
+        },
+    }
+
+
+INSTRUCT_MAX_GEN_TOKS = 512
+
+
+def instruct_task(lang: Language) -> tuple[str, dict[str, Any]]:
+    name = f"instruct_{lang.code}"
+    return f"instruct/{name}.yaml", {
+        "include": TEMPLATE,
+        "task": name,
+        "generation_kwargs": {"until": [], "do_sample": False, "temperature": 0.0,
+                              "max_gen_toks": INSTRUCT_MAX_GEN_TOKS},
+        "metadata": {
+            "version": VERSION,
+            "family": "instruct",
+            "lang": lang.code,
+            "kind": "generation",
+            "primary_metric": "lang_match",
+            "config": lang.flores,
+            "target_lang": lang.code,
+            "dataset": None,
+            "disjoint_from_training": "instruction",
         },
     }
 
@@ -125,9 +172,13 @@ def task_configs() -> dict[str, dict[str, Any]]:
     for lang in LANGUAGES.values():
         if lang.is_english:
             continue
-        for src, tgt in ((ENGLISH, lang), (lang, ENGLISH)):
-            path, cfg = flores200_task(src, tgt)
-            out[path] = cfg
+        for fewshot in (False, True):
+            for src, tgt in ((ENGLISH, lang), (lang, ENGLISH)):
+                path, cfg = flores200_task(src, tgt, fewshot)
+                out[path] = cfg
+    for lang in LANGUAGES.values():
+        path, cfg = instruct_task(lang)
+        out[path] = cfg
     return out
 
 

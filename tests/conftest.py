@@ -33,3 +33,18 @@ def eval_cache(tmp_path, monkeypatch) -> Path:
     cache = tmp_path / "eval-cache"
     monkeypatch.setenv("SDRRL_EVAL_CACHE", str(cache))
     return cache
+
+
+@pytest.fixture(scope="session")
+def tiny_comet(tmp_path_factory) -> Path:
+    """A tiny random COMET checkpoint, built by the COMET venv (bash scripts/install.sh --comet)."""
+    import subprocess
+
+    from harness.comet import default_python
+
+    python = default_python()
+    if not python.exists():
+        pytest.fail(f"no COMET venv at {python}: run bash scripts/install.sh --comet")
+    out = tmp_path_factory.mktemp("tiny-comet")
+    subprocess.run([str(python), str(Path(__file__).parent / "tiny_comet.py"), str(out)], check=True, capture_output=True)
+    return out

@@ -84,25 +84,28 @@ def make_data(root: Path, codes=tuple(LANGUAGES)) -> Path:
                 ],
             )
         iso, script = fl.split("_")
-        _write_jsonl(
-            root / "flores200" / fl / "devtest.jsonl",
-            [
-                {
-                    "id": i,
-                    "iso_639_3": iso,
-                    "iso_15924": script,
-                    "glottocode": "xxxx1234",
-                    "text": f"{fl} sentence {i}",
-                    "url": f"https://en.wikinews.org/wiki/Article_{i}",
-                    "domain": "wikinews",
-                    "topic": "science",
-                    "has_image": "no",
-                    "has_hyperlink": "no",
-                    "last_updated": "1.0",
-                }
-                for i in (3, 1, 2)
-            ],
-        )
+        for split, ids in (("devtest", (3, 1, 2)), ("dev", range(10, 17))):
+            _write_jsonl(
+                root / "flores200" / fl / f"{split}.jsonl",
+                [
+                    {
+                        "id": i,
+                        "iso_639_3": iso,
+                        "iso_15924": script,
+                        "glottocode": "xxxx1234",
+                        "text": f"{fl} {'sentence' if split == 'devtest' else 'example'} {i}",
+                        "url": f"https://en.wikinews.org/wiki/Article_{i}",
+                        "domain": "wikinews",
+                        "topic": "science",
+                        "has_image": "no",
+                        "has_hyperlink": "no",
+                        "last_updated": "1.0",
+                    }
+                    for i in ids
+                ],
+            )
+        _write_jsonl(root / "instruct" / fl / "test.jsonl",
+                     [{"id": f"q{i}", "instruction": f"{fl} instruction {i}", "provenance": "fixture"} for i in range(2)])
     return root
 
 
@@ -144,7 +147,9 @@ def test_generator_detects_and_repairs_drift(tmp_path):
 def test_every_language_has_its_tasks_with_metadata():
     tasks = all_tasks()
     expected = {f"{fam}_{c}" for fam in ("belebele", "sib200") for c in LANGUAGES}
-    expected |= {f"flores200_{a}-{b}" for c in NON_ENGLISH for a, b in (("en", c), (c, "en"))}
+    expected |= {f"{fam}_{a}-{b}" for fam in ("flores200", "flores200_fewshot")
+                 for c in NON_ENGLISH for a, b in (("en", c), (c, "en"))}
+    expected |= {f"instruct_{c}" for c in LANGUAGES}
     assert set(tasks) == expected
     for name, t in tasks.items():
         meta = t.metadata
@@ -154,14 +159,18 @@ def test_every_language_has_its_tasks_with_metadata():
             meta["family"], meta["lang"], meta["kind"], meta["primary_metric"]
         )
         assert meta["config"] == LANGUAGES[t.lang].flores
-        if t.family == "flores200":
+        if t.family.startswith("flores200"):
             src, tgt = meta["direction"].split("-")
-            assert name == f"flores200_{meta['direction']}" and "en" in (src, tgt) and t.lang in (src, tgt)
+            assert name == f"{t.family}_{meta['direction']}" and "en" in (src, tgt) and t.lang in (src, tgt)
+            assert (meta.get("fewshot_split"), meta.get("chat_template", True)) == (
+                ("dev", False) if t.family == "flores200_fewshot" else (None, True))
             assert (t.kind, t.primary_metric) == ("generation", "bleu")
             assert meta["source_config"] == LANGUAGES[src].flores and meta["target_config"] == LANGUAGES[tgt].flores
             assert meta["sacrebleu"]["bleu"]["tokenize"] == "flores200"
             assert meta["sacrebleu"]["bleu"]["fallback_tokenize"] == ("char" if tgt in ("ja", "th", "km") else "13a")
             assert meta["sacrebleu"]["chrf"] == {"char_order": 6, "word_order": 2}
+        elif t.family == "instruct":
+            assert (t.kind, t.primary_metric, name, meta["target_lang"]) == ("generation", "lang_match", f"instruct_{t.lang}", t.lang)
         else:
             assert (t.kind, t.primary_metric) == ("comprehension", "acc")
             assert name == f"{t.family}_{t.lang}"
@@ -169,7 +178,7 @@ def test_every_language_has_its_tasks_with_metadata():
 
 def test_suites():
     suites = all_suites()
-    assert set(suites) == {"paper15", "sea", "smoke", "smoke_fr"}
+    assert set(suites) == {"paper15", "paper15-fewshot", "sea", "smoke", "smoke_fr"}
     paper15 = suites["paper15"]
     assert paper15.languages == list(LANGUAGE_SETS["paper15"]) and paper15.data_dir is None
     assert len(paper15.tasks) == 15 * 2 + 14 * 2
@@ -179,7 +188,9 @@ def test_suites():
         "flores200_en-th", "flores200_th-en", "flores200_en-km", "flores200_km-en",
     }
     smoke = suites["smoke"]
-    assert smoke.languages == ["en", "cs", "ja"] and len(smoke.tasks) == 10
+    assert smoke.languages == ["en", "cs", "ja"] and len(smoke.tasks) == 13
+    assert [t.name for t in smoke.tasks][-3:] == ["instruct_en", "instruct_cs", "instruct_ja"]
+    assert {t.family for t in suites["paper15-fewshot"].tasks} == {"flores200_fewshot"}
     assert smoke.data_dir == tasks_dir() / "fixtures" and smoke.data_dir.is_dir()
     french = suites["smoke_fr"]  # French as the source: its retention is measured on French tasks
     assert french.languages == ["fr", "en", "cs"] and french.trainer_settings["source_lang"] == "fr"
@@ -203,11 +214,11 @@ def test_registry_errors_name_bad_and_valid_values(tmp_path):
     with pytest.raises(HarnessError, match=r"unknown task 'belebele_zz'; valid: .*belebele_cs.*flores200_en-cs"):
         get_task("belebele_zz")
     assert get_task("flores200_en-cs").metadata["direction"] == "en-cs"
-    with pytest.raises(HarnessError, match=r"unknown suite 'paper16'; valid: paper15, sea, smoke"):
+    with pytest.raises(HarnessError, match=r"unknown suite 'paper16'; valid: paper15, paper15-fewshot, sea, smoke"):
         get_suite("paper16")
     bad = tmp_path / "suites.yaml"
     bad.write_text("suites:\n  x:\n    languages: [cs]\n    families: [belebele, nosuchfamily]\n", encoding="utf-8")
-    with pytest.raises(HarnessError, match=r"unknown task family .*'nosuchfamily'; valid: belebele, flores200, sib200"):
+    with pytest.raises(HarnessError, match=r"unknown task family .*'nosuchfamily'; valid: belebele, flores200, flores200_fewshot, instruct, sib200"):
         load_suites(bad, all_tasks())
     with pytest.raises(HarnessError, match=r"metadata lacks kind, primary_metric"):
         task_from_config({"task": "t", "metadata": {"version": 1, "family": "f", "lang": "cs", "config": "c"}}, bad)
@@ -244,16 +255,29 @@ def test_every_task_builds_docs_from_a_data_dir(tmp_path):
             assert [task.doc_to_target(d) for d in docs] == [i % 7 for i in range(9)]
             assert f"Text: {fl} test text 0\nTopic:" in task.doc_to_text(docs[0])
             assert len(list(task.fewshot_docs())) == 7
+        elif info.family == "instruct":
+            assert [task.doc_to_text(d) for d in docs] == [f"{fl} instruction 0", f"{fl} instruction 1"]
+            assert task.config.generation_kwargs["until"] == []
         else:
             meta = info.metadata
             src, tgt = LANGUAGES[meta["source_lang"]], LANGUAGES[meta["target_lang"]]
             assert [d["id"] for d in docs] == [3, 1, 2]
-            assert task.doc_to_text(docs[1]) == (
-                f"Translate the following sentence from {src.name} to {tgt.name}.\n"
-                f"{src.name}: {src.flores} sentence 1\n{tgt.name}:"
-            )
             assert task.doc_to_target(docs[1]) == f"{tgt.flores} sentence 1"
-            assert task.config.generation_kwargs["until"] == ["\n"]
+            assert task.config.generation_kwargs["until"] == [f"\n{src.name}:", "\nTranslate the following", "\n\n\n"]
+            if info.family == "flores200":
+                assert task.doc_to_text(docs[1]) == (
+                    f"Translate the following sentence from {src.name} to {tgt.name}.\n"
+                    f"{src.name}: {src.flores} sentence 1\n{tgt.name}:"
+                )
+                continue
+            # few-shot: the first 5 pairs of the dev split, never a devtest sentence
+            shots = list(task.fewshot_docs())
+            assert [d["id"] for d in shots] == list(range(10, 17))
+            context = task.fewshot_context(docs[1], num_fewshot=5)
+            assert context.startswith(f"Translate the following sentences from {src.name} to {tgt.name}.\n\n"
+                                      f"{src.name}: {src.flores} example 10\n{tgt.name}: {tgt.flores} example 10\n\n")
+            assert context.count(" example ") == 10 and "sentence 3" not in context
+            assert context.endswith(f"{src.name}: {src.flores} sentence 1\n{tgt.name}:")
 
 
 def test_metadata_data_dir_beats_env_and_env_is_a_fallback(tmp_path, monkeypatch):
@@ -280,9 +304,10 @@ def test_fixture_paths_resolve_from_the_task_files_not_the_cwd(tmp_path, monkeyp
     (tmp_path / "fixtures").mkdir()  # a decoy: a CWD-relative lookup would find nothing here
     monkeypatch.chdir(tmp_path)
     loaded = manager().load(["smoke"])["tasks"]
-    assert len(loaded) == 10
+    assert len(loaded) == 13
     sizes = {name: len(list(t.eval_docs)) for name, t in loaded.items()}
     assert sizes["belebele_ja"] == 8 and sizes["sib200_cs"] == 14 and sizes["flores200_en-ja"] == 10
+    assert sizes["instruct_cs"] == 3
     doc = next(iter(loaded["flores200_en-ja"].eval_docs))
     assert doc["source"].startswith("On Monday") and doc["target"].startswith("月曜日")
 
@@ -354,7 +379,7 @@ def test_fixtures_are_in_the_hub_formats():
     }
     for code in LANGUAGE_SETS["smoke"]:
         fl = LANGUAGES[code].flores
-        for family, splits in (("belebele", ["test"]), ("sib200", ["train", "validation", "test"]), ("flores200", ["devtest"])):
+        for family, splits in (("belebele", ["test"]), ("sib200", ["train", "validation", "test"]), ("flores200", ["devtest", "dev"])):
             for split in splits:
                 rows = dataio.read_local_split(root, family, fl, split)
                 assert all(set(r) == fields[family] for r in rows), (family, fl, split)

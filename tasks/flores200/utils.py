@@ -6,6 +6,11 @@ The task's docs are {id, source, target, ...} pairs; BLEU and chrF++ are corpus-
 yields (reference, hypothesis, settings) and the aggregation functions score the whole corpus.
 The sacreBLEU settings come from the task metadata (`sacrebleu:`) and travel inside the docs,
 so the scores follow the same settings that tasks.metrics.sacrebleu_signatures reports.
+
+The hypothesis scored is what harness.hygiene.extract_translation takes from the raw output (the
+first line that is not a chat preamble, without a "<target language>:" label or wrapping quotes):
+one rule for every system. The few-shot variant (family flores200_fewshot) also loads the `dev`
+split, the only source of its examples; devtest sentences are never shown as examples.
 """
 
 from __future__ import annotations
@@ -13,11 +18,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.hygiene import extract_translation
+from harness.langs import LANGUAGES
 from tasks import dataio, metrics
 
 TASKS_ROOT = Path(__file__).resolve().parent.parent  # relative suite data dirs start here
 SPLIT = "devtest"
+FEWSHOT_SPLIT = "dev"
 REQUIRED_FIELDS = ("id", "text")
+_NAME_BY_FLORES = {lang.flores: lang.name for lang in LANGUAGES.values()}
 
 
 def load(
@@ -29,11 +38,23 @@ def load(
     sacrebleu: dict | None = None,
     data_dir=None,
     suite_data_dir=None,
+    fewshot_split: str | None = None,
     **_,
 ):
     """custom_dataset: lm-eval calls it with the task metadata and dataset_kwargs as keywords."""
-    kw = dict(family=family, split=SPLIT, dataset=dataset, required=REQUIRED_FIELDS,
-              data_dir=data_dir, suite_data_dir=suite_data_dir, tasks_root=TASKS_ROOT)
+    splits = {SPLIT: _docs(SPLIT, family, source_config, target_config, dataset, sacrebleu, data_dir, suite_data_dir)}
+    if fewshot_split:
+        if fewshot_split == SPLIT:
+            raise HarnessError(f"few-shot examples must not come from the evaluated split {SPLIT!r}; use {FEWSHOT_SPLIT!r}")
+        splits[fewshot_split] = _docs(fewshot_split, family, source_config, target_config, dataset, sacrebleu,
+                                      data_dir, suite_data_dir)
+    return dataio.to_dataset_dict(splits)
+
+
+def _docs(split, family, source_config, target_config, dataset, sacrebleu, data_dir, suite_data_dir) -> list[dict]:
+    # Local data of the few-shot variant lives beside the zero-shot one: <data_dir>/flores200/...
+    kw = dict(family="flores200" if family.startswith("flores200") else family, split=split, dataset=dataset,
+              required=REQUIRED_FIELDS, data_dir=data_dir, suite_data_dir=suite_data_dir, tasks_root=TASKS_ROOT)
     src, src_where = dataio.read_split(config=source_config, **kw)
     tgt, tgt_where = dataio.read_split(config=target_config, **kw)
     by_id = {r["id"]: r for r in tgt}
@@ -43,7 +64,7 @@ def load(
         raise HarnessError(f"{len(missing)} sentence id(s) of {src_where} are missing from {tgt_where}: {shown}")
     bleu = (sacrebleu or {}).get("bleu", {})
     chrf = (sacrebleu or {}).get("chrf", {})
-    docs = [
+    return [
         {
             "id": r["id"],
             "source": r["text"],
@@ -57,16 +78,11 @@ def load(
         }
         for r in src
     ]
-    return dataio.to_dataset_dict({SPLIT: docs})
-
-
-def first_line(text: str) -> str:
-    """The first non-empty line: the translation, whatever the engine did with the stop string."""
-    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
 
 
 def process_results(doc: dict, results: list) -> dict:
-    hyp = first_line(results[0]) if results else ""
+    label = _NAME_BY_FLORES.get(doc["target_config"])
+    hyp = extract_translation(results[0], (label,) if label else ()) if results else ""
     ref = doc["target"]
     return {
         "bleu": (ref, hyp, doc["bleu_tokenize"], doc["bleu_fallback_tokenize"]),
