@@ -109,6 +109,7 @@ def run(spec: RunSpec, runs_dir: Path, force: str | None = None) -> Path:
         work_dir=paths.work,
         engine=spec.engine,
         seed=spec.seed,
+        checkpoint_dir=paths.root / "train.checkpoints",
     )
 
     adapter: Path | None = None
@@ -140,6 +141,7 @@ def run(spec: RunSpec, runs_dir: Path, force: str | None = None) -> Path:
             shutil.rmtree(partial, ignore_errors=True)
             started = time.perf_counter()
             stats = trainer.train(ctx, records, partial)
+            shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)
             shutil.rmtree(paths.adapter, ignore_errors=True)
             partial.rename(paths.adapter)
             paths.adapter.chmod(0o755)  # temp folders are made 0700; an adapter is meant to be shared

@@ -29,6 +29,7 @@ class TrainContext:
     work_dir: Path  # runs/<name>/data/work: caches (translations, self-distilled answers)
     engine: str = "vllm"  # how the trainer runs the model when it generates
     seed: int = 0
+    checkpoint_dir: Path | None = None  # where training keeps resumable checkpoints; None: none
     extra: dict[str, Any] = field(default_factory=dict)
 
 
