@@ -147,9 +147,9 @@ def build_lm(req: EvalRequest, serving: str = "lora", adapter_fp: str | None = N
         from lm_eval.models.vllm_causallms import VLLM
 
         return VLLM(**args, batch_size="auto")
-    from lm_eval.models.huggingface import HFLM
+    from harness.scoring import SharedContextHFLM  # lm-eval's HFLM, each multiple-choice context run once
 
-    return HFLM(**args, batch_size=req.hf_batch_size)
+    return SharedContextHFLM(**args, batch_size=req.hf_batch_size)
 
 
 def _metric_values(task_result: dict) -> dict[str, float]:
