@@ -144,9 +144,9 @@ def build_lm(req: EvalRequest, serving: str = "lora", adapter_fp: str | None = N
         args = lm_eval_model_args(req.engine, req.model_dir, req.adapter, req.settings)
     if req.engine == "vllm":
         prepare_vllm_env()
-        from lm_eval.models.vllm_causallms import VLLM
+        from harness.scoring_vllm import SharedPrefixVLLM  # lm-eval's VLLM, context blocks reused across choices
 
-        return VLLM(**args, batch_size="auto")
+        return SharedPrefixVLLM(**args, batch_size="auto")
     from harness.scoring import SharedContextHFLM  # lm-eval's HFLM, each multiple-choice context run once
 
     return SharedContextHFLM(**args, batch_size=req.hf_batch_size)

@@ -392,7 +392,11 @@ class StepRunner:
         acc, config = self.accelerator, self.config
         # Sorted by length so each micro-batch pads little; the update is the same in any order.
         step_examples = sorted(step_examples, key=lambda e: len(e["input_ids"]))
-        step_targets = sum(n_targets(e) for e in step_examples)
+        local_targets = torch.tensor(float(sum(n_targets(e) for e in step_examples)), device=acc.device)
+        # The loss is per answer token of the whole step, all processes together; DDP averages the
+        # processes' gradients, so each process scales its sum by num_processes / all targets.
+        all_targets = acc.reduce(local_targets, "sum")
+        scale = acc.num_processes / all_targets
         micro = [step_examples[i : i + config.micro_batch_size] for i in range(0, len(step_examples), config.micro_batch_size)]
         loss_sum = torch.zeros((), device=acc.device)
         for k, chunk in enumerate(micro):
@@ -401,15 +405,14 @@ class StepRunner:
             sync = acc.no_sync(self.model) if k < len(micro) - 1 else nullcontext()
             with sync, acc.autocast():
                 chunk_loss = forward_sum(self.model, batch)
-                acc.backward(chunk_loss / step_targets)
+                acc.backward(chunk_loss * scale)
             loss_sum += chunk_loss.detach()
         if config.max_grad_norm > 0:
             acc.clip_grad_norm_(self.trainable, config.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        totals = acc.reduce(torch.stack([loss_sum, torch.tensor(float(step_targets), device=acc.device)]), "sum")
-        return (totals[0] / totals[1]).item(), int(totals[1].item())
+        return (acc.reduce(loss_sum, "sum") / all_targets).item(), int(all_targets.item())
 
 
 def _progress(main: bool):
