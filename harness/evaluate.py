@@ -244,6 +244,7 @@ def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
             # vLLM issue 16668: LoRA + prompt logprobs breaks when one step holds several requests.
             lm.batch_size = 1 if task.kind != "generation" else "auto"
         chat = _uses_chat_template(lm, task)
+        counted_before = dict(vars(lm.counts)) if hasattr(lm, "counts") else None
         started = time.perf_counter()
         out = simple_evaluate(
             model=lm,
@@ -282,6 +283,9 @@ def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
             "wall_s": round(wall, 3),
             "eval_key": key,
         }
+        if counted_before is not None and task.kind != "generation":
+            # Tokens the model ran for this task's log-likelihoods, against one forward per (context, choice).
+            scores["scoring_tokens"] = {k: v - counted_before[k] for k, v in vars(lm.counts).items()}
         _write_task(req.out_dir / task.name, scores, rows)
         _write_task(shared_cache_dir() / key, scores, rows)
         results[task.name] = scores
