@@ -70,6 +70,9 @@ class RunPaths:
         return self.root / "eval" / variant
 
 
+TRAIN_CHECKPOINTS = "train.checkpoints"  # resumable training state of an unfinished train stage
+
+
 def _forget(paths: RunPaths, manifest: Manifest, force: str) -> None:
     if force not in STAGES:
         raise unknown("stage for --force", force, STAGES)
@@ -80,6 +83,7 @@ def _forget(paths: RunPaths, manifest: Manifest, force: str) -> None:
         paths.train_data.unlink(missing_ok=True)
     if "train" in redo:
         shutil.rmtree(paths.adapter, ignore_errors=True)
+        shutil.rmtree(paths.root / TRAIN_CHECKPOINTS, ignore_errors=True)  # a forced retrain starts at step 1
     if "evaluate" in redo:
         shutil.rmtree(paths.root / "eval", ignore_errors=True)
     if "plan" in redo:
@@ -109,7 +113,7 @@ def run(spec: RunSpec, runs_dir: Path, force: str | None = None) -> Path:
         work_dir=paths.work,
         engine=spec.engine,
         seed=spec.seed,
-        checkpoint_dir=paths.root / "train.checkpoints",
+        checkpoint_dir=paths.root / TRAIN_CHECKPOINTS,
     )
 
     adapter: Path | None = None
