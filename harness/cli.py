@@ -107,7 +107,7 @@ def _suite_tasks(suite_name: str, langs: str | None, task_names: str | None):
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from harness import preflight
-    from harness.engines import EngineSettings
+    from harness.engines import EngineSettings, check_parallel
     from harness.evaluate import EvalRequest, evaluate
     from harness.models import resolve_model
     from harness.pipeline import console, make_progress
@@ -115,6 +115,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from harness.spec import default_run_name
 
     preflight.check_cli(args)
+    check_parallel(args.engine, args.tensor_parallel_size, args.data_parallel_size)
     suite, tasks = _suite_tasks(args.suite, args.langs, args.tasks)
     adapter = Path(args.adapter) if args.adapter else None
     if adapter is not None:
@@ -129,7 +130,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         model_dir=model_dir, tasks=tasks, out_dir=out / "eval" / variant, variant=variant, adapter=adapter,
         engine=args.engine, data_dir=Path(args.data_dir).resolve() if args.data_dir else suite.data_dir,
         limit=args.limit, settings=EngineSettings(max_model_len=args.max_model_len, seed=args.seed, max_gen_toks=args.max_gen_toks,
-                                lora_scoring=args.lora_scoring),
+                                lora_scoring=args.lora_scoring, tensor_parallel_size=args.tensor_parallel_size,
+                                data_parallel_size=args.data_parallel_size),
     )
     with RunLock(out), make_progress() as progress:
         results = evaluate(req, progress)
@@ -384,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--adapter", help="LoRA adapter folder (PEFT, safetensors)")
     p.add_argument("--tasks", help="only these tasks of the suite, comma-separated")
+    p.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM: GPUs one model is split over (default 1)")
+    p.add_argument("--data-parallel-size", type=int, default=1, help="vLLM: model replicas, through ray (default 1)")
     p.add_argument("--out", help="run folder to write into (default runs/eval-<model>-<suite>)")
     p.set_defaults(func=cmd_eval)
 

@@ -45,6 +45,9 @@ class EngineSettings:
     # adapter merged into a copy of the weights, batched; "serial" serves the LoRA itself one
     # request at a time (vLLM issue 16668), which on CPU ran about 10x slower in our measurement.
     lora_scoring: str = "merge"
+    # vLLM only: GPUs one model is split over, and model replicas (lm-eval's vLLM runs replicas through ray).
+    tensor_parallel_size: int = 1
+    data_parallel_size: int = 1
 
     @property
     def dtype(self) -> str:
@@ -60,6 +63,14 @@ def context_length(model_dir: Path, wanted: int) -> int:
     return min(wanted, int(limit))
 
 
+def check_parallel(engine: str, tensor_parallel_size: int, data_parallel_size: int) -> None:
+    for name, value in (("tensor-parallel-size", tensor_parallel_size), ("data-parallel-size", data_parallel_size)):
+        if value < 1:
+            raise HarnessError(f"--{name} must be >= 1, got {value}")
+        if value > 1 and engine != "vllm":
+            raise HarnessError(f"--{name} {value} needs --engine vllm (engine {engine!r} runs one copy on one device)")
+
+
 def lm_eval_model_args(engine: str, model_dir: Path, adapter: Path | None, settings: EngineSettings) -> dict:
     """Keyword arguments for lm-eval's `vllm` or `hf` model class."""
     if engine == "vllm":
@@ -72,6 +83,10 @@ def lm_eval_model_args(engine: str, model_dir: Path, adapter: Path | None, setti
         }
         if adapter is not None:
             args.update(lora_local_path=str(adapter), max_lora_rank=settings.max_lora_rank)
+        if settings.tensor_parallel_size > 1:
+            args["tensor_parallel_size"] = settings.tensor_parallel_size
+        if settings.data_parallel_size > 1:
+            args["data_parallel_size"] = settings.data_parallel_size
         return args
     args = {
         "pretrained": str(model_dir),

@@ -148,12 +148,12 @@ def build_lm(req: EvalRequest, serving: str = "lora", adapter_fp: str | None = N
         args = lm_eval_model_args(req.engine, req.model_dir, req.adapter, req.settings)
     if req.engine == "vllm":
         prepare_vllm_env()
-        from lm_eval.models.vllm_causallms import VLLM
+        from harness.scoring_vllm import SharedPrefixVLLM  # lm-eval's VLLM, context blocks reused across choices
 
-        return VLLM(**args, batch_size="auto")
-    from lm_eval.models.huggingface import HFLM
+        return SharedPrefixVLLM(**args, batch_size="auto")
+    from harness.scoring import SharedContextHFLM  # lm-eval's HFLM, each multiple-choice context run once
 
-    return HFLM(**args, batch_size=req.hf_batch_size)
+    return SharedContextHFLM(**args, batch_size=req.hf_batch_size)
 
 
 def _metric_values(task_result: dict) -> dict[str, float]:
@@ -273,6 +273,7 @@ def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
             # vLLM issue 16668: LoRA + prompt logprobs breaks when one step holds several requests.
             lm.batch_size = 1 if task.kind != "generation" else "auto"
         chat = _uses_chat_template(lm, task)
+        counted_before = dict(vars(lm.counts)) if hasattr(lm, "counts") else None
         started = time.perf_counter()
         out = simple_evaluate(
             model=lm,
@@ -315,6 +316,9 @@ def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
             "wall_s": round(wall, 3),
             "eval_key": key,
         }
+        if counted_before is not None and task.kind != "generation":
+            # Tokens the model ran for this task's log-likelihoods, against one forward per (context, choice).
+            scores["scoring_tokens"] = {k: v - counted_before[k] for k, v in vars(lm.counts).items()}
         _write_task(req.out_dir / task.name, scores, rows)
         _write_task(shared_cache_dir() / key, scores, rows)
         results[task.name] = scores

@@ -78,6 +78,9 @@ class RunPaths:
         return self.root / "eval" / variant
 
 
+TRAIN_CHECKPOINTS = "train.checkpoints"  # resumable training state of an unfinished train stage
+
+
 def _forget(paths: RunPaths, manifest: Manifest, force: str) -> None:
     if force not in STAGES:
         raise unknown("stage for --force", force, STAGES)
@@ -89,6 +92,7 @@ def _forget(paths: RunPaths, manifest: Manifest, force: str) -> None:
         paths.heldout_data.unlink(missing_ok=True)
     if "train" in redo:
         shutil.rmtree(paths.adapter, ignore_errors=True)
+        shutil.rmtree(paths.root / TRAIN_CHECKPOINTS, ignore_errors=True)  # a forced retrain starts at step 1
     if "evaluate" in redo:
         shutil.rmtree(paths.root / "eval", ignore_errors=True)
     if "plan" in redo:
@@ -150,7 +154,8 @@ def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_di
     console.print(f"[bold]run[/] {spec.name}  trainer={spec.trainer} model={spec.model} suite={spec.suite} -> {paths.root}")
     preflight_run(spec, suite, trainer, runs_dir, data_built=paths.train_data.exists())  # stops before any model loads
     model_dir = resolve_model(spec.model)
-    ctx = TrainContext(model_dir=model_dir, languages=languages, work_dir=paths.work, engine=spec.engine, seed=spec.seed, settings=settings)
+    ctx = TrainContext(model_dir=model_dir, languages=languages, work_dir=paths.work, engine=spec.engine, seed=spec.seed,
+                       settings=settings, checkpoint_dir=paths.root / TRAIN_CHECKPOINTS)
 
     adapter: Path | None = None
     if trainer_cls.trains:
@@ -185,6 +190,7 @@ def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_di
             shutil.rmtree(partial, ignore_errors=True)
             started = time.perf_counter()
             stats = trainer.train(ctx, records, partial)
+            shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)
             shutil.rmtree(paths.adapter, ignore_errors=True)
             partial.rename(paths.adapter)
             paths.adapter.chmod(0o755)  # temp folders are made 0700; an adapter is meant to be shared

@@ -31,6 +31,7 @@ class TrainContext:
     engine: str = "vllm"  # how the trainer runs the model when it generates
     seed: int = 0
     settings: EngineSettings = field(default_factory=EngineSettings)  # the run's: seed, max_model_len
+    checkpoint_dir: Path | None = None  # where training keeps resumable checkpoints; None: none
 
     def targets(self, source: str) -> list[Language]:
         return [lang for lang in self.languages if lang.code != source]

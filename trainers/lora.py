@@ -26,6 +26,8 @@ from typing import Any, Callable, ClassVar, Iterator
 from harness.errors import HarnessError
 from harness.rules import Rule, above, at_least, between, check_rules, one_of
 from harness.trainer_api import Trainer, TrainContext
+from trainers import checkpoint as ckpt
+from trainers.checkpoint import LoopState
 
 # The projection layers of Llama/Mistral/Qwen-style decoders; vLLM serves LoRA adapters on these.
 DEFAULT_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -62,6 +64,7 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 on a bf16-capable GPU, else fp32) | bf16 | fp32
     same_batch: bool = True  # keep the records of one group in one batch where they fit (grouping; see GroupBatchSampler)
     log_every: int = 0  # print the loss every N steps; 0: about 20 lines per run
+    checkpoint_every: int = 100  # save a resumable checkpoint every N optimizer steps (when the run gives a folder); 0: never
 
     RULES: ClassVar[dict] = {
         "lora_rank": between(1, MAX_VLLM_LORA_RANK, int),  # vLLM serves adapters up to rank 64
@@ -349,62 +352,26 @@ def save_adapter(model, tokenizer, adapter_dir: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def train_lora(
-    model_dir: Path,
-    records: list[dict],
-    adapter_dir: Path,
-    config: TrainConfig,
-    seed: int = 0,
-    on_step: Callable[[dict], None] | None = None,
-) -> dict:
-    """Train a LoRA adapter on `records` (see harness.trainer_api) and save it into `adapter_dir`.
-
-    `on_step`, if given, is called after every optimizer step with
-    {step, loss, lr, answer_tokens, input_tokens, time} (this process's tokens; time.time()).
-    """
-    import torch
-    import torch.nn.functional as F
-    from accelerate import Accelerator
-    from peft import LoraConfig, get_peft_model
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    check_config(config)
-    if not records:
-        raise HarnessError("no training records")
-    started = time.time()
-    precision = resolve_precision(config.precision)
-    accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
-    main = accelerator.is_main_process
-    on_gpu = accelerator.device.type == "cuda"
-    checkpointing = _flag(config.gradient_checkpointing, on_gpu, "gradient_checkpointing")
-    torch.manual_seed(seed)
-
-    # --- data -------------------------------------------------------------------------------
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+def encode_records(tokenizer, records: list[dict], max_seq_len: int) -> tuple[list[dict], list[str], int]:
+    """Encoded examples, their groups, and how many records were dropped (no answer token left)."""
     encoded: list[dict] = []
     groups: list[str] = []
-    dropped = 0
     for record in records:
-        example = encode_chat(tokenizer, record["messages"], config.max_seq_len)
-        if example is None:
-            dropped += 1
-            continue
-        encoded.append(example)
-        groups.append(record["group"])
+        example = encode_chat(tokenizer, record["messages"], max_seq_len)
+        if example is not None:
+            encoded.append(example)
+            groups.append(record["group"])
     if not encoded:
-        raise HarnessError(f"all {len(records)} records were dropped: no answer token fits in max_seq_len={config.max_seq_len}")
-    sampler = GroupBatchSampler(
-        groups, config.batch_size, seed, config.same_batch, accelerator.process_index, accelerator.num_processes
-    )
-    batches_per_epoch = len(sampler)
-    if batches_per_epoch == 0:
-        raise HarnessError(f"{len(sampler.groups)} groups are too few for {accelerator.num_processes} processes")
-    steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum_steps)
-    total_steps = config.max_steps if config.max_steps > 0 else steps_per_epoch * config.epochs
+        raise HarnessError(f"all {len(records)} records were dropped: no answer token fits in max_seq_len={max_seq_len}")
+    return encoded, groups, len(records) - len(encoded)
 
-    # --- model --------------------------------------------------------------------------------
+
+def load_lora_model(model_dir: Path, config: TrainConfig, precision: str, checkpointing: bool):
+    """The base model (safetensors only) wrapped in a fresh PEFT LoRA."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
     try:
         model = AutoModelForCausalLM.from_pretrained(
             model_dir,
@@ -426,10 +393,146 @@ def train_lora(
         task_type="CAUSAL_LM",
     )
     try:
-        model = get_peft_model(model, lora)  # LoRA weights stay fp32 (autocast_adapter_dtype)
+        return get_peft_model(model, lora)  # LoRA weights stay fp32 (autocast_adapter_dtype)
     except ValueError as exc:
         linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
         raise HarnessError(f"target_modules {config.target_modules} do not fit this model ({exc}); its linear layers: {linear}") from None
+
+
+def optimizer_steps(sampler: GroupBatchSampler, grad_accum_steps: int, total_steps: int, state: LoopState) -> Iterator[tuple[int, int, list[list[int]]]]:
+    """(epoch, index of the next batch, the batches of one optimizer step), from `state`'s position until total_steps.
+
+    The position is the sampler's epoch and an index into that epoch's batch list, so a resumed
+    run continues with exactly the batches an uninterrupted one would have seen.
+    """
+    step, epoch, start = state.step, state.epoch, state.batch
+    while step < total_steps:
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        if start >= len(batches):
+            raise HarnessError(f"cannot resume at batch {start} of epoch {epoch}: the sampler gives {len(batches)} batches")
+        while start < len(batches) and step < total_steps:
+            chunk = batches[start : start + grad_accum_steps]
+            start += len(chunk)
+            step += 1
+            yield ((epoch, start) if start < len(batches) else (epoch + 1, 0)), chunk
+        epoch, start = epoch + 1, 0
+
+
+def forward_sum(model, batch: dict):
+    """Summed next-token cross-entropy over the answer tokens of one micro-batch.
+
+    Logits are computed only at positions that predict an answer token in some row
+    (`logits_to_keep`): the vocabulary projection of the prompt tokens is skipped.
+    """
+    import torch.nn.functional as F
+
+    targets = batch["labels"][:, 1:]
+    keep = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep).logits
+    return F.cross_entropy(
+        logits.float().reshape(-1, logits.size(-1)),
+        targets[:, keep].reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
+    )
+
+
+@dataclass
+class StepRunner:
+    """One optimizer step: micro-batched forward/backward, clipping, update, the loss over all processes."""
+
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    accelerator: Any
+    trainable: list
+    config: TrainConfig
+    pad_id: int
+
+    def __call__(self, step_examples: list[dict]) -> tuple[float, int]:
+        """(mean loss per answer token, answer tokens) of this step over all processes."""
+        import torch
+
+        acc, config = self.accelerator, self.config
+        # Sorted by length so each micro-batch pads little; the update is the same in any order.
+        step_examples = sorted(step_examples, key=lambda e: len(e["input_ids"]))
+        local_targets = torch.tensor(float(sum(n_targets(e) for e in step_examples)), device=acc.device)
+        # The loss is per answer token of the whole step, all processes together; DDP averages the
+        # processes' gradients, so each process scales its sum by num_processes / all targets.
+        all_targets = acc.reduce(local_targets, "sum")
+        scale = acc.num_processes / all_targets
+        micro = [step_examples[i : i + config.micro_batch_size] for i in range(0, len(step_examples), config.micro_batch_size)]
+        loss_sum = torch.zeros((), device=acc.device)
+        for k, chunk in enumerate(micro):
+            batch = {key: t.to(acc.device) for key, t in collate(chunk, self.pad_id).items()}
+            # DDP all-reduces gradients only on the last micro-batch of the step.
+            sync = acc.no_sync(self.model) if k < len(micro) - 1 else nullcontext()
+            with sync, acc.autocast():
+                chunk_loss = forward_sum(self.model, batch)
+                acc.backward(chunk_loss * scale)
+            loss_sum += chunk_loss.detach()
+        if config.max_grad_norm > 0:
+            acc.clip_grad_norm_(self.trainable, config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return (acc.reduce(loss_sum, "sum") / all_targets).item(), int(all_targets.item())
+
+
+def _progress(main: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), disable=not main,
+    )
+
+
+def train_lora(
+    model_dir: Path,
+    records: list[dict],
+    adapter_dir: Path,
+    config: TrainConfig,
+    seed: int = 0,
+    on_step: Callable[[dict], None] | None = None,
+    checkpoint_dir: Path | None = None,
+) -> dict:
+    """Train a LoRA adapter on `records` (see harness.trainer_api) and save it into `adapter_dir`.
+
+    `on_step`, if given, is called after every optimizer step with
+    {step, loss, lr, answer_tokens, input_tokens, time} (this process's tokens; time.time()).
+    With `checkpoint_dir`, a resumable checkpoint is written there every `config.checkpoint_every`
+    steps, and a run finding a matching one continues from it (trainers.checkpoint).
+    """
+    import torch
+    from accelerate import Accelerator
+    from transformers import AutoTokenizer
+
+    check_config(config)
+    if not records:
+        raise HarnessError("no training records")
+    started = time.time()
+    precision = resolve_precision(config.precision)
+    accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
+    main = accelerator.is_main_process
+    on_gpu = accelerator.device.type == "cuda"
+    checkpointing = _flag(config.gradient_checkpointing, on_gpu, "gradient_checkpointing")
+    torch.manual_seed(seed)
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    encoded, groups, dropped = encode_records(tokenizer, records, config.max_seq_len)
+    sampler = GroupBatchSampler(
+        groups, config.batch_size, seed, config.same_batch, accelerator.process_index, accelerator.num_processes
+    )
+    batches_per_epoch = len(sampler)
+    if batches_per_epoch == 0:
+        raise HarnessError(f"{len(sampler.groups)} groups are too few for {accelerator.num_processes} processes")
+    steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum_steps)
+    total_steps = config.max_steps if config.max_steps > 0 else steps_per_epoch * config.epochs
+
+    model = load_lora_model(model_dir, config, precision, checkpointing)
     trainable = [p for p in model.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in trainable)
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -437,115 +540,79 @@ def train_lora(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config.lr_scheduler, warmup, total_steps))
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
+    run_step = StepRunner(model, optimizer, scheduler, accelerator, trainable, config, pad_id)
 
-    # --- loop ---------------------------------------------------------------------------------
-    def forward_sum(batch: dict) -> torch.Tensor:
-        """Summed next-token cross-entropy over the answer tokens of one micro-batch.
-
-        Logits are computed only at positions that predict an answer token in some row
-        (`logits_to_keep`): the vocabulary projection of the prompt tokens is skipped.
-        """
-        targets = batch["labels"][:, 1:]
-        keep = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep).logits
-        return F.cross_entropy(
-            logits.float().reshape(-1, logits.size(-1)),
-            targets[:, keep].reshape(-1),
-            ignore_index=IGNORE_INDEX,
-            reduction="sum",
-        )
-
-    def optimizer_steps() -> Iterator[list[list[int]]]:
-        """Yield the batches of each optimizer step, epoch after epoch, until total_steps."""
-        step, epoch = 0, 0
-        while True:
-            sampler.set_epoch(epoch)
-            batches = list(sampler)
-            for start in range(0, len(batches), config.grad_accum_steps):
-                yield batches[start : start + config.grad_accum_steps]
-                step += 1
-                if step >= total_steps:
-                    return
-            epoch += 1
-
+    progress = _progress(main)
+    digest = ckpt.fingerprint(records, config, seed, accelerator.num_processes)
+    state = (ckpt.load(checkpoint_dir, digest, model, optimizer, scheduler, accelerator, progress.console.print) if checkpoint_dir else None)
+    resumed_from = state.step if state else 0
+    state = state or LoopState()
     log_every = config.log_every or max(1, total_steps // 20)
-    losses: list[float] = []
-    train_tokens = 0
-    input_tokens = 0
-    seen = 0
     if on_gpu:
         torch.cuda.reset_peak_memory_stats(accelerator.device)
-    progress = Progress(
-        TextColumn("[bold]training"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not main,
-    )
     if main:
         progress.console.print(
             f"LoRA r={config.lora_rank} on {len(encoded)} records ({len(sampler.groups)} groups, {dropped} dropped), "
             f"{total_steps} steps, {n_trainable:,} trainable parameters, {precision}"
             f"{', gradient checkpointing' if checkpointing else ''}, {device_name(accelerator)}"
+            + (f"; resumed after step {resumed_from} from {checkpoint_dir}" if resumed_from else "")
         )
     loop_started = time.time()
+    session_tokens = session_inputs = 0  # this session's, for the rates (a resumed run counts only its own steps)
     with progress:
-        task = progress.add_task("train", total=total_steps, loss="-")
-        for step, step_batches in enumerate(optimizer_steps(), 1):
+        task = progress.add_task("train", total=total_steps, completed=state.step, loss="-")
+        for (state.epoch, state.batch), step_batches in optimizer_steps(sampler, config.grad_accum_steps, total_steps, state):
             indices = [i for batch in step_batches for i in batch]
-            # Sorted by length so each micro-batch pads little; the update is the same in any order.
-            step_examples = sorted((encoded[i] for i in indices), key=lambda e: len(e["input_ids"]))
-            step_targets = sum(n_targets(e) for e in step_examples)
+            step_examples = [encoded[i] for i in indices]
             step_inputs = sum(len(e["input_ids"]) for e in step_examples)
-            micro = [step_examples[i : i + config.micro_batch_size] for i in range(0, len(step_examples), config.micro_batch_size)]
-            loss_sum = torch.zeros((), device=accelerator.device)
-            for k, chunk in enumerate(micro):
-                batch = {key: t.to(accelerator.device) for key, t in collate(chunk, pad_id).items()}
-                # DDP all-reduces gradients only on the last micro-batch of the step.
-                sync = accelerator.no_sync(model) if k < len(micro) - 1 else nullcontext()
-                with sync, accelerator.autocast():
-                    chunk_loss = forward_sum(batch)
-                    accelerator.backward(chunk_loss / step_targets)
-                loss_sum += chunk_loss.detach()
-            if config.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            totals = accelerator.reduce(torch.stack([loss_sum, torch.tensor(float(step_targets), device=accelerator.device)]), "sum")
-            loss = (totals[0] / totals[1]).item()
-            losses.append(loss)
-            train_tokens += int(totals[1].item())
-            seen += len(indices) * accelerator.num_processes
-            input_tokens += step_inputs
+            loss, answer_tokens = run_step(step_examples)
+            state.step += 1
+            state.losses.append(loss)
+            state.train_tokens += answer_tokens
+            state.seen += len(indices) * accelerator.num_processes
+            state.input_tokens += step_inputs
+            session_tokens += answer_tokens
+            session_inputs += step_inputs
             if on_step is not None:
-                on_step({"step": step, "loss": loss, "lr": scheduler.get_last_lr()[0], "answer_tokens": step_targets, "input_tokens": step_inputs, "time": time.time()})
+                local_targets = sum(n_targets(e) for e in step_examples)
+                on_step({"step": state.step, "loss": loss, "lr": scheduler.get_last_lr()[0], "answer_tokens": local_targets, "input_tokens": step_inputs, "time": time.time()})
             progress.update(task, advance=1, loss=f"{loss:.4f}")
-            if main and (step % log_every == 0 or step == total_steps):
-                progress.console.print(f"step {step}/{total_steps} loss {loss:.4f} lr {scheduler.get_last_lr()[0]:.2e}")
-
+            if main and (state.step % log_every == 0 or state.step == total_steps):
+                progress.console.print(f"step {state.step}/{total_steps} loss {loss:.4f} lr {scheduler.get_last_lr()[0]:.2e}")
+            if checkpoint_dir and config.checkpoint_every > 0 and state.step % config.checkpoint_every == 0 and state.step < total_steps:
+                ckpt.save(checkpoint_dir, digest, state, model, optimizer, scheduler, accelerator)
     loop_s = time.time() - loop_started
 
-    # --- save ---------------------------------------------------------------------------------
     accelerator.wait_for_everyone()
     if main:
         save_adapter(accelerator.unwrap_model(model), tokenizer, adapter_dir)
     accelerator.wait_for_everyone()
-    wall = time.time() - started
-    stats = {
+    stats = _stats(state, resumed_from, steps_per_epoch, encoded, dropped, sampler, n_trainable, precision, checkpointing, accelerator)
+    nproc = accelerator.num_processes
+    stats["records_per_step"] = config.batch_size * config.grad_accum_steps * nproc  # the budget compared across runs
+    stats["input_tokens"] = state.input_tokens * nproc  # prompt and answer tokens trained on, all processes
+    stats["tokens_per_step"] = round(state.input_tokens * nproc / len(state.losses), 1)
+    stats["split_groups"] = sampler.split_groups  # groups split across batches in the last epoch's order
+    stats["train_wall_s"] = round(time.time() - started, 2)  # loading, training and saving ("wall_s" is the manifest's own field)
+    stats["loop_s"] = round(loop_s, 2)  # the training loop alone (this session's steps)
+    stats["train_tokens_per_s"] = round(session_tokens / loop_s, 1) if loop_s > 0 else None
+    stats["input_tokens_per_s"] = round(session_inputs * accelerator.num_processes / loop_s, 1) if loop_s > 0 else None
+    if on_gpu:
+        stats["peak_gpu_mem_gb"] = round(torch.cuda.max_memory_allocated(accelerator.device) / 2**30, 2)
+    return stats
+
+
+def _stats(state: LoopState, resumed_from: int, steps_per_epoch: int, encoded: list[dict], dropped: int, sampler, n_trainable: int, precision: str, checkpointing: bool, accelerator) -> dict:
+    losses = state.losses
+    return {
         "steps": len(losses),
+        "resumed_from_step": resumed_from,
         "epochs": round(len(losses) / steps_per_epoch, 3),
         "examples": len(encoded),
         "examples_dropped": dropped,
         "groups": len(sampler.groups),
-        "examples_seen": seen,
-        "records_per_step": config.batch_size * config.grad_accum_steps * accelerator.num_processes,
-        "input_tokens": input_tokens * accelerator.num_processes,  # prompt and answer tokens, all processes
-        "tokens_per_step": round(input_tokens * accelerator.num_processes / len(losses), 1),
-        "split_groups": sampler.split_groups,  # groups split across batches in the last epoch's order
-        "train_tokens": train_tokens,  # answer tokens the loss counted, all processes
+        "examples_seen": state.seen,
+        "train_tokens": state.train_tokens,  # answer tokens the loss counted, all processes
         "first_loss": round(losses[0], 5),
         "final_loss": round(losses[-1], 5),
         "mean_loss": round(sum(losses) / len(losses), 5),
@@ -555,18 +622,11 @@ def train_lora(
         "gradient_checkpointing": checkpointing,
         "num_processes": accelerator.num_processes,
         "device": device_name(accelerator),
-        "train_wall_s": round(wall, 2),  # loading, training and saving ("wall_s" is the manifest's own field)
-        "loop_s": round(loop_s, 2),  # the training loop alone
-        "train_tokens_per_s": round(train_tokens / loop_s, 1) if loop_s > 0 else None,
-        "input_tokens_per_s": round(input_tokens * accelerator.num_processes / loop_s, 1) if loop_s > 0 else None,
     }
-    if on_gpu:
-        stats["peak_gpu_mem_gb"] = round(torch.cuda.max_memory_allocated(accelerator.device) / 2**30, 2)
-    return stats
 
 
 class LoRATrainer(Trainer):
     """A trainer whose `train` is the shared loop; subclasses only write `build_dataset`."""
 
     def train(self, ctx: TrainContext, records: list[dict], adapter_dir: Path) -> dict:
-        return train_lora(ctx.model_dir, records, adapter_dir, self.config, seed=ctx.seed)
+        return train_lora(ctx.model_dir, records, adapter_dir, self.config, seed=ctx.seed, checkpoint_dir=ctx.checkpoint_dir)

@@ -1,0 +1,89 @@
+"""Estimated GPU hours of a full paper15 SDRRL comparison, LLaMA-2-7B on one H100.
+
+    python benchmarks/cost_model.py            # the table in README "Cost model"
+    python benchmarks/cost_model.py --json
+
+Every input is an assumption named below (our defaults for the data sizes, public hardware
+figures, assumed utilisations); nothing here was measured on a GPU. Compute-bound stages
+(prefill, scoring, training) take FLOPs / (peak x utilisation) with 2N FLOPs per token forward
+and 6N per trained LoRA token (forward 2N, backward to the activations 2N, recomputation under
+gradient checkpointing 2N; no weight gradients for the frozen base). Generation is taken at an
+assumed decode rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class Assumptions:
+    params: float = 6.74e9  # LLaMA-2-7B
+    peak_flops: float = 989e12  # H100 SXM, dense bf16
+    util_prefill: float = 0.40  # assumed model-FLOPs utilisation when scoring/prefilling
+    util_train: float = 0.35  # assumed, LoRA with gradient checkpointing, bf16
+    decode_tokens_per_s: float = 5000.0  # assumed vLLM offline decode rate, 7B, many sequences at once
+    lora_decode_slowdown: float = 1.5  # assumed cost of serving a LoRA adapter in generation
+    nllb_tokens_per_s: float = 5000.0  # assumed NLLB-600M decode rate with HF generate, batched
+    instructions: int = 5000  # our default num_instructions
+    languages: int = 14  # paper15 without English
+    question_tokens: int = 100  # assumed mean English instruction length
+    answer_tokens: int = 250  # assumed mean self-distilled answer length (cap: answer_max_new_tokens 512)
+    sentences_per_text: float = 6.0  # assumed: a question ~1 sentence, an answer ~5
+    tokens_per_sentence: float = 30.0  # assumed NLLB output tokens per sentence
+    record_tokens: float = 450.0  # assumed mean tokens per training record (template + Q + A, non-Latin scripts longer)
+    epochs: int = 3  # our default
+    parallel_per_lang: int = 200  # our default
+    belebele_items: int = 900
+    belebele_tokens: int = 550  # assumed passage + question + options
+    sib_items: int = 204
+    sib_tokens: int = 120
+    flores_sentences: int = 1012
+    flores_out_tokens: int = 45
+    trainers: int = 3  # sdrrl, translate_sft, english_sft
+
+
+def estimate(a: Assumptions) -> dict[str, float]:
+    hours = {}
+    hours["self-distillation (7B generates English answers)"] = a.instructions * a.answer_tokens / a.decode_tokens_per_s / 3600
+    sentences = a.instructions * a.sentences_per_text * a.languages
+    hours["translation (NLLB-600M, Q and A into 14 languages)"] = sentences * a.tokens_per_sentence / a.nllb_tokens_per_s / 3600
+    # SDRRL records per instruction: English + per language (translated, code-switched).
+    records = a.instructions * (1 + 2 * a.languages) + a.parallel_per_lang * a.languages
+    train_flops = 6 * a.params * records * a.record_tokens * a.epochs
+    hours["training, one trainer (sdrrl-sized data)"] = train_flops / (a.peak_flops * a.util_train) / 3600
+    langs = a.languages + 1
+    score_tokens = langs * (a.belebele_items * a.belebele_tokens + a.sib_items * a.sib_tokens)
+    scoring = 2 * a.params * score_tokens / (a.peak_flops * a.util_prefill) / 3600
+    generation = 2 * a.languages * a.flores_sentences * a.flores_out_tokens / a.decode_tokens_per_s / 3600
+    hours["evaluation, base model"] = scoring + generation
+    hours["evaluation, one adapter"] = scoring + generation * a.lora_decode_slowdown
+    hours["total: 3 trainers, same-sized training each"] = (
+        hours["self-distillation (7B generates English answers)"]
+        + hours["translation (NLLB-600M, Q and A into 14 languages)"]
+        + a.trainers * hours["training, one trainer (sdrrl-sized data)"]
+        + hours["evaluation, base model"]
+        + a.trainers * hours["evaluation, one adapter"]
+    )
+    return hours
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    a = Assumptions()
+    hours = estimate(a)
+    if args.json:
+        print(json.dumps({"assumptions": asdict(a), "hours": hours}, indent=2))
+        return 0
+    print("| stage | hours (estimate) |\n|---|---:|")
+    for stage, h in hours.items():
+        print(f"| {stage} | {h:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
