@@ -148,9 +148,12 @@ def build_lm(req: EvalRequest, serving: str = "lora", adapter_fp: str | None = N
         args = lm_eval_model_args(req.engine, req.model_dir, req.adapter, req.settings)
     if req.engine == "vllm":
         prepare_vllm_env()
-        from harness.scoring_vllm import SharedPrefixVLLM  # lm-eval's VLLM, context blocks reused across choices
+        # harness.scoring_vllm.SharedPrefixVLLM (context blocks reused) is not the default yet: in the
+        # evaluate integration test some of its cache-read log-probability entries lacked their token
+        # (caught and rescored), which is not understood yet.
+        from lm_eval.models.vllm_causallms import VLLM
 
-        return SharedPrefixVLLM(**args, batch_size="auto")
+        return VLLM(**args, batch_size="auto")
     from harness.scoring import SharedContextHFLM  # lm-eval's HFLM, each multiple-choice context run once
 
     return SharedContextHFLM(**args, batch_size=req.hf_batch_size)

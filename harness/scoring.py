@@ -24,7 +24,7 @@ class ScoringCounts:
 
     requests: int = 0
     contexts: int = 0  # distinct contexts, each run once
-    tokens_processed: int = 0  # positions the model ran: contexts + padded continuations
+    tokens_processed: int = 0  # positions run: contexts + continuations padded within their group (not batch padding)
     tokens_unique: int = 0  # each context once plus every continuation
     tokens_per_pair: int = 0  # one forward per (context, continuation), as without reuse
 
@@ -53,42 +53,60 @@ class SharedContextHFLM(HFLM):
             for i, answer in zip(too_long, super()._loglikelihood_tokens([requests[i] for i in too_long], disable_tqdm, override_bs)):
                 results[i] = answer
         pbar = tqdm(total=len(requests) - len(too_long), disable=disable_tqdm or self.rank != 0, desc="Scoring contexts once")
-        for context, members in by_context.items():
-            answers = self._score_context(list(context), [requests[i][2] for i in members])
-            for i, answer in zip(members, answers):
-                results[i] = answer
-                if requests[i][0] is not None:
-                    self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
-            pbar.update(len(members))
+        groups = list(by_context.items())
+        per_batch = self.batch_size if isinstance(self.batch_size, int) else 8
+        for start in range(0, len(groups), per_batch):
+            chunk = groups[start : start + per_batch]
+            answers = self._score_contexts([list(c) for c, _ in chunk], [[requests[i][2] for i in members] for _, members in chunk])
+            for (_, members), group_answers in zip(chunk, answers):
+                for i, answer in zip(members, group_answers):
+                    results[i] = answer
+                    if requests[i][0] is not None:
+                        self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
+                pbar.update(len(members))
         pbar.close()
         return results
 
-    def _score_context(self, context: list[int], continuations: list[list[int]]) -> list[tuple[float, bool]]:
-        """(sum of log-probabilities, all greedy) of each continuation after `context`."""
+    def _score_contexts(self, contexts: list[list[int]], continuations: list[list[list[int]]]) -> list[list[tuple[float, bool]]]:
+        """(sum of log-probabilities, all greedy) of each continuation after its context; contexts batched."""
         import torch
         import torch.nn.functional as F
 
-        rest_width = max(len(c) for c in continuations) - 1
-        self._count(context, continuations, rest_width)
+        rows = [(b, cont) for b, conts in enumerate(continuations) for cont in conts]
+        rest_width = max(len(cont) for _, cont in rows) - 1
+        width = max(len(c) for c in contexts)
+        ids = torch.zeros((len(contexts), width), dtype=torch.long, device=self.device)
+        mask = torch.zeros_like(ids)
+        for b, context in enumerate(contexts):
+            ids[b, : len(context)] = torch.tensor(context)
+            mask[b, : len(context)] = 1
+            self._count(context, continuations[b], max(len(c) for c in continuations[b]) - 1)
+        last = sorted({len(c) - 1 for c in contexts})  # logits only where a context ends (right padding)
         with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype, enabled=self.mixed_precision_dtype is not None):
-            out = self.model(torch.tensor([context], device=self.device), use_cache=rest_width > 0)
-            first = F.log_softmax(out.logits[0, -1].to(self.softmax_dtype), dim=-1)  # predicts each continuation's first token
+            out = self.model(ids, attention_mask=mask, use_cache=rest_width > 0, logits_to_keep=torch.tensor(last, device=self.device))
+            at = {pos: k for k, pos in enumerate(last)}
+            first = torch.stack([out.logits[b, at[len(c) - 1]] for b, c in enumerate(contexts)])
+            first = F.log_softmax(first.to(self.softmax_dtype), dim=-1)  # predicts each continuation's first token
             rest = None
             if rest_width > 0:
+                owner = torch.tensor([b for b, _ in rows], device=self.device)
                 cache = out.past_key_values
-                cache.batch_repeat_interleave(len(continuations))
-                # Right-padded: a padding position comes after every real one, so causal attention never sees it.
-                ids = torch.zeros((len(continuations), rest_width), dtype=torch.long, device=self.device)
-                for row, cont in enumerate(continuations):
-                    ids[row, : len(cont) - 1] = torch.tensor(cont[:-1])
-                rest = F.log_softmax(self.model(ids, past_key_values=cache, use_cache=False).logits.to(self.softmax_dtype), dim=-1)
-        answers = []
-        for row, cont in enumerate(continuations):
-            logprobs = first[None] if len(cont) == 1 else torch.cat([first[None], rest[row, : len(cont) - 1]])
+                cache.reorder_cache(owner)  # one cache row per continuation, copied from its context's
+                rest_ids = torch.zeros((len(rows), rest_width), dtype=torch.long, device=self.device)
+                for r, (_, cont) in enumerate(rows):
+                    rest_ids[r, : len(cont) - 1] = torch.tensor(cont[:-1])
+                # Each continuation goes on right after its own context, skipping that context's padding.
+                starts = torch.tensor([len(contexts[b]) for b, _ in rows], device=self.device)
+                positions = starts[:, None] + torch.arange(rest_width, device=self.device)[None]
+                rest_mask = torch.cat([mask[owner], torch.ones((len(rows), rest_width), dtype=mask.dtype, device=self.device)], dim=1)
+                logits = self.model(rest_ids, attention_mask=rest_mask, position_ids=positions, past_key_values=cache, use_cache=False).logits
+                rest = F.log_softmax(logits.to(self.softmax_dtype), dim=-1)
+        answers: list[list[tuple[float, bool]]] = [[] for _ in contexts]
+        for r, (b, cont) in enumerate(rows):
+            logprobs = first[b][None] if len(cont) == 1 else torch.cat([first[b][None], rest[r, : len(cont) - 1]])
             target = torch.tensor(cont, device=logprobs.device)
             total = logprobs.gather(1, target[:, None]).sum()
-            greedy = bool((logprobs.argmax(dim=-1) == target).all())
-            answers.append((float(total), greedy))
+            answers[b].append((float(total), bool((logprobs.argmax(dim=-1) == target).all())))
         return answers
 
     def _count(self, context: list[int], continuations: list[list[int]], rest_width: int) -> None:

@@ -56,7 +56,7 @@ class SharedPrefixVLLM(VLLM):
         return results
 
     def _score(self, requests, indices: list[int], results: list, read_cache: bool) -> list[int]:
-        """Fill results[i] for `indices`; return those whose continuation came back partly from the cache."""
+        """Fill results[i] for `indices`; return those whose continuation log-probabilities came back incomplete."""
         from vllm import SamplingParams
 
         if not indices:
@@ -68,7 +68,8 @@ class SharedPrefixVLLM(VLLM):
         for i, tokens, output in zip(indices, prompts, outputs, strict=True):
             context_len = len(requests[i][1])
             self.counts.tokens_processed += len(tokens) - (output.num_cached_tokens or 0)
-            if any(output.prompt_logprobs[k] is None for k in range(context_len, len(tokens))):
+            entries = output.prompt_logprobs
+            if any(entries[k] is None or tokens[k] not in entries[k] for k in range(context_len, len(tokens))):
                 missed.append(i)
                 continue
             results[i] = self._parse_logprobs(tokens=tokens, outputs=output, ctxlen=context_len)
