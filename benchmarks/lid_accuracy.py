@@ -5,9 +5,9 @@
 TEXT_ROOT is the content/ folder of the public GitHub repository lancejpollard/text (not shipped
 here), which holds two human-translated texts:
   universal-declaration-of-rights/<iso639-3>.md  the UDHR, one <p> per preamble paragraph or article
-  bible/<code>/1.md, 2.md                          Genesis 1-2, one <li> per verse
+  bible/<code>/1.md, 2.md                          the books of Genesis and Exodus, one <li> per verse
 Items: every UDHR paragraph of the 17 languages and French, except Vietnamese, whose UDHR file there
-is written in Chữ Nôm, not the Latin script; plus every verse of Genesis 1-2 for the languages
+is written in Chữ Nôm, not the Latin script; plus every verse of Genesis and Exodus for the languages
 the Bible folder has (all but Khmer). Paragraphs that lost their spaces in that repository
 (fewer than one space per 25 characters in a language written with spaces) are dropped.
 Every item is scored whole ("full") and cut to its first 8 words, or first 24 characters for
