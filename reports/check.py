@@ -116,7 +116,8 @@ def measure_noise(runs: list[tuple[str, str | None, dict[str, Cell]]]) -> dict:
             hash_changes += len(set(values)) > 1
             continue
         width = max(values) - min(values)
-        if width > spread.get(kind, -1.0):
+        spread.setdefault(kind, 0.0)
+        if width > spread[kind]:  # worst_cell: only where some cell moved at all
             spread[kind], worst[kind] = round(width, 9), key
     return {"runs": [{"run": name, "device": device} for name, device, _ in runs], "n_runs": len(runs),
             "spread": spread, "worst_cell": worst, "hash_changes": hash_changes}

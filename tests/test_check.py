@@ -63,6 +63,7 @@ def test_baseline_holds_every_cell_kind_and_the_noise(tmp_path):
     # noise: spread 0.002 for the shifted kinds, zero for the rest; tolerance = max(3 x spread, floor)
     assert b["noise"]["n_runs"] == 2 and b["noise"]["spread"]["gold_ll"] == pytest.approx(0.002)
     assert b["noise"]["spread"]["acc"] == 0.0 and b["noise"]["hash_changes"] == 0
+    assert "acc" not in b["noise"]["worst_cell"] and b["noise"]["worst_cell"]["train_loss"].startswith("train/loss/")
     assert b["tolerance"]["gold_ll"] == pytest.approx(0.006)
     assert b["tolerance"]["train_loss"] == pytest.approx(0.006)
     assert b["tolerance"]["acc"] == 1e-6 and b["tolerance"]["bleu"] == FLOORS["bleu"]
