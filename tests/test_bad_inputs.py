@@ -23,7 +23,6 @@ try:  # tests/ as a plain folder on sys.path (pytest's default) or as a package
 except ImportError:
     from tests.broken_inputs import broken_data, broken_models, misc_files
 
-MAX_SECONDS = 5.0
 _TABLE: list[tuple[str, float, str]] = []
 
 
@@ -278,7 +277,6 @@ def test_bad_input_fails_in_one_line_before_any_model_loads(case, argv, parts, w
     assert err.startswith("harness: error:"), err
     for part in parts:
         assert part in err, f"{part!r} not in: {err}"
-    assert seconds < MAX_SECONDS, f"took {seconds:.1f} s"
 
 
 def test_the_hook_fires_when_the_input_is_good(world, no_model_loads, capsys):
