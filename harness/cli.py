@@ -151,15 +151,15 @@ def _print_scores(results: dict[str, dict], console: Any) -> None:
 
 
 def _trainer_config(trainer_cls, suite, args: argparse.Namespace):
-    """Settings, lowest to highest precedence: the suite's own trainer settings (e.g. the offline smoke
-    suite's shipped data), a --config file, then each --set. Validated before any work starts."""
+    """One trainer's settings for fetch and doctor, layered as `harness run` layers them
+    (harness.compare.member_settings). Validated before any work starts."""
+    from harness.compare import Member, check_settings_known, member_settings
     from harness.trainer_api import build_config
 
-    config_fields = set(trainer_cls.Config.__dataclass_fields__)
-    settings: dict[str, Any] = {k: v for k, v in suite.trainer_settings.items() if k in config_fields}
-    settings.update(_load_config_file(args.config))
-    settings.update(_parse_settings(args.set or []))
-    return build_config(trainer_cls, settings)
+    member = Member(trainer_cls.name, trainer_cls.name)
+    explicit = [_load_config_file(args.config), _parse_settings(args.set or [])]
+    check_settings_known([member], [suite.trainer_settings, *explicit], explicit)
+    return build_config(trainer_cls, member_settings(member, [suite.trainer_settings, *explicit]))
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
