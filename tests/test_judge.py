@@ -38,11 +38,11 @@ def test_a_judge_that_reads_the_answers_is_consistent():
 
 def test_disjointness_by_content_hash():
     docs = heldout_docs([t for t in get_suite("smoke").tasks if t.family == "instruct"], get_suite("smoke").data_dir)
-    assert len(docs) == 9 and {d.task for d in docs} == {"instruct_en", "instruct_cs", "instruct_ja"}
+    assert len(docs) == 12 and {d.task for d in docs} == {"instruct_en", "instruct_cs", "instruct_ja"}
     clean = [{"id": "r1", "messages": [{"role": "user", "content": "Translate: hello"}, {"role": "assistant", "content": "ahoj"}]}]
     check_disjoint(clean, docs)
     leaked = clean + [{"id": "r2", "messages": [{"role": "user", "content": "  " + docs[4].text.upper() + " "}]}]
     with pytest.raises(HarnessError, match=r"1 held-out evaluation item\(s\) appear in the training data, e.g. "
-                                           r"instruct_cs doc fx-2 in training record r2"):
+                                           r"instruct_cs doc fx-1 in training record r2"):
         check_disjoint(leaked, docs)
     check_disjoint(leaked, [HeldOutDoc("t", "1", "something else")])

@@ -307,7 +307,7 @@ def test_fixture_paths_resolve_from_the_task_files_not_the_cwd(tmp_path, monkeyp
     assert len(loaded) == 13
     sizes = {name: len(list(t.eval_docs)) for name, t in loaded.items()}
     assert sizes["belebele_ja"] == 8 and sizes["sib200_cs"] == 14 and sizes["flores200_en-ja"] == 10
-    assert sizes["instruct_cs"] == 3
+    assert sizes["instruct_cs"] == 4
     doc = next(iter(loaded["flores200_en-ja"].eval_docs))
     assert doc["source"].startswith("On Monday") and doc["target"].startswith("月曜日")
 
