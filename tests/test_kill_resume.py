@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.tasks import get_suite
 from harness.runstore import read_json
 
 pytestmark = pytest.mark.slow
@@ -103,7 +104,8 @@ def test_kill_at_each_stage_then_resume_ends_identical(tiny_llama, tmp_path, mon
     monkeypatch.setenv("SDRRL_EVAL_CACHE", str(tmp_path / "cache-reference"))
     assert main(_args(tiny_llama, tmp_path / "reference")) == 0
     killed, reference = _final_files(run), _final_files(tmp_path / "reference" / "tiny")
-    assert killed.keys() == reference.keys() and len(killed) == 2 + 2 * 4
+    n_tasks = len(get_suite("smoke", "cs").tasks)
+    assert killed.keys() == reference.keys() and len(killed) == 2 + 2 * n_tasks
     for key in reference:
         assert killed[key] == reference[key], key
 
@@ -118,7 +120,8 @@ def test_force_evaluate_recomputes_and_a_failed_plan_freezes_nothing(tiny_llama,
     # Another run of the same model and settings takes every task from the shared cache ...
     capsys.readouterr()
     assert main([*args, "--name", "second"]) == 0
-    assert "4 from the shared evaluation cache" in capsys.readouterr().err
+    n_tasks = len(get_suite("smoke", "cs").tasks)
+    assert f"{n_tasks} from the shared evaluation cache" in capsys.readouterr().err
     # ... and a cached rerun says so for the evaluate stage.
     assert main([*args, "--name", "second"]) == 0
     assert "evaluate: cached" in capsys.readouterr().err
@@ -128,7 +131,7 @@ def test_force_evaluate_recomputes_and_a_failed_plan_freezes_nothing(tiny_llama,
     monkeypatch.setattr(evaluate_mod, "build_lm", lambda *a, **k: built.append(1) or real_build(*a, **k))
     assert main([*args, "--name", "second", "--force", "evaluate"]) == 0
     scores = [read_json(p) for p in (tmp_path / "runs" / "second" / "eval" / "base").glob("*/scores.json")]
-    assert built and len(scores) == 4 and not any(s.get("reused_from_cache") for s in scores)
+    assert built and len(scores) == n_tasks and not any(s.get("reused_from_cache") for s in scores)
     built.clear()
     assert main([*args, "--name", "second", "--force", "evaluate", "--keep-cache"]) == 0
     assert not built

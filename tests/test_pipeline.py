@@ -107,5 +107,5 @@ def test_french_source_sdrrl_run_end_to_end(tiny_llama, tmp_path, eval_cache):
     english = {ex["id"]: question_of(ex) for ex in load_instructions("builtin:alpaca-smoke", 0, 0)}
     for r in (r for r in records if r["kind"] == "fr_self"):
         assert r["messages"][0]["content"] != english[r["group"]]  # the French (word-by-word MT) version
-    assert (run / "eval" / "adapter" / "belebele_fr" / "scores.json").is_file()  # retention of the source language
-    assert (run / "eval" / "adapter" / "flores200_fr-en" / "scores.json").is_file() is False  # not in --langs fr,cs
+    for task in ("belebele_fr", "sib200_fr", "flores200_fr-en", "flores200_en-fr"):  # retention of the source language
+        assert (run / "eval" / "adapter" / task / "scores.json").is_file(), task

@@ -208,15 +208,20 @@ class SDRRLTrainer(LoRATrainer):
         return None if replaced == 0 else (cs_q, cs_a, replaced, total)
 
     def _lexicons(self, langs: list[Language], ctx: TrainContext) -> dict[str, dict]:
-        """source->xx lexicons: in lexicon_dir (or the shipped ones) as they are, inverted or composed
-        through English; else from the mirror, the cache, MUSE, or induced with the configured
-        translator (trainers.lexicons; the translator loads a model only to induce one)."""
-        from trainers.lexicons import resolve_lexicon
+        """source->xx lexicons: a file of the pair (the user's lexicon_dir, the mirror, the shipped
+        ones, a cached MUSE download); else one inverted or composed through English from those in
+        lexicon_dir (or the shipped ones); else MUSE or induced with the configured translator
+        (trainers.lexicons; the translator loads a model only to induce one)."""
+        from trainers.lexicons import find_lexicon as find_pair_file, resolve_lexicon
 
         lexicon_dir = Path(self.config.lexicon_dir) if self.config.lexicon_dir else BUILTIN_LEXICON_DIR
         src = source_language(self.config).code
         out = {}
         for lang in langs:
+            found = find_pair_file(src, lang.code, self.config.lexicon_dir or None, Path(ctx.work_dir))
+            if found is not None and found.origin != "induced":
+                out[lang.code] = load_lexicon(found.path)
+                continue
             try:
                 out[lang.code] = find_lexicon(lexicon_dir, src, lang.code)
             except HarnessError:
