@@ -175,9 +175,15 @@ def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = N
     from reports.build import build_report
 
     root = Path(runs_dir) / comparison.name
-    for spec in comparison.specs.values():  # every member's inputs are checked before any model is loaded
-        pipeline.check_inputs(spec, root)
+    # Every member's inputs are checked before any model is loaded. The model folder, the data and
+    # the runs folder are the same for all members, so they are checked once; the rest per member.
+    # (A training member goes first: only training needs the model's chat template.)
     budget_member = comparison.budget_member()
+    first = comparison.specs[(budget_member or comparison.members[0]).label, comparison.seeds[0]]
+    pipeline.check_inputs(first, root)
+    for spec in comparison.specs.values():
+        if spec is not first:
+            pipeline.check_plan(spec)
     budgets: dict[int, int | None] = {}
     run_dirs: list[Path] = []
     for seed in comparison.seeds:
