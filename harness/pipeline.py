@@ -12,7 +12,6 @@ import gc
 import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,10 @@ from harness.heldout import HELDOUT_VERSION, evaluate_heldout, split_heldout
 from harness.langs import get_language
 from harness.models import resolve_model
 from harness.preflight import check_run
-from harness.runstore import Manifest, RunLock, read_jsonl, sha256_file, sha256_json, write_jsonl
+from harness.runstore import STAGES, Manifest, RunLock, RunPaths, read_jsonl, sha256_file, sha256_json, write_jsonl
 from harness.spec import RunSpec, check_same_run, save_spec
 from harness.tasks import get_suite
 from harness.trainer_api import TrainContext, Trainer, build_config, get_trainer_class
-
-STAGES = ("plan", "data", "train", "evaluate", "report")
 
 console = Console(stderr=True)
 
@@ -50,35 +47,6 @@ def make_progress() -> Progress:
     )
 
 
-@dataclass
-class RunPaths:
-    root: Path
-
-    @property
-    def spec(self) -> Path:
-        return self.root / "spec.yaml"
-
-    @property
-    def train_data(self) -> Path:
-        return self.root / "data" / "train.jsonl"
-
-    @property
-    def heldout_data(self) -> Path:
-        return self.root / "data" / "heldout.jsonl"
-
-    @property
-    def work(self) -> Path:
-        return self.root / "data" / "work"
-
-    @property
-    def adapter(self) -> Path:
-        return self.root / "adapter"
-
-    def eval_dir(self, variant: str) -> Path:
-        return self.root / "eval" / variant
-
-
-TRAIN_CHECKPOINTS = "train.checkpoints"  # resumable training state of an unfinished train stage
 
 
 def _forget(paths: RunPaths, manifest: Manifest, force: str) -> None:
@@ -92,7 +60,7 @@ def _forget(paths: RunPaths, manifest: Manifest, force: str) -> None:
         paths.heldout_data.unlink(missing_ok=True)
     if "train" in redo:
         shutil.rmtree(paths.adapter, ignore_errors=True)
-        shutil.rmtree(paths.root / TRAIN_CHECKPOINTS, ignore_errors=True)  # a forced retrain starts at step 1
+        shutil.rmtree(paths.train_checkpoints, ignore_errors=True)  # a forced retrain starts at step 1
     if "evaluate" in redo:
         shutil.rmtree(paths.root / "eval", ignore_errors=True)
     if "plan" in redo:
@@ -155,7 +123,7 @@ def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_di
     preflight_run(spec, suite, trainer, runs_dir, data_built=paths.train_data.exists())  # stops before any model loads
     model_dir = resolve_model(spec.model)
     ctx = TrainContext(model_dir=model_dir, languages=languages, work_dir=paths.work, engine=spec.engine, seed=spec.seed,
-                       settings=settings, checkpoint_dir=paths.root / TRAIN_CHECKPOINTS)
+                       settings=settings, checkpoint_dir=paths.train_checkpoints)
 
     adapter: Path | None = None
     if trainer_cls.trains:

@@ -55,7 +55,7 @@ def check_cli(args: argparse.Namespace) -> None:
     if args.data_dir is not None and not Path(args.data_dir).expanduser().is_dir():
         raise HarnessError(f"--data-dir {args.data_dir!r} is not a folder (expected <data_dir>/<family>/<flores code>/<split>.jsonl)")
     if getattr(args, "force", None) is not None:
-        from harness.pipeline import STAGES
+        from harness.runstore import STAGES
 
         if args.force not in STAGES:
             raise unknown("stage for --force", args.force, STAGES)

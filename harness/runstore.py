@@ -10,9 +10,11 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -39,6 +41,26 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; on success it replaces `path`, on error it is removed.
+
+    Readers never see a half-written folder: either the old one (or none) or the whole new one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; results are meant to be shared
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_text(path: Path, text: str) -> None:
@@ -242,3 +264,66 @@ class JsonlCache:
                 self._offset = end + len(blob)
             # flock released when the file closes
         return len(fresh)
+
+
+STAGES = ("plan", "data", "train", "evaluate", "report")  # a run's stages, in order
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The layout of one run folder: the only place that knows where a run keeps what."""
+
+    root: Path
+
+    @property
+    def spec(self) -> Path:
+        return self.root / "spec.yaml"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def train_data(self) -> Path:
+        return self.root / "data" / "train.jsonl"
+
+    @property
+    def heldout_data(self) -> Path:
+        return self.root / "data" / "heldout.jsonl"
+
+    @property
+    def work(self) -> Path:
+        return self.root / "data" / "work"
+
+    @property
+    def adapter(self) -> Path:
+        return self.root / "adapter"
+
+    @property
+    def train_checkpoints(self) -> Path:
+        """Resumable training state of an unfinished train stage."""
+        return self.root / "train.checkpoints"
+
+    @property
+    def eval_root(self) -> Path:
+        return self.root / "eval"
+
+    def eval_dir(self, variant: str) -> Path:
+        return self.eval_root / variant
+
+    @property
+    def report_md(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def comparison(self) -> Path:
+        return self.root / "comparison.json"
+
+
+def task_scores(task_dir: Path) -> Path:
+    """<eval dir>/<task>/scores.json: written last, so its presence marks the task done."""
+    return Path(task_dir) / "scores.json"
+
+
+def task_samples(task_dir: Path) -> Path:
+    return Path(task_dir) / "samples.jsonl"
