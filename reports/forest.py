@@ -8,9 +8,9 @@ the same units, so a 0.04 BLEU change stays pale instead of filling the scale.
 
 from __future__ import annotations
 
-import html
 import math
-from typing import Any
+
+from reports.fmt import esc
 
 # Deltas (in displayed units) shown at full colour in the heatmap; others scale linearly.
 FULL_COLOUR = {"acc": 10.0, "acc_norm": 10.0, "bleu": 5.0, "chrf": 5.0, "comet": 5.0}
@@ -24,10 +24,6 @@ def color_range(metric: str) -> float:
 
 def units(scale: float, metric_label: str) -> str:
     return "points (%)" if scale == 100.0 else f"{metric_label} points"
-
-
-def _e(s: Any) -> str:
-    return html.escape(str(s), quote=True)
 
 
 def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -61,7 +57,7 @@ def forest_svg(d: dict, labels: dict[str, str]) -> str:
     width = left + plot_w + right + 170
     x = lambda v: left + (v - lo) / (hi - lo) * plot_w  # noqa: E731
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-           f'role="img" aria-label="{_e("forest plot of deltas vs " + d["reference_label"])}" class="forest">']
+           f'role="img" aria-label="{esc("forest plot of deltas vs " + d["reference_label"])}" class="forest">']
     for t in _nice_ticks(lo, hi):
         out.append(f'<line x1="{x(t):.1f}" y1="{top - 6}" x2="{x(t):.1f}" y2="{top + band * len(rows)}" stroke="#eaeef2"/>'
                    f'<text x="{x(t):.1f}" y="{top + band * len(rows) + 16}" font-size="11" text-anchor="middle" '
@@ -72,7 +68,7 @@ def forest_svg(d: dict, labels: dict[str, str]) -> str:
         y0 = top + i * band
         weight = ' font-weight="700"' if label == "macro avg" else ""
         out.append(f'<text x="{left - 10}" y="{y0 + band / 2 + 4:.1f}" font-size="12" text-anchor="end" '
-                   f'fill="#1f2328"{weight}>{_e(label)}</text>')
+                   f'fill="#1f2328"{weight}>{esc(label)}</text>')
         for j, k in enumerate(systems):
             c = cells.get(k)
             if not c or c.get("delta") is None:
@@ -83,17 +79,17 @@ def forest_svg(d: dict, labels: dict[str, str]) -> str:
             y = y0 + 8 + j * 14
             colour = PALETTE[j % len(PALETTE)]
             tip = f"{labels[k]} · {label}: Δ {v:+.2f} [{low:+.2f}, {high:+.2f}]"
-            out.append(f'<g class="pt" data-system="{_e(labels[k])}" data-lang="{_e(label)}" data-delta="{v:.6g}" '
-                       f'data-low="{low:.6g}" data-high="{high:.6g}"><title>{_e(tip)}</title>'
+            out.append(f'<g class="pt" data-system="{esc(labels[k])}" data-lang="{esc(label)}" data-delta="{v:.6g}" '
+                       f'data-low="{low:.6g}" data-high="{high:.6g}"><title>{esc(tip)}</title>'
                        f'<line x1="{x(low):.1f}" y1="{y}" x2="{x(high):.1f}" y2="{y}" stroke="{colour}" stroke-width="2"/>'
                        f'<circle cx="{x(v):.1f}" cy="{y}" r="4" fill="{colour}"/></g>')
     axis_y = top + band * len(rows) + 36
     out.append(f'<text x="{left + plot_w / 2:.0f}" y="{axis_y}" font-size="12" text-anchor="middle" fill="#1f2328">'
-               f'Δ {_e(d["metric_label"])} vs {_e(d["reference_label"])}, {_e(units(scale, d["metric_label"]))}; '
+               f'Δ {esc(d["metric_label"])} vs {esc(d["reference_label"])}, {esc(units(scale, d["metric_label"]))}; '
                f'bars: 95% interval</text>')
     for j, k in enumerate(systems):
         ly = top + 4 + j * 18
         out.append(f'<circle cx="{left + plot_w + 40}" cy="{ly}" r="4" fill="{PALETTE[j % len(PALETTE)]}"/>'
-                   f'<text x="{left + plot_w + 50}" y="{ly + 4}" font-size="11" fill="#1f2328">{_e(labels[k])}</text>')
+                   f'<text x="{left + plot_w + 50}" y="{ly + 4}" font-size="11" fill="#1f2328">{esc(labels[k])}</text>')
     out.append("</svg>")
     return "".join(out)

@@ -15,7 +15,8 @@ import pytest
 from harness.errors import HarnessError
 from harness.runstore import write_json
 from reports import stats
-from reports.build import MACRO_LABEL, build_report
+from reports.build import build_report
+from reports.fmt import MACRO_LABEL
 from reports.load import load_run
 from reports.testing import make_run
 
