@@ -9,7 +9,7 @@ import pytest
 
 from reports.build import build_report
 from reports.forest import color_range
-from reports.testing import make_run
+from run_fixtures import make_run
 
 ACCS = {0: 0.6, 1: 0.7, 2: 0.8}
 

@@ -18,7 +18,7 @@ from reports import stats
 from reports.build import build_report
 from reports.fmt import MACRO_LABEL
 from reports.load import load_run
-from reports.testing import make_run
+from run_fixtures import make_run
 
 # --------------------------------------------------------------------------- statistics
 
