@@ -101,8 +101,8 @@ class Estimates:
         values = self.item_values(system, result, metric)
         if not values:
             return None, None
-        counts = self.counts(len(values), result.task, metric)
-        return counts @ np.asarray(values, dtype=float) / len(values), float(np.mean(values))
+        interval, dist = stats.mean_distribution(values, counts=self.counts(len(values), result.task, metric))
+        return dist, interval.estimate
 
     def cell(self, system: System, task: str, metric: str) -> tuple[dict, Distribution]:
         """The system's score on the task: with several seeds, the seed mean, whose bootstrap
