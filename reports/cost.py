@@ -1,4 +1,8 @@
-"""What each run cost: wall time per stage, training size, device and GPU hours (from manifest.json)."""
+"""What each run cost: wall time per stage, training size, device and GPU hours (from manifest.json).
+
+The train stage records the device ("NVIDIA H100 80GB HBM3 x2" or "cpu x1 (2 threads)") and the
+number of processes (one per GPU); the other stages that run the model ran on the same machine.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 from harness.runstore import STAGES
 from reports.load import Run
 
-GPU_STAGES = ("data", "train", "evaluate", "eval")  # stages that run the model
+GPU_STAGES = tuple(s for s in STAGES if s not in ("plan", "report"))  # the stages that run the model
 
 
 def stage_rank(stage: str) -> int:
@@ -21,25 +25,20 @@ def is_gpu(device: Any) -> bool:
     return bool(name) and not name.startswith("cpu")
 
 
-def gpu_hours(stages: dict[str, dict], run_device: Any, run_gpus: int) -> float | None:
+def gpu_hours(stages: dict[str, dict], gpus: int) -> float | None:
+    """Wall time x GPUs over the stages that run the model; None when none recorded a wall time."""
     hours = None
     for name in sorted(stages, key=stage_rank):
-        if name not in GPU_STAGES:
-            continue
-        entry = stages[name]
-        device = entry.get("device") or run_device
-        if is_gpu(device) and isinstance(entry.get("wall_s"), (int, float)):
-            gpus = entry.get("gpus") or entry.get("num_processes") or run_gpus
-            hours = (hours or 0.0) + entry["wall_s"] * float(gpus) / 3600.0
+        if name in GPU_STAGES and isinstance(stages[name].get("wall_s"), (int, float)):
+            hours = (hours or 0.0) + stages[name]["wall_s"] * float(gpus) / 3600.0
     return hours
 
 
 def run_cost(run: Run) -> dict:
     stages = run.stages
     train = stages.get("train", {})
-    evaluate = stages.get("evaluate") or stages.get("eval") or {}
-    run_device = train.get("device") or run.spec.get("device")
-    run_gpus = train.get("gpus") or train.get("num_processes") or run.spec.get("gpus") or 1
+    device = train.get("device")
+    gpus = train.get("num_processes") or 1
     names = sorted(stages, key=stage_rank)
     walls = [stages[n].get("wall_s") for n in names if isinstance(stages[n].get("wall_s"), (int, float))]
     return {
@@ -49,8 +48,7 @@ def run_cost(run: Run) -> dict:
         "records": (stages.get("data") or {}).get("records"),
         "train_tokens": train.get("train_tokens"),
         "steps": train.get("steps"),
-        "generated_tokens": evaluate.get("generated_tokens"),
-        "device": run_device,
-        "gpus": run_gpus if is_gpu(run_device) else None,
-        "gpu_hours": gpu_hours(stages, run_device, run_gpus),
+        "device": device,
+        "gpus": gpus if is_gpu(device) else None,
+        "gpu_hours": gpu_hours(stages, gpus) if is_gpu(device) else None,
     }

@@ -53,8 +53,8 @@ BUDGET = Section("budget", "Training budget", "Budget", lead=(
     "⚠ marks a figure more than 10% from the comparison's reference."))
 COST = Section("cost", "Cost per run", "Cost", footnote=(
     "GPU hours: wall time × GPUs, summed over the stages that run the model (data, train, evaluate) "
-    "when the device is a GPU; a stage without its own device record counts as run on the train "
-    "stage's device. — when no stage ran on a GPU (or the run did not train, so its device is unknown)."))
+    "when the device is a GPU; the data and evaluate stages count as run on the train stage's device. "
+    "— when no stage ran on a GPU (or the run did not train, so its device is unknown)."))
 SIGNATURES = Section("signatures", "sacreBLEU signatures", "Signatures", empty="No sacreBLEU metrics in these runs.")
 NOTES = Section("notes", "Notes", "Notes")  # only when the report has notes
 SECTIONS = (SYSTEMS, SCORES, DELTAS, RETENTION, BUDGET, COST, SIGNATURES, NOTES)
@@ -107,10 +107,10 @@ def cost_table(report: dict) -> Table:
         stages += [s for s in cost["wall_s"] if s not in stages]
     stages.sort(key=stage_rank)
     header = ["run", "trainer"] + [f"{s} wall" for s in stages] + [
-        "total wall", "train records", "train tokens", "steps", "generated tokens", "device", "GPUs", "GPU hours"]
+        "total wall", "train records", "train tokens", "steps", "device", "GPUs", "GPU hours"]
     rows = [[c["run"], c["trainer"]] + [duration(c["wall_s"].get(s)) for s in stages] + [
             duration(c["total_wall_s"]), count(c["records"]), count(c["train_tokens"]), count(c["steps"]),
-            count(c["generated_tokens"]), str(c["device"] or "—"), count(c["gpus"]),
+            str(c["device"] or "—"), count(c["gpus"]),
             f"{c['gpu_hours']:.2f}" if c["gpu_hours"] is not None else "—"]
             for c in report["cost"]]
     return header, rows

@@ -93,7 +93,7 @@ def make_run(runs_root: Path, name: str, trainer: str = "sdrrl", langs: Sequence
         "plan": {"input_hash": _hash(name, "plan"), "wall_s": 0.01, "seed": 0, "finished_at": "2025-01-01T00:00:00Z",
                  "versions": {"python": "3.11"}},
         "evaluate": {"input_hash": _hash(name, "evaluate"), "wall_s": 120.0, "seed": 0,
-                     "finished_at": "2025-01-01T01:00:00Z", "versions": {"python": "3.11"}, "generated_tokens": 12345},
+                     "finished_at": "2025-01-01T01:00:00Z", "versions": {"python": "3.11"}},
     }
     if trainer != "base":
         stages["data"] = {"input_hash": _hash(name, "data"), "wall_s": 300.0, "seed": 0,
