@@ -58,12 +58,13 @@ def _span(cell: dict, scale: float) -> tuple[float, float, float]:
     return cell["delta"] * scale, low * scale, high * scale
 
 
-def forest_svg(d: dict, labels: dict[str, str]) -> str:
-    """d: one delta table of the report (rows of {label, cells: {system: {delta, low, high}}}, macro)."""
-    scale = d["scale"]
-    rows = [(r["label"], r["cells"]) for r in d["rows"]] + [("macro avg", d["macro"]["cells"])]
-    systems = d["systems"]
-    spans = [_span(c, scale) for _, cells in rows for k in systems if (c := cells.get(k)) and c.get("delta") is not None]
+def forest_svg(delta: dict, labels: dict[str, str]) -> str:
+    """The forest plot of one delta table of the report (rows of {label, cells: {system: {delta, low, high}}})."""
+    scale = delta["scale"]
+    rows = [(r["label"], r["cells"]) for r in delta["rows"]] + [("macro avg", delta["macro"]["cells"])]
+    systems = delta["systems"]
+    spans = [_span(cell, scale) for _, cells in rows for k in systems
+             if (cell := cells.get(k)) and cell.get("delta") is not None]
     if not spans:
         return ""
     lo = min([0.0] + [s[1] for s in spans])
@@ -74,13 +75,13 @@ def forest_svg(d: dict, labels: dict[str, str]) -> str:
     bottom = top + band * len(rows)
     width, height = axis.left + axis.width + 30 + 170, bottom + 60
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-           f'role="img" aria-label="{esc("forest plot of deltas vs " + d["reference_label"])}" class="forest">']
+           f'role="img" aria-label="{esc("forest plot of deltas vs " + delta["reference_label"])}" class="forest">']
     out += _grid(axis, top, bottom)
     for i, (label, cells) in enumerate(rows):
         out += _row(axis, top + i * band, band, label, [(labels[k], cells.get(k)) for k in systems], scale)
     out.append(f'<text x="{axis.left + axis.width / 2:.0f}" y="{bottom + 36}" font-size="12" text-anchor="middle" '
-               f'fill="#1f2328">Δ {esc(d["metric_label"])} vs {esc(d["reference_label"])}, '
-               f'{esc(units(scale, d["metric_label"]))}; bars: 95% interval</text>')
+               f'fill="#1f2328">Δ {esc(delta["metric_label"])} vs {esc(delta["reference_label"])}, '
+               f'{esc(units(scale, delta["metric_label"]))}; bars: 95% interval</text>')
     for j, k in enumerate(systems):
         legend_y, legend_x = top + 4 + j * 18, axis.left + axis.width + 40
         out.append(f'<circle cx="{legend_x}" cy="{legend_y}" r="4" fill="{PALETTE[j % len(PALETTE)]}"/>'

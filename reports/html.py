@@ -196,10 +196,11 @@ def _deltas(report: dict, labels: dict[str, str]) -> list[str]:
 def _retention(report: dict, labels: dict[str, str]) -> list[str]:
     if not report["english_retention"]:
         return []
-    rows = [([f'<td class="lbl">{esc(sections.retention_task(e))}</td>', f'<td class="lbl">{esc(e["system_label"])}</td>',
-              f'<td class="num">{esc(num(e["base"], e["scale"]))}</td>',
-              f'<td class="num">{esc(num(e["score"], e["scale"]))}</td>', td_delta(e, e["scale"])], "")
-            for e in report["english_retention"]]
+    rows = [([f'<td class="lbl">{esc(sections.retention_task(entry))}</td>',
+              f'<td class="lbl">{esc(entry["system_label"])}</td>',
+              f'<td class="num">{esc(num(entry["base"], entry["scale"]))}</td>',
+              f'<td class="num">{esc(num(entry["score"], entry["scale"]))}</td>', td_delta(entry, entry["scale"])], "")
+            for entry in report["english_retention"]]
     return [_table(["task", "system", "base", "system score", "Δ vs base"], rows)]
 
 

@@ -93,8 +93,9 @@ def _deltas(report: dict, labels: dict[str, str]) -> list[str]:
 def _retention(report: dict, labels: dict[str, str]) -> list[str]:
     if not report["english_retention"]:
         return []
-    rows = [[sections.retention_task(e), e["system_label"], num(e["base"], e["scale"]), num(e["score"], e["scale"]),
-             delta_text(e, e["scale"], sep=" · ")] for e in report["english_retention"]]
+    rows = [[sections.retention_task(entry), entry["system_label"], num(entry["base"], entry["scale"]),
+             num(entry["score"], entry["scale"]), delta_text(entry, entry["scale"], sep=" · ")]
+            for entry in report["english_retention"]]
     return _table(["task", "system", "base", "system score", "Δ vs base"], rows, "r") + [""]
 
 

@@ -108,11 +108,11 @@ def cost_table(report: dict) -> Table:
     stages.sort(key=stage_rank)
     header = ["run", "trainer"] + [f"{s} wall" for s in stages] + [
         "total wall", "train records", "train tokens", "steps", "device", "GPUs", "GPU hours"]
-    rows = [[c["run"], c["trainer"]] + [duration(c["wall_s"].get(s)) for s in stages] + [
-            duration(c["total_wall_s"]), count(c["records"]), count(c["train_tokens"]), count(c["steps"]),
-            str(c["device"] or "—"), count(c["gpus"]),
-            f"{c['gpu_hours']:.2f}" if c["gpu_hours"] is not None else "—"]
-            for c in report["cost"]]
+    rows = [[cost["run"], cost["trainer"]] + [duration(cost["wall_s"].get(s)) for s in stages] + [
+            duration(cost["total_wall_s"]), count(cost["records"]), count(cost["train_tokens"]), count(cost["steps"]),
+            str(cost["device"] or "—"), count(cost["gpus"]),
+            f"{cost['gpu_hours']:.2f}" if cost["gpu_hours"] is not None else "—"]
+            for cost in report["cost"]]
     return header, rows
 
 
