@@ -288,6 +288,18 @@ def test_report_files_and_content(tmp_path):
     assert "1.23" in md
 
 
+def test_markdown_and_html_show_the_same_sections_in_order(tmp_path):
+    """Both renderings walk one description of the sections (reports/sections.py); the HTML's navigation links them all."""
+    out = tmp_path / "report"
+    build_report(_three_runs(tmp_path, n=20), out, n_resamples=50)
+    md, html = (out / "report.md").read_text(), (out / "report.html").read_text()
+    md_titles = [line[3:] for line in md.splitlines() if line.startswith("## ")]
+    html_titles = re.findall(r'<h2 id="[a-z]+">([^<]+)</h2>', html)
+    assert md_titles == html_titles == ["Systems", "Scores", "Deltas", "English retention", "Training budget",
+                                        "Cost per run", "sacreBLEU signatures", "Notes"]
+    assert re.findall(r'<a href="#([a-z]+)">', html) == re.findall(r'<h2 id="([a-z]+)">', html)
+
+
 def test_report_html_is_valid_and_self_contained(tmp_path):
     out = tmp_path / "report"
     build_report(_three_runs(tmp_path), out, n_resamples=100)
