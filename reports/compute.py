@@ -55,6 +55,8 @@ class TaskGroup:
 
 
 def compute_report(runs: list[Run], n_resamples: int = stats.DEFAULT_RESAMPLES, seed: int = 0) -> dict:
+    """Per task group and metric a score table, then its deltas against each reference (and, against
+    base, the English rows as retention); then budget, cost, signatures and the notes gathered on the way."""
     systems, notes = make_systems(runs)
     estimates = Estimates(n_resamples, seed)
     by_key = {s.key: s for s in systems}

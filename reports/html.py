@@ -8,7 +8,7 @@ from reports import sections
 from reports.fmt import (SIGNIFICANCE, delta_notes, delta_title, esc, interval, num, p_text, seeds_text,
                          significant, system_labels, table_title)
 from reports.forest import color_range, forest_svg, units
-from reports.sections import Emphasis, Section
+from reports.sections import LeadPart, Section, SignificanceMark
 
 _CSS = """
 :root { color-scheme: light; }
@@ -55,10 +55,12 @@ def render_html(report: dict) -> str:
             f"<style>{_CSS}</style>\n</head>\n<body>\n<main>\n" + "\n".join(blocks) + "\n</main>\n</body>\n</html>\n")
 
 
-def _markup(part: str | Emphasis) -> str:
+def _markup(part: LeadPart) -> str:
     if isinstance(part, str):
         return esc(part)
-    return {"strong": f"<b>{esc(part.text)}</b>", "em": f"<i>{esc(part.text)}</i>", "significant": "highlighted"}[part.kind]
+    if isinstance(part, SignificanceMark):
+        return "highlighted"
+    return f"<b>{esc(part.text)}</b>" if part.kind == "strong" else f"<i>{esc(part.text)}</i>"
 
 
 def _section_blocks(section: Section, report: dict, labels: dict[str, str]) -> list[str]:

@@ -7,7 +7,7 @@ from typing import Callable
 from reports import sections
 from reports.fmt import (delta_notes, delta_title, interval, num, seeds_text, significant, system_labels,
                          table_title)
-from reports.sections import Emphasis, Section
+from reports.sections import LeadPart, Section, SignificanceMark
 
 
 def render_markdown(report: dict) -> str:
@@ -20,10 +20,12 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _markup(part: str | Emphasis) -> str:
+def _markup(part: LeadPart) -> str:
     if isinstance(part, str):
         return part
-    return {"strong": f"**{part.text}**", "em": f"*{part.text}*", "significant": "**bold**"}[part.kind]
+    if isinstance(part, SignificanceMark):
+        return "**bold**"
+    return f"**{part.text}**" if part.kind == "strong" else f"*{part.text}*"
 
 
 def _section_body(section: Section, report: dict, labels: dict[str, str]) -> list[str]:

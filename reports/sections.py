@@ -6,6 +6,7 @@ reports/markdown.py and reports/html.py walk `SECTIONS` in order and differ only
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from reports.cost import stage_rank
 from reports.fmt import MACRO_LABEL, METRIC_NAMES, SIGNIFICANCE, count, duration
@@ -25,20 +26,27 @@ class Section:
 
 @dataclass(frozen=True)
 class Emphasis:
-    """Lead text a renderer marks up: strong (Markdown **…**), emphasis (*…*), or the word for significance."""
+    """Lead text a renderer marks up: strong (Markdown **…**) or emphasised (*…*)."""
 
     text: str
-    kind: str  # "strong", "em" or "significant"
+    kind: Literal["strong", "em"]
 
 
-def cells_lead(settings: dict) -> list[str | Emphasis]:
+class SignificanceMark:
+    """Where the lead says how the rendering marks a significant delta (Markdown: bold; HTML: highlighted)."""
+
+
+LeadPart = str | Emphasis | SignificanceMark
+
+
+def cells_lead(settings: dict) -> list[LeadPart]:
     """The paragraph under the runs table: how to read a cell."""
     return [f"Cells: score with a {int(settings['ci_level'] * 100)}% {settings['interval']} "
             f"({settings['n_resamples']} resamples, seed {settings['seed']}). Accuracy-type metrics in %. The ",
             Emphasis(MACRO_LABEL, "strong"),
             " row averages the non-English languages every system has; English is under ",
             Emphasis("English retention", "em"),
-            ". Deltas: ", Emphasis("", "significant"),
+            ". Deltas: ", SignificanceMark(),
             f" = paired-bootstrap p < {SIGNIFICANCE}; McN = exact McNemar p; ↑/↓/= items improved / regressed / unchanged."]
 
 
