@@ -13,7 +13,7 @@ from harness.cli import main
 from harness.errors import HarnessError
 from harness.runstore import read_json, read_jsonl, write_json, write_jsonl
 from reports.check import FLOORS, FORMAT, check_run, moves_table, record_baseline, update_baseline
-from reports.testing import make_run
+from run_fixtures import make_run
 
 
 def _signals(run: Path, shift: float = 0.0) -> None:
