@@ -4,7 +4,7 @@
     python benchmarks/cost_model.py --json
 
 Inputs are named below: our defaults for the data sizes, public hardware figures, assumed
-utilisations and decode rates, and one GPU measurement (training throughput, benchmarks/RESULTS.md
+utilisations and decode rates, and two GPU measurements (training and NLLB translation throughput, benchmarks/RESULTS.md
 "On a GPU"). Scoring takes FLOPs / (peak x utilisation) with 2N FLOPs per token; training takes
 the measured tokens per second; generation an assumed decode rate.
 """
@@ -23,11 +23,12 @@ class Assumptions:
     util_prefill: float = 0.40  # assumed model-FLOPs utilisation when scoring/prefilling
     # Measured: LoRA r=16 on a randomly initialised LLaMA-2-7B-shaped model, bf16, 512-token records, micro-batch 8,
     # no gradient checkpointing (44 GB peak), one H200 (benchmarks/gpu_suite.py). An H100 has the same peak
-    # compute and less memory bandwidth: read this stage as a lower bound for it.
+    # compute and less memory bandwidth: expect this rate or a little less there.
     train_tokens_per_s: float = 10927.0
     decode_tokens_per_s: float = 5000.0  # assumed vLLM offline decode rate, 7B, many sequences at once
     lora_decode_slowdown: float = 1.5  # assumed cost of serving a LoRA adapter in generation
-    nllb_tokens_per_s: float = 5000.0  # assumed NLLB-600M decode rate with HF generate, batched
+    # Measured: NLLB-200-600M shape, fp16, HF generate at our translator's defaults (batch 16, 4 beams), one H200.
+    nllb_tokens_per_s: float = 1790.0
     instructions: int = 5000  # our default num_instructions
     languages: int = 14  # paper15 without English
     question_tokens: int = 100  # assumed mean English instruction length
