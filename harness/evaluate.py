@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import comet, genmetrics
+from harness import comet, genmetrics, metrics
 from harness.engines import EngineSettings, check_engine, lm_eval_model_args, prepare_vllm_env
 from harness.errors import HarnessError, unknown
 from harness.models import cache_root
@@ -87,9 +87,10 @@ def eval_key(req: EvalRequest, task: TaskInfo, model_fp: str, adapter_fp: str | 
 
 
 def _task_code_hash(task: TaskInfo) -> str:
-    """The task's YAML, its family's templates and utils, and the shared task modules."""
+    """The task's YAML, its family's templates and utils, the shared task modules and the sacreBLEU helpers."""
     folder = task.yaml_path.parent
-    files = [task.yaml_path, *sorted(folder.glob("_*")), *sorted(folder.glob("*.py")), *sorted(tasks_dir().glob("*.py"))]
+    shared = sorted([*tasks_dir().glob("*.py"), Path(metrics.__file__)], key=lambda f: f.name)  # order as when metrics.py lived in tasks/
+    files = [task.yaml_path, *sorted(folder.glob("_*")), *sorted(folder.glob("*.py")), *shared]
     return sha256_json([(f.name, f.read_text(encoding="utf-8")) for f in files if f.is_file()])
 
 
@@ -348,6 +349,4 @@ def _from_shared_cache(key: str) -> tuple[dict, list[dict]] | None:
 
 
 def _signatures(task: TaskInfo) -> dict[str, str]:
-    from tasks.metrics import sacrebleu_signatures
-
-    return sacrebleu_signatures(task.metadata)
+    return metrics.sacrebleu_signatures(task.metadata)

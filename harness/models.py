@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from harness import hub
 from harness.errors import HarnessError
 
 
@@ -81,11 +82,6 @@ def _build_once(model: BuiltinModel) -> Path:
     return target
 
 
-def _looks_like_hub_id(spec: str) -> bool:
-    parts = spec.split("/")
-    return len(parts) == 2 and all(parts) and not spec.startswith((".", "/", "~"))
-
-
 def resolve_model(spec: str) -> Path:
     """Return a local HF folder for `spec`, building or fetching it if needed."""
     if spec in BUILTIN_MODELS:
@@ -95,15 +91,13 @@ def resolve_model(spec: str) -> Path:
         if not (path / "config.json").exists():
             raise HarnessError(f"model folder {spec!r} has no config.json; is it a Hugging Face model folder?")
         return path.resolve()
-    if _looks_like_hub_id(spec):
+    if hub.is_hub_id(spec):
         from huggingface_hub import snapshot_download
 
         patterns = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "*.jinja"]
         try:
             return Path(snapshot_download(spec, allow_patterns=patterns))
         except Exception as exc:  # offline, unknown repo: the same advice; a gate: the page to accept
-            from harness import hub
-
             if hub.is_gated(exc):
                 raise hub.gated_error(spec, "model") from None
             raise HarnessError(

@@ -264,13 +264,13 @@ class _Computer:
 
 def _check_tokenizer(signature: str | None) -> None:
     """Raise when the signature's BLEU tokenizer needs a SentencePiece model that is not obtainable here
-    (tasks.metrics decides, with its download timeout and offline switches), instead of letting
+    (harness.metrics decides, with its download timeout and offline switches), instead of letting
     sacreBLEU try to download it."""
     tok = stats.parse_signature(signature).get("tok")
     if not tok:
         return
     try:
-        from tasks import metrics
+        from harness import metrics
     except ImportError:
         return
     if metrics.needs_model_file(tok) and not metrics.tokenizer_available(tok):
