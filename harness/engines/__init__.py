@@ -18,24 +18,16 @@ from harness.engines.base import (
     Generation,
     check_engine,
     check_parallel,
-    context_length,
     get_engine,
-    on_gpu,
     register_engine,
 )
-from harness.engines.vllm_engine import prepare_vllm_env  # first registered: the default
+from harness.engines.vllm_engine import prepare_vllm_env  # registers "vllm"
 from harness.engines import hf_engine  # noqa: F401  (registers "hf")
 
 __all__ = [
     "ENGINES", "LORA_SCORING", "Engine", "EngineSettings", "Generation", "check_engine", "check_parallel",
-    "context_length", "generate_chat", "get_engine", "lm_eval_model_args", "on_gpu", "prepare_vllm_env",
-    "register_engine",
+    "generate_chat", "get_engine", "prepare_vllm_env", "register_engine",
 ]
-
-
-def lm_eval_model_args(engine: str, model_dir: Path, adapter: Path | None, settings: EngineSettings) -> dict:
-    """Keyword arguments for lm-eval's model class of `engine`."""
-    return get_engine(engine).model_args(model_dir, adapter, settings)
 
 
 def generate_chat(
