@@ -16,12 +16,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from harness.langs import LANGUAGES
+from harness.langs import LANGUAGES, iso_code
 from reports import stats
 from reports.budget import compare_budgets
 from reports.cost import run_cost
 from reports.estimates import Distribution, Estimates, mean_distribution
-from reports.fmt import MACRO_LABEL, SIGNIFICANCE, is_english, iso_code, lang_label, metric_label
+from reports.fmt import MACRO_LABEL, SIGNIFICANCE, is_english, lang_label, metric_label
 from reports.load import Run, TaskResult
 from reports.systems import System, make_systems
 from reports.table_notes import table_notes

@@ -6,24 +6,17 @@ import html
 import math
 from typing import Any
 
-from harness.langs import LANGUAGES
+from harness.langs import LANGUAGES, iso_code
 from reports import stats
 
 MACRO_LABEL = "macro avg (over languages)"
 METRIC_NAMES = {"acc": "accuracy", "acc_norm": "accuracy (norm.)", "bleu": "BLEU", "chrf": "chrF++", "comet": "COMET"}
 SIGNIFICANCE = 0.05
 
-_BY_FLORES = {lang.flores: lang.code for lang in LANGUAGES.values()}
-
 
 def esc(value: Any) -> str:
     """HTML-escaped text of any value (attributes included)."""
     return html.escape(str(value), quote=True)
-
-
-def iso_code(code: str) -> str:
-    """The harness's language code for 'cs' or a FLORES-200 code such as 'ces_Latn'."""
-    return _BY_FLORES.get(code, code)
 
 
 def lang_label(code: str) -> str:

@@ -410,8 +410,8 @@ def test_unusable_tokenizer_is_a_note_not_a_crash(tmp_path):
 
 
 def test_flores200_tokenizer_offline_is_a_note(tmp_path, monkeypatch):
-    pytest.importorskip("tasks.metrics")
-    from tasks import metrics
+    pytest.importorskip("harness.metrics")
+    from harness import metrics
 
     monkeypatch.setattr(metrics, "tokenizer_available", lambda tok: tok != "flores200")
     monkeypatch.setattr(metrics, "unavailable_reason", lambda tok: "no SentencePiece model (test)")
