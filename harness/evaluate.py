@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from harness import comet, genmetrics
 from harness.engines import EngineSettings, check_engine, lm_eval_model_args, prepare_vllm_env
 from harness.errors import HarnessError, unknown
 from harness.models import cache_root
+from harness.progress import silence_git_probe
 from harness.runstore import read_json, read_jsonl, sha256_file, sha256_json, write_json, write_jsonl
 from harness.tasks import TaskInfo, tasks_dir
 
@@ -93,13 +93,6 @@ def _task_code_hash(task: TaskInfo) -> str:
     return sha256_json([(f.name, f.read_text(encoding="utf-8")) for f in files if f.is_file()])
 
 
-def _quiet_logs() -> None:
-    # lm-eval warns once per task about settings we pass on purpose (custom_dataset, gen_kwargs).
-    logging.getLogger("lm_eval").setLevel(logging.ERROR)
-    for name in ("vllm", "transformers", "datasets"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 LORA_SCORING = ("merge", "serial")
 
 
@@ -140,7 +133,6 @@ def _serving(req: EvalRequest, task: TaskInfo) -> str:
 def build_lm(req: EvalRequest, serving: str = "lora", adapter_fp: str | None = None) -> Any:
     """One lm-eval model object, reused across the tasks of the request that are served the same way."""
     check_engine(req.engine)
-    _quiet_logs()
     if serving == "merged":
         merged = merged_model_dir(req.model_dir, req.adapter, adapter_fp or adapter_fingerprint(req.adapter))
         args = lm_eval_model_args(req.engine, merged, None, req.settings)
@@ -234,6 +226,8 @@ def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
+    silence_git_probe()
+
     comet_settings = comet.from_env()
     if comet_settings is not None and any(t.kind == "generation" for t in req.tasks):
         comet.check_ready(comet_settings)  # before any model is loaded
@@ -326,6 +320,7 @@ def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
         _write_task(shared_cache_dir() / key, scores, rows)
         results[task.name] = scores
         if progress:
+            progress.task_done(f"eval {req.variant}: {task.name}", len(rows), wall)
             progress.advance(progress_task)
     return {t.name: results[t.name] for t in req.tasks}
 

@@ -1,0 +1,196 @@
+"""The run's one progress display, with the libraries' own bars and logs kept off the screen.
+
+`quiet_libraries(verbose)` runs at CLI start. By default it turns the libraries' bars and logs off
+(only their errors reach the screen) and taps every tqdm bar in this process: the bar writes nowhere
+and `RunProgress` shows its count, rate and ETA on one line under the stage and task rows. lm-eval
+and vLLM create their bars with an explicit `disable=`, which TQDM_DISABLE cannot override, so the
+tap is the one way to quieten them without patching their models. `-v` leaves the libraries alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import subprocess
+import weakref
+from typing import Any, Iterable
+
+import rich
+from rich.console import Console, RenderableType
+from rich.progress import (
+    BarColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+# One console for every rich display in the process: the training bar (trainers/lora.py) and
+# engines' `track` use rich's global console, and rich nests live displays only on one console. It
+# writes to stderr, so a command's stdout carries only what scripts read (the run folder).
+rich.reconfigure(stderr=True)
+console = rich.get_console()
+
+# Read by the libraries when they are imported, here and in subprocesses (accelerate workers, the COMET venv).
+QUIET_ENV = {
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # huggingface_hub's downloads and transformers' "Loading weights"
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "DATASETS_VERBOSITY": "error",
+    "HF_HUB_VERBOSITY": "error",
+    "VLLM_LOGGING_LEVEL": "ERROR",
+}
+# Set after tqdm is imported here: this process's bars are tapped (shown by RunProgress), a subprocess's go.
+QUIET_CHILD_ENV = {"TQDM_DISABLE": "1"}
+# Loggers set directly: lm-eval reads LMEVAL_LOG_LEVEL only in its own CLI, and warns once per task
+# about settings the harness passes on purpose (custom_dataset, gen_kwargs); peft has no variable.
+QUIET_LOGGERS = {"lm_eval": logging.ERROR, "peft": logging.ERROR, "vllm": logging.ERROR,
+                 "transformers": logging.ERROR, "datasets": logging.ERROR}
+
+_tapped_bars: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_active_displays: list["RunProgress"] = []
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """Libraries' bars and logs off (a user's own environment values win); with `verbose`, untouched."""
+    if verbose:
+        return
+    for name, value in QUIET_ENV.items():
+        os.environ.setdefault(name, value)
+    for name, level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
+    _tap_tqdm()
+    for name, value in QUIET_CHILD_ENV.items():
+        os.environ.setdefault(name, value)
+
+
+def _tap_tqdm() -> None:
+    """Every tqdm bar made from now on writes to the null device and is listed for RunProgress.
+    Subclasses (tqdm.auto, huggingface_hub's, datasets') go through this constructor too."""
+    from tqdm.std import tqdm
+
+    if getattr(tqdm.__init__, "harness_tap", False):
+        return
+    original_init = tqdm.__init__
+    null_device = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+    @functools.wraps(original_init)  # __wrapped__: the untapped constructor, for tests
+    def tapped_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        if len(args) < 5:  # `file` is the fifth positional parameter; nobody we know passes it so
+            kwargs["file"] = null_device
+        original_init(self, *args, **kwargs)
+        if not self.disable:
+            _tapped_bars.add(self)
+
+    tapped_init.harness_tap = True  # type: ignore[attr-defined]
+    tqdm.__init__ = tapped_init
+
+
+def open_bars() -> list[Any]:
+    """Tapped bars not yet closed (tqdm marks a closed bar disabled), oldest first."""
+    try:
+        bars = [bar for bar in list(_tapped_bars) if not bar.disable]
+    except RuntimeError:  # the set changed while copied, from another thread: skip this frame
+        return []
+    return sorted(bars, key=lambda bar: getattr(bar, "start_t", 0.0))
+
+
+def silence_git_probe() -> None:
+    """lm-eval's simple_evaluate runs `git describe` for its results' git_hash; outside a git checkout
+    git prints "fatal: not a git repository" on the terminal. The same probe, git's stderr sent
+    nowhere; call it after lm_eval.evaluator is imported (it holds its own reference)."""
+    import lm_eval.evaluator
+    from lm_eval.loggers.utils import get_commit_from_path
+
+    def git_commit_hash() -> str | None:
+        try:
+            return subprocess.check_output(["git", "describe", "--always"], stderr=subprocess.DEVNULL).strip().decode()
+        except (subprocess.CalledProcessError, FileNotFoundError):  # as lm-eval: not a checkout, or no git
+            return get_commit_from_path(os.getcwd())
+
+    lm_eval.evaluator.get_git_commit_hash = git_commit_hash
+
+
+class RateColumn(ProgressColumn):
+    """Items (or the row's `unit`) per second, from rich's own recent samples."""
+
+    def render(self, task: Task) -> Text:
+        if task.speed is None:
+            return Text("")
+        return Text(f"{task.speed:.2f} {task.fields.get('unit', 'items')}/s", style="progress.data.speed")
+
+
+def _eta(done: float, total: float | None, rate: float | None) -> str:
+    if not total or not rate:
+        return "-:--:--"
+    seconds = int(max(total - done, 0) / rate)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _bar_rows(bars: Iterable[Any]) -> Table:
+    """One line per running library bar: what it counts, done/total, items/s, ETA."""
+    table = Table.grid(padding=(0, 1))
+    for bar in bars:
+        stats = bar.format_dict
+        done, total = stats["n"], stats["total"]
+        rate = stats["rate"] or (done / stats["elapsed"] if stats["elapsed"] else None)
+        table.add_row(
+            Text(f"  ↳ {bar.desc or 'working'}", style="dim"),
+            Text(f"{done}/{int(total)}" if total else f"{done}", style="progress.download"),
+            Text(f"{rate:.2f} {stats['unit']}/s" if rate else "", style="progress.data.speed"),
+            Text(f"ETA {_eta(done, total, rate)}", style="progress.remaining"),
+        )
+    return table
+
+
+class RunProgress(Progress):
+    """One line per stage and task (done/total, rate, ETA, elapsed), and under them the library bars
+    running now (lm-eval's requests, vLLM's prompts), tapped by quiet_libraries.
+
+    The existing rich API (add_task, update, advance) is unchanged; `stage` and `task_done` add to it.
+    Displays nest (rich does it): the innermost one draws the library bars."""
+
+    def __init__(self, console: Console = console) -> None:
+        super().__init__(
+            SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            RateColumn(), TimeRemainingColumn(), TimeElapsedColumn(), console=console, transient=False,
+        )
+        self._stage_row: Any = None
+
+    def __enter__(self) -> "RunProgress":
+        super().__enter__()
+        _active_displays.append(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _active_displays.remove(self)
+        super().__exit__(*exc)
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        bars = open_bars() if _active_displays and _active_displays[-1] is self else []
+        if bars:
+            yield _bar_rows(bars)
+
+    def stage(self, name: str, number: int, total: int) -> None:
+        """The stage row: `name`, the number-th of `total`."""
+        description = f"stage {name}"
+        if self._stage_row is None:
+            self._stage_row = self.add_task(description, total=total, unit="stages")
+        self.update(self._stage_row, description=description, completed=number)
+
+    def task_done(self, label: str, items: int, seconds: float) -> None:
+        rate = f", {items / seconds:.2f} items/s" if seconds > 0 else ""
+        self.console.print(f"{label}: {items} items in {seconds:.1f} s{rate}")
+
+
+def make_progress() -> RunProgress:
+    return RunProgress(console)
+
+
+def stage(name: str) -> None:
+    """Show the run's current stage (the k-th of harness.runstore.STAGES) on the outermost live display."""
+    from harness.runstore import STAGES
+
+    if _active_displays:
+        _active_displays[0].stage(name, STAGES.index(name) + 1, len(STAGES))

@@ -1,0 +1,95 @@
+"""The quiet screen: libraries' bars and logs off by default and back with -v, no stray "fatal:" line."""
+
+from __future__ import annotations
+
+import inspect
+import io
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tqdm.std import tqdm
+
+from harness.progress import QUIET_CHILD_ENV, QUIET_ENV, QUIET_LOGGERS, open_bars, quiet_libraries, silence_git_probe
+
+TQDM_BAR = re.compile(r"\d+%\|")  # tqdm's "100%|███|"; rich's bars never print a percent sign and a pipe
+
+
+@pytest.fixture()
+def untouched_libraries(monkeypatch):
+    """The process as before quiet_libraries: its variables unset, tqdm untapped; all restored after."""
+    for name in [*QUIET_ENV, *QUIET_CHILD_ENV]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(tqdm, "__init__", inspect.unwrap(tqdm.__init__))
+    levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def _bar_output() -> tuple[str, object]:
+    screen = io.StringIO()
+    bar = tqdm(total=3, desc="requests", file=screen)
+    bar.update(2)
+    return screen.getvalue(), bar
+
+
+def test_quiet_mode_turns_bars_and_logs_off_and_taps_the_bars(untouched_libraries, monkeypatch):
+    monkeypatch.setenv("VLLM_LOGGING_LEVEL", "DEBUG")  # a user's own value wins
+    quiet_libraries(verbose=False)
+    assert {name: os.environ[name] for name in QUIET_ENV} == {**QUIET_ENV, "VLLM_LOGGING_LEVEL": "DEBUG"}
+    assert os.environ["TQDM_DISABLE"] == "1"
+    assert {name: logging.getLogger(name).level for name in QUIET_LOGGERS} == QUIET_LOGGERS
+    written, bar = _bar_output()
+    assert written == ""
+    assert bar in open_bars() and bar.n == 2  # shown by RunProgress instead
+    bar.close()
+    assert bar not in open_bars()
+
+
+def test_verbose_leaves_the_libraries_alone(untouched_libraries):
+    levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    quiet_libraries(verbose=True)
+    assert not [name for name in [*QUIET_ENV, *QUIET_CHILD_ENV] if name in os.environ]
+    assert {name: logging.getLogger(name).level for name in QUIET_LOGGERS} == levels
+    written, bar = _bar_output()
+    bar.close()
+    assert TQDM_BAR.search(written) and bar not in open_bars()
+
+
+def test_lm_evals_git_probe_is_quiet_outside_a_checkout(tmp_path, monkeypatch, capfd):
+    import lm_eval.evaluator
+    from lm_eval.loggers.utils import get_git_commit_hash
+
+    monkeypatch.chdir(tmp_path)
+    assert subprocess.run(["git", "rev-parse"], capture_output=True).returncode != 0, "tmp_path is inside a git checkout"
+    unsilenced = get_git_commit_hash()
+    assert "fatal:" in capfd.readouterr().err  # the line lm-eval's own probe leaves on the terminal
+    monkeypatch.setattr(lm_eval.evaluator, "get_git_commit_hash", get_git_commit_hash)
+    silence_git_probe()
+    assert lm_eval.evaluator.get_git_commit_hash() == unsilenced
+    assert capfd.readouterr().err == ""
+
+
+def _start_eval(model: Path, cwd: Path, name: str, *extra: str) -> subprocess.Popen:
+    """`harness eval` on two items of one task, in its own run folder and evaluation cache (nothing reused)."""
+    env = {k: v for k, v in os.environ.items() if k not in {*QUIET_ENV, *QUIET_CHILD_ENV}}
+    env["SDRRL_EVAL_CACHE"] = str(cwd / name / "cache")
+    argv = [sys.executable, "-m", "harness.cli", "eval", "--model", str(model), "--suite", "smoke", "--engine", "hf",
+            "--tasks", "belebele_en", "--limit", "2", "--out", str(cwd / name / "run"), *extra]
+    return subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_an_eval_shows_no_library_bars_or_git_noise_unless_verbose(tiny_llama, tmp_path):
+    assert subprocess.run(["git", "rev-parse"], cwd=tmp_path, capture_output=True).returncode != 0
+    runs = {name: _start_eval(tiny_llama, tmp_path, name, *extra) for name, extra in (("quiet", ()), ("verbose", ("-v",)))}
+    (out, err), (_, verbose_err) = (run.communicate(timeout=300) for run in runs.values())  # side by side: half the wait
+    assert runs["quiet"].returncode == 0, err
+    assert "fatal:" not in err and not TQDM_BAR.search(err + out), err
+    assert "eval base: belebele_en: 2 items in" in err  # the display's own line per task
+    assert runs["verbose"].returncode == 0, verbose_err
+    assert TQDM_BAR.search(verbose_err) and "fatal:" not in verbose_err, verbose_err
