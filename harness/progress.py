@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import rich
 from rich.console import Console, RenderableType
 from rich.progress import (
-    BarColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeElapsedColumn,
+    BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, Task, TextColumn, TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
@@ -111,13 +111,11 @@ def silence_git_probe() -> None:
     lm_eval.evaluator.get_git_commit_hash = git_commit_hash
 
 
-class RateColumn(ProgressColumn):
-    """Items (or the row's `unit`) per second, from rich's own recent samples."""
+class EstimateColumn(TimeRemainingColumn):
+    """Time left at the recent pace; blank for a row whose steps differ too much to estimate (stages)."""
 
     def render(self, task: Task) -> Text:
-        if task.speed is None:
-            return Text("")
-        return Text(f"{task.speed:.2f} {task.fields.get('unit', 'items')}/s", style="progress.data.speed")
+        return super().render(task) if task.fields.get("estimate", True) else Text("")
 
 
 def _eta(done: float, total: float | None, rate: float | None) -> str:
@@ -144,16 +142,19 @@ def _bar_rows(bars: Iterable[Any]) -> Table:
 
 
 class RunProgress(Progress):
-    """One line per stage and task (done/total, rate, ETA, elapsed), and under them the library bars
-    running now (lm-eval's requests, vLLM's prompts), tapped by quiet_libraries.
+    """One line per stage and per evaluation (done/total, ETA, elapsed); under them the library bars
+    running now (lm-eval's requests, vLLM's prompts, tapped by quiet_libraries) with their items/s and
+    ETA; and a kept line per finished task with its items/s.
 
-    The existing rich API (add_task, update, advance) is unchanged; `stage` and `task_done` add to it.
-    Displays nest (rich does it): the innermost one draws the library bars."""
+    lm-eval scores a whole task in one call, so a task's live count is the library's own request count
+    (a multiple-choice item is one request per choice), not items. The rich API (add_task, update,
+    advance) is unchanged; `stage` and `task_done` add to it. Displays nest (rich does it): the
+    innermost one draws the library bars."""
 
     def __init__(self, console: Console = console) -> None:
         super().__init__(
             SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            RateColumn(), TimeRemainingColumn(), TimeElapsedColumn(), console=console, transient=False,
+            EstimateColumn(), TimeElapsedColumn(), console=console, transient=False,
         )
         self._stage_row: Any = None
 
@@ -176,7 +177,7 @@ class RunProgress(Progress):
         """The stage row: `name`, the number-th of `total`."""
         description = f"stage {name}"
         if self._stage_row is None:
-            self._stage_row = self.add_task(description, total=total, unit="stages")
+            self._stage_row = self.add_task(description, total=total, completed=number, estimate=False)
         self.update(self._stage_row, description=description, completed=number)
 
     def task_done(self, label: str, items: int, seconds: float) -> None:

@@ -12,9 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from tqdm.std import tqdm
 
-from harness.progress import QUIET_CHILD_ENV, QUIET_ENV, QUIET_LOGGERS, open_bars, quiet_libraries, silence_git_probe
+from harness.progress import (
+    QUIET_CHILD_ENV, QUIET_ENV, QUIET_LOGGERS, RunProgress, open_bars, quiet_libraries, silence_git_probe, stage,
+)
 
 TQDM_BAR = re.compile(r"\d+%\|")  # tqdm's "100%|███|"; rich's bars never print a percent sign and a pipe
 
@@ -93,3 +96,22 @@ def test_an_eval_shows_no_library_bars_or_git_noise_unless_verbose(tiny_llama, t
     assert "eval base: belebele_en: 2 items in" in err  # the display's own line per task
     assert runs["verbose"].returncode == 0, verbose_err
     assert TQDM_BAR.search(verbose_err) and "fatal:" not in verbose_err, verbose_err
+
+
+def _screen(display: RunProgress) -> str:
+    console = Console(file=io.StringIO(), width=120)
+    console.print(*display.get_renderables())
+    return console.file.getvalue()
+
+
+def test_the_display_shows_the_stage_and_the_running_library_bar(untouched_libraries):
+    quiet_libraries(verbose=False)
+    with RunProgress(Console(file=io.StringIO())) as display:
+        stage("train")
+        bar = tqdm(total=8, desc="Running loglikelihood requests")
+        bar.update(3)
+        shown = _screen(display)
+        assert "stage train" in shown and "3/5" in shown
+        assert re.search(r"↳ Running loglikelihood requests 3/8 .*ETA", shown), shown
+        bar.close()
+        assert "Running loglikelihood" not in _screen(display)
