@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 import subprocess
+import warnings
 import weakref
 from typing import Any, Iterable
 
@@ -39,13 +40,17 @@ QUIET_ENV = {
     "DATASETS_VERBOSITY": "error",
     "HF_HUB_VERBOSITY": "error",
     "VLLM_LOGGING_LEVEL": "ERROR",
+    "TORCH_LOGS": "-all",  # torch's Python loggers at ERROR ("Triton not available")
+    "TORCH_CPP_LOG_LEVEL": "ERROR",  # torch's C++ warnings ("NUMA binding")
+    "PYTHONWARNINGS": "ignore::FutureWarning,ignore::DeprecationWarning",  # subprocesses; this one: QUIET_WARNINGS
 }
+# Deprecation notices meant for a library's developers, e.g. vLLM's use of a deprecated torch name.
+QUIET_WARNINGS = (FutureWarning, DeprecationWarning)
 # Set after tqdm is imported here: this process's bars are tapped (shown by RunProgress), a subprocess's go.
 QUIET_CHILD_ENV = {"TQDM_DISABLE": "1"}
-# Loggers set directly: lm-eval reads LMEVAL_LOG_LEVEL only in its own CLI, and warns once per task
-# about settings the harness passes on purpose (custom_dataset, gen_kwargs); peft has no variable.
-QUIET_LOGGERS = {"lm_eval": logging.ERROR, "peft": logging.ERROR, "vllm": logging.ERROR,
-                 "transformers": logging.ERROR, "datasets": logging.ERROR}
+# Loggers no variable reaches: lm-eval reads LMEVAL_LOG_LEVEL only in its own CLI (and warns once per
+# task about settings the harness passes on purpose: custom_dataset, gen_kwargs); peft has none.
+QUIET_LOGGERS = {"lm_eval": logging.ERROR, "peft": logging.ERROR}
 
 _tapped_bars: "weakref.WeakSet[Any]" = weakref.WeakSet()
 _active_displays: list["RunProgress"] = []
@@ -59,6 +64,8 @@ def quiet_libraries(verbose: bool) -> None:
         os.environ.setdefault(name, value)
     for name, level in QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(level)
+    for category in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", category=category)
     _tap_tqdm()
     for name, value in QUIET_CHILD_ENV.items():
         os.environ.setdefault(name, value)

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,9 @@ def test_quiet_mode_turns_bars_and_logs_off_and_taps_the_bars(untouched_librarie
     assert {name: os.environ[name] for name in QUIET_ENV} == {**QUIET_ENV, "VLLM_LOGGING_LEVEL": "DEBUG"}
     assert os.environ["TQDM_DISABLE"] == "1"
     assert {name: logging.getLogger(name).level for name in QUIET_LOGGERS} == QUIET_LOGGERS
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.warn("a library's deprecation notice", FutureWarning)
+    assert not shown
     written, bar = _bar_output()
     assert written == ""
     assert bar in open_bars() and bar.n == 2  # shown by RunProgress instead
