@@ -5,6 +5,7 @@
 and `RunProgress` shows its count, rate and ETA on one line under the stage and task rows. lm-eval
 and vLLM create their bars with an explicit `disable=`, which TQDM_DISABLE cannot override, so the
 tap is the one way to quieten them without patching their models. `-v` leaves the libraries alone.
+`silence_git_probe()` keeps lm-eval's `git describe` from printing "fatal:" outside a git checkout.
 """
 
 from __future__ import annotations
@@ -79,11 +80,11 @@ def _tap_tqdm() -> None:
     if getattr(tqdm.__init__, "harness_tap", False):
         return
     original_init = tqdm.__init__
-    null_device = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    null_device = open(os.devnull, "w")  # open as long as the process: bars write to it until they close
 
     @functools.wraps(original_init)  # __wrapped__: the untapped constructor, for tests
     def tapped_init(self: Any, *args: Any, **kwargs: Any) -> None:
-        if len(args) < 5:  # `file` is the fifth positional parameter; nobody we know passes it so
+        if len(args) < 5:  # `file` is tqdm's fifth positional parameter: a caller passing it so keeps it
             kwargs["file"] = null_device
         original_init(self, *args, **kwargs)
         if not self.disable:
