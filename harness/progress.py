@@ -163,6 +163,7 @@ class RunProgress(Progress):
         super().__init__(
             SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
             EstimateColumn(), TimeElapsedColumn(), console=console, transient=False,
+            disable=os.environ.get("RANK", "0") != "0",  # under `accelerate launch`, the first process draws
         )
         self._stage_row: Any = None
 
@@ -189,6 +190,8 @@ class RunProgress(Progress):
         self.update(self._stage_row, description=description, completed=number)
 
     def task_done(self, label: str, items: int, seconds: float) -> None:
+        if self.disable:
+            return
         rate = f", {items / seconds:.2f} items/s" if seconds > 0 else ""
         self.console.print(f"{label}: {items} items in {seconds:.1f} s{rate}")
 
