@@ -1,21 +1,20 @@
 """The run's one progress display, with the libraries' own bars and logs kept off the screen.
 
-`quiet_libraries(verbose)` runs at CLI start. By default it turns the libraries' bars and logs off
-(only their errors reach the screen) and taps every tqdm bar in this process: the bar writes nowhere
-and `RunProgress` shows its count, rate and ETA on one line under the stage and task rows. lm-eval
-and vLLM create their bars with an explicit `disable=`, which TQDM_DISABLE cannot override, so the
-tap is the one way to quieten them without patching their models. `-v` leaves the libraries alone.
-`silence_git_probe()` keeps lm-eval's `git describe` from printing "fatal:" outside a git checkout.
+`quiet_libraries(verbose)` runs at CLI start, before any library is imported. By default it turns
+the libraries' logs off (only their errors reach the screen) and holds every tqdm bar back from
+drawing (TQDM_DELAY): the bars still count, and `RunProgress` shows the running ones' count, rate and
+ETA on one line each under the stage and task rows. TQDM_DISABLE would not do: lm-eval and vLLM pass
+`disable=` explicitly, which wins over it, and vLLM divides by a disabled bar's elapsed time (0).
+`-v` leaves the libraries alone. `silence_git_probe()` keeps lm-eval's `git describe` from printing
+"fatal:" outside a git checkout.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import subprocess
 import warnings
-import weakref
 from typing import Any, Iterable
 
 import rich
@@ -35,6 +34,7 @@ console = rich.get_console()
 
 # Read by the libraries when they are imported, here and in subprocesses (accelerate workers, the COMET venv).
 QUIET_ENV = {
+    "TQDM_DELAY": "1e9",  # seconds before a bar first draws: never; it counts all the same
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # huggingface_hub's downloads and transformers' "Loading weights"
     "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
     "TRANSFORMERS_VERBOSITY": "error",
@@ -47,13 +47,10 @@ QUIET_ENV = {
 }
 # Deprecation notices meant for a library's developers, e.g. vLLM's use of a deprecated torch name.
 QUIET_WARNINGS = (FutureWarning, DeprecationWarning)
-# Set after tqdm is imported here: this process's bars are tapped (shown by RunProgress), a subprocess's go.
-QUIET_CHILD_ENV = {"TQDM_DISABLE": "1"}
 # Loggers no variable reaches: lm-eval reads LMEVAL_LOG_LEVEL only in its own CLI (and warns once per
 # task about settings the harness passes on purpose: custom_dataset, gen_kwargs); peft has none.
 QUIET_LOGGERS = {"lm_eval": logging.ERROR, "peft": logging.ERROR}
 
-_tapped_bars: "weakref.WeakSet[Any]" = weakref.WeakSet()
 _active_displays: list["RunProgress"] = []
 
 
@@ -67,40 +64,19 @@ def quiet_libraries(verbose: bool) -> None:
         logging.getLogger(name).setLevel(level)
     for category in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", category=category)
-    _tap_tqdm()
-    for name, value in QUIET_CHILD_ENV.items():
-        os.environ.setdefault(name, value)
-
-
-def _tap_tqdm() -> None:
-    """Every tqdm bar made from now on writes to the null device and is listed for RunProgress.
-    Subclasses (tqdm.auto, huggingface_hub's, datasets') go through this constructor too."""
-    from tqdm.std import tqdm
-
-    if getattr(tqdm.__init__, "harness_tap", False):
-        return
-    original_init = tqdm.__init__
-    null_device = open(os.devnull, "w")  # open as long as the process: bars write to it until they close
-
-    @functools.wraps(original_init)  # __wrapped__: the untapped constructor, for tests
-    def tapped_init(self: Any, *args: Any, **kwargs: Any) -> None:
-        if len(args) < 5:  # `file` is tqdm's fifth positional parameter: a caller passing it so keeps it
-            kwargs["file"] = null_device
-        original_init(self, *args, **kwargs)
-        if not self.disable:
-            _tapped_bars.add(self)
-
-    tapped_init.harness_tap = True  # type: ignore[attr-defined]
-    tqdm.__init__ = tapped_init
 
 
 def open_bars() -> list[Any]:
-    """Tapped bars not yet closed (tqdm marks a closed bar disabled), oldest first."""
+    """The tqdm bars of this process now running, oldest first. tqdm lists its live bars in
+    `tqdm._instances` (the set tqdm.write uses); a closed or disabled bar leaves it."""
+    from tqdm.std import tqdm
+
     try:
-        bars = [bar for bar in list(_tapped_bars) if not bar.disable]
+        bars = list(getattr(tqdm, "_instances", ()))
     except RuntimeError:  # the set changed while copied, from another thread: skip this frame
         return []
-    return sorted(bars, key=lambda bar: getattr(bar, "start_t", 0.0))
+    started = [bar for bar in bars if getattr(bar, "start_t", None) is not None and not bar.disable]  # __init__ done
+    return sorted(started, key=lambda bar: bar.start_t)
 
 
 def silence_git_probe() -> None:
@@ -151,7 +127,7 @@ def _bar_rows(bars: Iterable[Any]) -> Table:
 
 class RunProgress(Progress):
     """One line per stage and per evaluation (done/total, ETA, elapsed); under them the library bars
-    running now (lm-eval's requests, vLLM's prompts, tapped by quiet_libraries) with their items/s and
+    running now (lm-eval's requests, vLLM's prompts; held back from drawing by quiet_libraries) with their items/s and
     ETA; and a kept line per finished task with its items/s.
 
     lm-eval scores a whole task in one call, so a task's live count is the library's own request count

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import io
 import logging
 import os
@@ -14,58 +13,63 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from tqdm.std import tqdm
 
-from harness.progress import (
-    QUIET_CHILD_ENV, QUIET_ENV, QUIET_LOGGERS, RunProgress, open_bars, quiet_libraries, silence_git_probe, stage,
-)
+from harness.progress import QUIET_ENV, QUIET_LOGGERS, RunProgress, open_bars, quiet_libraries, silence_git_probe, stage
 
 TQDM_BAR = re.compile(r"\d+%\|")  # tqdm's "100%|███|"; rich's bars never print a percent sign and a pipe
+# A process that makes a library bar, counts two of three items, closes it; it prints what RunProgress saw.
+BAR_SCRIPT = """
+import sys
+from harness.progress import open_bars, quiet_libraries
+quiet_libraries(verbose=sys.argv[1] == "-v")
+from tqdm.auto import tqdm  # as vLLM imports it; lm-eval's `from tqdm import tqdm` is the same class's base
+bar = tqdm(total=3, desc="Running loglikelihood requests")
+bar.update(2)
+print([(b.desc, b.n) for b in open_bars()])
+bar.close()
+print(open_bars())
+"""
+
+
+def _clean_env() -> dict[str, str]:
+    """This environment without the variables quiet_libraries sets (an in-process CLI call may have)."""
+    return {name: value for name, value in os.environ.items() if name not in QUIET_ENV}
 
 
 @pytest.fixture()
 def untouched_libraries(monkeypatch):
-    """The process as before quiet_libraries: its variables unset, tqdm untapped; all restored after."""
-    for name in [*QUIET_ENV, *QUIET_CHILD_ENV]:
+    """The process as before quiet_libraries: its variables unset; logger levels restored after."""
+    for name in QUIET_ENV:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(tqdm, "__init__", inspect.unwrap(tqdm.__init__))
     levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
     yield
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
 
 
-def _bar_output() -> tuple[str, object]:
-    screen = io.StringIO()
-    bar = tqdm(total=3, desc="requests", file=screen)
-    bar.update(2)
-    return screen.getvalue(), bar
-
-
-def test_quiet_mode_turns_bars_and_logs_off_and_taps_the_bars(untouched_libraries, monkeypatch):
+def test_quiet_mode_turns_the_libraries_bars_and_logs_off(untouched_libraries, monkeypatch):
     monkeypatch.setenv("VLLM_LOGGING_LEVEL", "DEBUG")  # a user's own value wins
     quiet_libraries(verbose=False)
     assert {name: os.environ[name] for name in QUIET_ENV} == {**QUIET_ENV, "VLLM_LOGGING_LEVEL": "DEBUG"}
-    assert os.environ["TQDM_DISABLE"] == "1"
     assert {name: logging.getLogger(name).level for name in QUIET_LOGGERS} == QUIET_LOGGERS
     with warnings.catch_warnings(record=True) as shown:
         warnings.warn("a library's deprecation notice", FutureWarning)
     assert not shown
-    written, bar = _bar_output()
-    assert written == ""
-    assert bar in open_bars() and bar.n == 2  # shown by RunProgress instead
-    bar.close()
-    assert bar not in open_bars()
 
 
 def test_verbose_leaves_the_libraries_alone(untouched_libraries):
     levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
     quiet_libraries(verbose=True)
-    assert not [name for name in [*QUIET_ENV, *QUIET_CHILD_ENV] if name in os.environ]
+    assert not [name for name in QUIET_ENV if name in os.environ]
     assert {name: logging.getLogger(name).level for name in QUIET_LOGGERS} == levels
-    written, bar = _bar_output()
-    bar.close()
-    assert TQDM_BAR.search(written) and bar not in open_bars()
+
+
+@pytest.mark.parametrize("flag", ["", "-v"])
+def test_a_library_bar_counts_for_the_display_and_draws_only_with_verbose(flag):
+    proc = subprocess.run([sys.executable, "-c", BAR_SCRIPT, flag], capture_output=True, text=True, env=_clean_env(), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["[('Running loglikelihood requests', 2)]", "[]"]
+    assert bool(TQDM_BAR.search(proc.stderr)) == (flag == "-v"), proc.stderr
 
 
 def test_lm_evals_git_probe_is_quiet_outside_a_checkout(tmp_path, monkeypatch, capfd):
@@ -84,7 +88,7 @@ def test_lm_evals_git_probe_is_quiet_outside_a_checkout(tmp_path, monkeypatch, c
 
 def _start_eval(model: Path, cwd: Path, name: str, *extra: str) -> subprocess.Popen:
     """`harness eval` on two items of one task, in its own run folder and evaluation cache (nothing reused)."""
-    env = {k: v for k, v in os.environ.items() if k not in {*QUIET_ENV, *QUIET_CHILD_ENV}}
+    env = _clean_env()
     env["SDRRL_EVAL_CACHE"] = str(cwd / name / "cache")
     argv = [sys.executable, "-m", "harness.cli", "eval", "--model", str(model), "--suite", "smoke", "--engine", "hf",
             "--tasks", "belebele_en", "--limit", "2", "--out", str(cwd / name / "run"), *extra]
@@ -108,11 +112,12 @@ def _screen(display: RunProgress) -> str:
     return console.file.getvalue()
 
 
-def test_the_display_shows_the_stage_and_the_running_library_bar(untouched_libraries):
-    quiet_libraries(verbose=False)
+def test_the_display_shows_the_stage_and_the_running_library_bar():
+    from tqdm.std import tqdm
+
     with RunProgress(Console(file=io.StringIO())) as display:
         stage("train")
-        bar = tqdm(total=8, desc="Running loglikelihood requests")
+        bar = tqdm(total=8, desc="Running loglikelihood requests", file=io.StringIO())
         bar.update(3)
         shown = _screen(display)
         assert "stage train" in shown and "3/5" in shown
