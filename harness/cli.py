@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import yaml
 
 from harness.errors import HarnessError, unknown
+from harness.progress import quiet_libraries
 
 LIST_WHATS = ("langs", "tasks", "suites", "trainers", "models")
 
@@ -110,7 +111,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from harness.engines import EngineSettings, check_parallel
     from harness.evaluate import EvalRequest, evaluate
     from harness.models import resolve_model
-    from harness.pipeline import console, make_progress
+    from harness.progress import console, make_progress
     from harness.runstore import RunLock, RunPaths
     from harness.spec import default_run_name
 
@@ -164,7 +165,7 @@ def _trainer_config(trainer_cls, suite, args: argparse.Namespace):
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     from harness.fetch import fetch
-    from harness.pipeline import console, make_progress
+    from harness.progress import console, make_progress
     from harness.tasks import get_suite
     from harness.trainer_api import TrainContext, get_trainer_class
 
@@ -432,11 +433,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", action="append", metavar="KIND=VALUE", help="set a cell kind's tolerance by hand, e.g. acc=0.05")
     p.add_argument("--command", dest="command_line", help="the command the runs were made with, kept in the file")
     p.set_defaults(func=cmd_baseline)
+    for command in sub.choices.values():
+        command.add_argument("-v", "--verbose", action="store_true", help="show the libraries' own progress bars and logs")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_libraries(args.verbose)
     try:
         return args.func(args)
     except HarnessError as exc:

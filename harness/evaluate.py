@@ -9,7 +9,6 @@ in harness.evalcache, the engines in harness.engines, the rows of samples.jsonl 
 from __future__ import annotations
 
 import gc
-import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from harness.errors import unknown
 from harness.evalcache import eval_key, from_shared_cache, shared_cache_dir
 from harness.models import adapter_fingerprint, merged_model_dir, model_fingerprint
 from harness.runstore import read_json, task_samples, task_scores, write_json, write_jsonl
+from harness.progress import silence_git_probe
 from harness.samples import metric_values, sample_rows
 from harness.tasks import TaskInfo, tasks_dir
 
@@ -49,13 +49,6 @@ class _Session:
     comet_settings: Any
 
 
-def _quiet_logs() -> None:
-    # lm-eval warns once per task about settings we pass on purpose (custom_dataset, gen_kwargs).
-    logging.getLogger("lm_eval").setLevel(logging.ERROR)
-    for name in ("vllm", "transformers", "datasets"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 def _serving(req: EvalRequest, task: TaskInfo) -> str:
     """How the adapter reaches the engine for this task: lora, merged, or none (base model)."""
     if req.adapter is None:
@@ -66,7 +59,6 @@ def _serving(req: EvalRequest, task: TaskInfo) -> str:
 def build_lm(req: EvalRequest, serving: str = "lora", adapter_fp: str | None = None) -> Any:
     """One lm-eval model object, reused across the tasks of the request that are served the same way."""
     engine = get_engine(req.engine)
-    _quiet_logs()
     if serving == "merged":
         merged = merged_model_dir(req.model_dir, req.adapter, adapter_fp or adapter_fingerprint(req.adapter))
         args = engine.model_args(merged, None, req.settings)
@@ -93,6 +85,7 @@ def _token_counter(lm: Any):
 
 def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
     """Evaluate every task of `req`; returns {task: scores} for all of them, finished earlier or now."""
+    silence_git_probe()
     comet_settings = comet.from_env()
     if comet_settings is not None and any(t.kind == "generation" for t in req.tasks):
         comet.check_ready(comet_settings)  # before any model is loaded
@@ -151,6 +144,7 @@ def _run_pending(req: EvalRequest, pending: list[tuple[TaskInfo, str]], adapter_
         _write_task(shared_cache_dir() / key, scores, rows)
         results[task.name] = scores
         if progress:
+            progress.task_done(f"eval {req.variant}: {task.name}", len(rows), scores["wall_s"])
             progress.advance(progress_task)
     return results
 

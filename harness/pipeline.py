@@ -17,9 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
 from harness.doctor import preflight_run
 from harness.engines import EngineSettings
 from harness.errors import HarnessError, unknown
@@ -29,27 +26,11 @@ from harness.heldout import HELDOUT_VERSION, evaluate_heldout, split_heldout
 from harness.langs import get_language
 from harness.models import adapter_fingerprint, resolve_model
 from harness.preflight import check_run
+from harness.progress import console, make_progress, stage
 from harness.runstore import STAGES, Manifest, RunLock, RunPaths, atomic_dir, read_jsonl, sha256_file, sha256_json, write_jsonl
 from harness.spec import RunSpec, check_same_run, save_spec
 from harness.tasks import get_suite
 from harness.trainer_api import TrainContext, Trainer, build_config, get_trainer_class
-
-console = Console(stderr=True)
-
-
-def make_progress() -> Progress:
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
-
-
-
 
 def _forget(paths: RunPaths, manifest: Manifest, force: str) -> None:
     if force not in STAGES:
@@ -99,7 +80,7 @@ def check_inputs(spec: RunSpec, runs_dir: Path) -> tuple[Trainer, Any, Path | No
 def run(spec: RunSpec, runs_dir: Path, force: str | None = None, keep_cache: bool = False) -> Path:
     """Check every input, then run the stages holding the run folder's lock."""
     trainer, suite, data_dir = check_inputs(spec, runs_dir)  # nothing is written before this
-    with RunLock(Path(runs_dir) / spec.name) as lock:
+    with RunLock(Path(runs_dir) / spec.name) as lock, make_progress():
         if lock.stale_owner:
             console.print(f"run folder lock: taking over from pid {lock.stale_owner.get('pid')} on {lock.stale_owner.get('host')}, which is gone")
         return _run_stages(spec, Path(runs_dir), trainer, suite, data_dir, force, keep_cache)
@@ -123,6 +104,7 @@ def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_di
     fresh_eval = bool(force) and force != "report" and not keep_cache
 
     # 1 plan: everything checkable without a model was checked (run, check_plan) before this
+    stage("plan")
     check_same_run(paths.spec, spec)
     languages = [get_language(code) for code in spec.languages]
     settings = EngineSettings(max_model_len=spec.max_model_len, seed=spec.seed, max_gen_toks=spec.max_gen_toks, lora_scoring=spec.lora_scoring)
@@ -150,6 +132,7 @@ def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_di
 
 
 def _data_stage(state: _RunState, trainer: Trainer, ctx: TrainContext) -> None:
+    stage("data")
     spec, paths, manifest = state.spec, state.paths, state.manifest
     data_hash = sha256_json({"spec": spec.digest, "stage": "data", "heldout": HELDOUT_VERSION})
     if manifest.is_done("data", data_hash) and paths.train_data.exists() and paths.heldout_data.exists():
@@ -173,6 +156,7 @@ def _data_stage(state: _RunState, trainer: Trainer, ctx: TrainContext) -> None:
 
 
 def _train_stage(state: _RunState, trainer: Trainer, ctx: TrainContext) -> Path:
+    stage("train")
     spec, paths, manifest = state.spec, state.paths, state.manifest
     train_hash = sha256_json({"data": sha256_file(paths.train_data), "spec": spec.digest})
     if manifest.is_done("train", train_hash) and paths.adapter_weights.exists():
@@ -190,6 +174,7 @@ def _train_stage(state: _RunState, trainer: Trainer, ctx: TrainContext) -> Path:
 
 def _evaluate_stage(state: _RunState, request: EvalRequest, adapter: Path | None) -> str:
     """The base model always, the adapter when there is one; returns the stage's input hash."""
+    stage("evaluate")
     spec, paths, manifest = state.spec, state.paths, state.manifest
     variants: list[tuple[str, Path | None]] = [("base", None)] + ([("adapter", adapter)] if adapter else [])
     eval_hash = sha256_json({"spec": spec.digest, "adapter": adapter_fingerprint(adapter)})
@@ -213,6 +198,7 @@ def _evaluate_stage(state: _RunState, request: EvalRequest, adapter: Path | None
 
 
 def _report_stage(state: _RunState, eval_hash: str) -> None:
+    stage("report")
     from reports.build import build_report
 
     started = time.perf_counter()
