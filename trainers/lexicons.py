@@ -23,8 +23,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.runstore import sha256_json, write_json, write_text
-from trainers.codeswitch import load_lexicon
-from trainers.translators import BUILTIN_LEXICON_DIR
+from trainers.codeswitch import DATA_DIR, Lexicon, compose_lexicons, invert_lexicon, load_lexicon
 
 MUSE_URL = "https://dl.fbaipublicfiles.com/arrival/dictionaries/{src}-{tgt}.txt"
 MUSE_LICENCE = "CC BY-NC 4.0"
@@ -36,6 +35,7 @@ MUSE_FROM_ENGLISH = frozenset(
 MUSE_EUROPEAN = frozenset("de es fr it pt".split())  # MUSE also pairs these among themselves
 WORDFREQ_CODES = {"no": "nb"}  # harness code -> wordfreq's code where they differ
 DEFAULT_INDUCED_WORDS = 3000
+BUILTIN_LEXICON_DIR = DATA_DIR / "lexicons"
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,9 @@ def muse_url(src: str, tgt: str) -> str | None:
     return None
 
 
-def find_lexicon(src: str, tgt: str, lexicon_dir: Path | str | None, cache_dir: Path | None = None) -> LexiconOrigin | None:
-    """An existing lexicon file for src-tgt (steps 1-4 above), without any download or translation."""
+def find_lexicon_file(src: str, tgt: str, lexicon_dir: Path | str | None, cache_dir: Path | None = None) -> LexiconOrigin | None:
+    """The first existing src-tgt lexicon file in the search order (steps 1-4 above, then an induced
+    one), without any download or translation."""
     from harness import mirror
 
     name = f"{src}-{tgt}.txt"
@@ -71,10 +72,48 @@ def find_lexicon(src: str, tgt: str, lexicon_dir: Path | str | None, cache_dir: 
     return None
 
 
+def lexicon_path(lexicon_dir: Path, src: str, tgt: str) -> Path:
+    return Path(lexicon_dir) / f"{src}-{tgt}.txt"
+
+
+def lexicon_from_folder(lexicon_dir: Path, src: str, tgt: str, pivot: str = "en") -> Lexicon:
+    """The src->tgt lexicon from the files of one folder: its own file, the inverse of tgt->src, or
+    composed through `pivot` (src->en->tgt) when only English-centric lexicons exist (MUSE has few
+    non-English pairs). Loads it; nothing is downloaded or induced."""
+
+    def direct(a: str, b: str) -> Lexicon | None:
+        if lexicon_path(lexicon_dir, a, b).is_file():
+            return load_lexicon(lexicon_path(lexicon_dir, a, b))
+        if lexicon_path(lexicon_dir, b, a).is_file():
+            return invert_lexicon(load_lexicon(lexicon_path(lexicon_dir, b, a)))
+        return None
+
+    found = direct(src, tgt)
+    if found is None and pivot not in (src, tgt):
+        first, second = direct(src, pivot), direct(pivot, tgt)
+        if first is not None and second is not None:
+            found = compose_lexicons(first, second)
+    if found is None:
+        raise missing_lexicon(lexicon_dir, src, tgt)
+    return found
+
+
+def missing_lexicon(lexicon_dir: Path, src: str, tgt: str) -> HarnessError:
+    lexicon_dir = Path(lexicon_dir)
+    pairs = sorted(f.stem for f in lexicon_dir.glob("*-*.txt")) if lexicon_dir.is_dir() else []
+    langs = sorted({code for pair in pairs for code in pair.split("-")} - {"en"})
+    pivot = "" if "en" in (src, tgt) else f", nor both {src}-en and en-{tgt} to compose"
+    return HarnessError(
+        f"no lexicon for {src}->{tgt}: {lexicon_path(lexicon_dir, src, tgt)} does not exist (nor {tgt}-{src}{pivot}); "
+        f"lexicons there cover: {', '.join(langs) or 'none'} "
+        "(MUSE format, 'source target' per line; set lexicon_dir to a folder holding it)"
+    )
+
+
 def resolve_lexicon(src_code: str, tgt_code: str, lexicon_dir: Path | str | None, translator, cache_dir: Path,
                     n_words: int = DEFAULT_INDUCED_WORDS) -> Path:
     """The path of a src-tgt lexicon: found, downloaded from MUSE, or induced with `translator`."""
-    found = find_lexicon(src_code, tgt_code, lexicon_dir, cache_dir)
+    found = find_lexicon_file(src_code, tgt_code, lexicon_dir, cache_dir)
     if found is not None and found.origin != "induced":
         return found.path
     url = muse_url(src_code, tgt_code)
