@@ -38,7 +38,7 @@ def run_hf(model_dir: Path, records: list[dict], config, seed: int) -> tuple[lis
     from torch.utils.data import DataLoader
     from transformers import AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
 
-    from trainers.encoding import collate, n_targets
+    from trainers.encoding import collate
     from trainers.lora import encode_records
     from trainers.lora_model import forward_sum, load_lora_model
     from trainers.sampler import GroupBatchSampler
