@@ -55,6 +55,7 @@ def encode_records(tokenizer, records: list[dict], max_seq_len: int) -> tuple[li
 
 
 def encode(model_dir: Path, records: list[dict], config: TrainConfig, seed: int, accelerator) -> TrainingData:
+    """The records tokenized with the base model's tokenizer, this process's sampler, and the step count."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -163,6 +164,7 @@ def train_lora(
 
     model = load_lora_model(model_dir, config, placement.precision, placement.checkpointing)
     trainable = [p for p in model.parameters() if p.requires_grad]
+    n_trainable = sum(p.numel() for p in trainable)
     optimizer, scheduler = optimiser_and_schedule(trainable, config, data.total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
@@ -177,7 +179,7 @@ def train_lora(
     if placement.on_gpu:
         torch.cuda.reset_peak_memory_stats(accelerator.device)
     if accelerator.is_main_process:
-        progress.console.print(_announcement(config, data, sum(p.numel() for p in trainable), placement)
+        progress.console.print(_announcement(config, data, n_trainable, placement)
                                + (f"; resumed after step {resumed_from} from {checkpoint_dir}" if resumed_from else ""))
     loop = run_loop(step, data, state or LoopState(), checkpoints, progress, config.log_every or max(1, data.total_steps // 20), on_step)
 
@@ -185,7 +187,7 @@ def train_lora(
     if accelerator.is_main_process:
         save_adapter(accelerator.unwrap_model(model), data.tokenizer, adapter_dir)
     accelerator.wait_for_everyone()
-    return _stats(config, data, placement, loop, resumed_from, sum(p.numel() for p in trainable), started)
+    return _stats(config, data, placement, loop, resumed_from, n_trainable, started)
 
 
 def _announcement(config: TrainConfig, data: TrainingData, n_trainable: int, placement: Placement) -> str:
