@@ -17,7 +17,6 @@ the size, 3000 words, is our default.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +41,6 @@ BUILTIN_LEXICON_DIR = DATA_DIR / "lexicons"
 class LexiconOrigin:
     path: Path
     origin: str  # user | mirror | builtin | muse | induced
-    detail: str  # URL, translator id, word list
 
 
 def muse_url(src: str, tgt: str) -> str | None:
@@ -65,10 +63,10 @@ def find_lexicon_file(src: str, tgt: str, lexicon_dir: Path | str | None, cache_
               ("builtin", BUILTIN_LEXICON_DIR), ("muse", Path(cache_dir) / "lexicons" if cache_dir else None)]
     for origin, folder in places:
         if folder is not None and (folder / name).is_file():
-            return LexiconOrigin(folder / name, origin, str(folder))
+            return LexiconOrigin(folder / name, origin)
     if cache_dir is not None:
         for path in sorted((Path(cache_dir) / "lexicons").glob(f"{src}-{tgt}.induced.*.txt")):
-            return LexiconOrigin(path, "induced", _read_sidecar(path).get("translator", "?"))
+            return LexiconOrigin(path, "induced")
     return None
 
 
@@ -178,17 +176,6 @@ def induce_lexicon(src: str, tgt: str, translator, folder: Path, n_words: int = 
     if not lines:
         raise HarnessError(f"inducing a {src}-{tgt} lexicon with {translator.id} gave no translations")
     write_text(path, "\n".join(lines) + "\n")
-    write_json(_sidecar(path), {"origin": "induced", "translator": translator.id, "word_list": f"wordfreq top_n_list({src!r})",
+    write_json(path.with_suffix(".json"), {"origin": "induced", "translator": translator.id, "word_list": f"wordfreq top_n_list({src!r})",
                                 "words": len(words), "pairs": len(lines)})
     return path
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_suffix(".json")
-
-
-def _read_sidecar(path: Path) -> dict:
-    try:
-        return json.loads(_sidecar(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
