@@ -110,7 +110,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from harness.evaluate import EvalRequest, evaluate
     from harness.models import resolve_model
     from harness.pipeline import console, make_progress
-    from harness.runstore import RunLock
+    from harness.runstore import RunLock, RunPaths
     from harness.spec import default_run_name
 
     preflight.check_cli(args)
@@ -126,7 +126,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     preflight.check_model(model_dir, needs_chat_template=False)
     variant = "adapter" if adapter else "base"
     req = EvalRequest(
-        model_dir=model_dir, tasks=tasks, out_dir=out / "eval" / variant, variant=variant, adapter=adapter,
+        model_dir=model_dir, tasks=tasks, out_dir=RunPaths(out).eval_dir(variant), variant=variant, adapter=adapter,
         engine=args.engine, data_dir=Path(args.data_dir).resolve() if args.data_dir else suite.data_dir,
         limit=args.limit, settings=EngineSettings(max_model_len=args.max_model_len, seed=args.seed, max_gen_toks=args.max_gen_toks,
                                 lora_scoring=args.lora_scoring, tensor_parallel_size=args.tensor_parallel_size,
@@ -217,7 +217,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.pipeline import run
     from harness.spec import RunSpec, default_run_name
     from harness.tasks import get_suite
-    from harness.runstore import read_json
+    from harness.runstore import RunPaths, read_json
     from harness.trainer_api import build_config, get_trainer_class, settings_of
 
     preflight.check_cli(args)
@@ -271,7 +271,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         comparison = plan_comparison(name, members, seeds, layers, make_spec, steps=args.steps)
         run_dir = run_comparison(comparison, Path(args.runs_dir), force=args.force, keep_cache=args.keep_cache)
         if judge_dir is not None:
-            members = [run_dir / r for r in read_json(run_dir / "comparison.json")["runs"]]
+            members = [run_dir / r for r in read_json(RunPaths(run_dir).comparison)["runs"]]
             _judge(members, run_dir, judge_dir, args.judge, args.judge_engine)
     print(run_dir)
     return 0
@@ -288,11 +288,12 @@ def _judge(run_dirs: list[Path], report_dir: Path, judge_dir: Path, judge_model:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from harness.runstore import RunPaths
     from reports.build import build_report
 
     out = Path(args.out) if args.out else Path(args.runs[0])
     build_report([Path(r) for r in args.runs], out)
-    print(out / "report.md")
+    print(RunPaths(out).report_md)
     return 0
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.errors import HarnessError, unknown
-from harness.runstore import Manifest, write_json
+from harness.runstore import Manifest, RunPaths, write_json
 from harness.spec import RunSpec
 from harness.trainer_api import Trainer, build_config, get_trainer_class, load_trainers, setting_names, settings_of
 
@@ -199,7 +199,7 @@ def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = N
             if member == budget_member and steps is None:
                 steps = Manifest(run_dir).stages.get("train", {}).get("steps")
         budgets[seed] = steps
-    write_json(root / "comparison.json", {
+    write_json(RunPaths(root).comparison, {
         "members": [dataclasses.asdict(m) for m in comparison.members],
         "seeds": comparison.seeds,
         "steps_per_seed": budgets,
@@ -207,5 +207,5 @@ def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = N
         "runs": [str(d.relative_to(root)) for d in run_dirs],
     })
     build_report(run_dirs, root)
-    pipeline.console.print(f"report: {root / 'report.md'}")
+    pipeline.console.print(f"report: {RunPaths(root).report_md}")
     return root

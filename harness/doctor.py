@@ -16,7 +16,7 @@ from typing import Any
 
 from harness import hub, mirror
 from harness.errors import HarnessError
-from harness.requirements import is_hub_id, split_needs, spm_tokenizers, trainer_needs
+from harness.requirements import split_needs, spm_tokenizers, trainer_needs
 from harness.tasks import Suite
 from harness.trainer_api import settings_of
 
@@ -130,7 +130,7 @@ def _model_bytes(model: str | None) -> int | None:
     elif Path(model).expanduser().exists():
         folder = Path(model).expanduser()
     else:
-        folder = hub.cached_snapshot(model) if is_hub_id(model) else None
+        folder = hub.cached_snapshot(model) if hub.is_hub_id(model) else None
     if folder is None or not Path(folder).is_dir():
         return None
     return sum(f.stat().st_size for f in Path(folder).glob("*.safetensors")) or None
@@ -285,7 +285,7 @@ def check_model(plan: RunPlan) -> Check:
     if Path(model).expanduser().exists():
         ok = (Path(model).expanduser() / "config.json").is_file()
         return Check("model", "ok" if ok else "fail", f"{model}: local folder" + ("" if ok else " without config.json"))
-    if not is_hub_id(model):
+    if not hub.is_hub_id(model):
         return Check("model", "fail", f"{model!r} is not a folder, a hub id or a built-in", f"one of: {', '.join(BUILTIN_MODELS)}")
     if hub.cached_snapshot(model):
         return Check("model", "ok", f"{model} in the HF cache")
@@ -293,7 +293,7 @@ def check_model(plan: RunPlan) -> Check:
 
 
 def check_tokenizers(plan: RunPlan) -> list[Check]:
-    from tasks.metrics import spm_model_path
+    from harness.metrics import spm_model_path
 
     checks = []
     for name in sorted(spm_tokenizers(plan.suite)):

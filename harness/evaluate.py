@@ -2,29 +2,27 @@
 
 Each task's result lands in <out_dir>/<task>/{scores.json,samples.jsonl}, written atomically.
 A task whose scores.json carries the same evaluation key is skipped, so an interrupted
-evaluation resumes at the first unfinished task.
+evaluation resumes at the first unfinished task. The key and the cache shared between runs live
+in harness.evalcache, the engines in harness.engines, the rows of samples.jsonl in harness.samples.
 """
 
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import comet, genmetrics
-from harness.engines import EngineSettings, check_engine, lm_eval_model_args, prepare_vllm_env
-from harness.errors import HarnessError, unknown
-from harness.models import cache_root
-from harness.runstore import read_json, read_jsonl, sha256_file, sha256_json, write_json, write_jsonl
+from harness import comet, genmetrics, metrics
+from harness.engines import LORA_SCORING, EngineSettings, get_engine
+from harness.errors import unknown
+from harness.evalcache import eval_key, from_shared_cache, shared_cache_dir
+from harness.models import adapter_fingerprint, merged_model_dir, model_fingerprint
+from harness.runstore import read_json, task_samples, task_scores, write_json, write_jsonl
+from harness.samples import metric_values, sample_rows
 from harness.tasks import TaskInfo, tasks_dir
-
-
-EVAL_FORMAT = 2  # bump when scores.json / samples.jsonl change shape: old caches are then ignored
 
 
 @dataclass
@@ -42,55 +40,13 @@ class EvalRequest:
     use_shared_cache: bool = True  # False (harness run --force): recompute, then refresh the cache
 
 
-def adapter_fingerprint(adapter: Path | None) -> str | None:
-    if adapter is None:
-        return None
-    weights = Path(adapter) / "adapter_model.safetensors"
-    if not weights.exists():
-        raise HarnessError(f"adapter folder {str(adapter)!r} has no adapter_model.safetensors")
-    return sha256_file(weights)
+@dataclass(frozen=True)
+class _Session:
+    """What every task of one request shares while it runs."""
 
-
-def model_fingerprint(model_dir: Path) -> str:
-    """Config plus, per weight file, its size and the hash of its first and last 4 MiB.
-
-    Cheap even for multi-GB checkpoints, and different for two random models of one shape.
-    """
-    parts: list = [(Path(model_dir) / "config.json").read_text()]
-    for f in sorted(Path(model_dir).glob("*.safetensors")):
-        size = f.stat().st_size
-        with open(f, "rb") as fh:
-            head = fh.read(4 << 20)
-            fh.seek(max(0, size - (4 << 20)))
-            tail = fh.read()
-        parts.append((f.name, size, hashlib.sha256(head + tail).hexdigest()))
-    return sha256_json(parts)
-
-
-def eval_key(req: EvalRequest, task: TaskInfo, model_fp: str, adapter_fp: str | None) -> str:
-    return sha256_json(
-        {
-            "model": model_fp,
-            "adapter": adapter_fp,
-            "engine": req.engine,
-            "task_code": _task_code_hash(task),
-            "data_dir": str(req.data_dir) if req.data_dir else None,
-            "limit": req.limit,
-            "max_model_len": req.settings.max_model_len,
-            "max_gen_toks": req.settings.max_gen_toks,
-            "lora_scoring": req.settings.lora_scoring if adapter_fp else None,
-            "format": EVAL_FORMAT,
-            "genmetrics": genmetrics.VERSION if task.kind == "generation" else None,
-            "comet": comet.settings_key(comet.from_env()) if task.kind == "generation" else None,
-        }
-    )
-
-
-def _task_code_hash(task: TaskInfo) -> str:
-    """The task's YAML, its family's templates and utils, and the shared task modules."""
-    folder = task.yaml_path.parent
-    files = [task.yaml_path, *sorted(folder.glob("_*")), *sorted(folder.glob("*.py")), *sorted(tasks_dir().glob("*.py"))]
-    return sha256_json([(f.name, f.read_text(encoding="utf-8")) for f in files if f.is_file()])
+    manager: Any  # lm-eval's TaskManager over tasks/
+    adapter_fp: str | None
+    comet_settings: Any
 
 
 def _quiet_logs() -> None:
@@ -100,117 +56,23 @@ def _quiet_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-LORA_SCORING = ("merge", "serial")
-
-
-def merged_model_dir(model_dir: Path, adapter: Path, adapter_fp: str) -> Path:
-    """The base weights with the LoRA adapter merged in, built once per (model, adapter), as safetensors."""
-    import shutil
-    import tempfile
-
-    target = cache_root() / "merged" / sha256_json([model_fingerprint(model_dir), adapter_fp])[:20]
-    if (target / "config.json").exists():
-        return target
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".merging.", dir=target.parent))
-    try:
-        base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True)
-        merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
-        merged.save_pretrained(tmp, safe_serialization=True)
-        AutoTokenizer.from_pretrained(model_dir).save_pretrained(tmp)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
 def _serving(req: EvalRequest, task: TaskInfo) -> str:
     """How the adapter reaches the engine for this task: lora, merged, or none (base model)."""
     if req.adapter is None:
         return "none"
-    if req.engine == "vllm" and task.kind != "generation" and req.settings.lora_scoring == "merge":
-        return "merged"
-    return "lora"
+    return get_engine(req.engine).serving(task.kind, req.settings)
 
 
 def build_lm(req: EvalRequest, serving: str = "lora", adapter_fp: str | None = None) -> Any:
     """One lm-eval model object, reused across the tasks of the request that are served the same way."""
-    check_engine(req.engine)
+    engine = get_engine(req.engine)
     _quiet_logs()
     if serving == "merged":
         merged = merged_model_dir(req.model_dir, req.adapter, adapter_fp or adapter_fingerprint(req.adapter))
-        args = lm_eval_model_args(req.engine, merged, None, req.settings)
+        args = engine.model_args(merged, None, req.settings)
     else:
-        args = lm_eval_model_args(req.engine, req.model_dir, req.adapter, req.settings)
-    if req.engine == "vllm":
-        prepare_vllm_env()
-        # harness.scoring_vllm.SharedPrefixVLLM (context blocks reused) is not the default yet: in the
-        # evaluate integration test some of its cache-read log-probability entries lacked their token
-        # (caught and rescored), which is not understood yet.
-        from lm_eval.models.vllm_causallms import VLLM
-
-        return VLLM(**args, batch_size="auto")
-    from harness.scoring import SharedContextHFLM  # lm-eval's HFLM, each multiple-choice context run once
-
-    return SharedContextHFLM(**args, batch_size=req.hf_batch_size)
-
-
-def _metric_values(task_result: dict) -> dict[str, float]:
-    """lm-eval reports 'acc,none' and 'acc_stderr,none'; keep plain names and numbers."""
-    values: dict[str, float] = {}
-    for key, value in task_result.items():
-        if "," not in key or not isinstance(value, (int, float)):
-            continue
-        name, _filter = key.split(",", 1)
-        values[name] = float(value)
-    return values
-
-
-def _corpus_pair(sample: dict) -> tuple[str, str] | None:
-    """lm-eval's corpus metrics log (reference, hypothesis, ...) per document: the scored hypothesis."""
-    for name in sample.get("metrics", []):
-        value = sample.get(name)
-        if isinstance(value, (list, tuple)) and len(value) >= 2 and all(isinstance(v, str) for v in value[:2]):
-            return value[0], value[1]
-    return None
-
-
-def _sample_rows(samples: list[dict], kind: str) -> list[dict]:
-    """Per item: the scored output, plus continuous signals the regression check compares
-    (reports/check.py): sentence chrF++ and a hash of the raw output for generation; the gold and
-    the chosen choice's log-likelihood for multiple choice."""
-    from sacrebleu.metrics import CHRF
-
-    chrf = CHRF(word_order=2)  # chrF++, as the tasks' corpus metric
-    rows = []
-    for s in sorted(samples, key=lambda s: s["doc_id"]):
-        numeric = {m: float(s[m]) for m in s.get("metrics", []) if isinstance(s.get(m), (int, float))}
-        row: dict[str, Any] = {"doc_id": s["doc_id"], "doc_hash": s["doc_hash"], "target": s["target"], "metrics": numeric}
-        resps = s.get("filtered_resps") or []
-        if kind == "generation":
-            raw = resps[0] if resps else ""
-            raw = raw if isinstance(raw, str) else str(raw)
-            pair = _corpus_pair(s)
-            row["reference"], row["prediction"] = pair if pair else (str(s["target"]), raw)
-            row["raw_output"] = raw
-            row["chrf"] = round(float(chrf.sentence_score(row["prediction"], [row["reference"]]).score), 4)
-            row["output_sha256"] = hashlib.sha256(raw.encode("utf-8")).hexdigest()
-            doc = s.get("doc") or {}
-            row.update({k: doc[k] for k in ("source", "instruction") if k in doc})  # for COMET and the judge
-        else:
-            # multiple choice: one (loglikelihood, is_greedy) per choice; the prediction is the argmax
-            lls = [r[0] if isinstance(r, (list, tuple)) else r for r in resps]
-            row["prediction"] = max(range(len(lls)), key=lls.__getitem__) if lls else None
-            row["loglikelihoods"] = [round(float(x), 6) for x in lls]
-            gold = int(s["target"]) if str(s["target"]).isdigit() else s["target"]
-            row["gold_ll"] = row["loglikelihoods"][gold] if isinstance(gold, int) and 0 <= gold < len(lls) else None
-            row["chosen_ll"] = row["loglikelihoods"][row["prediction"]] if lls else None
-        rows.append(row)
-    return rows
+        args = engine.model_args(req.model_dir, req.adapter, req.settings)
+    return engine.lm(args, req.hf_batch_size)
 
 
 def _uses_chat_template(lm: Any, task: TaskInfo) -> bool:
@@ -231,37 +93,49 @@ def _token_counter(lm: Any):
 
 def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
     """Evaluate every task of `req`; returns {task: scores} for all of them, finished earlier or now."""
-    from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
-
     comet_settings = comet.from_env()
     if comet_settings is not None and any(t.kind == "generation" for t in req.tasks):
         comet.check_ready(comet_settings)  # before any model is loaded
-    model_fp = model_fingerprint(req.model_dir)
-    adapter_fp = adapter_fingerprint(req.adapter)
+    model_fp, adapter_fp = model_fingerprint(req.model_dir), adapter_fingerprint(req.adapter)
     results: dict[str, dict] = {}
     pending: list[tuple[TaskInfo, str]] = []
     for task in req.tasks:
         key = eval_key(req, task, model_fp, adapter_fp)
-        scores_path = req.out_dir / task.name / "scores.json"
-        if scores_path.exists() and read_json(scores_path).get("eval_key") == key:
-            results[task.name] = read_json(scores_path)
-        elif req.use_shared_cache and (cached := _from_shared_cache(key)) is not None:
-            # The same model, adapter, task file, data and settings were evaluated by another run.
-            scores, rows = cached
-            _write_task(req.out_dir / task.name, {**scores, "variant": req.variant, "reused_from_cache": True}, rows)
-            results[task.name] = read_json(scores_path)
-        else:
+        finished = _finished(req, task, key)
+        if finished is None:
             pending.append((task, key))
-    if not pending:
-        return results
+        else:
+            results[task.name] = finished
+    if pending:
+        results.update(_run_pending(req, pending, adapter_fp, comet_settings, progress))
+    return {t.name: results[t.name] for t in req.tasks}
 
-    metadata = {"data_dir": str(req.data_dir)} if req.data_dir else {}
-    manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=metadata)
+
+def _finished(req: EvalRequest, task: TaskInfo, key: str) -> dict | None:
+    """The task's scores when this evaluation holds them, or the shared cache does (copied in); else None."""
+    task_dir = req.out_dir / task.name
+    if task_scores(task_dir).exists() and read_json(task_scores(task_dir)).get("eval_key") == key:
+        return read_json(task_scores(task_dir))
+    if req.use_shared_cache and (cached := from_shared_cache(key)) is not None:
+        # The same model, adapter, task file, data and settings were evaluated by another run.
+        scores, rows = cached
+        _write_task(task_dir, {**scores, "variant": req.variant, "reused_from_cache": True}, rows)
+        return read_json(task_scores(task_dir))
+    return None
+
+
+def _run_pending(req: EvalRequest, pending: list[tuple[TaskInfo, str]], adapter_fp: str | None,
+                 comet_settings: Any, progress: Any) -> dict[str, dict]:
+    from lm_eval.tasks import TaskManager
+
+    task_metadata = {"data_dir": str(req.data_dir)} if req.data_dir else {}
+    manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=task_metadata)
+    session = _Session(manager, adapter_fp, comet_settings)
     if req.settings.lora_scoring not in LORA_SCORING:
         raise unknown("LoRA scoring", req.settings.lora_scoring, LORA_SCORING)
     # Tasks served the same way run together, so each engine is built once.
-    pending.sort(key=lambda item: _serving(req, item[0]) != "merged")
+    pending = sorted(pending, key=lambda item: _serving(req, item[0]) != "merged")
+    results: dict[str, dict] = {}
     lm, served = None, None
     progress_task = progress.add_task(f"eval {req.variant}", total=len(pending)) if progress else None
     for task, key in pending:
@@ -272,82 +146,62 @@ def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
             lm = None
             gc.collect()
             lm, served = build_lm(req, serving, adapter_fp), serving
-        if req.engine == "vllm" and serving == "lora":
-            # vLLM issue 16668: LoRA + prompt logprobs breaks when one step holds several requests.
-            lm.batch_size = 1 if task.kind != "generation" else "auto"
-        chat = _uses_chat_template(lm, task)
-        counted_before = dict(vars(lm.counts)) if hasattr(lm, "counts") else None
-        started = time.perf_counter()
-        out = simple_evaluate(
-            model=lm,
-            tasks=[task.name],
-            task_manager=manager,
-            limit=req.limit,
-            log_samples=True,
-            apply_chat_template=chat,
-            gen_kwargs={"max_gen_toks": req.settings.max_gen_toks} if req.settings.max_gen_toks else None,
-            bootstrap_iters=0,  # intervals come from our own bootstrap in reports/
-            random_seed=req.settings.seed,
-            numpy_random_seed=req.settings.seed,
-            torch_random_seed=req.settings.seed,
-            fewshot_random_seed=req.settings.seed,
-        )
-        wall = time.perf_counter() - started
-        rows = _sample_rows(out["samples"][task.name], task.kind)
-        metrics = _metric_values(out["results"][task.name])
-        gen = genmetrics.GenSettings(genmetrics.task_max_gen_toks(task, req.settings.max_gen_toks),
-                                     _token_counter(lm), comet_settings)
-        genmetrics.enrich(task, rows, metrics, gen)
-        scores = {
-            "task": task.name,
-            "family": task.family,
-            "lang": task.lang,
-            "kind": task.kind,
-            "primary_metric": task.primary_metric,
-            "metrics": metrics,
-            "n_samples": len(rows),
-            "signatures": _signatures(task),
-            "metadata": task.metadata,
-            "engine": req.engine,
-            "model": str(req.model_dir),
-            "adapter": str(req.adapter) if req.adapter else None,
-            "adapter_sha256": adapter_fp,
-            "adapter_served_as": None if serving == "none" else serving,
-            "variant": req.variant,
-            "chat_template": chat,
-            "limit": req.limit,
-            "wall_s": round(wall, 3),
-            "eval_key": key,
-        }
-        if counted_before is not None and task.kind != "generation":
-            # Tokens the model ran for this task's log-likelihoods, against one forward per (context, choice).
-            scores["scoring_tokens"] = {k: v - counted_before[k] for k, v in vars(lm.counts).items()}
+        scores, rows = _run_task(req, session, lm, task, key, serving)
         _write_task(req.out_dir / task.name, scores, rows)
         _write_task(shared_cache_dir() / key, scores, rows)
         results[task.name] = scores
         if progress:
             progress.advance(progress_task)
-    return {t.name: results[t.name] for t in req.tasks}
+    return results
 
 
-def shared_cache_dir() -> Path:
-    """Finished task evaluations, shared between runs (base-model scores are the same for every trainer)."""
-    return Path(os.environ.get("SDRRL_EVAL_CACHE", cache_root() / "evals"))
+def _run_task(req: EvalRequest, session: _Session, lm: Any, task: TaskInfo, key: str,
+              serving: str) -> tuple[dict, list[dict]]:
+    """One task through lm-eval: its scores and its sample rows."""
+    get_engine(req.engine).before_task(lm, serving, task.kind)
+    chat = _uses_chat_template(lm, task)
+    counted_before = dict(vars(lm.counts)) if hasattr(lm, "counts") else None
+    started = time.perf_counter()
+    out = _simple_evaluate(req, lm, task, session.manager, chat)
+    wall = time.perf_counter() - started
+    rows = sample_rows(out["samples"][task.name], task.kind)
+    values = metric_values(out["results"][task.name])
+    gen = genmetrics.GenSettings(genmetrics.task_max_gen_toks(task, req.settings.max_gen_toks),
+                                 _token_counter(lm), session.comet_settings)
+    genmetrics.enrich(task, rows, values, gen)
+    scores = {
+        "task": task.name, "family": task.family, "lang": task.lang, "kind": task.kind,
+        "primary_metric": task.primary_metric, "metrics": values, "n_samples": len(rows),
+        "signatures": metrics.sacrebleu_signatures(task.metadata), "metadata": task.metadata,
+        "engine": req.engine, "model": str(req.model_dir), "adapter": str(req.adapter) if req.adapter else None,
+        "adapter_sha256": session.adapter_fp, "adapter_served_as": None if serving == "none" else serving,
+        "variant": req.variant, "chat_template": chat, "limit": req.limit, "wall_s": round(wall, 3), "eval_key": key,
+    }
+    if counted_before is not None and task.kind != "generation":
+        # Tokens the model ran for this task's log-likelihoods, against one forward per (context, choice).
+        scores["scoring_tokens"] = {k: v - counted_before[k] for k, v in vars(lm.counts).items()}
+    return scores, rows
+
+
+def _simple_evaluate(req: EvalRequest, lm: Any, task: TaskInfo, manager: Any, chat: bool) -> dict:
+    from lm_eval import simple_evaluate
+
+    return simple_evaluate(
+        model=lm,
+        tasks=[task.name],
+        task_manager=manager,
+        limit=req.limit,
+        log_samples=True,
+        apply_chat_template=chat,
+        gen_kwargs={"max_gen_toks": req.settings.max_gen_toks} if req.settings.max_gen_toks else None,
+        bootstrap_iters=0,  # intervals come from our own bootstrap in reports/
+        random_seed=req.settings.seed,
+        numpy_random_seed=req.settings.seed,
+        torch_random_seed=req.settings.seed,
+        fewshot_random_seed=req.settings.seed,
+    )
 
 
 def _write_task(task_dir: Path, scores: dict, rows: list[dict]) -> None:
-    write_jsonl(task_dir / "samples.jsonl", rows)
-    write_json(task_dir / "scores.json", scores)  # written last: its presence marks the task done
-
-
-def _from_shared_cache(key: str) -> tuple[dict, list[dict]] | None:
-    entry = shared_cache_dir() / key
-    if not (entry / "scores.json").exists():
-        return None
-    return read_json(entry / "scores.json"), read_jsonl(entry / "samples.jsonl")
-
-
-def _signatures(task: TaskInfo) -> dict[str, str]:
-    from tasks.metrics import sacrebleu_signatures
-
-    return sacrebleu_signatures(task.metadata)
+    write_jsonl(task_samples(task_dir), rows)
+    write_json(task_scores(task_dir), scores)  # written last: its presence marks the task done

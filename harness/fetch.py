@@ -125,7 +125,7 @@ def _parallel_resource(out: Path, needs: TrainerNeeds, code: str, infos: _Infos,
 
 
 def _spm_resource(tokenize: str) -> Resource:
-    from tasks.metrics import _spm_models, spm_model_path
+    from harness.metrics import _spm_models, spm_model_path
 
     url, dest = _spm_models()[tokenize]["url"], spm_model_path(tokenize)
     return Resource(f"sacrebleu:{tokenize}", None, lambda: {"kind": "SentencePiece model", "source": url, "path": str(hub.download_url(url, dest))},
@@ -158,7 +158,7 @@ def plan(suite: Suite, out: Path, *, model: str | None, config: Any, trains: boo
          make_translator: Callable[[], Any], comet: str | None = None) -> list[Resource]:
     """The resources in the order they are fetched (models first: an induced lexicon needs the translator)."""
     infos = _Infos()
-    resources = [_model_resource(model, infos)] if model and is_hub_id(model) else []
+    resources = [_model_resource(model, infos)] if model and hub.is_hub_id(model) else []
     resources += [_comet_resource(comet, infos)] if comet else []
     needs = trainer_needs(config, suite.languages, trains)
     resources += _trainer_resources(out, needs, infos, seed, make_translator)

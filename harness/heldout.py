@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.runstore import read_json, read_jsonl, sha256_file, sha256_json, write_json
+from harness.runstore import RunPaths, read_json, read_jsonl, sha256_file, sha256_json, write_json
 # Bound at import: the held-out loss is measured with the training tokenization as written, so a
 # fault patched into the training path later (tests/test_mutations.py) cannot hide in the measurement.
 from trainers.encoding import IGNORE_INDEX, encode_chat
@@ -84,7 +84,7 @@ def evaluate_heldout(model_dir: Path, adapter: Path, heldout_path: Path, out_pat
 
     Reuses out_path when model, adapter and held-out data are unchanged; None without held-out data.
     """
-    from harness.evaluate import adapter_fingerprint, model_fingerprint
+    from harness.models import adapter_fingerprint, model_fingerprint
 
     if not Path(heldout_path).exists() or not read_jsonl(heldout_path):
         return None
@@ -115,7 +115,7 @@ def heldout_markdown(run_dirs: list[Path]) -> str:
     """A report section: held-out loss of base and adapter per language, per run ('' when no run has it)."""
     rows = []
     for run_dir in run_dirs:
-        path = Path(run_dir) / "eval" / "heldout.json"
+        path = RunPaths(Path(run_dir)).heldout_scores
         if not path.exists():
             continue
         for lang, v in read_json(path)["langs"].items():

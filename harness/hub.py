@@ -36,6 +36,14 @@ SCRIPT_REPOS: set[str] = set()  # repositories this process read through their P
 TOKEN_HINT = "set HF_TOKEN=<token from https://huggingface.co/settings/tokens> (or run `hf auth login`)"
 
 
+def is_hub_id(spec: str | None) -> bool:
+    """'org/name' that is not a local path nor a built-in (builtin:...): a Hugging Face Hub repository."""
+    if not spec or spec.startswith(("builtin:", ".", "/", "~")) or Path(spec).expanduser().exists():
+        return False
+    parts = spec.split("/")
+    return len(parts) == 2 and all(parts)
+
+
 @dataclass(frozen=True)
 class RepoInfo:
     repo_id: str
@@ -163,7 +171,7 @@ def cached_snapshot(repo_id: str, repo_type: str = "model") -> Path | None:
 
 def download_url(url: str, dest: Path, progress: Callable[[int, int | None], None] | None = None) -> Path:
     """A plain URL into `dest` (atomically: a killed download leaves nothing behind)."""
-    from tasks.metrics import downloads_allowed
+    from harness.metrics import downloads_allowed
 
     if not downloads_allowed():
         raise OSError(f"downloads are off (SDRRL_OFFLINE/HF_HUB_OFFLINE), not fetching {url}")
@@ -181,7 +189,7 @@ def download_url(url: str, dest: Path, progress: Callable[[int, int | None], Non
 
 def reachable(host: str = HUB_HOST, timeout: float = 3.0) -> bool:
     """Whether `host` answers on port 443 (False at once when downloads are off)."""
-    from tasks.metrics import downloads_allowed
+    from harness.metrics import downloads_allowed
 
     if not downloads_allowed():
         return False

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from harness.engines import get_engine
 from harness.errors import HarnessError
 from harness.langs import get_language
-from harness.runstore import read_json, read_jsonl, write_json, write_jsonl
+from harness.runstore import RunPaths, finished_tasks, read_json, read_jsonl, task_samples, task_scores, write_json, write_jsonl
 
 Generate = Callable[[list[str]], list[str]]  # chat prompts (user turns) -> judge outputs
 JUDGED_FAMILIES = ("instruct",)
@@ -70,16 +71,19 @@ def judge_items(generate: Generate, items: list[tuple[str, str, str, str]]) -> l
 def judge_run(run_dir: Path, generate: Generate, judge_name: str) -> int:
     """Judge every open-ended task the run evaluated for both base and adapter; returns tasks judged."""
     judged = 0
-    base_dir, adapter_dir = Path(run_dir) / "eval" / "base", Path(run_dir) / "eval" / "adapter"
-    for task_dir in sorted(adapter_dir.glob("*/scores.json")):
-        scores = read_json(task_dir)
-        if scores.get("family") not in JUDGED_FAMILIES or not (base_dir / task_dir.parent.name / "samples.jsonl").exists():
+    paths = RunPaths(Path(run_dir))
+    base_dir, adapter_dir = paths.eval_dir("base"), paths.eval_dir("adapter")
+    for task_dir in finished_tasks(adapter_dir):
+        scores_path = task_scores(task_dir)
+        scores = read_json(scores_path)
+        base_samples = task_samples(base_dir / task_dir.name)
+        if scores.get("family") not in JUDGED_FAMILIES or not base_samples.exists():
             continue
-        rows = read_jsonl(task_dir.parent / "samples.jsonl")
-        base = {r["doc_hash"]: r for r in read_jsonl(base_dir / task_dir.parent.name / "samples.jsonl")}
+        rows = read_jsonl(task_samples(task_dir))
+        base = {r["doc_hash"]: r for r in read_jsonl(base_samples)}
         missing = [r["doc_id"] for r in rows if r["doc_hash"] not in base]
         if missing:
-            raise HarnessError(f"{task_dir.parent.name}: the base model has no answer for doc(s) {missing[:5]}")
+            raise HarnessError(f"{task_dir.name}: the base model has no answer for doc(s) {missing[:5]}")
         items = [(scores["lang"], r.get("instruction", ""), base[r["doc_hash"]]["raw_output"], r["raw_output"]) for r in rows]
         results = judge_items(generate, items)
         for row, res in zip(rows, results):
@@ -87,8 +91,8 @@ def judge_run(run_dir: Path, generate: Generate, judge_name: str) -> int:
         for name in ("judge_win", "judge_consistent", "judge_invalid"):
             scores["metrics"][name] = sum(r["metrics"][name] for r in rows) / len(rows)
         scores["judge"] = judge_name
-        write_jsonl(task_dir.parent / "samples.jsonl", rows)
-        write_json(task_dir, scores)
+        write_jsonl(task_samples(task_dir), rows)
+        write_json(scores_path, scores)
         judged += 1
     return judged
 
@@ -105,32 +109,4 @@ def chat_generator(model_dir: Path, engine: str = "vllm", max_new_tokens: int = 
         return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
                                              add_generation_prompt=True)
 
-    if engine == "vllm":
-        from harness.engines import prepare_vllm_env
-
-        prepare_vllm_env()
-        from vllm import LLM, SamplingParams
-
-        llm = LLM(model=str(model_dir), dtype="float32", enforce_eager=True, seed=0)
-        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
-        return lambda prompts: [o.outputs[0].text for o in llm.generate([as_chat(p) for p in prompts], params)]
-    return _hf_generator(model_dir, tokenizer, as_chat, max_new_tokens)
-
-
-def _hf_generator(model_dir: Path, tokenizer, as_chat: Callable[[str], str], max_new_tokens: int) -> Generate:
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True)
-
-    def generate(prompts: list[str]) -> list[str]:
-        outputs = []
-        for prompt in prompts:
-            ids = tokenizer(as_chat(prompt), return_tensors="pt", add_special_tokens=False)
-            with torch.no_grad():
-                out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
-                                     pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
-            outputs.append(tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True))
-        return outputs
-
-    return generate
+    return get_engine(engine).prompt_generator(model_dir, tokenizer, as_chat, max_new_tokens)

@@ -42,6 +42,20 @@ LANGUAGES: dict[str, Language] = {
     ]
 }
 
+_BY_FLORES: dict[str, Language] = {lang.flores: lang for lang in LANGUAGES.values()}
+
+
+def by_flores(flores: str) -> Language | None:
+    """The language whose FLORES-200 code is `flores` ('ces_Latn'), or None."""
+    return _BY_FLORES.get(flores)
+
+
+def iso_code(code: str) -> str:
+    """The harness's code for 'cs' or a FLORES-200 code such as 'ces_Latn'; other strings unchanged."""
+    lang = _BY_FLORES.get(code)
+    return lang.code if lang else code
+
+
 # Named language sets. The suites in tasks/ refer to these by name.
 LANGUAGE_SETS: dict[str, tuple[str, ...]] = {
     "paper15": ("en", "cs", "da", "uk", "bg", "fi", "hu", "no", "id", "ja", "ko", "pt", "sl", "vi", "pl"),

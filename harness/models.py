@@ -1,19 +1,21 @@
-"""Model resolution: a built-in name, a local folder, or a Hugging Face hub id -> a local HF folder.
+"""Models: a built-in name, a local folder, or a Hugging Face hub id -> a local HF folder; what
+identifies a model and an adapter (fingerprints); the base weights with an adapter merged in.
 
-Both engines (vLLM and transformers) load the folder this returns, as safetensors.
+Both engines (vLLM and transformers) load the folders this returns, as safetensors.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from harness import hub
 from harness.errors import HarnessError
+from harness.runstore import ADAPTER_WEIGHTS, atomic_dir, sha256_file, sha256_json
 
 
 def cache_root() -> Path:
@@ -71,19 +73,9 @@ def _build_once(model: BuiltinModel) -> Path:
     target = cache_root() / "models" / model.name
     if (target / "config.json").exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{model.name}.", dir=target.parent))
-    try:
+    with atomic_dir(target) as tmp:
         model.build(tmp)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
-
-
-def _looks_like_hub_id(spec: str) -> bool:
-    parts = spec.split("/")
-    return len(parts) == 2 and all(parts) and not spec.startswith((".", "/", "~"))
 
 
 def resolve_model(spec: str) -> Path:
@@ -95,15 +87,13 @@ def resolve_model(spec: str) -> Path:
         if not (path / "config.json").exists():
             raise HarnessError(f"model folder {spec!r} has no config.json; is it a Hugging Face model folder?")
         return path.resolve()
-    if _looks_like_hub_id(spec):
+    if hub.is_hub_id(spec):
         from huggingface_hub import snapshot_download
 
         patterns = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "*.jinja"]
         try:
             return Path(snapshot_download(spec, allow_patterns=patterns))
         except Exception as exc:  # offline, unknown repo: the same advice; a gate: the page to accept
-            from harness import hub
-
             if hub.is_gated(exc):
                 raise hub.gated_error(spec, "model") from None
             raise HarnessError(
@@ -113,3 +103,45 @@ def resolve_model(spec: str) -> Path:
     raise HarnessError(
         f"model {spec!r} is not a folder, a hub id (org/name) or a built-in; built-ins: {', '.join(BUILTIN_MODELS)}"
     )
+
+
+def adapter_fingerprint(adapter: Path | None) -> str | None:
+    if adapter is None:
+        return None
+    weights = Path(adapter) / ADAPTER_WEIGHTS
+    if not weights.exists():
+        raise HarnessError(f"adapter folder {str(adapter)!r} has no {ADAPTER_WEIGHTS}")
+    return sha256_file(weights)
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """Config plus, per weight file, its size and the hash of its first and last 4 MiB.
+
+    Cheap even for multi-GB checkpoints, and different for two random models of one shape.
+    """
+    parts: list = [(Path(model_dir) / "config.json").read_text()]
+    for f in sorted(Path(model_dir).glob("*.safetensors")):
+        size = f.stat().st_size
+        with open(f, "rb") as fh:
+            head = fh.read(4 << 20)
+            fh.seek(max(0, size - (4 << 20)))
+            tail = fh.read()
+        parts.append((f.name, size, hashlib.sha256(head + tail).hexdigest()))
+    return sha256_json(parts)
+
+
+def merged_model_dir(model_dir: Path, adapter: Path, adapter_fp: str) -> Path:
+    """The base weights with the LoRA adapter merged in, built once per (model, adapter), as safetensors."""
+    target = cache_root() / "merged" / sha256_json([model_fingerprint(model_dir), adapter_fp])[:20]
+    if (target / "config.json").exists():
+        return target
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with atomic_dir(target) as tmp:
+        base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True)
+        merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+        merged.save_pretrained(tmp, safe_serialization=True)
+        AutoTokenizer.from_pretrained(model_dir).save_pretrained(tmp)
+    return target

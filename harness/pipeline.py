@@ -8,10 +8,12 @@ A stage is skipped when the manifest holds it with the same input hash (and its 
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import shutil
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +24,12 @@ from harness.doctor import preflight_run
 from harness.engines import EngineSettings
 from harness.errors import HarnessError, unknown
 from harness.disjoint import check_disjoint, heldout_docs
-from harness.evaluate import EvalRequest, adapter_fingerprint, evaluate
+from harness.evaluate import EvalRequest, evaluate
 from harness.heldout import HELDOUT_VERSION, evaluate_heldout, split_heldout
 from harness.langs import get_language
-from harness.models import resolve_model
+from harness.models import adapter_fingerprint, resolve_model
 from harness.preflight import check_run
-from harness.runstore import STAGES, Manifest, RunLock, RunPaths, read_jsonl, sha256_file, sha256_json, write_jsonl
+from harness.runstore import STAGES, Manifest, RunLock, RunPaths, atomic_dir, read_jsonl, sha256_file, sha256_json, write_jsonl
 from harness.spec import RunSpec, check_same_run, save_spec
 from harness.tasks import get_suite
 from harness.trainer_api import TrainContext, Trainer, build_config, get_trainer_class
@@ -62,7 +64,7 @@ def _forget(paths: RunPaths, manifest: Manifest, force: str) -> None:
         shutil.rmtree(paths.adapter, ignore_errors=True)
         shutil.rmtree(paths.train_checkpoints, ignore_errors=True)  # a forced retrain starts at step 1
     if "evaluate" in redo:
-        shutil.rmtree(paths.root / "eval", ignore_errors=True)
+        shutil.rmtree(paths.eval_root, ignore_errors=True)
     if "plan" in redo:
         paths.spec.unlink(missing_ok=True)
 
@@ -103,12 +105,20 @@ def run(spec: RunSpec, runs_dir: Path, force: str | None = None, keep_cache: boo
         return _run_stages(spec, Path(runs_dir), trainer, suite, data_dir, force, keep_cache)
 
 
+@dataclass(frozen=True)
+class _RunState:
+    """One run while its stages go: what it is, where it lives, what is done."""
+
+    spec: RunSpec
+    paths: RunPaths
+    manifest: Manifest
+
+
 def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_dir: Path | None, force: str | None, keep_cache: bool) -> Path:
     paths = RunPaths(Path(runs_dir) / spec.name)
-    manifest = Manifest(paths.root)
+    state = _RunState(spec, paths, Manifest(paths.root))
     if force:
-        _forget(paths, manifest, force)
-    trainer_cls = type(trainer)
+        _forget(paths, state.manifest, force)
     # A forced evaluation is recomputed, not copied from the shared cache, unless --keep-cache.
     fresh_eval = bool(force) and force != "report" and not keep_cache
 
@@ -116,9 +126,9 @@ def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_di
     check_same_run(paths.spec, spec)
     languages = [get_language(code) for code in spec.languages]
     settings = EngineSettings(max_model_len=spec.max_model_len, seed=spec.seed, max_gen_toks=spec.max_gen_toks, lora_scoring=spec.lora_scoring)
-    if not manifest.is_done("plan", spec.digest):
+    if not state.manifest.is_done("plan", spec.digest):
         save_spec(spec, paths.spec)
-        manifest.record("plan", spec.digest, 0.0, seed=spec.seed)
+        state.manifest.record("plan", spec.digest, 0.0, seed=spec.seed)
     console.print(f"[bold]run[/] {spec.name}  trainer={spec.trainer} model={spec.model} suite={spec.suite} -> {paths.root}")
     preflight_run(spec, suite, trainer, runs_dir, data_built=paths.train_data.exists())  # stops before any model loads
     model_dir = resolve_model(spec.model)
@@ -126,76 +136,86 @@ def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_di
                        settings=settings, checkpoint_dir=paths.train_checkpoints)
 
     adapter: Path | None = None
-    if trainer_cls.trains:
-        # 2 data
-        data_hash = sha256_json({"spec": spec.digest, "stage": "data", "heldout": HELDOUT_VERSION})
-        if manifest.is_done("data", data_hash) and paths.train_data.exists() and paths.heldout_data.exists():
-            console.print(f"data: cached ({paths.train_data})")
-        else:
-            started = time.perf_counter()
-            records = trainer.build_dataset(ctx)
-            if not records:
-                raise HarnessError(f"trainer {spec.trainer!r} built an empty training set; check its data settings")
-            records, heldout = split_heldout(records, spec.seed)  # never trained on: the learning signal
-            write_jsonl(paths.heldout_data, heldout)
-            write_jsonl(paths.train_data, records)
-            kinds = Counter(r.get("kind", "?") for r in records)
-            langs = Counter(r.get("lang", "?") for r in records)
-            manifest.record(
-                "data", data_hash, time.perf_counter() - started, seed=spec.seed,
-                records=len(records), heldout_records=len(heldout), groups=len({r.get("group") for r in records}), kinds=dict(kinds), langs=dict(langs),
-                trainer_stats=trainer.data_stats,
-            )
-            console.print(f"data: {len(records)} records ({dict(kinds)})")
+    if type(trainer).trains:
+        _data_stage(state, trainer, ctx)
         check_disjoint(read_jsonl(paths.train_data), heldout_docs(suite.tasks, data_dir))
-        # 3 train
-        train_hash = sha256_json({"data": sha256_file(paths.train_data), "spec": spec.digest})
-        if manifest.is_done("train", train_hash) and (paths.adapter / "adapter_model.safetensors").exists():
-            console.print(f"train: cached ({paths.adapter})")
-        else:
-            records = read_jsonl(paths.train_data)
-            partial = paths.root / "adapter.partial"
-            shutil.rmtree(partial, ignore_errors=True)
-            started = time.perf_counter()
-            stats = trainer.train(ctx, records, partial)
-            shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)
-            shutil.rmtree(paths.adapter, ignore_errors=True)
-            partial.rename(paths.adapter)
-            paths.adapter.chmod(0o755)  # temp folders are made 0700; an adapter is meant to be shared
-            manifest.record("train", train_hash, time.perf_counter() - started, seed=spec.seed, **stats)
-            console.print(f"train: done ({stats.get('steps', '?')} steps, loss {stats.get('final_loss', '?')})")
-        adapter = paths.adapter
+        adapter = _train_stage(state, trainer, ctx)
         gc.collect()
+    # out_dir, variant and adapter are set per variant
+    request = EvalRequest(model_dir=model_dir, tasks=suite.tasks, out_dir=paths.eval_root, engine=spec.engine,
+                          data_dir=data_dir, limit=spec.limit, settings=settings, use_shared_cache=not fresh_eval)
+    eval_hash = _evaluate_stage(state, request, adapter)
+    _report_stage(state, eval_hash)
+    return paths.root
 
-    # 4 evaluate: the base model always, the adapter when there is one
+
+def _data_stage(state: _RunState, trainer: Trainer, ctx: TrainContext) -> None:
+    spec, paths, manifest = state.spec, state.paths, state.manifest
+    data_hash = sha256_json({"spec": spec.digest, "stage": "data", "heldout": HELDOUT_VERSION})
+    if manifest.is_done("data", data_hash) and paths.train_data.exists() and paths.heldout_data.exists():
+        console.print(f"data: cached ({paths.train_data})")
+        return
+    started = time.perf_counter()
+    records = trainer.build_dataset(ctx)
+    if not records:
+        raise HarnessError(f"trainer {spec.trainer!r} built an empty training set; check its data settings")
+    records, heldout = split_heldout(records, spec.seed)  # never trained on: the learning signal
+    write_jsonl(paths.heldout_data, heldout)
+    write_jsonl(paths.train_data, records)
+    kinds = Counter(r.get("kind", "?") for r in records)
+    langs = Counter(r.get("lang", "?") for r in records)
+    manifest.record(
+        "data", data_hash, time.perf_counter() - started, seed=spec.seed,
+        records=len(records), heldout_records=len(heldout), groups=len({r.get("group") for r in records}), kinds=dict(kinds), langs=dict(langs),
+        trainer_stats=trainer.data_stats,
+    )
+    console.print(f"data: {len(records)} records ({dict(kinds)})")
+
+
+def _train_stage(state: _RunState, trainer: Trainer, ctx: TrainContext) -> Path:
+    spec, paths, manifest = state.spec, state.paths, state.manifest
+    train_hash = sha256_json({"data": sha256_file(paths.train_data), "spec": spec.digest})
+    if manifest.is_done("train", train_hash) and paths.adapter_weights.exists():
+        console.print(f"train: cached ({paths.adapter})")
+        return paths.adapter
+    records = read_jsonl(paths.train_data)
+    started = time.perf_counter()
+    with atomic_dir(paths.adapter, scratch=paths.adapter_partial) as partial:
+        stats = trainer.train(ctx, records, partial)
+        shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)
+    manifest.record("train", train_hash, time.perf_counter() - started, seed=spec.seed, **stats)
+    console.print(f"train: done ({stats.get('steps', '?')} steps, loss {stats.get('final_loss', '?')})")
+    return paths.adapter
+
+
+def _evaluate_stage(state: _RunState, request: EvalRequest, adapter: Path | None) -> str:
+    """The base model always, the adapter when there is one; returns the stage's input hash."""
+    spec, paths, manifest = state.spec, state.paths, state.manifest
     variants: list[tuple[str, Path | None]] = [("base", None)] + ([("adapter", adapter)] if adapter else [])
     eval_hash = sha256_json({"spec": spec.digest, "adapter": adapter_fingerprint(adapter)})
     started = time.perf_counter()
     scores: dict[str, Any] = {}
     with make_progress() as progress:
         for variant, adapter_dir in variants:
-            req = EvalRequest(
-                model_dir=model_dir, tasks=suite.tasks, out_dir=paths.eval_dir(variant), variant=variant,
-                adapter=adapter_dir, engine=spec.engine, data_dir=data_dir, limit=spec.limit, settings=settings,
-                use_shared_cache=not fresh_eval,
-            )
+            req = dataclasses.replace(request, out_dir=paths.eval_dir(variant), variant=variant, adapter=adapter_dir)
             scores[variant] = evaluate(req, progress)
             gc.collect()
     if adapter is not None:
-        evaluate_heldout(model_dir, adapter, paths.heldout_data, paths.root / "eval" / "heldout.json",
+        evaluate_heldout(request.model_dir, adapter, paths.heldout_data, paths.heldout_scores,
                          int(spec.trainer_config.get("max_seq_len", 1024)))
     console.print(eval_summary(scores, cached=manifest.is_done("evaluate", eval_hash)))
     if not manifest.is_done("evaluate", eval_hash):
         # Per-task times add up across resumed sessions; this session's elapsed time alone would not.
         task_wall = sum(s["wall_s"] for by_task in scores.values() for s in by_task.values())
         manifest.record("evaluate", eval_hash, max(time.perf_counter() - started, task_wall), seed=spec.seed,
-                        task_wall_s=round(task_wall, 3), tasks=len(suite.tasks), variants=[v for v, _ in variants])
+                        task_wall_s=round(task_wall, 3), tasks=len(request.tasks), variants=[v for v, _ in variants])
+    return eval_hash
 
-    # 5 report
+
+def _report_stage(state: _RunState, eval_hash: str) -> None:
     from reports.build import build_report
 
     started = time.perf_counter()
-    build_report([paths.root], paths.root)
-    manifest.record("report", eval_hash, time.perf_counter() - started)
-    console.print(f"report: {paths.root / 'report.md'}")
-    return paths.root
+    build_report([state.paths.root], state.paths.root)
+    state.manifest.record("report", eval_hash, time.perf_counter() - started)
+    console.print(f"report: {state.paths.report_md}")

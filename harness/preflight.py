@@ -42,8 +42,7 @@ def _at_least(flag: str, value: int | None, lo: int, hi: int | None = None) -> N
 
 def check_cli(args: argparse.Namespace) -> None:
     """The values `harness eval` and `harness run` share (and run's own), before anything else."""
-    from harness.engines import check_engine
-    from harness.evaluate import LORA_SCORING
+    from harness.engines import LORA_SCORING, check_engine
 
     check_engine(args.engine)
     _at_least("--limit", args.limit, 1)

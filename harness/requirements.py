@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.hub import is_hub_id
 from harness.tasks import Suite, read_yaml
 from harness.trainer_api import settings_of
 
@@ -37,13 +38,6 @@ class TrainerNeeds:
     target_langs: list[str] = field(default_factory=list)
 
 
-def is_hub_id(spec: str | None) -> bool:
-    if not spec or spec.startswith(("builtin:", ".", "/", "~")) or Path(spec).expanduser().exists():
-        return False
-    parts = spec.split("/")
-    return len(parts) == 2 and all(parts)
-
-
 def split_needs(suite: Suite) -> list[SplitNeed]:
     """Every (family, config, split) the suite's tasks read, in suite order, without repeats."""
     needs: dict[SplitNeed, None] = {}
@@ -60,7 +54,7 @@ def split_needs(suite: Suite) -> list[SplitNeed]:
 
 def spm_tokenizers(suite: Suite) -> set[str]:
     """sacreBLEU tokenizers the suite's BLEU uses that need a SentencePiece model file."""
-    from tasks.metrics import needs_model_file
+    from harness.metrics import needs_model_file
 
     names = {str(((t.metadata.get("sacrebleu") or {}).get("bleu") or {}).get("tokenize", "")) for t in suite.tasks}
     return {n for n in names if n and needs_model_file(n)}

@@ -44,14 +44,21 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_dir(path: Path) -> Iterator[Path]:
+def atomic_dir(path: Path, scratch: Path | None = None) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; on success it replaces `path`, on error it is removed.
 
     Readers never see a half-written folder: either the old one (or none) or the whole new one.
+    `scratch` names the temporary folder instead of a fresh random one, for a writer that holds a
+    lock: a folder left by a killed attempt is then cleared by the next one rather than left behind.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    if scratch is None:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    else:
+        tmp = Path(scratch)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; results are meant to be shared
@@ -117,7 +124,7 @@ class Manifest:
     """runs/<name>/manifest.json: one entry per finished stage (input hash, versions, seed, wall time)."""
 
     def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / "manifest.json"
+        self.path = RunPaths(Path(run_dir)).manifest
         self.stages: dict[str, dict] = read_json(self.path)["stages"] if self.path.exists() else {}
 
     def is_done(self, stage: str, input_hash: str) -> bool:
@@ -150,7 +157,7 @@ class RunLock:
     """
 
     def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / ".lock"
+        self.path = RunPaths(Path(run_dir)).lock
         self.fd: int | None = None
         self.stale_owner: dict | None = None  # the owner named in a lock file whose process is gone
 
@@ -266,6 +273,7 @@ class JsonlCache:
         return len(fresh)
 
 
+ADAPTER_WEIGHTS = "adapter_model.safetensors"  # PEFT's file name: its presence marks an adapter folder
 STAGES = ("plan", "data", "train", "evaluate", "report")  # a run's stages, in order
 
 
@@ -282,6 +290,10 @@ class RunPaths:
     @property
     def manifest(self) -> Path:
         return self.root / "manifest.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / ".lock"
 
     @property
     def train_data(self) -> Path:
@@ -312,6 +324,20 @@ class RunPaths:
         return self.eval_root / variant
 
     @property
+    def heldout_scores(self) -> Path:
+        """Held-out loss of base and adapter (harness.heldout)."""
+        return self.eval_root / "heldout.json"
+
+    @property
+    def adapter_partial(self) -> Path:
+        """The adapter while it is trained; renamed to `adapter` when training finishes."""
+        return self.root / "adapter.partial"
+
+    @property
+    def adapter_weights(self) -> Path:
+        return self.adapter / ADAPTER_WEIGHTS
+
+    @property
     def report_md(self) -> Path:
         return self.root / "report.md"
 
@@ -323,6 +349,11 @@ class RunPaths:
 def task_scores(task_dir: Path) -> Path:
     """<eval dir>/<task>/scores.json: written last, so its presence marks the task done."""
     return Path(task_dir) / "scores.json"
+
+
+def finished_tasks(eval_dir: Path) -> list[Path]:
+    """The task folders of one evaluation (<run>/eval/<variant>) that hold their scores, by name."""
+    return sorted(scores.parent for scores in Path(eval_dir).glob(f"*/{task_scores(Path()).name}"))
 
 
 def task_samples(task_dir: Path) -> Path:

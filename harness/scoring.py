@@ -53,7 +53,8 @@ class SharedContextHFLM(HFLM):
             for i, answer in zip(too_long, super()._loglikelihood_tokens([requests[i] for i in too_long], disable_tqdm, override_bs)):
                 results[i] = answer
         pbar = tqdm(total=len(requests) - len(too_long), disable=disable_tqdm or self.rank != 0, desc="Scoring contexts once")
-        groups = list(by_context.items())
+        # Longest contexts first, as lm-eval orders its requests: a batch's contexts then pad to similar widths.
+        groups = sorted(by_context.items(), key=lambda group: -len(group[0]))
         per_batch = self.batch_size if isinstance(self.batch_size, int) else 8
         for start in range(0, len(groups), per_batch):
             chunk = groups[start : start + per_batch]
@@ -75,38 +76,49 @@ class SharedContextHFLM(HFLM):
         rows = [(b, cont) for b, conts in enumerate(continuations) for cont in conts]
         rest_width = max(len(cont) for _, cont in rows) - 1
         width = max(len(c) for c in contexts)
-        ids = torch.zeros((len(contexts), width), dtype=torch.long, device=self.device)
+        # Built on the host and moved once: one small copy per row costs more than the pass on a GPU.
+        ids = torch.zeros((len(contexts), width), dtype=torch.long)
         mask = torch.zeros_like(ids)
         for b, context in enumerate(contexts):
             ids[b, : len(context)] = torch.tensor(context)
             mask[b, : len(context)] = 1
             self._count(context, continuations[b], max(len(c) for c in continuations[b]) - 1)
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        owner = torch.tensor([b for b, _ in rows], device=self.device)
+        targets = torch.zeros((len(rows), rest_width + 1), dtype=torch.long)
+        for r, (_, cont) in enumerate(rows):
+            targets[r, : len(cont)] = torch.tensor(cont)
+        targets = targets.to(self.device)
+        lengths = torch.tensor([len(cont) for _, cont in rows], device=self.device)
         last = sorted({len(c) - 1 for c in contexts})  # logits only where a context ends (right padding)
         with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype, enabled=self.mixed_precision_dtype is not None):
             out = self.model(ids, attention_mask=mask, use_cache=rest_width > 0, logits_to_keep=torch.tensor(last, device=self.device))
             at = {pos: k for k, pos in enumerate(last)}
             first = torch.stack([out.logits[b, at[len(c) - 1]] for b, c in enumerate(contexts)])
             first = F.log_softmax(first.to(self.softmax_dtype), dim=-1)  # predicts each continuation's first token
-            rest = None
-            if rest_width > 0:
-                owner = torch.tensor([b for b, _ in rows], device=self.device)
+            total = first[owner].gather(1, targets[:, :1]).squeeze(1)
+            greedy = first.argmax(dim=-1)[owner] == targets[:, 0]
+            # Only continuations of several tokens need a second pass; copying a long context's cache for
+            # single-token choices (Belebele's A-D) would cost more memory traffic than the pass saves.
+            multi = [r for r, (_, cont) in enumerate(rows) if len(cont) > 1]
+            if multi:
+                pick = torch.tensor(multi, device=self.device)
                 cache = out.past_key_values
-                cache.reorder_cache(owner)  # one cache row per continuation, copied from its context's
-                rest_ids = torch.zeros((len(rows), rest_width), dtype=torch.long, device=self.device)
-                for r, (_, cont) in enumerate(rows):
-                    rest_ids[r, : len(cont) - 1] = torch.tensor(cont[:-1])
+                cache.reorder_cache(owner[pick])  # one cache row per continuation, copied from its context's
+                rest_ids = targets[pick, :-1]  # each continuation but its last token, right-padded
                 # Each continuation goes on right after its own context, skipping that context's padding.
-                starts = torch.tensor([len(contexts[b]) for b, _ in rows], device=self.device)
-                positions = starts[:, None] + torch.arange(rest_width, device=self.device)[None]
-                rest_mask = torch.cat([mask[owner], torch.ones((len(rows), rest_width), dtype=mask.dtype, device=self.device)], dim=1)
+                positions = mask.sum(dim=1)[owner[pick]][:, None] + torch.arange(rest_width, device=self.device)[None]
+                rest_mask = torch.cat([mask[owner[pick]], torch.ones((len(multi), rest_width), dtype=mask.dtype, device=self.device)], dim=1)
                 logits = self.model(rest_ids, attention_mask=rest_mask, position_ids=positions, past_key_values=cache, use_cache=False).logits
                 rest = F.log_softmax(logits.to(self.softmax_dtype), dim=-1)
+                rest_targets = targets[pick, 1:]
+                real = torch.arange(rest_width, device=self.device)[None] < (lengths[pick] - 1)[:, None]
+                picked = rest.gather(2, rest_targets[..., None]).squeeze(-1)
+                total[pick] += torch.where(real, picked, torch.zeros_like(picked)).sum(dim=1)
+                greedy[pick] &= ((rest.argmax(dim=-1) == rest_targets) | ~real).all(dim=1)
         answers: list[list[tuple[float, bool]]] = [[] for _ in contexts]
-        for r, (b, cont) in enumerate(rows):
-            logprobs = first[b][None] if len(cont) == 1 else torch.cat([first[b][None], rest[r, : len(cont) - 1]])
-            target = torch.tensor(cont, device=logprobs.device)
-            total = logprobs.gather(1, target[:, None]).sum()
-            answers[b].append((float(total), bool((logprobs.argmax(dim=-1) == target).all())))
+        for (b, _), value, is_greedy in zip(rows, total.tolist(), greedy.tolist()):  # one device-to-host copy
+            answers[b].append((float(value), bool(is_greedy)))
         return answers
 
     def _count(self, context: list[int], continuations: list[list[int]], rest_width: int) -> None:

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.runstore import read_json
+from harness.runstore import RunPaths, read_json
 from reports.load import Run, load_run
 
 HASH_KIND = "output_sha256"
@@ -60,7 +60,7 @@ def _task_cells(run: Run) -> dict[str, Cell]:
 
 
 def _heldout_cells(run_dir: Path) -> dict[str, Cell]:
-    path = run_dir / "eval" / "heldout.json"
+    path = RunPaths(run_dir).heldout_scores
     if not path.exists():
         return {}
     out: dict[str, Cell] = {}

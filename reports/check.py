@@ -68,11 +68,6 @@ class CheckResult:
     notes: list[str] = field(default_factory=list)
     checked: int = 0
 
-    def summary(self) -> str:
-        head = (f"check passed: {self.checked} cells within tolerance" if self.ok
-                else f"check FAILED: {len(self.moves) + len(self.problems)} problem(s) in {self.checked} cells")
-        return "\n".join([head] + [f"  FAIL {p}" for p in self.problems] + [f"  note {n}" for n in self.notes])
-
 
 def _fmt(v: float | str | None) -> str:
     if v is None:

@@ -1,7 +1,8 @@
 """Read run folders (runs/<name>/) into plain objects the report and the check work on.
 
-A run folder holds spec.yaml, manifest.json and eval/<variant>/<task>/{scores.json,samples.jsonl},
-where variant is "base" (the untouched base model) or "adapter" (the run's trained adapter).
+A run folder (laid out by harness.runstore.RunPaths) holds spec.yaml, manifest.json and
+eval/<variant>/<task>/{scores.json,samples.jsonl}, where variant is "base" (the untouched base
+model) or "adapter" (the run's trained adapter).
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from typing import Any
 import yaml
 
 from harness.errors import HarnessError
-
-VARIANTS = ("base", "adapter")
+from harness.runstore import RunPaths, read_json, task_samples, task_scores
 
 
 @dataclass
@@ -81,7 +81,7 @@ class Run:
 
 def _read_json(path: Path, what: str) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_json(path)
     except (OSError, ValueError) as exc:
         raise HarnessError(f"cannot read {what} {path}: {exc}") from None
 
@@ -101,7 +101,7 @@ def _read_samples(path: Path) -> list[dict] | None:
 
 
 def load_task(task_dir: Path, variant: str, with_samples: bool = True) -> TaskResult:
-    scores_path = task_dir / "scores.json"
+    scores_path = task_scores(task_dir)
     s = _read_json(scores_path, "scores")
     if not isinstance(s, dict) or not isinstance(s.get("metrics"), dict):
         raise HarnessError(f"bad scores file {scores_path}: no 'metrics' object")
@@ -121,14 +121,14 @@ def load_task(task_dir: Path, variant: str, with_samples: bool = True) -> TaskRe
         metadata=s.get("metadata") or {},
         scores=s,
         path=task_dir,
-        samples=_read_samples(task_dir / "samples.jsonl") if with_samples else None,
+        samples=_read_samples(task_samples(task_dir)) if with_samples else None,
     )
 
 
 def load_run(run_dir: Path, with_samples: bool = True) -> Run:
     """Read one run folder; HarnessError if it is not a run folder or has no evaluation."""
-    run_dir = Path(run_dir)
-    spec_path = run_dir / "spec.yaml"
+    paths = RunPaths(Path(run_dir))
+    run_dir, spec_path = paths.root, paths.spec
     if not run_dir.is_dir():
         raise HarnessError(f"not a run folder: {run_dir} (no such directory)")
     if not spec_path.exists():
@@ -139,13 +139,12 @@ def load_run(run_dir: Path, with_samples: bool = True) -> Run:
         raise HarnessError(f"cannot read {spec_path}: {' '.join(str(exc).split())}") from None
     if not isinstance(spec, dict):
         raise HarnessError(f"bad run spec {spec_path}: not a mapping")
-    manifest_path = run_dir / "manifest.json"
-    stages = _read_json(manifest_path, "manifest").get("stages", {}) if manifest_path.exists() else {}
+    stages = _read_json(paths.manifest, "manifest").get("stages", {}) if paths.manifest.exists() else {}
     run = Run(name=str(spec.get("name") or run_dir.name), path=run_dir, spec=spec, stages=stages or {})
-    eval_dir = run_dir / "eval"
+    eval_dir = paths.eval_root
     for variant_dir in sorted(p for p in eval_dir.iterdir() if p.is_dir()) if eval_dir.is_dir() else []:
         tasks = {}
-        for task_dir in sorted(p for p in variant_dir.iterdir() if (p / "scores.json").exists()):
+        for task_dir in sorted(p for p in variant_dir.iterdir() if task_scores(p).exists()):
             result = load_task(task_dir, variant_dir.name, with_samples)
             tasks[result.task] = result
         if tasks:

@@ -4,8 +4,8 @@ Everything here resamples *items* (test documents) with replacement, seeded, so 
 reproducible. Corpus metrics (BLEU, chrF++) are not averages of per-item scores, so for them a
 resample recomputes the corpus score: each item's sacreBLEU sufficient statistics are extracted
 once, a resample sums them with its multiplicities, and the corpus score is computed from the
-sums, which is exactly what sacreBLEU's own `corpus_score` does on the resampled corpus
-(`_corpus_score` below is that slow reference; the tests check the two agree).
+sums, which is exactly what sacreBLEU's own `corpus_score` does on the resampled corpus (the
+tests check the two agree).
 
 Paired bootstrap p-value (two-sided; Koehn 2004's test made two-sided): with the observed
 difference d = score(B) - score(A) on the aligned items and resampled differences d*_1..d*_R
@@ -41,9 +41,6 @@ class Interval:
     n: int  # items resampled
     level: float = 0.95
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class PairedResult:
@@ -55,9 +52,6 @@ class PairedResult:
     p_value: float
     n: int  # aligned items
     n_resamples: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -155,13 +149,6 @@ def make_metric(metric: str, signature: str | None = None, tokenize: str | None 
     raise ValueError(f"not a corpus metric: {metric!r} (known: {', '.join(CORPUS_METRICS)})")
 
 
-def _corpus_score(metric: str, refs: Sequence[str], hyps: Sequence[str], tokenize: str | None = None,
-                  signature: str | None = None) -> float:
-    """Corpus BLEU (tokenizer `tokenize`) or chrF++ (CHRF(word_order=2)) straight from sacreBLEU."""
-    m = make_metric(metric, signature, tokenize)
-    return float(m.corpus_score(list(hyps), [list(refs)]).score)
-
-
 class CorpusScorer:
     """Per-item sufficient statistics of a corpus metric, and corpus scores from weighted sums."""
 
@@ -205,34 +192,15 @@ class CorpusScorer:
 # --------------------------------------------------------------------------- intervals
 
 
-def bootstrap_mean_ci(values: Sequence[float], n_resamples: int = DEFAULT_RESAMPLES, seed: Any = 0,
-                      level: float = 0.95) -> Interval:
-    """Percentile bootstrap interval of the mean of per-item values."""
-    return mean_distribution(values, n_resamples, seed, level)[0]
-
-
 def mean_distribution(values: Sequence[float], n_resamples: int = DEFAULT_RESAMPLES, seed: Any = 0,
-                      level: float = 0.95) -> tuple[Interval, np.ndarray]:
+                      level: float = 0.95, counts: np.ndarray | None = None) -> tuple[Interval, np.ndarray]:
+    """Percentile bootstrap interval of the mean of per-item values, and the resampled means;
+    `counts` overrides the draw."""
     v = np.asarray(values, dtype=float)
-    counts = resample_counts(len(v), n_resamples, seed)
-    dist = counts.astype(float) @ v / len(v)
+    if counts is None:
+        counts = resample_counts(len(v), n_resamples, seed)
+    dist = np.asarray(counts, dtype=float) @ v / len(v)
     return percentile_interval(float(v.mean()), dist, len(v), level), dist
-
-
-def bootstrap_corpus_ci(metric: str, refs: Sequence[str], hyps: Sequence[str], n_resamples: int = DEFAULT_RESAMPLES,
-                        seed: Any = 0, signature: str | None = None, tokenize: str | None = None,
-                        level: float = 0.95) -> Interval:
-    """Percentile bootstrap interval of a corpus metric ('bleu' or 'chrf'), items resampled."""
-    return corpus_distribution(metric, refs, hyps, n_resamples, seed, signature, tokenize, level)[0]
-
-
-def corpus_distribution(metric: str, refs: Sequence[str], hyps: Sequence[str], n_resamples: int = DEFAULT_RESAMPLES,
-                        seed: Any = 0, signature: str | None = None, tokenize: str | None = None,
-                        level: float = 0.95) -> tuple[Interval, np.ndarray]:
-    scorer = CorpusScorer(metric, refs, hyps, signature, tokenize)
-    counts = resample_counts(len(scorer), n_resamples, seed)
-    dist = scorer.resampled(counts)
-    return percentile_interval(scorer.score(), dist, len(scorer), level), dist
 
 
 # --------------------------------------------------------------------------- paired tests
@@ -259,22 +227,11 @@ def align_indices(samples_a: Sequence[dict], samples_b: Sequence[dict],
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def align_samples(samples_a: Sequence[dict], samples_b: Sequence[dict], key: str = "doc_hash") -> list[tuple[dict, dict]]:
-    """Pairs of samples for the same item, matched on `doc_hash` (repeats matched in order), in A's order."""
-    ia, ib = align_indices(samples_a, samples_b, key)
-    return [(samples_a[i], samples_b[j]) for i, j in zip(ia, ib)]
-
-
-def paired_bootstrap(values_a: Sequence[float], values_b: Sequence[float], n_resamples: int = DEFAULT_RESAMPLES,
-                     seed: Any = 0, level: float = 0.95) -> PairedResult:
-    """Paired bootstrap on aligned per-item values (mean metric): B - A, two-sided p."""
-    return paired_mean_distribution(values_a, values_b, n_resamples, seed, level)[0]
-
-
 def paired_mean_distribution(values_a: Sequence[float], values_b: Sequence[float],
                              n_resamples: int = DEFAULT_RESAMPLES, seed: Any = 0, level: float = 0.95,
                              counts: np.ndarray | None = None) -> tuple[PairedResult, np.ndarray]:
-    """As `paired_bootstrap`, also returning the resampled differences; `counts` overrides the draw."""
+    """Paired bootstrap on aligned per-item values (mean metric): B - A, two-sided p, and the
+    resampled differences; `counts` overrides the draw."""
     a = np.asarray(values_a, dtype=float)
     b = np.asarray(values_b, dtype=float)
     if a.shape != b.shape:
@@ -284,21 +241,6 @@ def paired_mean_distribution(values_a: Sequence[float], values_b: Sequence[float
         counts = resample_counts(len(diff), n_resamples, seed)
     dist = np.asarray(counts, dtype=float) @ diff / len(diff)
     return _paired_result(float(diff.mean()), dist, len(diff), level), dist
-
-
-def paired_bootstrap_corpus(metric: str, refs: Sequence[str], hyps_a: Sequence[str], hyps_b: Sequence[str],
-                            n_resamples: int = DEFAULT_RESAMPLES, seed: Any = 0, signature: str | None = None,
-                            tokenize: str | None = None, level: float = 0.95) -> PairedResult:
-    """Paired bootstrap for a corpus metric: both systems' corpus scores recomputed on each resample."""
-    return paired_corpus_distribution(metric, refs, hyps_a, hyps_b, n_resamples, seed, signature, tokenize, level)[0]
-
-
-def paired_corpus_distribution(metric: str, refs: Sequence[str], hyps_a: Sequence[str], hyps_b: Sequence[str],
-                               n_resamples: int = DEFAULT_RESAMPLES, seed: Any = 0, signature: str | None = None,
-                               tokenize: str | None = None, level: float = 0.95) -> tuple[PairedResult, np.ndarray]:
-    sa = CorpusScorer(metric, refs, hyps_a, signature, tokenize)
-    sb = CorpusScorer(metric, refs, hyps_b, signature, tokenize)
-    return paired_scorers_distribution(sa, sb, n_resamples, seed, level)
 
 
 def paired_scorers_distribution(sa: CorpusScorer, sb: CorpusScorer, n_resamples: int = DEFAULT_RESAMPLES,

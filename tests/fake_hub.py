@@ -163,7 +163,7 @@ class FakeHub:
         import datasets
         import huggingface_hub
 
-        import tasks.metrics as metrics
+        import harness.metrics as metrics
 
         monkeypatch.setattr(datasets, "load_dataset", self.load_dataset)
         monkeypatch.setattr(huggingface_hub, "snapshot_download", self.snapshot_download)

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.runstore import RunPaths, read_json, read_jsonl, task_samples, task_scores
+from harness.tasks import get_suite
+
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = ROOT / "baselines" / "smoke__smollm2-135m__sdrrl.json"
@@ -39,3 +42,22 @@ def test_builtin_sdrrl_run_matches_the_recorded_baseline(tmp_path, smollm2):
                            env=env, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "check passed" in check.stdout
+    assert_base_model_is_sane(runs / name, get_suite("smoke"))
+
+
+def assert_base_model_is_sane(run_dir: Path, suite) -> None:
+    """The base model's own evaluation in that run (the whole smoke suite through vLLM) is a real model's.
+
+    Folded in here rather than evaluated again in a test of its own: it is the same vLLM evaluation.
+    """
+    base = RunPaths(run_dir).eval_dir("base")
+    for task in suite.tasks:
+        scores = read_json(task_scores(base / task.name))
+        metric = scores["primary_metric"]
+        assert 0 <= scores["metrics"][metric] <= (1 if metric == "acc" else 100), task.name
+        assert scores["n_samples"] == 4, task.name
+        if scores["kind"] == "generation":  # the real model answers every item, with text
+            rows = read_jsonl(task_samples(base / task.name))
+            assert all(r["prediction"].strip() for r in rows), task.name
+    # SmolLM2 tells English topics apart far better than chance (1/7), unlike a random model.
+    assert read_json(task_scores(base / "sib200_en"))["metrics"]["acc"] > 0.5

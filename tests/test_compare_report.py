@@ -9,7 +9,7 @@ import pytest
 
 from reports.build import build_report
 from reports.forest import color_range
-from reports.testing import make_run
+from run_fixtures import make_run
 
 ACCS = {0: 0.6, 1: 0.7, 2: 0.8}
 
@@ -124,9 +124,9 @@ def test_forest_plot_shows_each_delta_with_its_interval_in_metric_units(tmp_path
 
 
 def test_heatmap_colour_scale_is_fixed_in_metric_units():
-    from reports.build import _color
+    from reports.html import heat_colour
 
     assert color_range("bleu") == 5.0 and color_range("acc") == 10.0
-    pale = _color(0.04, color_range("bleu"))  # a 0.04 BLEU change
+    pale = heat_colour(0.04, color_range("bleu"))  # a 0.04 BLEU change
     assert all(int(pale[i:i + 2], 16) > 245 for i in (1, 3, 5))  # nearly white, not full colour
-    assert _color(5.0, color_range("bleu")) == _color(50.0, color_range("bleu"))  # saturates at the range
+    assert heat_colour(5.0, color_range("bleu")) == heat_colour(50.0, color_range("bleu"))  # saturates at the range

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from harness.engines import EngineSettings, check_parallel, lm_eval_model_args
+from harness.engines import EngineSettings, check_parallel, get_engine
 from harness.errors import HarnessError
 
 
 def test_parallel_sizes_reach_vllm(tiny_llama):
-    args = lm_eval_model_args("vllm", tiny_llama, None, EngineSettings(tensor_parallel_size=2, data_parallel_size=4))
+    args = get_engine("vllm").model_args(tiny_llama, None, EngineSettings(tensor_parallel_size=2, data_parallel_size=4))
     assert args["tensor_parallel_size"] == 2 and args["data_parallel_size"] == 4
-    plain = lm_eval_model_args("vllm", tiny_llama, None, EngineSettings())
+    plain = get_engine("vllm").model_args(tiny_llama, None, EngineSettings())
     assert "tensor_parallel_size" not in plain and "data_parallel_size" not in plain
 
 

@@ -15,9 +15,10 @@ import pytest
 from harness.errors import HarnessError
 from harness.runstore import write_json
 from reports import stats
-from reports.build import MACRO_LABEL, build_report
+from reports.build import build_report
+from reports.fmt import MACRO_LABEL
 from reports.load import load_run
-from reports.testing import make_run
+from run_fixtures import make_run
 
 # --------------------------------------------------------------------------- statistics
 
@@ -41,7 +42,7 @@ def test_mcnemar_no_discordant_pairs_is_one():
 
 
 def test_bootstrap_ci_of_constant_is_the_constant():
-    iv = stats.bootstrap_mean_ci([0.7] * 50, n_resamples=300, seed=1)
+    iv = stats.mean_distribution([0.7] * 50, n_resamples=300, seed=1)[0]
     assert (iv.estimate, iv.low, iv.high) == pytest.approx((0.7, 0.7, 0.7))
     assert iv.n == 50
 
@@ -49,12 +50,12 @@ def test_bootstrap_ci_of_constant_is_the_constant():
 def test_bootstrap_ci_matches_normal_approximation_and_is_seeded():
     rng = random.Random(0)
     values = [1.0 if rng.random() < 0.6 else 0.0 for _ in range(400)]
-    iv = stats.bootstrap_mean_ci(values, n_resamples=2000, seed=3)
+    iv = stats.mean_distribution(values, n_resamples=2000, seed=3)[0]
     mean = sum(values) / len(values)
     half = 1.96 * math.sqrt(mean * (1 - mean) / len(values))
     assert iv.low < mean < iv.high
     assert (iv.high - iv.low) == pytest.approx(2 * half, rel=0.15)
-    assert stats.bootstrap_mean_ci(values, n_resamples=2000, seed=3) == iv
+    assert stats.mean_distribution(values, n_resamples=2000, seed=3)[0] == iv
     d3 = stats.mean_distribution(values, n_resamples=200, seed=3)[1]
     assert (stats.mean_distribution(values, n_resamples=200, seed=3)[1] == d3).all()
     assert not (stats.mean_distribution(values, n_resamples=200, seed=4)[1] == d3).all()
@@ -69,7 +70,7 @@ def test_resample_counts_rows_sum_to_n():
 def test_paired_bootstrap_identical_systems_p_is_one():
     rng = random.Random(1)
     a = [float(rng.random() < 0.5) for _ in range(100)]
-    res = stats.paired_bootstrap(a, list(a), n_resamples=500, seed=0)
+    res = stats.paired_mean_distribution(a, list(a), n_resamples=500, seed=0)[0]
     assert res.delta == 0.0 and res.p_value == 1.0
     assert (res.low, res.high) == (0.0, 0.0)
 
@@ -79,20 +80,20 @@ def test_paired_bootstrap_large_clear_difference():
     # (unless it drew only the 50 unchanged items), so p = 2 / (R + 1).
     a = [0.0] * 200
     b = [1.0] * 150 + [0.0] * 50
-    res = stats.paired_bootstrap(a, b, n_resamples=1000, seed=0)
+    res = stats.paired_mean_distribution(a, b, n_resamples=1000, seed=0)[0]
     assert res.delta == pytest.approx(0.75)
     assert res.p_value == pytest.approx(2 / 1001)
     assert res.p_value < 0.01
     assert res.low > 0.6 and res.high < 0.9
     # and the other way round, the same p with a negative delta
-    rev = stats.paired_bootstrap(b, a, n_resamples=1000, seed=0)
+    rev = stats.paired_mean_distribution(b, a, n_resamples=1000, seed=0)[0]
     assert rev.delta == pytest.approx(-0.75) and rev.p_value == res.p_value
 
 
 def test_item_changes_and_alignment_by_doc_hash():
     a = [{"doc_hash": h, "metrics": {"acc": v}} for h, v in zip("abcde", [1, 0, 0, 1, 1])]
     b = [{"doc_hash": h, "metrics": {"acc": v}} for h, v in zip("edcbaz", [0, 1, 1, 1, 1, 1])]
-    pairs = stats.align_samples(a, b)
+    pairs = [(a[i], b[j]) for i, j in zip(*stats.align_indices(a, b))]
     assert [x["doc_hash"] for x, _ in pairs] == list("abcde")
     assert all(x["doc_hash"] == y["doc_hash"] for x, y in pairs)
     va = [x["metrics"]["acc"] for x, _ in pairs]
@@ -113,17 +114,27 @@ def _corrupt(sents: list[str], p: float, seed: int) -> list[str]:
     return [" ".join(w if rng.random() > p else "xyz" for w in s.split()) for s in sents]
 
 
+def _corpus_score(metric: str, refs: list[str], hyps: list[str], tokenize: str | None = None) -> float:
+    """The slow reference: the corpus score straight from sacreBLEU, on the corpus as given."""
+    return float(stats.make_metric(metric, tokenize=tokenize).corpus_score(list(hyps), [list(refs)]).score)
+
+
+def _paired_corpus(refs: list[str], hyps_a: list[str], hyps_b: list[str], n_resamples: int) -> stats.PairedResult:
+    a, b = (stats.CorpusScorer("bleu", refs, hyps, tokenize="13a") for hyps in (hyps_a, hyps_b))
+    return stats.paired_scorers_distribution(a, b, n_resamples=n_resamples, seed=0)[0]
+
+
 @pytest.mark.parametrize("metric", ["bleu", "chrf"])
 def test_corpus_resample_equals_recomputing_the_corpus_score(metric):
     refs = _sentences(30, 0)
     hyps = _corrupt(refs, 0.4, 1)
     scorer = stats.CorpusScorer(metric, refs, hyps, tokenize="13a")
-    assert scorer.score() == pytest.approx(stats._corpus_score(metric, refs, hyps, tokenize="13a"))
+    assert scorer.score() == pytest.approx(_corpus_score(metric, refs, hyps, tokenize="13a"))
     counts = stats.resample_counts(len(refs), n_resamples=3, seed=5)
     fast = scorer.resampled(counts)
     for r in range(3):
         idx = [i for i in range(len(refs)) for _ in range(counts[r, i])]
-        slow = stats._corpus_score(metric, [refs[i] for i in idx], [hyps[i] for i in idx], tokenize="13a")
+        slow = _corpus_score(metric, [refs[i] for i in idx], [hyps[i] for i in idx], tokenize="13a")
         assert fast[r] == pytest.approx(slow)
 
 
@@ -132,19 +143,21 @@ def test_chrf_default_is_chrf_plus_plus_and_signature_is_honoured():
 
     refs = _sentences(10, 2)
     hyps = _corrupt(refs, 0.3, 3)
-    assert stats._corpus_score("chrf", refs, hyps) == pytest.approx(
+    assert _corpus_score("chrf", refs, hyps) == pytest.approx(
         CHRF(word_order=2).corpus_score(hyps, [refs]).score)
     char_bleu = BLEU(tokenize="char")
     expected = char_bleu.corpus_score(hyps, [refs]).score
     sig = str(char_bleu.get_signature())
     assert stats.parse_signature(sig)["tok"] == "char"
     assert stats.CorpusScorer("bleu", refs, hyps, signature=sig).score() == pytest.approx(expected)
-    assert expected != pytest.approx(stats._corpus_score("bleu", refs, hyps, tokenize="13a"))
+    assert expected != pytest.approx(_corpus_score("bleu", refs, hyps, tokenize="13a"))
 
 
 def test_corpus_ci_of_perfect_output_is_100():
     refs = _sentences(20, 4)
-    iv = stats.bootstrap_corpus_ci("bleu", refs, refs, n_resamples=200, seed=0, tokenize="13a")
+    scorer = stats.CorpusScorer("bleu", refs, refs, tokenize="13a")
+    dist = scorer.resampled(stats.resample_counts(len(scorer), n_resamples=200, seed=0))
+    iv = stats.percentile_interval(scorer.score(), dist, len(scorer))
     assert (iv.estimate, iv.low, iv.high) == pytest.approx((100.0, 100.0, 100.0))
 
 
@@ -152,10 +165,10 @@ def test_paired_corpus_bootstrap_identical_and_clear_difference():
     refs = _sentences(60, 5)
     good = _corrupt(refs, 0.1, 6)
     bad = _corrupt(refs, 0.7, 7)
-    same = stats.paired_bootstrap_corpus("bleu", refs, good, good, n_resamples=300, seed=0, tokenize="13a")
+    same = _paired_corpus(refs, good, good, n_resamples=300)
     assert same.delta == 0.0 and same.p_value == 1.0
-    res = stats.paired_bootstrap_corpus("bleu", refs, bad, good, n_resamples=1000, seed=0, tokenize="13a")
-    expected = stats._corpus_score("bleu", refs, good, "13a") - stats._corpus_score("bleu", refs, bad, "13a")
+    res = _paired_corpus(refs, bad, good, n_resamples=1000)
+    expected = _corpus_score("bleu", refs, good, "13a") - _corpus_score("bleu", refs, bad, "13a")
     assert res.delta == pytest.approx(expected)
     assert res.delta > 30 and res.p_value < 0.01 and res.low > 0
 
@@ -275,6 +288,18 @@ def test_report_files_and_content(tmp_path):
     assert "1.23" in md
 
 
+def test_markdown_and_html_show_the_same_sections_in_order(tmp_path):
+    """Both renderings walk one description of the sections (reports/sections.py); the HTML's navigation links them all."""
+    out = tmp_path / "report"
+    build_report(_three_runs(tmp_path, n=20), out, n_resamples=50)
+    md, html = (out / "report.md").read_text(), (out / "report.html").read_text()
+    md_titles = [line[3:] for line in md.splitlines() if line.startswith("## ")]
+    html_titles = re.findall(r'<h2 id="[a-z]+">([^<]+)</h2>', html)
+    assert md_titles == html_titles == ["Systems", "Scores", "Deltas", "English retention", "Training budget",
+                                        "Cost per run", "sacreBLEU signatures", "Notes"]
+    assert re.findall(r'<a href="#([a-z]+)">', html) == re.findall(r'<h2 id="([a-z]+)">', html)
+
+
 def test_report_html_is_valid_and_self_contained(tmp_path):
     out = tmp_path / "report"
     build_report(_three_runs(tmp_path), out, n_resamples=100)
@@ -385,8 +410,8 @@ def test_unusable_tokenizer_is_a_note_not_a_crash(tmp_path):
 
 
 def test_flores200_tokenizer_offline_is_a_note(tmp_path, monkeypatch):
-    pytest.importorskip("tasks.metrics")
-    from tasks import metrics
+    pytest.importorskip("harness.metrics")
+    from harness import metrics
 
     monkeypatch.setattr(metrics, "tokenizer_available", lambda tok: tok != "flores200")
     monkeypatch.setattr(metrics, "unavailable_reason", lambda tok: "no SentencePiece model (test)")

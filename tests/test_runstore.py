@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.runstore import Manifest, atomic_path, read_jsonl, write_json, write_jsonl
+from harness.runstore import Manifest, atomic_dir, atomic_path, read_jsonl, write_json, write_jsonl
 
 
 def test_atomic_write_leaves_old_file_when_writer_fails(tmp_path: Path):
@@ -15,6 +15,31 @@ def test_atomic_write_leaves_old_file_when_writer_fails(tmp_path: Path):
             raise RuntimeError("killed mid-write")
     assert json.loads(target.read_text()) == {"acc": 0.5}
     assert [p.name for p in tmp_path.iterdir()] == ["scores.json"]  # no temp file left behind
+
+
+def test_atomic_dir_replaces_whole_folder_or_keeps_the_old_one(tmp_path: Path):
+    target = tmp_path / "adapter"
+    with atomic_dir(target) as tmp:
+        (tmp / "weights").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "weights").write_text("half")
+            raise RuntimeError("killed mid-write")
+    assert (target / "weights").read_text() == "old"
+    with atomic_dir(target) as tmp:
+        (tmp / "weights").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["weights"] and (target / "weights").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["adapter"]  # no temp folder left behind
+
+
+def test_atomic_dir_scratch_clears_what_a_killed_attempt_left(tmp_path: Path):
+    target, scratch = tmp_path / "adapter", tmp_path / "adapter.partial"
+    scratch.mkdir()
+    (scratch / "stale").write_text("from a killed run")
+    with atomic_dir(target, scratch=scratch) as tmp:
+        assert tmp == scratch and not any(tmp.iterdir())
+        (tmp / "weights").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["weights"] and not scratch.exists()
 
 
 def test_jsonl_round_trip_keeps_unicode(tmp_path: Path):

@@ -24,7 +24,8 @@ from harness.tasks import (
     task_from_config,
     tasks_dir,
 )
-from tasks import dataio, generate, metrics
+from harness import metrics
+from tasks import dataio, generate
 
 FAMILIES = ("belebele", "sib200", "flores200")
 SIB_CATEGORIES = ["science/technology", "travel", "politics", "sports", "health", "entertainment", "geography"]

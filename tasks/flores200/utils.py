@@ -5,7 +5,7 @@ iso_639_3, iso_15924, glottocode, text, url, domain, topic, has_image, has_hyper
 The task's docs are {id, source, target, ...} pairs; BLEU and chrF++ are corpus-level: each doc
 yields (reference, hypothesis, settings) and the aggregation functions score the whole corpus.
 The sacreBLEU settings come from the task metadata (`sacrebleu:`) and travel inside the docs,
-so the scores follow the same settings that tasks.metrics.sacrebleu_signatures reports.
+so the scores follow the same settings that harness.metrics.sacrebleu_signatures reports.
 
 The hypothesis scored is what harness.hygiene.extract_translation takes from the raw output (the
 first line that is not a chat preamble, without a "<target language>:" label or wrapping quotes):
@@ -19,14 +19,14 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.hygiene import extract_translation
-from harness.langs import LANGUAGES
-from tasks import dataio, metrics
+from harness import metrics
+from harness.langs import by_flores
+from tasks import dataio
 
 TASKS_ROOT = Path(__file__).resolve().parent.parent  # relative suite data dirs start here
 SPLIT = "devtest"
 FEWSHOT_SPLIT = "dev"
 REQUIRED_FIELDS = ("id", "text")
-_NAME_BY_FLORES = {lang.flores: lang.name for lang in LANGUAGES.values()}
 
 
 def load(
@@ -81,8 +81,8 @@ def _docs(split, family, source_config, target_config, dataset, sacrebleu, data_
 
 
 def process_results(doc: dict, results: list) -> dict:
-    label = _NAME_BY_FLORES.get(doc["target_config"])
-    hyp = extract_translation(results[0], (label,) if label else ()) if results else ""
+    target = by_flores(doc["target_config"])
+    hyp = extract_translation(results[0], (target.name,) if target else ()) if results else ""
     ref = doc["target"]
     return {
         "bleu": (ref, hyp, doc["bleu_tokenize"], doc["bleu_fallback_tokenize"]),

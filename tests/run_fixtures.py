@@ -1,9 +1,10 @@
-"""Synthetic run folders for tests and demos: the layout the harness writes, with made-up outputs.
+"""Synthetic run folders for the report and check tests: the layout the harness writes, with made-up outputs.
 
 `make_run(root, name, trainer, ...)` writes runs/<name>/{spec.yaml, manifest.json,
-eval/<variant>/<task>/{scores.json, samples.jsonl}}. The base variant depends only on the item
-(so every run's base evaluation is the same, as for one base model); the adapter's accuracy and
-translation quality are set per run, so tests can make a clear improvement, a regression, or none.
+eval/<variant>/<task>/{scores.json, samples.jsonl}}, at the paths harness.runstore.RunPaths names.
+The base variant depends only on the item (so every run's base evaluation is the same, as for one
+base model); the adapter's accuracy and translation quality are set per run, so tests can make a
+clear improvement, a regression, or none.
 Item outcomes come from one per-item random draw shared by all systems: a system with more skill
 gets a superset of the items right, and two systems with the same skill give identical outputs.
 """
@@ -17,7 +18,7 @@ from typing import Sequence
 
 import yaml
 
-from harness.runstore import write_json, write_jsonl, write_text
+from harness.runstore import RunPaths, task_samples, task_scores, write_json, write_jsonl, write_text
 
 WORDS = ("house river green small walk quickly under bright paper window city morning garden "
          "silver table stone friend letter music winter summer bridge candle forest yellow").split()
@@ -27,7 +28,7 @@ def _hash(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8")).hexdigest()[:16]
 
 
-def _accuracy_task(root: Path, variant: str, family: str, lang: str, n: int, p_correct: float,
+def _accuracy_task(paths: RunPaths, variant: str, family: str, lang: str, n: int, p_correct: float,
                    model: str, adapter: str | None) -> None:
     task = f"{family}_{lang}"
     rows = []
@@ -42,12 +43,12 @@ def _accuracy_task(root: Path, variant: str, family: str, lang: str, n: int, p_c
     scores = {"task": task, "family": family, "lang": lang, "kind": "comprehension", "primary_metric": "acc",
               "metrics": {"acc": acc, "acc_stderr": stderr}, "n_samples": n, "signatures": {}, "engine": "vllm",
               "model": model, "adapter": adapter, "variant": variant, "wall_s": 1.5}
-    d = root / "eval" / variant / task
-    write_jsonl(d / "samples.jsonl", rows)
-    write_json(d / "scores.json", scores)
+    task_dir = paths.eval_dir(variant) / task
+    write_jsonl(task_samples(task_dir), rows)
+    write_json(task_scores(task_dir), scores)
 
 
-def _translation_task(root: Path, variant: str, lang: str, direction: str, n: int, quality: float,
+def _translation_task(paths: RunPaths, variant: str, lang: str, direction: str, n: int, quality: float,
                       model: str, adapter: str | None, tokenize: str = "13a") -> None:
     from sacrebleu.metrics import BLEU, CHRF
 
@@ -69,9 +70,9 @@ def _translation_task(root: Path, variant: str, lang: str, direction: str, n: in
               "signatures": {"bleu": str(bleu.get_signature()), "chrf": str(chrf.get_signature())},
               "engine": "vllm", "model": model, "adapter": adapter, "variant": variant, "wall_s": 4.0,
               "metadata": {"direction": direction, "sacrebleu": {"bleu": str(b), "chrf": str(c)}}}
-    d = root / "eval" / variant / task
-    write_jsonl(d / "samples.jsonl", rows)
-    write_json(d / "scores.json", scores)
+    task_dir = paths.eval_dir(variant) / task
+    write_jsonl(task_samples(task_dir), rows)
+    write_json(task_scores(task_dir), scores)
 
 
 def make_run(runs_root: Path, name: str, trainer: str = "sdrrl", langs: Sequence[str] = ("en", "cs", "ja"),
@@ -84,15 +85,15 @@ def make_run(runs_root: Path, name: str, trainer: str = "sdrrl", langs: Sequence
 
     The manifest has the pipeline's stages (plan, data, train, evaluate) with the extras the
     pipeline records; `device` is what training records ("NVIDIA H100 80GB HBM3 x2" on a GPU)."""
-    root = Path(runs_root) / name
+    paths = RunPaths(Path(runs_root) / name)
     spec = {"name": name, "trainer": trainer, "trainer_config": trainer_config or {"lr": 2e-4}, "model": model,
             "suite": suite, "engine": "vllm", "seed": seed, "languages": list(langs)}
-    write_text(root / "spec.yaml", yaml.safe_dump(spec, sort_keys=False))
+    write_text(paths.spec, yaml.safe_dump(spec, sort_keys=False))
     stages = {
         "plan": {"input_hash": _hash(name, "plan"), "wall_s": 0.01, "seed": 0, "finished_at": "2025-01-01T00:00:00Z",
                  "versions": {"python": "3.11"}},
         "evaluate": {"input_hash": _hash(name, "evaluate"), "wall_s": 120.0, "seed": 0,
-                     "finished_at": "2025-01-01T01:00:00Z", "versions": {"python": "3.11"}, "generated_tokens": 12345},
+                     "finished_at": "2025-01-01T01:00:00Z", "versions": {"python": "3.11"}},
     }
     if trainer != "base":
         stages["data"] = {"input_hash": _hash(name, "data"), "wall_s": 300.0, "seed": 0,
@@ -102,20 +103,20 @@ def make_run(runs_root: Path, name: str, trainer: str = "sdrrl", langs: Sequence
                            "train_tokens": 250000, "steps": 80, "device": device, "num_processes": gpus,
                            "records_per_step": 16, "input_tokens": 900000, "tokens_per_step": 11250,
                            **(train_stats or {})}
-    write_json(root / "manifest.json", {"stages": stages})
+    write_json(paths.manifest, {"stages": stages})
 
     def skill(v: float | dict[str, float], lang: str, default: float) -> float:
         return v.get(lang, default) if isinstance(v, dict) else v
 
     variants = (["base"] if with_base else []) + (["adapter"] if trainer != "base" else [])
     for variant in variants:
-        adapter = None if variant == "base" else str(root / "adapter")
+        adapter = None if variant == "base" else str(paths.adapter)
         for lang in langs:
             for family in families:
                 p = base_acc if variant == "base" else skill(adapter_acc, lang, base_acc)
-                _accuracy_task(root, variant, family, lang, n, p, model, adapter)
+                _accuracy_task(paths, variant, family, lang, n, p, model, adapter)
             if translation and lang != "en":
                 for direction in (f"en-{lang}", f"{lang}-en"):
                     q = base_quality if variant == "base" else skill(adapter_quality, lang, base_quality)
-                    _translation_task(root, variant, lang, direction, n, q, model, adapter)
-    return root
+                    _translation_task(paths, variant, lang, direction, n, q, model, adapter)
+    return paths.root

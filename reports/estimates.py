@@ -1,0 +1,197 @@
+"""Bootstrap estimates for the report's cells: a system's score on a task, and its delta against a reference.
+
+Every (task, metric) draws its item resamples once, shared by all systems, so the distributions of
+two systems, of the seeds of one system, and of the languages of a macro average line up resample
+by resample. Scorers and distributions are cached per (system, result, metric): the score tables
+and every delta table reuse them. What cannot be estimated becomes a note, not an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from reports import stats
+from reports.fmt import metric_label
+from reports.load import TaskResult
+from reports.systems import System, seed_pairs, seed_spread
+
+Distribution = np.ndarray | None  # bootstrap replicates of an estimate; None when there are none
+
+
+class Estimates:
+    def __init__(self, n_resamples: int, seed: int):
+        self.n_resamples = n_resamples
+        self.seed = seed
+        self.notes: list[str] = []
+        self._distributions: dict[tuple, tuple[Distribution, float | None]] = {}
+        self._scorers: dict[tuple, Any] = {}
+        self._counts: dict[tuple, np.ndarray] = {}
+
+    def counts(self, n: int, *names: str) -> np.ndarray:
+        """Resample multiplicities for n items, one draw per (task, metric), shared by all systems."""
+        key = (n,) + names
+        if key not in self._counts:
+            draw = stats.resample_counts(n, self.n_resamples, stats.task_seed(self.seed, *names))
+            self._counts[key] = draw.astype(float)
+        return self._counts[key]
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    # one system ------------------------------------------------------------------------------
+
+    def scorer(self, system: System, result: TaskResult, metric: str) -> stats.CorpusScorer | None:
+        """A CorpusScorer over the result's samples, or None (with a note) when it cannot be built."""
+        key = (system.key, str(result.path), metric)
+        if key not in self._scorers:
+            self._scorers[key] = self._build_scorer(system, result, metric)
+        return self._scorers[key]
+
+    def _build_scorer(self, system: System, result: TaskResult, metric: str) -> stats.CorpusScorer | None:
+        samples = result.samples
+        where = f"{result.task} / {system.label}"
+        if not samples:
+            self.note(f"{where}: no samples.jsonl, so no interval or paired test.")
+            return None
+        if any("prediction" not in s or "reference" not in s for s in samples):
+            self.note(f"{where}: samples lack reference/prediction, so no {metric_label(metric)} interval.")
+            return None
+        signature = result.signatures.get(metric)
+        try:
+            _check_tokenizer(signature)
+            return stats.CorpusScorer(metric, [s["reference"] for s in samples], [s["prediction"] for s in samples],
+                                      signature)
+        except Exception as exc:  # e.g. a tokenizer whose model cannot be fetched offline
+            self.note(f"{where}: cannot recompute {metric_label(metric)} "
+                      f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]}).")
+            return None
+
+    def item_values(self, system: System, result: TaskResult, metric: str) -> list[float] | None:
+        values = result.item_values(metric)
+        if values is None:
+            what = "no samples.jsonl" if not result.samples else f"samples carry no per-item {metric!r}"
+            self.note(f"{result.task} / {system.label}: {what}, so no interval or paired test.")
+        return values
+
+    def distribution(self, system: System, result: TaskResult, metric: str) -> tuple[Distribution, float | None]:
+        """Bootstrap distribution of the system's score on this task, and the recomputed score."""
+        key = (system.key, str(result.path), metric)
+        if key not in self._distributions:
+            if metric in stats.CORPUS_METRICS:
+                self._distributions[key] = self._corpus_distribution(system, result, metric)
+            else:
+                self._distributions[key] = self._mean_distribution(system, result, metric)
+        return self._distributions[key]
+
+    def _corpus_distribution(self, system: System, result: TaskResult, metric: str) -> tuple[Distribution, float | None]:
+        scorer = self.scorer(system, result, metric)
+        if scorer is None or not len(scorer):
+            return None, None
+        value = scorer.score()
+        reported = result.metrics.get(metric)
+        if isinstance(reported, (int, float)) and abs(reported - value) > 0.05:
+            self.note(f"{result.task} / {system.label}: {metric_label(metric)} recomputed from samples "
+                      f"is {value:.2f}, scores.json says {reported:.2f} (check the signature).")
+        return scorer.resampled(self.counts(len(scorer), result.task, metric)), value
+
+    def _mean_distribution(self, system: System, result: TaskResult, metric: str) -> tuple[Distribution, float | None]:
+        values = self.item_values(system, result, metric)
+        if not values:
+            return None, None
+        interval, dist = stats.mean_distribution(values, counts=self.counts(len(values), result.task, metric))
+        return dist, interval.estimate
+
+    def cell(self, system: System, task: str, metric: str) -> tuple[dict, Distribution]:
+        """The system's score on the task: with several seeds, the seed mean, whose bootstrap
+        distribution is the mean of the seeds' distributions (they share the item resamples)."""
+        results = [r for r in system.results(task) if isinstance(r.metrics.get(metric), (int, float))]
+        scores = [float(r.metrics[metric]) for r in results]
+        distributions = [self.distribution(system, r, metric)[0] for r in results]
+        score = float(np.mean(scores))
+        out: dict[str, Any] = {"score": score, "low": None, "high": None, "n": results[0].n_samples}
+        if len(results) > 1:
+            out.update(seeds=len(results), spread=seed_spread(scores))
+        mean = mean_distribution(distributions)
+        if mean is not None:
+            iv = stats.percentile_interval(score, mean, len(results[0].samples))
+            out.update(low=iv.low, high=iv.high, n=iv.n)
+        return out, mean
+
+    # against a reference ---------------------------------------------------------------------
+
+    def paired(self, reference: System, system: System, task: str, metric: str) -> tuple[dict | None, Distribution]:
+        """Delta of `system` against `reference`, paired on items and, with several seeds, on seeds: the
+        mean of the seed-paired deltas, its distribution the mean of their (item-aligned) distributions."""
+        found = [self.paired_one(reference, ref_result, system, result, metric)
+                 for ref_result, result in seed_pairs(reference, system, task)]
+        if not found or any(cell is None for cell, _ in found):
+            return None, None
+        if len(found) == 1:
+            return found[0]
+        deltas = [cell["delta"] for cell, _ in found]
+        out: dict[str, Any] = {"delta": float(np.mean(deltas)), "low": None, "high": None, "p_value": None,
+                               "n": found[0][0]["n"], "mcnemar": None, "changes": None, "seeds": len(found),
+                               "spread": seed_spread(deltas), "reported_delta": None}
+        mean = mean_distribution([dist for _, dist in found])
+        if mean is not None:
+            iv = stats.percentile_interval(out["delta"], mean, 0)
+            out.update(low=iv.low, high=iv.high, p_value=stats.bootstrap_p_value(mean))
+        return out, mean
+
+    def paired_one(self, reference: System, ref_result: TaskResult, system: System, result: TaskResult,
+                   metric: str) -> tuple[dict | None, Distribution]:
+        """One seed pair: the paired bootstrap over the items both results hold."""
+        if not ref_result.samples or not result.samples:
+            return None, None
+        ref_items, items = stats.align_indices(ref_result.samples, result.samples)
+        task = ref_result.task
+        if not ref_items:
+            self.note(f"{task}: {reference.label} and {system.label} share no items (doc_hash), so no paired test.")
+            return None, None
+        if len(ref_items) < max(len(ref_result.samples), len(result.samples)):
+            self.note(f"{task}: {reference.label} vs {system.label} paired on the {len(ref_items)} items both have "
+                      f"({len(ref_result.samples)} and {len(result.samples)}).")
+        counts = self.counts(len(ref_items), "paired", task, metric)
+        out: dict[str, Any] = {"mcnemar": None, "changes": None}
+        if metric in stats.CORPUS_METRICS:
+            ref_scorer, scorer = self.scorer(reference, ref_result, metric), self.scorer(system, result, metric)
+            if ref_scorer is None or scorer is None:
+                return None, None
+            paired, dist = stats.paired_scorers_distribution(ref_scorer.take(ref_items), scorer.take(items),
+                                                             counts=counts)
+        else:
+            ref_values, values = ref_result.item_values(metric), result.item_values(metric)
+            if ref_values is None or values is None:
+                return None, None
+            ref_values, values = [ref_values[i] for i in ref_items], [values[j] for j in items]
+            paired, dist = stats.paired_mean_distribution(ref_values, values, counts=counts)
+            out["changes"] = stats.item_changes(ref_values, values).to_dict()
+            if stats.is_binary(ref_values) and stats.is_binary(values):
+                out["mcnemar"] = stats.mcnemar_exact(ref_values, values).to_dict()
+        reported_ref, reported = ref_result.metrics.get(metric), result.metrics.get(metric)
+        out.update(delta=paired.delta, low=paired.low, high=paired.high, p_value=paired.p_value, n=paired.n,
+                   reported_delta=(reported - reported_ref) if None not in (reported_ref, reported) else None)
+        return out, dist
+
+
+def mean_distribution(distributions: list[Distribution]) -> Distribution:
+    """The replicate-wise mean of aligned distributions; None unless every one is there."""
+    if not distributions or any(d is None for d in distributions):
+        return None
+    return np.mean(np.vstack(distributions), axis=0)
+
+
+def _check_tokenizer(signature: str | None) -> None:
+    """Raise when the signature's BLEU tokenizer needs a SentencePiece model that is not obtainable here
+    (harness.metrics decides, with its download timeout and offline switches), instead of letting
+    sacreBLEU try to download it."""
+    tok = stats.parse_signature(signature).get("tok")
+    if not tok:
+        return
+    from harness import metrics
+
+    if metrics.needs_model_file(tok) and not metrics.tokenizer_available(tok):
+        raise RuntimeError(metrics.unavailable_reason(tok) or f"tokenizer {tok} unavailable")

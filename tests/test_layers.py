@@ -1,0 +1,92 @@
+"""The house's floors: a module imports only from its own floor or the floors below it.
+
+Bottom to top:
+  1. harness (core)      errors, run store, languages, hub, metrics, engines, models, evaluation, ...
+  2. tasks               lm-eval task families and their data loading
+  3. trainers            what builds training data and trains an adapter
+  4. harness (services)  what checks, fetches and measures a run's inputs across tasks and trainers
+  5. reports             the report and the regression check, from run folders
+  6. harness (app)       the command line, the pipeline of stages, comparisons
+
+Imports are read from the source (every `import`, also those inside functions), not executed.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("harness", "tasks", "trainers", "reports")
+HARNESS_SERVICES = ("heldout", "requirements", "preflight", "doctor", "fetch")
+HARNESS_APP = ("cli", "pipeline", "compare")
+FLOORS = ("harness (core)", "tasks", "trainers", "harness (services)", "reports", "harness (app)")
+
+
+def floor_of(module: str) -> int:
+    """The floor (index into FLOORS) of a dotted module name of this project."""
+    parts = module.split(".")
+    if parts[0] == "harness":
+        if len(parts) > 1 and parts[1] in HARNESS_APP:
+            return FLOORS.index("harness (app)")
+        if len(parts) > 1 and parts[1] in HARNESS_SERVICES:
+            return FLOORS.index("harness (services)")
+        return FLOORS.index("harness (core)")
+    return FLOORS.index(parts[0])
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_module(dotted: str) -> bool:
+    base = ROOT.joinpath(*dotted.split("."))
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def imported_modules(source: str, module: str, is_package: bool = False) -> list[tuple[int, str]]:
+    """(line, module) for every import of this project's packages in `source`."""
+    package = module if is_package else module.rpartition(".")[0]
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the module's own package upwards
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            # `from harness import hub` imports the module harness.hub
+            found += [(node.lineno, f"{base}.{alias.name}" if _is_module(f"{base}.{alias.name}") else base)
+                      for alias in node.names]
+    return [(line, name) for line, name in found if name.split(".")[0] in PACKAGES]
+
+
+def upward_imports(source: str, module: str, is_package: bool = False) -> list[str]:
+    own = floor_of(module)
+    return [f"{module}:{line} imports {name} ({FLOORS[floor_of(name)]} is above {FLOORS[own]})"
+            for line, name in imported_modules(source, module, is_package) if floor_of(name) > own]
+
+
+def project_sources() -> list[Path]:
+    files = [f for package in PACKAGES for f in sorted((ROOT / package).rglob("*.py"))]
+    return [f for f in files if "fixtures" not in f.relative_to(ROOT).parts]
+
+
+def test_no_import_runs_up_the_house():
+    sources = project_sources()
+    assert len(sources) > 50  # the walk found the tree
+    upward = [line for f in sources
+              for line in upward_imports(f.read_text(encoding="utf-8"), module_name(f), f.name == "__init__.py")]
+    assert not upward, "imports that run up the house:\n" + "\n".join(upward)
+
+
+def test_the_check_sees_an_upward_import():
+    # Each form of import a module could use to reach a higher floor.
+    assert upward_imports("from reports.build import build_report\n", "harness.evaluate")
+    assert upward_imports("def f():\n    import trainers.lora\n", "tasks.dataio")
+    assert upward_imports("from harness import pipeline\n", "reports.build")
+    assert upward_imports("from ..cli import main\n", "harness.engines.base")
+    assert not upward_imports("from harness import hub\nimport harness.runstore\n", "trainers.lora")
+    assert not upward_imports("from reports.build import build_report\n", "harness.pipeline")
