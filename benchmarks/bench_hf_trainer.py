@@ -38,7 +38,10 @@ def run_hf(model_dir: Path, records: list[dict], config, seed: int) -> tuple[lis
     from torch.utils.data import DataLoader
     from transformers import AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
 
-    from trainers.lora import GroupBatchSampler, collate, encode_records, forward_sum, load_lora_model, n_targets
+    from trainers.encoding import collate
+    from trainers.lora import encode_records
+    from trainers.lora_model import forward_sum, load_lora_model
+    from trainers.sampler import GroupBatchSampler
 
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from harness.models import resolve_model
-    from trainers.lora import TrainConfig
+    from trainers.config import TrainConfig
 
     model_dir = resolve_model(args.model)
     # One batch per step, no micro-batching, no dropout: the two loops must then give the same update.

@@ -13,6 +13,7 @@ kernel selection) are left out of the rates, as are loading the model and saving
 
 from __future__ import annotations
 
+import dataclasses
 import argparse
 import json
 import random
@@ -64,13 +65,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from harness.models import resolve_model
     from harness.trainer_api import build_config
-    from trainers.lora import encode_chat
+    from trainers.encoding import encode_chat
     from trainers.sdrrl import SDRRLTrainer
 
     model_dir = resolve_model(args.model)
     overrides = dict(item.split("=", 1) for item in args.set)
     overrides.setdefault("max_seq_len", str(args.seq_len))
-    config = build_config(SDRRLTrainer, overrides)  # any trainer's Config: all inherit TrainConfig
+    config = build_config(SDRRLTrainer, overrides).train  # any LoRA trainer's loop settings (trainers.config.TrainConfig)
     records = synthetic_records(args.records, args.seq_len, args.group_size, args.seed)
 
     from transformers import AutoTokenizer
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     from trainers.lora import train_lora
 
     steps: list[dict] = []
-    cfg = type(config)(**{**config.__dict__, "max_steps": args.warmup + args.steps, "log_every": args.warmup + args.steps})
+    cfg = dataclasses.replace(config, max_steps=args.warmup + args.steps, log_every=args.warmup + args.steps)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory() as tmp:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -179,7 +178,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
         model_dir = resolve_model(args.model) if args.model else None
         ctx = TrainContext(model_dir=model_dir, languages=[], work_dir=Path(args.out) / "lexicons" / ".cache", engine=args.engine)
-        return make_config_translator(config, ctx)
+        return make_config_translator(config.translation, ctx)
 
     with make_progress() as progress:
         result = fetch(suite, Path(args.out), model=args.model, config=config, trains=trainer_cls.trains, seed=args.seed,
@@ -220,7 +219,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.spec import RunSpec, default_run_name
     from harness.tasks import get_suite
     from harness.runstore import RunPaths, read_json
-    from harness.trainer_api import build_config, get_trainer_class
+    from harness.trainer_api import build_config, get_trainer_class, settings_of
 
     preflight.check_cli(args)
     if args.steps is not None and args.steps < 1:
@@ -249,7 +248,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             model=args.model,
             suite=args.suite,
             languages=tuple(suite.languages),
-            trainer_config=dataclasses.asdict(config),
+            trainer_config=settings_of(config),
             engine=args.engine,
             seed=seed,
             limit=args.limit,

@@ -30,7 +30,7 @@ from typing import Any, Callable
 from harness.errors import HarnessError, unknown
 from harness.runstore import Manifest, RunPaths, write_json
 from harness.spec import RunSpec
-from harness.trainer_api import Trainer, build_config, get_trainer_class, load_trainers
+from harness.trainer_api import Trainer, build_config, get_trainer_class, load_trainers, setting_names, settings_of
 
 BUDGET_FIELDS = ("max_steps", "batch_size", "grad_accum_steps")
 
@@ -88,13 +88,13 @@ def member_settings(member: Member, layers: list[dict[str, Any]]) -> dict[str, A
         if isinstance(value, str) and value.startswith("@"):
             other = value[1:]
             other_cls = get_trainer_class(other)
-            value = getattr(build_config(other_cls, _scoped(other, other_cls, layers)), key)
+            value = settings_of(build_config(other_cls, _scoped(other, other_cls, layers)))[key]
         scoped[key] = value
     return scoped
 
 
 def _scoped(trainer: str, trainer_cls: type[Trainer], layers: list[dict[str, Any]]) -> dict[str, Any]:
-    fields = {f.name for f in dataclasses.fields(trainer_cls.Config)}
+    fields = set(setting_names(trainer_cls.Config))
     out: dict[str, Any] = {}
     for layer in layers:
         for key, value in layer.items():
@@ -114,11 +114,11 @@ def check_settings_known(members: list[Member], layers: list[dict[str, Any]], ex
             if dot:
                 if owner not in {m.trainer for m in members}:
                     raise unknown(f"trainer in setting {key!r}:", owner, sorted({m.trainer for m in members}))
-                cls = get_trainer_class(owner)
-                if field not in {f.name for f in dataclasses.fields(cls.Config)}:
-                    raise unknown(f"setting for trainer {owner!r}:", field, [f.name for f in dataclasses.fields(cls.Config)])
+                names = setting_names(get_trainer_class(owner).Config)
+                if field not in names:
+                    raise unknown(f"setting for trainer {owner!r}:", field, names)
                 continue
-            fields = {f.name for m in members for f in dataclasses.fields(get_trainer_class(m.trainer).Config)}
+            fields = {name for m in members for name in setting_names(get_trainer_class(m.trainer).Config)}
             if not fields:
                 raise HarnessError(f"trainer {members[0].trainer!r} has no settings; got {key!r}")
             if key not in fields:

@@ -18,6 +18,7 @@ from harness import hub, mirror
 from harness.errors import HarnessError
 from harness.requirements import split_needs, spm_tokenizers, trainer_needs
 from harness.tasks import Suite
+from harness.trainer_api import settings_of
 
 DATASETS_TESTED = ("4.0", "6")  # [low, high): the range pyproject.toml pins; tested with 5.2.0
 STATUSES = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
@@ -223,10 +224,10 @@ def check_trainer(plan: RunPlan) -> list[Check]:
 
 def _in_folder(folder: Path, src: str, tgt: str) -> bool:
     """A src->tgt lexicon in `folder`: its own file, the inverse one, or two composable through English."""
-    from trainers.translators import find_lexicon as find_in_folder
+    from trainers.lexicons import lexicon_from_folder
 
     try:
-        find_in_folder(folder, src, tgt)
+        lexicon_from_folder(folder, src, tgt)
         return True
     except HarnessError:
         return False
@@ -235,10 +236,11 @@ def _in_folder(folder: Path, src: str, tgt: str) -> bool:
 def _word_by_word(plan: RunPlan, targets: list[str]) -> Check:
     """translator=lexicon translates through <lexicon_dir> (as is, inverted or composed through English)
     only: no download, no induction."""
-    from trainers.translators import BUILTIN_LEXICON_DIR
+    from trainers.lexicons import BUILTIN_LEXICON_DIR
 
-    folder = Path(getattr(plan.config, "lexicon_dir", "") or BUILTIN_LEXICON_DIR)
-    source = str(getattr(plan.config, "source_lang", "en") or "en")
+    settings = settings_of(plan.config)
+    folder = Path(settings.get("lexicon_dir") or BUILTIN_LEXICON_DIR)
+    source = str(settings.get("source_lang") or "en")
     missing = [c for c in targets if not _in_folder(folder, source, c)]
     if missing:
         return Check("translator=lexicon", "fail", f"no {source}-{{{','.join(missing)}}} lexicon in {folder}",
@@ -247,14 +249,13 @@ def _word_by_word(plan: RunPlan, targets: list[str]) -> Check:
 
 
 def _lexicons(plan: RunPlan, needs) -> Check:
-    from trainers.lexicons import find_lexicon, muse_url
-
-    from trainers.translators import BUILTIN_LEXICON_DIR
+    from trainers.lexicons import BUILTIN_LEXICON_DIR, find_lexicon_file, muse_url
 
     origins, missing, induced = [], [], []
-    folder = Path(getattr(plan.config, "lexicon_dir", "") or BUILTIN_LEXICON_DIR)
+    lexicon_dir = settings_of(plan.config).get("lexicon_dir") or None
+    folder = Path(lexicon_dir or BUILTIN_LEXICON_DIR)
     for src, tgt in needs.lexicon_pairs:
-        found = find_lexicon(src, tgt, getattr(plan.config, "lexicon_dir", "") or None)
+        found = find_lexicon_file(src, tgt, lexicon_dir)
         if found:
             origins.append(f"{tgt}: {found.origin}")
         elif _in_folder(folder, src, tgt):

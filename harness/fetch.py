@@ -110,7 +110,7 @@ def _instructions_resource(out: Path, repo: str, infos: _Infos) -> Resource:
 
 def _parallel_resource(out: Path, needs: TrainerNeeds, code: str, infos: _Infos, seed: int) -> Resource:
     from harness.langs import get_language
-    from trainers.sources import load_parallel
+    from trainers.parallel import load_parallel
 
     repo, n = needs.parallel, needs.parallel_per_lang
     dest = mirror.parallel_dir(out, repo) / f"en-{code}.jsonl"

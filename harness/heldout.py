@@ -17,7 +17,7 @@ from pathlib import Path
 from harness.runstore import RunPaths, read_json, read_jsonl, sha256_file, sha256_json, write_json
 # Bound at import: the held-out loss is measured with the training tokenization as written, so a
 # fault patched into the training path later (tests/test_mutations.py) cannot hide in the measurement.
-from trainers.lora import IGNORE_INDEX, encode_chat
+from trainers.encoding import IGNORE_INDEX, encode_chat
 
 # Our default, not the paper's: about a tenth of the groups, at least one group per language
 # (a language with a single group keeps it for training: it has nothing to spare).

@@ -10,6 +10,7 @@ from typing import Any
 
 from harness.hub import is_hub_id
 from harness.tasks import Suite, read_yaml
+from harness.trainer_api import settings_of
 
 SPLIT_KEYS = ("training_split", "validation_split", "test_split", "fewshot_split")
 
@@ -60,10 +61,10 @@ def spm_tokenizers(suite: Suite) -> set[str]:
 
 
 def trainer_needs(config: Any, langs: list[str], trains: bool) -> TrainerNeeds:
-    """What the trainer's config reads from outside (fields it lacks count as not needed)."""
+    """What the trainer's config reads from outside (settings it lacks count as not needed)."""
     if not trains or config is None:
         return TrainerNeeds()
-    get = lambda name, default=None: getattr(config, name, default)  # noqa: E731
+    get = settings_of(config).get
     source = str(get("source_lang", "en") or "en")
     targets = [code for code in langs if code != source]
     needs = TrainerNeeds(target_langs=targets, translator=get("translator"))

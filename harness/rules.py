@@ -1,8 +1,9 @@
 """Rules for settings: type, range and choice, each able to say what it accepts.
 
-A trainer Config lists its rules in a `RULES` class attribute ({field: Rule}); subclasses add
-their own and inherit their parents'. `check_rules` applies every rule of a config's class tree,
-so a bad value fails in the plan stage with one line naming the value and what is valid.
+A settings dataclass (a trainer's Config, or one concern of it: trainers/config.py) lists its rules
+in a `RULES` class attribute ({field: Rule}); a subclass adds its own and inherits its parents'.
+`check_rules` applies every rule of a config's class tree, so a bad value fails in the plan stage
+with one line naming the value and what is valid.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from typing import Any
 
 from harness.errors import HarnessError
 
+TRUE_WORDS = ("true", "1", "yes", "on")  # how a true/false setting may be written
+FALSE_WORDS = ("false", "0", "no", "off")
+FLAG_WORDS = tuple(word for pair in zip(TRUE_WORDS, FALSE_WORDS) for word in pair)
 _TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a comma-separated list"}
 
 

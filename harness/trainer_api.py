@@ -3,10 +3,16 @@
 A trainer turns a base model into an adapter in two steps the harness runs as separate,
 cached stages: `build_dataset` (stage `data`) and `train` (stage `train`). A trainer with
 `trains = False` (the untouched base model) skips both.
+
+A trainer's settings (`Config`) are a dataclass whose fields are settings, or concerns: dataclasses
+whose fields are settings (trainers/config.py). Users, run specs and presets name every setting
+flat (`lora_rank`, not `train.lora_rank`); `setting_names`, `settings_of` and `build_config` give
+that flat view, routing each name to the concern that declares it.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -17,6 +23,7 @@ from typing import Any, ClassVar
 from harness.engines import EngineSettings
 from harness.errors import HarnessError, unknown
 from harness.langs import Language
+from harness.rules import FALSE_WORDS, TRUE_WORDS, describe
 
 ENTRY_POINT_GROUP = "sdrrl_harness.trainers"
 
@@ -87,9 +94,9 @@ def get_trainer_class(name: str) -> type[Trainer]:
 
 def _coerce(value: str, default: Any) -> Any:
     if isinstance(default, bool):
-        if value.lower() in ("1", "true", "yes", "on"):
+        if value.lower() in TRUE_WORDS:
             return True
-        if value.lower() in ("0", "false", "no", "off"):
+        if value.lower() in FALSE_WORDS:
             return False
         raise ValueError("expected true/false")
     if isinstance(default, int):
@@ -118,26 +125,69 @@ def _typed(raw: Any, default: Any) -> Any:
     return raw
 
 
-def build_config(cls: type[Trainer], overrides: dict[str, Any]) -> Any:
-    """The trainer's Config with `overrides` (strings from the CLI, or typed values from YAML) applied,
-    then checked (type, range, choice: Config.validate), so bad settings fail in the plan stage."""
-    from harness.rules import describe
+def _owners(config: Any) -> dict[str, str | None]:
+    """Each flat setting name -> the field of `config` (a concern) that declares it; None: `config` itself."""
+    owners: dict[str, str | None] = {}
+    for top in dataclasses.fields(config):
+        value = getattr(config, top.name)
+        names = [f.name for f in dataclasses.fields(value)] if dataclasses.is_dataclass(value) else [top.name]
+        for name in names:
+            if name in owners:
+                raise TypeError(f"{type(config).__name__}: setting {name!r} is declared twice")
+            owners[name] = top.name if dataclasses.is_dataclass(value) else None
+    return owners
 
-    fields = {f.name: f for f in dataclasses.fields(cls.Config)}
+
+def setting_names(config_cls: type) -> list[str]:
+    """The flat setting names of a Config class, in declaration order."""
+    return list(_owners(config_cls()))
+
+
+def settings_of(config: Any) -> dict[str, Any]:
+    """The flat settings of a Config (the run spec's `trainer_config`), in declaration order."""
+    out: dict[str, Any] = {}
+    for top in dataclasses.fields(config):
+        value = getattr(config, top.name)
+        out.update(dataclasses.asdict(value) if dataclasses.is_dataclass(value) else {top.name: copy.deepcopy(value)})
+    return out
+
+
+def _concerns(config: Any) -> list[Any]:
+    return [getattr(config, f.name) for f in dataclasses.fields(config) if dataclasses.is_dataclass(getattr(config, f.name))]
+
+
+def _with_settings(config: Any, values: dict[str, Any]) -> Any:
+    """A copy of `config` with flat `values` (all known names) set in the concerns that declare them."""
+    owners = _owners(config)
+    grouped: dict[str | None, dict[str, Any]] = {}
+    for key, value in values.items():
+        grouped.setdefault(owners[key], {})[key] = value
+    own = grouped.pop(None, {})
+    concerns = {name: dataclasses.replace(getattr(config, name), **changes) for name, changes in grouped.items()}
+    return dataclasses.replace(config, **own, **concerns)
+
+
+def build_config(cls: type[Trainer], overrides: dict[str, Any]) -> Any:
+    """The trainer's Config with `overrides` (flat names; strings from the CLI, or typed values from
+    YAML) applied, then checked (type, range, choice: each concern's `validate`, then the Config's
+    own), so bad settings fail in the plan stage."""
     config = cls.Config()
+    owners = _owners(config)
+    defaults = settings_of(config)
     values: dict[str, Any] = {}
     for key, raw in overrides.items():
-        if key not in fields:
-            if not fields:
+        if key not in owners:
+            if not owners:
                 raise HarnessError(f"trainer {cls.name!r} takes no settings; got {key!r}")
-            raise unknown(f"setting for trainer {cls.name!r}:", key, list(fields))
-        default = getattr(config, key)
+            raise unknown(f"setting for trainer {cls.name!r}:", key, list(owners))
+        declared_in = type(getattr(config, owners[key])) if owners[key] else cls.Config
         try:
-            values[key] = _typed(raw, default)
+            values[key] = _typed(raw, defaults[key])
         except ValueError:
-            raise HarnessError(f"bad value for {cls.name}.{key}: {raw!r}; expected {describe(cls.Config, key, default)}") from None
-    config = dataclasses.replace(config, **values)
-    validate = getattr(config, "validate", None)
-    if callable(validate):
-        validate(cls.name)
+            raise HarnessError(f"bad value for {cls.name}.{key}: {raw!r}; expected {describe(declared_in, key, defaults[key])}") from None
+    config = _with_settings(config, values)
+    for part in (*_concerns(config), config):
+        validate = getattr(part, "validate", None)
+        if callable(validate):
+            validate(cls.name)
     return config

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from trainers.lora import TrainConfig, train_lora
+from trainers.config import TrainConfig
+from trainers.lora import train_lora
 
 ROOT = Path(__file__).parent.parent
 # Gloo sums gradients in another order than one process accumulates them: float32 rounding only.
@@ -43,7 +44,8 @@ def test_two_processes_follow_the_one_process_loss_curve(tiny_llama, tmp_path):
         f"""
         import json
         from pathlib import Path
-        from trainers.lora import TrainConfig, train_lora
+        from trainers.config import TrainConfig
+        from trainers.lora import train_lora
         records = json.loads(Path({str(records_file)!r}).read_text())
         stats = train_lora(Path({str(tiny_llama)!r}), records, Path({str(tmp_path / 'ddp')!r}), TrainConfig(**{CONFIG!r}), seed=0)
         if stats["num_processes"] == 2 and Path({str(tmp_path / 'ddp')!r}).exists():

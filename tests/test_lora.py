@@ -15,7 +15,10 @@ try:  # tests/ as a plain folder on sys.path (pytest's default) or as a package
     from tiny_model import build_tiny_llama
 except ImportError:
     from tests.tiny_model import build_tiny_llama
-from trainers.lora import IGNORE_INDEX, GroupBatchSampler, TrainConfig, check_config, encode_chat, train_lora
+from trainers.config import TrainConfig
+from trainers.encoding import IGNORE_INDEX, encode_chat
+from trainers.lora import train_lora
+from trainers.sampler import GroupBatchSampler
 
 
 @pytest.fixture(scope="module")
@@ -129,9 +132,18 @@ def test_equal_records_per_step_whatever_the_group_sizes():
 
 def test_config_checks():
     with pytest.raises(HarnessError, match="lora_rank"):
-        check_config(TrainConfig(lora_rank=128))
+        TrainConfig(lora_rank=128).validate()
     with pytest.raises(HarnessError, match="batch_size"):
-        check_config(TrainConfig(batch_size=0))
+        TrainConfig(batch_size=0).validate()
+
+
+def test_placement_on_cpu_reads_precision_and_gradient_checkpointing():
+    """auto means fp32 and no recomputation on a CPU; any true/false word the settings accept is honoured."""
+    from trainers.lora_model import place
+
+    auto = place(TrainConfig())
+    assert (auto.precision, auto.checkpointing, auto.on_gpu) == ("fp32", False, False)
+    assert [place(TrainConfig(gradient_checkpointing=word)).checkpointing for word in ("true", "on", "1", "off", "no")] == [True, True, True, False, False]
 
 
 # --- end to end -----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import trainers.sdrrl as sdrrl
 from harness.cli import main
 from harness.runstore import read_json
 from reports.check import check_run, moves_table, record_baseline
+from trainers.encoding import IGNORE_INDEX
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +57,7 @@ def no_chat_template(monkeypatch) -> None:
         for m in messages:
             piece = tokenizer(m["content"] + "\n", add_special_tokens=False)["input_ids"]
             ids += piece
-            labels += piece if m["role"] == "assistant" else [lora.IGNORE_INDEX] * len(piece)
+            labels += piece if m["role"] == "assistant" else [IGNORE_INDEX] * len(piece)
         return {"input_ids": ids[:max_seq_len], "labels": labels[:max_seq_len]}
 
     monkeypatch.setattr(lora, "encode_chat", encode)

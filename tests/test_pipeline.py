@@ -102,7 +102,7 @@ def test_french_source_sdrrl_run_end_to_end(tiny_llama, tmp_path, eval_cache):
     stats = read_json(run / "manifest.json")["stages"]["data"]["trainer_stats"]
     assert stats["instructions_from"]["written_in"] == "en" and stats["instructions_from"]["source_lang"] == "fr"
     assert stats["instructions_from"]["machine_translated_by"].startswith("lexicon:")
-    from trainers.sources import load_instructions, question_of
+    from trainers.instructions import load_instructions, question_of
 
     english = {ex["id"]: question_of(ex) for ex in load_instructions("builtin:alpaca-smoke", 0, 0)}
     for r in (r for r in records if r["kind"] == "fr_self"):

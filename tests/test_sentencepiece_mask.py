@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from trainers.lora import IGNORE_INDEX, chat_segments, encode_chat
+from trainers.encoding import IGNORE_INDEX, chat_segments, encode_chat
 
 LLAMA2_CHAT_TEMPLATE = (
     "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}"

@@ -43,7 +43,7 @@ def test_language_sets_expand_and_unknown_code_is_named():
 def test_trainer_settings_are_typed_and_unknown_ones_named():
     cls = get_trainer_class("sdrrl")
     cfg = build_config(cls, {"epochs": "3", "learning_rate": "0.001"})
-    assert cfg.epochs == 3 and cfg.learning_rate == pytest.approx(0.001)
+    assert cfg.train.epochs == 3 and cfg.train.learning_rate == pytest.approx(0.001)
     with pytest.raises(HarnessError, match=r"no_such_knob"):
         build_config(cls, {"no_such_knob": "1"})
     with pytest.raises(HarnessError, match=r"epochs"):

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from trainers.checkpoint import LoopState, latest
-from trainers.lora import GroupBatchSampler, TrainConfig, optimizer_steps, train_lora
+from trainers.config import TrainConfig
+from trainers.lora import train_lora
+from trainers.sampler import GroupBatchSampler, optimizer_steps
 
 ROOT = Path(__file__).parent.parent
 # Dropout, warm-up + cosine decay and several epochs: the RNG, the scheduler and the sampler's
@@ -52,7 +54,8 @@ def test_killed_run_resumes_with_the_same_loss_curve(tiny_llama, tmp_path):
         f"""
         import json, os, signal
         from pathlib import Path
-        from trainers.lora import TrainConfig, train_lora
+        from trainers.config import TrainConfig
+        from trainers.lora import train_lora
         def die(info):
             if info["step"] == 5:
                 os.kill(os.getpid(), signal.SIGKILL)

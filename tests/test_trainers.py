@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,13 @@ import pytest
 from harness.engines import Generation
 from harness.errors import HarnessError
 from harness.langs import LANGUAGES
-from harness.trainer_api import TrainContext, build_config, load_trainers
+from harness.trainer_api import TrainContext, build_config, load_trainers, setting_names, settings_of
 from trainers.codeswitch import code_switch, load_lexicon, translatable_words
-from trainers.sdrrl import SDRRLTrainer
-from trainers.sources import load_instructions, load_parallel
+from trainers.config import ParallelConfig, TrainConfig
+from trainers.instructions import load_instructions
+from trainers.parallel import load_parallel
+from trainers.sdrrl import SDRRLConfig, SDRRLTrainer
+from trainers.translate_sft import TranslateSFTConfig
 from trainers.translators import CachedTranslator, FileTranslator, LexiconTranslator, Translator, make_translator
 
 try:  # tests/ as a plain folder on sys.path (pytest's default) or as a package
@@ -176,15 +180,15 @@ def test_sdrrl_ablation_settings_produce_the_records_they_should(tmp_path, monke
     translation_only, _ = kinds(parallel_formats="translation:1")
     assert {k for k in translation_only if k.startswith("parallel")} == {"parallel_translation"}
     _, config = kinds(same_batch="false")
-    assert config.same_batch is False  # the grouping ablation acts in the sampler (tests/test_lora.py)
+    assert config.train.same_batch is False  # the grouping ablation acts in the sampler (tests/test_lora.py)
 
 
 def test_parallel_formats_build_the_records_they_should():
-    from trainers.sources import parallel_records
+    from trainers.parallel import parallel_records
 
     pairs = [("The cat sleeps on the warm sofa today.", "Kočka dnes spí na teplé pohovce.")] * 4
     cfg = build_config(SDRRLTrainer, {"parallel_formats": "translation:1,partial:1,completion:2"})
-    records = parallel_records(pairs, EN, CS, cfg, seed=0)
+    records = parallel_records(pairs, EN, CS, cfg.parallel, seed=0)
     by_kind = {}
     for r in records:
         by_kind.setdefault(r["kind"], []).append(r)
@@ -201,7 +205,7 @@ def test_parallel_formats_build_the_records_they_should():
     flores_prompt = "Translate the following sentence from English to Czech."
     assert not any(flores_prompt.split(" from")[0] in r["messages"][0]["content"] for r in records)
     with pytest.raises(HarnessError, match="unknown parallel format 'sentence'"):
-        parallel_records(pairs, EN, CS, build_config(SDRRLTrainer, {"parallel_formats": "sentence:1"}), seed=0)
+        parallel_records(pairs, EN, CS, ParallelConfig(parallel_formats="sentence:1"), seed=0)
 
 
 def test_sdrrl_refuses_flores_and_missing_lexicon(tiny_model, tmp_path):
@@ -251,9 +255,31 @@ def test_translate_sft_and_english_sft(tmp_path):
 
 def test_config_overrides_are_coerced():
     cfg = build_config(SDRRLTrainer, {"code_switch_ratio": "0.25", "target_modules": "q_proj,v_proj", "same_batch": "false", "lora_rank": "8"})
-    assert cfg.code_switch_ratio == 0.25 and cfg.target_modules == ["q_proj", "v_proj"] and cfg.same_batch is False and cfg.lora_rank == 8
+    assert cfg.code_switch.code_switch_ratio == 0.25 and cfg.train.target_modules == ["q_proj", "v_proj"]
+    assert cfg.train.same_batch is False and cfg.train.lora_rank == 8
     with pytest.raises(HarnessError, match="unknown setting"):
         build_config(SDRRLTrainer, {"no_such_knob": "1"})
+
+
+def test_flat_settings_route_to_the_concern_that_declares_them():
+    """Users name settings flat; each lands in its concern, and the flat view gives them back in order."""
+    cfg = build_config(SDRRLTrainer, {"parallel_per_lang": "7", "lr_scheduler": "linear", "include_source": "false"})
+    assert cfg.parallel.parallel_per_lang == 7 and cfg.train.lr_scheduler == "linear" and cfg.include_source is False
+    settings = settings_of(cfg)
+    assert list(settings) == setting_names(SDRRLConfig) and settings["parallel_per_lang"] == 7
+    assert settings_of(build_config(SDRRLTrainer, settings)) == settings
+    # Per-trainer defaults live in the concern's default factory.
+    assert settings_of(SDRRLConfig())["parallel_per_lang"] == 200 and settings_of(TranslateSFTConfig())["parallel_per_lang"] == 0
+
+
+def test_a_setting_declared_in_two_concerns_is_refused():
+    @dataclass
+    class Twice:
+        train: TrainConfig = field(default_factory=TrainConfig)
+        lora_rank: int = 4
+
+    with pytest.raises(TypeError, match="setting 'lora_rank' is declared twice"):
+        setting_names(Twice)
 
 
 # --- data sources ---------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Trainers: one file per trainer (sdrrl, translate_sft, english_sft, base) and the pieces they share.
 
-Shared pieces: `lora` (the LoRA training loop), `translators` (pluggable machine translation with a
-content cache), `codeswitch` (MUSE lexicons, word-level code-switching) and `sources` (loading
-instruction and parallel data, building translated pairs).
+Shared pieces: `config` (the settings, one dataclass per concern), `lora` (the LoRA training loop,
+with `encoding`, `sampler`, `lora_model` and `checkpoint`), `instructions` and `parallel` (loading
+instruction and parallel data), `sources` (what the translating trainers share), `translators`
+(pluggable machine translation with a content cache), `codeswitch` and `lexicons` (MUSE lexicons,
+word-level code-switching).
 """

@@ -39,6 +39,15 @@ class LoopState:
     input_tokens: int = 0
     seen: int = 0
 
+    def add_step(self, loss: float, answer_tokens: int, input_tokens: int, records: int) -> None:
+        """Count one optimizer step: its loss, the answer tokens and records of all processes, and
+        this process's input tokens."""
+        self.step += 1
+        self.losses.append(loss)
+        self.train_tokens += answer_tokens
+        self.input_tokens += input_tokens
+        self.seen += records
+
 
 def fingerprint(records: list[dict], config: Any, seed: int, world_size: int) -> str:
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in NOT_FINGERPRINTED}

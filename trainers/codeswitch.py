@@ -102,9 +102,3 @@ def code_switch(text: str, lexicon: Lexicon, ratio: float, rng: random.Random) -
         last = m.end()
     pieces.append(text[last:])
     return "".join(pieces), k
-
-
-def lexicon_coverage(text: str, lexicon: Lexicon) -> float:
-    """Fraction of the words of `text` the lexicon knows (for reporting how much can be switched)."""
-    words = WORD_RE.findall(text)
-    return sum(w.lower() in lexicon for w in words) / len(words) if words else 0.0

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from harness.trainer_api import TrainContext
+from trainers.config import InstructionConfig, TrainConfig
+from trainers.instructions import load_instructions, question_of, record
 from trainers.lora import LoRATrainer
-from trainers.sources import InstructionConfig, load_instructions, question_of, record
 
 
 @dataclass
-class EnglishSFTConfig(InstructionConfig):
-    same_batch: bool = False  # one record per example: grouping changes nothing; kept off for clarity
+class EnglishSFTConfig:
+    # same_batch off: one record per example, so grouping changes nothing; kept off for clarity.
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(same_batch=False))
+    instruction_set: InstructionConfig = field(default_factory=InstructionConfig)
 
 
 class EnglishSFTTrainer(LoRATrainer):
@@ -20,5 +23,5 @@ class EnglishSFTTrainer(LoRATrainer):
     Config = EnglishSFTConfig
 
     def build_dataset(self, ctx: TrainContext) -> list[dict]:
-        examples = load_instructions(self.config.instructions, self.config.num_instructions, ctx.seed)
+        examples = load_instructions(self.config.instruction_set.instructions, self.config.instruction_set.num_instructions, ctx.seed)
         return [record(ex["id"], "en_ref", "en", question_of(ex), ex["output"]) for ex in examples if ex["output"]]

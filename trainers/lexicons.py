@@ -17,14 +17,12 @@ the size, 3000 words, is our default.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.runstore import sha256_json, write_json, write_text
-from trainers.codeswitch import load_lexicon
-from trainers.translators import BUILTIN_LEXICON_DIR
+from trainers.codeswitch import DATA_DIR, Lexicon, compose_lexicons, invert_lexicon, load_lexicon
 
 MUSE_URL = "https://dl.fbaipublicfiles.com/arrival/dictionaries/{src}-{tgt}.txt"
 MUSE_LICENCE = "CC BY-NC 4.0"
@@ -36,13 +34,13 @@ MUSE_FROM_ENGLISH = frozenset(
 MUSE_EUROPEAN = frozenset("de es fr it pt".split())  # MUSE also pairs these among themselves
 WORDFREQ_CODES = {"no": "nb"}  # harness code -> wordfreq's code where they differ
 DEFAULT_INDUCED_WORDS = 3000
+BUILTIN_LEXICON_DIR = DATA_DIR / "lexicons"
 
 
 @dataclass(frozen=True)
 class LexiconOrigin:
     path: Path
     origin: str  # user | mirror | builtin | muse | induced
-    detail: str  # URL, translator id, word list
 
 
 def muse_url(src: str, tgt: str) -> str | None:
@@ -54,8 +52,9 @@ def muse_url(src: str, tgt: str) -> str | None:
     return None
 
 
-def find_lexicon(src: str, tgt: str, lexicon_dir: Path | str | None, cache_dir: Path | None = None) -> LexiconOrigin | None:
-    """An existing lexicon file for src-tgt (steps 1-4 above), without any download or translation."""
+def find_lexicon_file(src: str, tgt: str, lexicon_dir: Path | str | None, cache_dir: Path | None = None) -> LexiconOrigin | None:
+    """The first existing src-tgt lexicon file in the search order (steps 1-4 above, then an induced
+    one), without any download or translation."""
     from harness import mirror
 
     name = f"{src}-{tgt}.txt"
@@ -64,17 +63,55 @@ def find_lexicon(src: str, tgt: str, lexicon_dir: Path | str | None, cache_dir: 
               ("builtin", BUILTIN_LEXICON_DIR), ("muse", Path(cache_dir) / "lexicons" if cache_dir else None)]
     for origin, folder in places:
         if folder is not None and (folder / name).is_file():
-            return LexiconOrigin(folder / name, origin, str(folder))
+            return LexiconOrigin(folder / name, origin)
     if cache_dir is not None:
         for path in sorted((Path(cache_dir) / "lexicons").glob(f"{src}-{tgt}.induced.*.txt")):
-            return LexiconOrigin(path, "induced", _read_sidecar(path).get("translator", "?"))
+            return LexiconOrigin(path, "induced")
     return None
+
+
+def lexicon_path(lexicon_dir: Path, src: str, tgt: str) -> Path:
+    return Path(lexicon_dir) / f"{src}-{tgt}.txt"
+
+
+def lexicon_from_folder(lexicon_dir: Path, src: str, tgt: str, pivot: str = "en") -> Lexicon:
+    """The src->tgt lexicon from the files of one folder: its own file, the inverse of tgt->src, or
+    composed through `pivot` (src->en->tgt) when only English-centric lexicons exist (MUSE has few
+    non-English pairs). Loads it; nothing is downloaded or induced."""
+
+    def direct(a: str, b: str) -> Lexicon | None:
+        if lexicon_path(lexicon_dir, a, b).is_file():
+            return load_lexicon(lexicon_path(lexicon_dir, a, b))
+        if lexicon_path(lexicon_dir, b, a).is_file():
+            return invert_lexicon(load_lexicon(lexicon_path(lexicon_dir, b, a)))
+        return None
+
+    found = direct(src, tgt)
+    if found is None and pivot not in (src, tgt):
+        first, second = direct(src, pivot), direct(pivot, tgt)
+        if first is not None and second is not None:
+            found = compose_lexicons(first, second)
+    if found is None:
+        raise missing_lexicon(lexicon_dir, src, tgt)
+    return found
+
+
+def missing_lexicon(lexicon_dir: Path, src: str, tgt: str) -> HarnessError:
+    lexicon_dir = Path(lexicon_dir)
+    pairs = sorted(f.stem for f in lexicon_dir.glob("*-*.txt")) if lexicon_dir.is_dir() else []
+    langs = sorted({code for pair in pairs for code in pair.split("-")} - {"en"})
+    pivot = "" if "en" in (src, tgt) else f", nor both {src}-en and en-{tgt} to compose"
+    return HarnessError(
+        f"no lexicon for {src}->{tgt}: {lexicon_path(lexicon_dir, src, tgt)} does not exist (nor {tgt}-{src}{pivot}); "
+        f"lexicons there cover: {', '.join(langs) or 'none'} "
+        "(MUSE format, 'source target' per line; set lexicon_dir to a folder holding it)"
+    )
 
 
 def resolve_lexicon(src_code: str, tgt_code: str, lexicon_dir: Path | str | None, translator, cache_dir: Path,
                     n_words: int = DEFAULT_INDUCED_WORDS) -> Path:
     """The path of a src-tgt lexicon: found, downloaded from MUSE, or induced with `translator`."""
-    found = find_lexicon(src_code, tgt_code, lexicon_dir, cache_dir)
+    found = find_lexicon_file(src_code, tgt_code, lexicon_dir, cache_dir)
     if found is not None and found.origin != "induced":
         return found.path
     url = muse_url(src_code, tgt_code)
@@ -139,17 +176,6 @@ def induce_lexicon(src: str, tgt: str, translator, folder: Path, n_words: int = 
     if not lines:
         raise HarnessError(f"inducing a {src}-{tgt} lexicon with {translator.id} gave no translations")
     write_text(path, "\n".join(lines) + "\n")
-    write_json(_sidecar(path), {"origin": "induced", "translator": translator.id, "word_list": f"wordfreq top_n_list({src!r})",
+    write_json(path.with_suffix(".json"), {"origin": "induced", "translator": translator.id, "word_list": f"wordfreq top_n_list({src!r})",
                                 "words": len(words), "pairs": len(lines)})
     return path
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_suffix(".json")
-
-
-def _read_sidecar(path: Path) -> dict:
-    try:
-        return json.loads(_sidecar(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}

@@ -21,68 +21,45 @@ code_switch_variants=0, parallel_per_lang=0, same_batch=false.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
 
 from harness.errors import HarnessError
 from harness.langs import Language
-from harness.rules import at_least, between, one_of
-from harness.runstore import sha256_json, write_json
+from harness.runstore import JsonlCache, sha256_json, write_json
 from harness.trainer_api import TrainContext
 from trainers.codeswitch import code_switch, load_lexicon, translatable_words
+from trainers.config import AnswerConfig, CodeSwitchConfig, InstructionConfig, ParallelConfig, TrainConfig, TranslationConfig
 from trainers.generation import generate
+from trainers.instructions import kind_counts, question_of, record
+from trainers.lexicons import BUILTIN_LEXICON_DIR, find_lexicon_file, lexicon_from_folder, resolve_lexicon
 from trainers.lora import LoRATrainer
+from trainers.parallel import add_parallel
 from trainers.sources import (
-    TranslationConfig,
-    add_parallel,
     check_translation_sources,
-    kind_counts,
     load_source_instructions,
     make_config_translator,
-    question_of,
-    record,
     source_language,
     translate_pairs,
 )
-from trainers.translators import BUILTIN_LEXICON_DIR, find_lexicon
-
-CODE_SWITCH_SIDES = ("both", "question", "answer")
-ANSWER_SOURCES = ("self", "reference")
 
 
 @dataclass
-class SDRRLConfig(TranslationConfig):
-    # Self-distillation (paper: confirmed that the model's own answers replace the references;
-    # decoding and length unknown: greedy and the limit below are our defaults).
-    answer_source: str = "self"  # self (SDRRL) | reference (ablation: the data set's answers, no self-distillation)
-    answer_max_new_tokens: int = 512  # greedy tokens for the model's own answers A*
-    keep_truncated_answers: bool = False  # keep self-answers cut off at answer_max_new_tokens (default: drop them)
-    min_answer_chars: int = 1  # answers shorter than this (e.g. empty generations) drop the example
-    include_source: bool = True  # keep (Q, A*) in the source language (paper: aims to keep it; how unknown)
-    # Code-switching (third-party report; lexicons, count and ratio unknown: our defaults).
-    code_switch_variants: int = 1  # code-switched variants per example and language; 0 = none (ablation)
-    code_switch_ratio: float = 0.3  # fraction of the lexicon-known source words replaced
-    code_switch_side: str = "both"  # which side is code-switched: both | question | answer (the other stays in the source)
+class SDRRLConfig:
+    # same_batch (on): keep the variants of one example in one batch (our assumption; ablation: false).
+    train: TrainConfig = field(default_factory=TrainConfig)
+    instruction_set: InstructionConfig = field(default_factory=InstructionConfig)
+    translation: TranslationConfig = field(default_factory=TranslationConfig)
     # Parallel data (third-party: "a small amount"; the count is unknown: our default).
-    parallel_per_lang: int = 200
-    same_batch: bool = True  # keep the variants of one example in one batch (our assumption; ablation: false)
-
-    RULES: ClassVar[dict] = {
-        "answer_source": one_of(*ANSWER_SOURCES),
-        "answer_max_new_tokens": at_least(1),
-        "min_answer_chars": at_least(0),
-        "code_switch_variants": at_least(0),
-        "code_switch_ratio": between(0, 1),
-        "code_switch_side": one_of(*CODE_SWITCH_SIDES),
-    }
+    parallel: ParallelConfig = field(default_factory=lambda: ParallelConfig(parallel_per_lang=200))
+    answers: AnswerConfig = field(default_factory=AnswerConfig)
+    include_source: bool = True  # keep (Q, A*) in the source language (paper: aims to keep it; how unknown)
+    code_switch: CodeSwitchConfig = field(default_factory=CodeSwitchConfig)
 
 
 def self_distill(ctx: TrainContext, questions: list[str], max_new_tokens: int) -> list[tuple[str, bool]]:
     """The base model's greedy (answer, truncated) pairs, cached in work_dir/self_answers.jsonl
     (key: model + prompt + length + engine settings that change the output)."""
-    from harness.runstore import JsonlCache
-
     cache = JsonlCache(Path(ctx.work_dir) / "self_answers.jsonl")
     model_id = str(Path(ctx.model_dir).resolve())
     keys = [sha256_json([model_id, q, max_new_tokens, ctx.settings.max_model_len, "v2"]) for q in questions]
@@ -108,56 +85,33 @@ class SDRRLTrainer(LoRATrainer):
 
     def check(self, languages: list[Language]) -> None:
         cfg: SDRRLConfig = self.config
-        if cfg.answer_source not in ANSWER_SOURCES:
-            raise HarnessError(f"answer_source must be one of {', '.join(ANSWER_SOURCES)}, got {cfg.answer_source!r}")
-        if cfg.code_switch_side not in CODE_SWITCH_SIDES:
-            raise HarnessError(f"code_switch_side must be one of {', '.join(CODE_SWITCH_SIDES)}, got {cfg.code_switch_side!r}")
-        targets = [lang for lang in languages if lang.code != source_language(cfg).code]
-        check_translation_sources(cfg, targets)  # lexicons: harness.doctor's plan-stage check (they may be fetched or induced)
+        targets = [lang for lang in languages if lang.code != cfg.translation.source_lang]
+        check_translation_sources(cfg.translation, cfg.parallel, targets)  # lexicons: harness.doctor's plan-stage check (they may be fetched or induced)
 
     def build_dataset(self, ctx: TrainContext) -> list[dict]:
         from rich.console import Console
 
         cfg: SDRRLConfig = self.config
         console = Console(stderr=True)
-        src = source_language(cfg)
+        src = source_language(cfg.translation)
         langs = ctx.targets(src.code)
         self.check(ctx.languages)
-        lexicons = self._lexicons(langs, ctx) if cfg.code_switch_variants > 0 else {}
-        translator = make_config_translator(cfg, ctx)
+        lexicons = self._lexicons(langs, ctx) if cfg.code_switch.code_switch_variants > 0 else {}
+        translator = make_config_translator(cfg.translation, ctx)
 
-        examples, origin = load_source_instructions(cfg, ctx.seed, translator)
-        console.print(f"sdrrl: {len(examples)} {src.name} instructions from {cfg.instructions}; answers: {cfg.answer_source}")
+        examples, origin = load_source_instructions(cfg.instruction_set, cfg.translation, ctx.seed, translator)
+        console.print(f"sdrrl: {len(examples)} {src.name} instructions from {cfg.instruction_set.instructions}; answers: {cfg.answers.answer_source}")
         examples, questions, answers, answer_stats = self._answers(ctx, examples)
 
-        console.print(f"sdrrl: translating {len(questions)} question/answer pairs into {', '.join(l.code for l in langs)} ({cfg.translator})")
+        console.print(f"sdrrl: translating {len(questions)} question/answer pairs into {', '.join(l.code for l in langs)} ({cfg.translation.translator})")
         translated = translate_pairs(translator, questions, answers, src, langs) if langs else {}
-
-        records: list[dict] = []
-        switched = {lang.code: [0, 0] for lang in langs}  # replaced, translatable
-        skipped_variants = 0
-        for n, (ex, q, a) in enumerate(zip(examples, questions, answers)):
-            group = ex["id"]
-            if cfg.include_source:
-                records.append(record(group, f"{src.code}_{cfg.answer_source}", src.code, q, a))
-            for lang in langs:
-                records.append(record(group, "mt", lang.code, translated[lang.code][0][n], translated[lang.code][1][n]))
-                for v in range(cfg.code_switch_variants):
-                    variant = self._code_switched(group, q, a, lang, lexicons[lang.code], v, ctx.seed)
-                    if variant is None:  # nothing the lexicon knows: the variant would repeat (Q, A*)
-                        skipped_variants += 1
-                        continue
-                    cs_q, cs_a, replaced, total = variant
-                    switched[lang.code][0] += replaced
-                    switched[lang.code][1] += total
-                    records.append(record(group, "code_switch", lang.code, cs_q, cs_a, variant=v))
-        records = add_parallel(records, src, langs, cfg, ctx.seed)
+        records, variant_stats = self._records(examples, questions, answers, translated, src, langs, lexicons, ctx.seed)
+        records = add_parallel(records, src, langs, cfg.parallel, ctx.seed)
 
         self.data_stats = {
             "instructions_from": origin,
             **answer_stats,
-            "skipped_code_switch_variants": skipped_variants,
-            "code_switch_ratio_achieved": {c: round(r / t, 4) if t else None for c, (r, t) in switched.items()},
+            **variant_stats,
             "records": len(records),
             "groups": len({r["group"] for r in records}),
             "by_kind": kind_counts(records),
@@ -166,9 +120,37 @@ class SDRRLTrainer(LoRATrainer):
         console.print(f"sdrrl: {len(records)} records in {self.data_stats['groups']} groups: {self.data_stats['by_kind']}")
         return records
 
+    def _records(self, examples: list[dict], questions: list[str], answers: list[str], translated: dict, src: Language,
+                 langs: list[Language], lexicons: dict[str, dict], seed: int) -> tuple[list[dict], dict]:
+        """Each example's group: (Q, A*) in the source language, then per language its translation and
+        code-switched variants; and how the code-switching went."""
+        cfg: SDRRLConfig = self.config
+        records: list[dict] = []
+        switched = {lang.code: [0, 0] for lang in langs}  # replaced, translatable
+        skipped_variants = 0
+        for n, (ex, q, a) in enumerate(zip(examples, questions, answers)):
+            group = ex["id"]
+            if cfg.include_source:
+                records.append(record(group, f"{src.code}_{cfg.answers.answer_source}", src.code, q, a))
+            for lang in langs:
+                records.append(record(group, "mt", lang.code, translated[lang.code][0][n], translated[lang.code][1][n]))
+                for v in range(cfg.code_switch.code_switch_variants):
+                    variant = self._code_switched(group, q, a, lang, lexicons[lang.code], v, seed)
+                    if variant is None:  # nothing the lexicon knows: the variant would repeat (Q, A*)
+                        skipped_variants += 1
+                        continue
+                    cs_q, cs_a, replaced, total = variant
+                    switched[lang.code][0] += replaced
+                    switched[lang.code][1] += total
+                    records.append(record(group, "code_switch", lang.code, cs_q, cs_a, variant=v))
+        return records, {
+            "skipped_code_switch_variants": skipped_variants,
+            "code_switch_ratio_achieved": {c: round(r / t, 4) if t else None for c, (r, t) in switched.items()},
+        }
+
     def _answers(self, ctx: TrainContext, examples: list[dict]) -> tuple[list[dict], list[str], list[str], dict]:
         """The answers each example is trained on (A* or the reference), minus the unusable ones."""
-        cfg: SDRRLConfig = self.config
+        cfg: AnswerConfig = self.config.answers
         questions = [question_of(ex) for ex in examples]
         if cfg.answer_source == "reference":
             pairs = [(ex["output"], False) for ex in examples]
@@ -196,7 +178,7 @@ class SDRRLTrainer(LoRATrainer):
                        seed: int) -> tuple[str, str, int, int] | None:
         """(question, answer, words replaced, words translatable) of one code-switched variant, or
         None when the lexicon knows no word of the switched side(s)."""
-        cfg: SDRRLConfig = self.config
+        cfg: CodeSwitchConfig = self.config.code_switch
         rng = random.Random(f"{seed}:{group}:{lang.code}:{variant}")
         cs_q, cs_a, replaced, total = q, a, 0, 0
         if cfg.code_switch_side in ("both", "question"):
@@ -212,20 +194,19 @@ class SDRRLTrainer(LoRATrainer):
         ones, a cached MUSE download); else one inverted or composed through English from those in
         lexicon_dir (or the shipped ones); else MUSE or induced with the configured translator
         (trainers.lexicons; the translator loads a model only to induce one)."""
-        from trainers.lexicons import find_lexicon as find_pair_file, resolve_lexicon
-
-        lexicon_dir = Path(self.config.lexicon_dir) if self.config.lexicon_dir else BUILTIN_LEXICON_DIR
-        src = source_language(self.config).code
+        translation: TranslationConfig = self.config.translation
+        user_dir = translation.lexicon_dir or None
+        folder = Path(user_dir) if user_dir else BUILTIN_LEXICON_DIR
         out = {}
         for lang in langs:
-            found = find_pair_file(src, lang.code, self.config.lexicon_dir or None, Path(ctx.work_dir))
+            found = find_lexicon_file(translation.source_lang, lang.code, user_dir, Path(ctx.work_dir))
             if found is not None and found.origin != "induced":
                 out[lang.code] = load_lexicon(found.path)
                 continue
             try:
-                out[lang.code] = find_lexicon(lexicon_dir, src, lang.code)
+                out[lang.code] = lexicon_from_folder(folder, translation.source_lang, lang.code)
             except HarnessError:
-                translator = make_config_translator(self.config, ctx)
-                path = resolve_lexicon(src, lang.code, self.config.lexicon_dir or None, translator, Path(ctx.work_dir))
+                translator = make_config_translator(translation, ctx)
+                path = resolve_lexicon(translation.source_lang, lang.code, user_dir, translator, Path(ctx.work_dir))
                 out[lang.code] = load_lexicon(path)
         return out

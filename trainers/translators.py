@@ -20,10 +20,10 @@ from harness.engines import EngineSettings
 from harness.errors import HarnessError, unknown
 from harness.langs import LANGUAGES, Language
 from harness.runstore import JsonlCache, sha256_file, sha256_json
-from trainers.codeswitch import DATA_DIR, WORD_RE, Lexicon, compose_lexicons, invert_lexicon, load_lexicon, match_case
+from trainers.codeswitch import WORD_RE, Lexicon, match_case
+from trainers.lexicons import BUILTIN_LEXICON_DIR, lexicon_from_folder
 
 DEFAULT_NLLB_MODEL = "facebook/nllb-200-distilled-600M"
-BUILTIN_LEXICON_DIR = DATA_DIR / "lexicons"
 LLM_TRANSLATION_PROMPT = (
     "Translate the following {src} text into {tgt}. Reply with the translation only, nothing else.\n\n{text}"
 )
@@ -209,13 +209,10 @@ class LexiconTranslator(Translator):
         files = sorted(self.lexicon_dir.glob("*-*.txt")) if self.lexicon_dir.is_dir() else []
         return "lexicon:" + sha256_json([[f.name, sha256_file(f)] for f in files])[:16]
 
-    def available(self) -> list[str]:
-        return sorted(f.stem for f in self.lexicon_dir.glob("*-*.txt")) if self.lexicon_dir.is_dir() else []
-
     def lexicon(self, src: Language, tgt: Language) -> Lexicon:
         key = (src.code, tgt.code)
         if key not in self._lexicons:
-            self._lexicons[key] = find_lexicon(self.lexicon_dir, src.code, tgt.code)
+            self._lexicons[key] = lexicon_from_folder(self.lexicon_dir, src.code, tgt.code)
         return self._lexicons[key]
 
     def _translate(self, texts: list[str], src: Language, tgt: Language) -> list[str]:
@@ -226,43 +223,6 @@ class LexiconTranslator(Translator):
             return match_case(m.group(0), translations[0]) if translations else m.group(0)
 
         return [WORD_RE.sub(word, text) for text in texts]
-
-
-def lexicon_path(lexicon_dir: Path, src: str, tgt: str) -> Path:
-    return Path(lexicon_dir) / f"{src}-{tgt}.txt"
-
-
-def find_lexicon(lexicon_dir: Path, src: str, tgt: str, pivot: str = "en") -> Lexicon:
-    """The src->tgt lexicon: its own file, the inverse of tgt->src, or composed through `pivot`
-    (src->en->tgt) when only English-centric lexicons exist (MUSE has few non-English pairs)."""
-
-    def direct(a: str, b: str) -> Lexicon | None:
-        if lexicon_path(lexicon_dir, a, b).is_file():
-            return load_lexicon(lexicon_path(lexicon_dir, a, b))
-        if lexicon_path(lexicon_dir, b, a).is_file():
-            return invert_lexicon(load_lexicon(lexicon_path(lexicon_dir, b, a)))
-        return None
-
-    found = direct(src, tgt)
-    if found is None and pivot not in (src, tgt):
-        first, second = direct(src, pivot), direct(pivot, tgt)
-        if first is not None and second is not None:
-            found = compose_lexicons(first, second)
-    if found is None:
-        raise missing_lexicon(lexicon_dir, src, tgt)
-    return found
-
-
-def missing_lexicon(lexicon_dir: Path, src: str, tgt: str) -> HarnessError:
-    lexicon_dir = Path(lexicon_dir)
-    pairs = sorted(f.stem for f in lexicon_dir.glob("*-*.txt")) if lexicon_dir.is_dir() else []
-    langs = sorted({code for pair in pairs for code in pair.split("-")} - {"en"})
-    pivot = "" if "en" in (src, tgt) else f", nor both {src}-en and en-{tgt} to compose"
-    return HarnessError(
-        f"no lexicon for {src}->{tgt}: {lexicon_path(lexicon_dir, src, tgt)} does not exist (nor {tgt}-{src}{pivot}); "
-        f"lexicons there cover: {', '.join(langs) or 'none'} "
-        "(MUSE format, 'source target' per line; set lexicon_dir to a folder holding it)"
-    )
 
 
 # --------------------------------------------------------------------------------------------

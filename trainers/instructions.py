@@ -1,0 +1,123 @@
+"""English instructions and the training record every trainer builds from them.
+
+Instructions (`instructions=`): a hub id loaded with `datasets` (default tatsu-lab/alpaca), a local
+JSON/JSONL file of Alpaca rows (instruction, input, output), or `builtin:alpaca-smoke` (32 items
+shipped in trainers/data, offline). Here too the checks every data source setting shares: FLORES
+is refused (it is the evaluation set), a built-in must exist, a local path must exist.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from harness.errors import HarnessError
+from trainers.codeswitch import DATA_DIR
+
+BUILTIN_INSTRUCTIONS = {"alpaca-smoke": DATA_DIR / "alpaca_smoke.json"}
+
+
+def check_source(spec: str, name: str, builtins: dict) -> None:
+    """A data source setting that can be checked without loading it: a known built-in, an existing local path, not FLORES."""
+    refuse_flores(spec, name)
+    if spec.startswith("builtin:") and spec.split(":", 1)[1] not in builtins:
+        raise HarnessError(f"bad value for {name}: {spec!r}; built-ins: {', '.join(f'builtin:{k}' for k in builtins)}")
+    if spec.startswith((".", "/", "~")) and not Path(spec).expanduser().exists():
+        raise HarnessError(f"bad value for {name}: {spec!r} does not exist (a hub id org/name, a local path, or builtin:...)")
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a JSONL file, or of a JSON list (also under "train" or "data")."""
+    try:
+        if path.suffix == ".jsonl":
+            with open(path, encoding="utf-8") as fh:
+                return [json.loads(line) for line in fh if line.strip()]
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise HarnessError(f"cannot read {path}: {exc}") from None
+    if isinstance(data, dict):  # {"train": [...]} or {"data": [...]}
+        data = data.get("train", data.get("data"))
+    if not isinstance(data, list):
+        raise HarnessError(f"{path}: expected a JSON list of rows (or JSONL)")
+    return data
+
+
+def refuse_flores(spec: str, what: str) -> None:
+    if "flores" in spec.lower():
+        raise HarnessError(
+            f"{what} {spec!r} looks like FLORES, the evaluation set; training on it leaks the test data. "
+            "Use OPUS-100 (Helsinki-NLP/opus-100), a local folder, or builtin:opus-smoke"
+        )
+
+
+def load_instructions(spec: str, n: int, seed: int) -> list[dict]:
+    """Up to `n` Alpaca rows ({id, instruction, input, output}) sampled by `seed` (n <= 0: all)."""
+    refuse_flores(spec, "instructions")
+    if spec.startswith("builtin:"):
+        name = spec.split(":", 1)[1]
+        if name not in BUILTIN_INSTRUCTIONS:
+            raise HarnessError(f"unknown built-in instructions {spec!r}; valid: " + ", ".join(f"builtin:{k}" for k in BUILTIN_INSTRUCTIONS))
+        rows, tag = read_rows(BUILTIN_INSTRUCTIONS[name]), name
+    elif Path(spec).expanduser().exists():
+        path = Path(spec).expanduser()
+        rows, tag = read_rows(path), path.stem
+    elif "/" in spec and not spec.startswith((".", "/", "~")):
+        rows, tag = _load_hub_instructions(spec), spec.split("/")[-1]
+    else:
+        raise HarnessError(f"instructions {spec!r} is not a file, a hub id (org/name) or builtin:alpaca-smoke")
+    out = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or not str(row.get("instruction", "")).strip():
+            raise HarnessError(f"instructions {spec!r}: row {i} has no 'instruction' (Alpaca format: instruction, input, output)")
+        out.append(
+            {
+                "id": str(row.get("id") or f"{tag}-{i}"),
+                "instruction": str(row["instruction"]).strip(),
+                "input": str(row.get("input") or "").strip(),
+                "output": str(row.get("output") or "").strip(),
+            }
+        )
+    if 0 < n < len(out):
+        keep = sorted(random.Random(seed).sample(range(len(out)), n))
+        out = [out[i] for i in keep]
+    return out
+
+
+def _load_hub_instructions(spec: str) -> list[dict]:
+    """The train split of a hub instruction set: from the active mirror (`harness fetch`), else the hub."""
+    from harness import hub, mirror
+
+    local = mirror.find(mirror.instructions_path(Path(), spec))
+    if local is not None:
+        return read_rows(local)
+    try:
+        return hub.load_split(spec, None, "train")
+    except Exception as exc:  # offline, unknown id, gated
+        raise hub.explain(
+            exc, spec, f"instructions {spec!r}",
+            "offline, run `harness fetch` and pass --data-dir, or use instructions=builtin:alpaca-smoke or a local JSON/JSONL file",
+        ) from None
+
+
+def question_of(example: dict) -> str:
+    """The user turn of an Alpaca row: the instruction, then its input (if any) after a blank line."""
+    return example["instruction"] + (f"\n\n{example['input']}" if example["input"] else "")
+
+
+def chat(question: str, answer: str) -> list[dict]:
+    return [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+
+
+def record(group: str, kind: str, lang: str, question: str, answer: str, variant: int | None = None) -> dict:
+    """One training record (see harness.trainer_api): id = group:kind:lang[:variant]."""
+    suffix = "" if variant is None else f":{variant}"
+    return {"id": f"{group}:{kind}:{lang}{suffix}", "group": group, "kind": kind, "lang": lang, "messages": chat(question, answer)}
+
+
+def kind_counts(records: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in records:
+        key = f"{r['kind']}/{r['lang']}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
