@@ -150,7 +150,7 @@ def markdown(results: dict) -> str:
     langs = list(results["n_items"])
     out = []
     for set_name in ("full", "short"):
-        out.append(f"| language (items) | " + " | ".join(names) + " |")
+        out.append("| language (items) | " + " | ".join(names) + " |")
         out.append("|---|" + "---:|" * len(names))
         for lang in langs:
             cells = [f"{results['candidates'][n][set_name]['per_lang'][lang]:.1f}" for n in names]

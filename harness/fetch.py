@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from harness import hub, mirror
 from harness.errors import HarnessError
-from harness.requirements import SplitNeed, TrainerNeeds, is_hub_id, split_needs, spm_tokenizers, trainer_needs
+from harness.requirements import SplitNeed, TrainerNeeds, split_needs, spm_tokenizers, trainer_needs
 from harness.runstore import write_jsonl, write_text
 from harness.tasks import Suite
 

@@ -9,7 +9,6 @@ a few steps so that it learns measurably (its held-out loss falls), which is wha
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -19,7 +18,6 @@ import harness.evaluate as evaluate_mod
 import trainers.lora as lora
 import trainers.sdrrl as sdrrl
 from harness.cli import main
-from harness.runstore import read_json
 from reports.check import check_run, moves_table, record_baseline
 from trainers.encoding import IGNORE_INDEX
 

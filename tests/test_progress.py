@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from harness.progress import QUIET_ENV, QUIET_LOGGERS, RunProgress, open_bars, quiet_libraries, silence_git_probe, stage
+from harness.progress import QUIET_ENV, QUIET_LOGGERS, RunProgress, quiet_libraries, silence_git_probe, stage
 
 TQDM_BAR = re.compile(r"\d+%\|")  # tqdm's "100%|███|"; rich's bars never print a percent sign and a pipe
 # A process that makes a library bar, counts two of three items, closes it; it prints what RunProgress saw.

@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.hub import is_hub_id
 from trainers.codeswitch import DATA_DIR
 
 BUILTIN_INSTRUCTIONS = {"alpaca-smoke": DATA_DIR / "alpaca_smoke.json"}
@@ -62,7 +63,7 @@ def load_instructions(spec: str, n: int, seed: int) -> list[dict]:
     elif Path(spec).expanduser().exists():
         path = Path(spec).expanduser()
         rows, tag = read_rows(path), path.stem
-    elif "/" in spec and not spec.startswith((".", "/", "~")):
+    elif is_hub_id(spec):
         rows, tag = _load_hub_instructions(spec), spec.split("/")[-1]
     else:
         raise HarnessError(f"instructions {spec!r} is not a file, a hub id (org/name) or builtin:alpaca-smoke")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
+from harness.hub import is_hub_id
 from harness.langs import Language
 from trainers.codeswitch import DATA_DIR
 from trainers.instructions import chat, read_rows, refuse_flores
@@ -70,7 +71,7 @@ def check_parallel_source(spec: str, src: Language, tgt: Language) -> None:
         folder = BUILTIN_PARALLEL[name]
     elif Path(spec).expanduser().is_dir():
         folder = Path(spec).expanduser()
-    elif "/" in spec and not spec.startswith((".", "/", "~")):
+    elif is_hub_id(spec):
         if spec == OPUS_100 and "en" not in (src.code, tgt.code):
             raise HarnessError(
                 f"parallel_data {OPUS_100} has English-centric pairs only, so no {src.code}-{tgt.code} pairs; "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from harness.engines import EngineSettings
 from harness.errors import HarnessError, unknown
-from harness.langs import LANGUAGES, Language
+from harness.langs import Language, iso_code
 from harness.runstore import JsonlCache, sha256_file, sha256_json
 from trainers.codeswitch import WORD_RE, Lexicon, match_case
 from trainers.lexicons import BUILTIN_LEXICON_DIR, lexicon_from_folder
@@ -229,9 +229,6 @@ class LexiconTranslator(Translator):
 # Precomputed translations
 # --------------------------------------------------------------------------------------------
 
-_FLORES_TO_CODE = {lang.flores: code for code, lang in LANGUAGES.items()}
-
-
 class FileTranslator(Translator):
     """Look translations up in a JSONL file of {src_lang, tgt_lang, source, translation}.
 
@@ -258,7 +255,7 @@ class FileTranslator(Translator):
 
     @staticmethod
     def _code(lang: str) -> str:
-        return _FLORES_TO_CODE.get(lang, lang)
+        return iso_code(lang)
 
     @property
     def id(self) -> str:
