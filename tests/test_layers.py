@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("harness", "tasks", "trainers", "reports")
 HARNESS_SERVICES = ("heldout", "requirements", "preflight", "doctor", "fetch")
-HARNESS_APP = ("cli", "pipeline", "compare")
+HARNESS_APP = ("cli", "commands", "pipeline", "compare")
 FLOORS = ("harness (core)", "tasks", "trainers", "harness (services)", "reports", "harness (app)")
 
 
