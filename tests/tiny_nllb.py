@@ -16,27 +16,33 @@ from tiny_model import _corpus
 NLLB_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
 
 
-def build_nllb_tokenizer(vocab_size: int = 600):
+def build_nllb_tokenizer(vocab_size: int = 600, total_size: int = 0):
+    """BPE pieces, then the 202 FLORES-200 language codes; `total_size`: filler pieces before the codes
+    bring the whole vocabulary to this size (a benchmark's NLLB-sized output layer)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import NllbTokenizer
+    from transformers.models.nllb.tokenization_nllb import FAIRSEQ_LANGUAGE_CODES
 
     bpe = Tokenizer(models.BPE(unk_token="<unk>"))
     bpe.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=NLLB_SPECIALS, show_progress=False)
     bpe.train_from_iterator(_corpus(), trainer=trainer)
     merges = [tuple(pair) for pair in json.loads(bpe.to_str())["model"]["merges"]]
-    return NllbTokenizer(vocab=bpe.get_vocab(), merges=merges)
+    vocab = bpe.get_vocab()
+    vocab.update({f"<filler{i}>": i for i in range(len(vocab), total_size - len(FAIRSEQ_LANGUAGE_CODES))})
+    return NllbTokenizer(vocab=vocab, merges=merges)
 
 
-def build_tiny_nllb(path: Path | str, seed: int = 0) -> Path:
-    """Write the tiny model into `path` (created) and return it."""
+def build_tiny_nllb(path: Path | str, seed: int = 0, **shape) -> Path:
+    """Write the tiny model into `path` (created) and return it; `shape`: M2M100Config fields that
+    replace the tiny ones (benchmarks build NLLB-600M's shape with them)."""
     import torch
     from transformers import GenerationConfig, M2M100Config, M2M100ForConditionalGeneration
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_nllb_tokenizer()
-    config = M2M100Config(
+    tokenizer = build_nllb_tokenizer(total_size=shape.get("vocab_size", 0))
+    tiny = dict(
         vocab_size=len(tokenizer),
         d_model=32,
         encoder_layers=2,
@@ -53,6 +59,7 @@ def build_tiny_nllb(path: Path | str, seed: int = 0) -> Path:
         pad_token_id=tokenizer.pad_token_id,
         decoder_start_token_id=tokenizer.eos_token_id,
     )
+    config = M2M100Config(**{**tiny, **shape})
     torch.manual_seed(seed)
     model = M2M100ForConditionalGeneration(config).to(torch.float32)
     model.generation_config = GenerationConfig(

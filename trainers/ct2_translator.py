@@ -66,6 +66,7 @@ class CT2NLLBTranslator(Translator):
         beam_size: int = 4,
         max_length: int = 512,
         max_batch_tokens: int = 4096,
+        threads: int = 0,
     ):
         if device not in DEVICES:
             raise unknown("nllb-ct2 device", device, DEVICES)
@@ -77,6 +78,7 @@ class CT2NLLBTranslator(Translator):
         self.beam_size = beam_size
         self.max_length = max_length
         self.max_batch_tokens = max_batch_tokens
+        self.threads = threads  # CPU threads; 0: CTranslate2's default
         self._translator = None
         self._tokenizer = None
 
@@ -106,7 +108,7 @@ class CT2NLLBTranslator(Translator):
                 raise HarnessError(f"{exc}; or use translator=nllb|lexicon|file|llm") from None
             self._tokenizer = AutoTokenizer.from_pretrained(source)
             model_dir = converted_model(source, self.model_name, compute_type)
-            self._translator = ctranslate2.Translator(str(model_dir), device=device, compute_type=compute_type)
+            self._translator = ctranslate2.Translator(str(model_dir), device=device, compute_type=compute_type, intra_threads=self.threads)
         return self._translator, self._tokenizer
 
     def translate_sentences(self, sentences: list[str], src: Language, tgt: Language) -> list[str]:
