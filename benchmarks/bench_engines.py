@@ -14,8 +14,8 @@ The adapter is random (rank `--lora-rank`, lora_B non-zero so that it changes th
 
 Each engine runs in its own process (`--worker`), the engines in turn (hf vllm hf vllm ...), so
 load changes hit both. Tokens: log-likelihood counts context + continuation tokens per request
-(what an engine without prefix reuse runs); generation counts the new tokens. Model loading is
-timed apart ("load_s") and left out of the rates.
+(what an engine without prefix reuse runs; the HF scorer runs each context once); generation counts
+the new tokens. Model loading ("load_*_s") and one warm-up request per type are left out of the rates.
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ def run_worker(engine: str, model_dir: Path, adapter: Path, args: argparse.Names
     prompts = [Instance("generate_until", {}, (f"{p}\nWrite a longer story:", dict(gen_kwargs)), i) for i, p in enumerate(passages(args.generations, 30, seed=2))]
 
     def new_tokens(texts: list[str]) -> int:
-        return sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+        # Re-tokenized output: exact for ordinary text; a random model's odd bytes can re-tokenize longer.
+        return sum(min(len(tokenizer(t, add_special_tokens=False)["input_ids"]), args.max_gen_toks) for t in texts)
 
     plan = [  # (request type, how the adapter is served, method, requests)
         ("loglikelihood", "none", "loglikelihood", scoring),
@@ -102,6 +103,7 @@ def run_worker(engine: str, model_dir: Path, adapter: Path, args: argparse.Names
                               engine=engine, settings=EngineSettings(max_model_len=1024))
             models[serving], load_s = timed(lambda: build_lm(req, serving=serving))
             results[f"load_{serving}_s"] = round(load_s, 1)
+        getattr(models[serving], method)(requests[:1])  # warm-up: first-call allocations and kernel choices
         outputs, seconds = timed(lambda: getattr(models[serving], method)(requests))
         tokens = scoring_tokens if method == "loglikelihood" else new_tokens(outputs)
         results[kind] = {"requests": len(requests), "tokens": tokens, "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1)}
