@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from emit import emit  # benchmarks/ is on the path: scripts run as python benchmarks/<name>.py
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 ENGINE_ORDER = ("hf", "vllm")
@@ -158,9 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "vllm_over_hf": {kind: round(median["vllm"][kind] / median["hf"][kind], 2) for kind in kinds},
         "runs": runs,
     }
-    print(json.dumps(summary, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    emit(summary, args.json)
     return 0
 
 

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from emit import emit  # benchmarks/ is on the path: scripts run as python benchmarks/<name>.py
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
@@ -125,9 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         "agreement": {name: agreement(outputs[name], outputs["hf"]) for name in ("ct2-int8", "ct2-float32")},
         "versions": {"torch": torch.__version__, **_versions("transformers", "ctranslate2", "sacrebleu")},
     }
-    print(json.dumps(summary, indent=2, ensure_ascii=False))
-    if args.json:
-        args.json.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    emit(summary, args.json)
     return 0
 
 

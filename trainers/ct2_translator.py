@@ -11,7 +11,9 @@ that both give the same translations.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.errors import HarnessError, unknown
 from harness.langs import Language
@@ -54,33 +56,26 @@ def converted_model(source: Path, name: str, quantization: str) -> Path:
     return target
 
 
+@dataclass
 class CT2NLLBTranslator(Translator):
     """An NLLB-200 model run by CTranslate2; languages by their FLORES-200 codes."""
 
-    def __init__(
-        self,
-        model: str = DEFAULT_NLLB_MODEL,
-        *,
-        device: str = "auto",
-        compute_type: str = "auto",
-        beam_size: int = 4,
-        max_length: int = 512,
-        max_batch_tokens: int = 4096,
-        threads: int = 0,
-    ):
-        if device not in DEVICES:
-            raise unknown("nllb-ct2 device", device, DEVICES)
-        if compute_type not in COMPUTE_TYPES:
-            raise unknown("nllb-ct2 compute type", compute_type, COMPUTE_TYPES)
-        self.model_name = model or DEFAULT_NLLB_MODEL
-        self.device = device
-        self.compute_type = compute_type
-        self.beam_size = beam_size
-        self.max_length = max_length
-        self.max_batch_tokens = max_batch_tokens
-        self.threads = threads  # CPU threads; 0: CTranslate2's default
-        self._translator = None
-        self._tokenizer = None
+    model_name: str = DEFAULT_NLLB_MODEL  # hub id or local folder
+    device: str = "auto"  # auto: cuda where CTranslate2 sees a GPU, else cpu
+    compute_type: str = "auto"  # auto: int8 on cpu, float16 on cuda
+    beam_size: int = 4
+    max_length: int = 512  # tokens in, and out (as NLLBTranslator's `generate` max_length)
+    max_batch_tokens: int = 4096
+    threads: int = 0  # CPU threads; 0: CTranslate2's default
+    _translator: Any = field(default=None, init=False, repr=False)
+    _tokenizer: Any = field(default=None, init=False, repr=False)
+
+    def __post_init__(self):
+        if self.device not in DEVICES:
+            raise unknown("nllb-ct2 device", self.device, DEVICES)
+        if self.compute_type not in COMPUTE_TYPES:
+            raise unknown("nllb-ct2 compute type", self.compute_type, COMPUTE_TYPES)
+        self.model_name = self.model_name or DEFAULT_NLLB_MODEL
 
     def _resolve_device(self) -> tuple[str, str]:
         device = self.device
