@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,14 @@ def test_bad_settings_and_missing_model_fail_in_one_line(tmp_path):
     missing = CT2NLLBTranslator(str(tmp_path / "no-such-nllb"), device="cpu")
     with pytest.raises(HarnessError, match="no-such-nllb.*translator=nllb"):
         missing.translate(["Hello."], EN, FR)
+
+
+def test_a_folder_without_safetensors_is_refused_in_one_line(tiny_nllb, tmp_path):
+    folder = tmp_path / "bin-only"
+    shutil.copytree(tiny_nllb, folder, ignore=shutil.ignore_patterns("*.safetensors"))
+    with pytest.raises(HarnessError, match="bin-only.*could not be converted.*safetensors"):
+        CT2NLLBTranslator(str(folder), device="cpu").translate(["Hello."], EN, FR)
+    assert not any((tmp_path / "home" / "ct2").glob("*/model.bin"))  # nothing half-converted left behind
 
 
 @pytest.mark.parametrize(

@@ -51,8 +51,12 @@ def converted_model(source: Path, name: str, quantization: str) -> Path:
         def load_model(self, model_class, model_name_or_path, **kwargs):
             return model_class.from_pretrained(model_name_or_path, use_safetensors=True, **kwargs)
 
-    with atomic_dir(target) as tmp:  # trust_remote_code stays at its default, False
-        SafetensorsConverter(str(source)).convert(str(tmp), quantization=quantization, force=True)
+    try:
+        with atomic_dir(target) as tmp:  # trust_remote_code stays at its default, False
+            SafetensorsConverter(str(source)).convert(str(tmp), quantization=quantization, force=True)
+    except (OSError, ValueError) as exc:  # no safetensors weights, an architecture CTranslate2 lacks
+        raise HarnessError(f"{name!r} could not be converted for CTranslate2 ({type(exc).__name__}: {exc}); "
+                           "it needs an NLLB/M2M100 folder with safetensors weights") from None
     return target
 
 
