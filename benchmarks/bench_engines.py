@@ -84,8 +84,10 @@ def run_worker(engine: str, model_dir: Path, adapter: Path, args: argparse.Names
     choices = [" the river", " a small dog", " people and language", " the blue morning"]
     scoring = [Instance("loglikelihood", {}, (c, ch), i) for i, (c, ch) in enumerate((c, ch) for c in contexts for ch in choices)]
     scoring_tokens = sum(len(tokenizer(c + ch)["input_ids"]) for c, ch in (r.args for r in scoring))
-    gen_kwargs = {"until": ["\n\n"], "max_gen_toks": args.max_gen_toks, "do_sample": False}
-    prompts = [Instance("generate_until", {}, (f"{p}\nWrite a longer story:", dict(gen_kwargs)), i) for i, p in enumerate(passages(args.generations, 30, seed=2))]
+    # No stop string but the end token, and a prompt that a story continues: every answer runs long.
+    gen_kwargs = {"until": [], "max_gen_toks": args.max_gen_toks, "do_sample": False}
+    story = " Once upon a time, in a small city by the river,"
+    prompts = [Instance("generate_until", {}, (p + story, dict(gen_kwargs)), i) for i, p in enumerate(passages(args.generations, 30, seed=2))]
 
     def new_tokens(texts: list[str]) -> int:
         # Re-tokenized output: exact for ordinary text; a random model's odd bytes can re-tokenize longer.
@@ -109,6 +111,8 @@ def run_worker(engine: str, model_dir: Path, adapter: Path, args: argparse.Names
         outputs, seconds = timed(lambda: getattr(models[serving], method)(requests))
         tokens = scoring_tokens if method == "loglikelihood" else new_tokens(outputs)
         results[kind] = {"requests": len(requests), "tokens": tokens, "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1)}
+        if method == "generate_until":
+            results[kind]["first_output"] = outputs[0][:80]
         print(json.dumps({engine: {kind: results[kind]}}), flush=True)
     return results
 
