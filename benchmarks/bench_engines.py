@@ -55,8 +55,8 @@ def make_random_adapter(model_dir: Path, out: Path, rank: int) -> Path:
 
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True)
     config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM")
+    torch.manual_seed(0)  # the same adapter on every run (lora_A is drawn here)
     model = get_peft_model(base, config)
-    torch.manual_seed(0)
     with torch.no_grad():
         for name, param in model.named_parameters():
             if "lora_B" in name:  # zero by default: the adapter would change nothing

@@ -14,8 +14,6 @@ from trainers.ct2_translator import CT2NLLBTranslator
 from trainers.sentences import join_translation, split_for_translation
 from trainers.translators import NLLBTranslator, make_translator
 
-pytest.importorskip("ctranslate2")
-
 EN, FR, JA, TH = (LANGUAGES[c] for c in ("en", "fr", "ja", "th"))
 # English texts that both translators cut into the same sentences (". " between them), of mixed
 # lengths so that batching by length reorders them.
