@@ -19,7 +19,7 @@ from harness.errors import HarnessError, unknown
 from harness.langs import Language
 from harness.models import cache_root, resolve_model
 from harness.runstore import atomic_dir, sha256_json
-from trainers.sentences import join_translation, split_for_translation
+from trainers.sentences import translate_by_sentence
 from trainers.translators import DEFAULT_NLLB_MODEL, Translator
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -131,7 +131,4 @@ class CT2NLLBTranslator(Translator):
         ]
 
     def _translate(self, texts: list[str], src: Language, tgt: Language) -> list[str]:
-        split = [split_for_translation(text) for text in texts]
-        flat = [sentence for lines in split for line in lines for sentence in line]
-        translated = iter(self.translate_sentences(flat, src, tgt) if flat else [])
-        return [join_translation([[next(translated) for _ in line] for line in lines], tgt) for lines in split]
+        return translate_by_sentence(texts, tgt, lambda sentences: self.translate_sentences(sentences, src, tgt))

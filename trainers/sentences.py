@@ -13,6 +13,7 @@ which NLLB also translates well on their own).
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 from harness.langs import Language
 
@@ -54,3 +55,11 @@ def join_translation(lines: list[list[str]], tgt: Language) -> str:
     """Inverse of `split_for_translation` on the translated sentences."""
     joiner = sentence_joiner(tgt)
     return "\n".join(joiner.join(sentences) for sentences in lines)
+
+
+def translate_by_sentence(texts: list[str], tgt: Language, translate_sentences: Callable[[list[str]], list[str]]) -> list[str]:
+    """Each text cut into sentences, all sentences translated in one call, the texts put back together."""
+    split = [split_for_translation(text) for text in texts]
+    flat = [sentence for lines in split for line in lines for sentence in line]
+    translated = iter(translate_sentences(flat) if flat else [])
+    return [join_translation([[next(translated) for _ in line] for line in lines], tgt) for lines in split]

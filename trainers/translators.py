@@ -22,6 +22,7 @@ from harness.langs import Language, iso_code
 from harness.runstore import JsonlCache, sha256_file, sha256_json
 from trainers.codeswitch import WORD_RE, Lexicon, match_case
 from trainers.lexicons import BUILTIN_LEXICON_DIR, lexicon_from_folder
+from trainers.sentences import translate_by_sentence
 
 DEFAULT_NLLB_MODEL = "facebook/nllb-200-distilled-600M"
 LLM_TRANSLATION_PROMPT = (
@@ -66,13 +67,6 @@ class Translator(ABC):
 # NLLB
 # --------------------------------------------------------------------------------------------
 
-_SENTENCE_END = re.compile(r"(?<=[^\d\s][.!?。！？])\s+")
-
-
-def split_for_mt(text: str) -> list[str]:
-    """Lines, then sentences: sentence-level models (NLLB) translate long paragraphs badly."""
-    return [s for line in text.split("\n") for s in _SENTENCE_END.split(line.strip()) if s]
-
 
 class NLLBTranslator(Translator):
     """An NLLB-200 model (hub id or local folder); languages by their FLORES-200 codes."""
@@ -110,34 +104,26 @@ class NLLBTranslator(Translator):
         return self._model, self._tokenizer
 
     def _translate(self, texts: list[str], src: Language, tgt: Language) -> list[str]:
+        return translate_by_sentence(texts, tgt, lambda sentences: self.translate_sentences(sentences, src, tgt))
+
+    def translate_sentences(self, sentences: list[str], src: Language, tgt: Language) -> list[str]:
         import torch
 
         model, tokenizer = self._load()
         tokenizer.src_lang = src.flores
         forced_bos = tokenizer.convert_tokens_to_ids(tgt.flores)
-        pieces = [split_for_mt(t) for t in texts]
-        flat = [p for ps in pieces for p in ps]
         # Longest first, so each batch pads little.
-        order = sorted(range(len(flat)), key=lambda i: -len(flat[i]))
-        out = [""] * len(flat)
+        order = sorted(range(len(sentences)), key=lambda i: -len(sentences[i]))
+        out = [""] * len(sentences)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            enc = tokenizer([flat[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=self.max_length)
+            enc = tokenizer([sentences[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=self.max_length)
             enc = {k: v.to(model.device) for k, v in enc.items()}
             with torch.no_grad():
                 gen = model.generate(**enc, forced_bos_token_id=forced_bos, num_beams=self.num_beams, max_length=self.max_length)
             for i, text in zip(idx, tokenizer.batch_decode(gen, skip_special_tokens=True)):
                 out[i] = text.strip()
-        # Re-join sentences with a space and lines with newlines, as they were.
-        results, k = [], 0
-        for text, ps in zip(texts, pieces):
-            lines = []
-            for line in text.split("\n"):
-                n = len([s for s in _SENTENCE_END.split(line.strip()) if s])
-                lines.append(" ".join(out[k : k + n]))
-                k += n
-            results.append("\n".join(lines))
-        return results
+        return out
 
 
 # --------------------------------------------------------------------------------------------
