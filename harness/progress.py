@@ -64,6 +64,28 @@ def quiet_libraries(verbose: bool) -> None:
         logging.getLogger(name).setLevel(level)
     for category in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", category=category)
+    hold_back_delayed_bars()
+
+
+def hold_back_delayed_bars() -> None:
+    """A tqdm bar still inside its TQDM_DELAY does not draw on an explicit `refresh()` either.
+
+    tqdm honours the delay in `update()` only; vLLM calls `pbar.refresh()` once all its prompts are
+    done, which printed a "Processed prompts: 100%" line per generate call into a quiet run. Applies
+    in this process; the vLLM generation child calls it too (harness/engines/vllm_engine.py)."""
+    from tqdm.std import tqdm
+
+    if getattr(tqdm.refresh, "holds_back_delayed", False):
+        return
+    drawing_refresh = tqdm.refresh
+
+    def refresh(self, *args: Any, **kwargs: Any) -> Any:
+        if self.delay and self.last_print_t < self.start_t + self.delay:  # never drawn: the delay holds
+            return None
+        return drawing_refresh(self, *args, **kwargs)
+
+    refresh.holds_back_delayed = True  # type: ignore[attr-defined]
+    tqdm.refresh = refresh
 
 
 def open_bars() -> list[Any]:

