@@ -72,9 +72,11 @@ def run_in_child(fn: Callable, *args: Any, what: str = "child process") -> Any:
     ctx = multiprocessing.get_context("spawn")
     parent_conn, child_conn = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child_main, args=(child_conn, os.getpid(), fn, args))
-    proc.start()
-    child_conn.close()  # so recv() sees EOF when the child dies
     try:
+        # Started inside the try: an interrupt right after the start must still end the child, or
+        # multiprocessing's exit handler waits for it (it joins every child that is not a daemon).
+        proc.start()
+        child_conn.close()  # so recv() sees EOF when the child dies
         try:
             reply = parent_conn.recv()
         except EOFError:

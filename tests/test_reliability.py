@@ -187,6 +187,38 @@ def test_child_dies_with_its_parent(sig, tmp_path):
         parent.wait()
 
 
+START_INTERRUPTED = textwrap.dedent("""
+    import time
+    import multiprocessing.context as context
+    from harness.lifeline import run_in_child
+    real_start = context.SpawnProcess.start
+    def start(self):
+        real_start(self)
+        print(self.pid, flush=True)
+        raise KeyboardInterrupt  # as if Ctrl-C came the moment the child was started
+    context.SpawnProcess.start = start
+    if __name__ == "__main__":
+        run_in_child(time.sleep, 120)
+""")
+
+
+def test_an_interrupt_right_after_the_start_still_ends_the_child(tmp_path):
+    script = tmp_path / "parent.py"
+    script.write_text(START_INTERRUPTED)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env())
+    try:
+        child = int(parent.stdout.readline())
+        # A child left running kept the parent from exiting: multiprocessing joins it at exit.
+        parent.wait(timeout=30)
+        deadline = time.time() + 5
+        while _alive(child) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not _alive(child)
+    finally:
+        parent.kill()
+        parent.wait()
+
+
 def test_watchdog_alone_ends_an_orphan(tmp_path):
     """The fallback without prctl: a grandchild watching its parent's PID exits when it dies."""
     worker = "import time, os, sys; from harness.lifeline import start_watchdog; start_watchdog(os.getppid()); print(os.getpid(), flush=True); time.sleep(120)"
