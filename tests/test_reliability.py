@@ -143,6 +143,14 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def _all_gone(pids: list[int], within: float = 5.0) -> bool:
+    """Whether every one of `pids` has ended (or is a zombie) within `within` seconds."""
+    deadline = time.time() + within
+    while any(_alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.1)
+    return not any(_alive(p) for p in pids)
+
+
 def _children(pid: int) -> list[int]:
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -178,10 +186,7 @@ def test_child_dies_with_its_parent(sig, tmp_path):
         time.sleep(1.0)  # let the child reach its sleep (prctl and watchdog set)
         parent.send_signal(sig)
         parent.wait(timeout=30)
-        deadline = time.time() + 5
-        while any(_alive(c) for c in children) and time.time() < deadline:
-            time.sleep(0.1)
-        assert not any(_alive(c) for c in children), f"orphans left after {sig.name}: {children}"
+        assert _all_gone(children), f"orphans left after {sig.name}: {children}"
     finally:
         parent.kill()
         parent.wait()
@@ -210,10 +215,7 @@ def test_an_interrupt_right_after_the_start_still_ends_the_child(tmp_path):
         child = int(parent.stdout.readline())
         # A child left running kept the parent from exiting: multiprocessing joins it at exit.
         parent.wait(timeout=30)
-        deadline = time.time() + 5
-        while _alive(child) and time.time() < deadline:
-            time.sleep(0.1)
-        assert not _alive(child)
+        assert _all_gone([child])
     finally:
         parent.kill()
         parent.wait()
@@ -229,10 +231,7 @@ def test_watchdog_alone_ends_an_orphan(tmp_path):
         assert _alive(grandchild)
         parent.kill()
         parent.wait()
-        deadline = time.time() + 5
-        while _alive(grandchild) and time.time() < deadline:
-            time.sleep(0.1)
-        assert not _alive(grandchild)
+        assert _all_gone([grandchild])
     finally:
         parent.kill()
 
