@@ -92,7 +92,7 @@ def part_train(model_dir: Path, args, label: str, sets: list[str]) -> dict:
     return result
 
 
-def scoring_requests(tokenizer, n_items: int):
+def scoring_requests(n_items: int):
     """SIB-200-like items (a text, 7 multi-token labels) and Belebele-like ones (a long passage, A-D)."""
     import random
 
@@ -102,7 +102,7 @@ def scoring_requests(tokenizer, n_items: int):
     words = "the a cat dog water house tree river city small large red blue green people language world".split()
     labels = [" science/technology", " travel", " politics", " sports", " health", " entertainment", " geography"]
     pairs = []
-    for i in range(n_items):
+    for _ in range(n_items):
         text = " ".join(rng.choice(words) for _ in range(60))
         pairs += [(f"Classify the topic.\nText: {text}\nTopic:", label) for label in labels]
         passage = " ".join(rng.choice(words) for _ in range(300))
@@ -120,10 +120,10 @@ def part_scoring(model_dir: Path, args, label: str, dtype: str = "bfloat16") -> 
     common = dict(pretrained=str(model_dir), device=device, dtype=dtype if device == "cuda" else "float32",
                   batch_size=args.score_batch, max_length=2048)
     result: dict = {"model": label, "device": device, "dtype": common["dtype"], "batch_size": args.score_batch}
+    requests = scoring_requests(args.score_items)
     answers, models, seconds = {}, {}, {}
     for name, cls in (("lm_eval_HFLM", HFLM), ("harness_SharedContextHFLM", SharedContextHFLM)):
         models[name] = cls(**common)
-        requests = scoring_requests(models[name].tokenizer, args.score_items)
         models[name].loglikelihood(requests[: 4 * 11], disable_tqdm=True)  # warm-up: kernels, allocator
         seconds[name] = []
     for _ in range(args.rounds):  # the two scorers alternate, so drifts in clocks or load hit both
