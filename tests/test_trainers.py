@@ -233,6 +233,15 @@ def test_sdrrl_refuses_flores_and_missing_lexicon(tiny_model, tmp_path):
 # --- the other trainers ---------------------------------------------------------------------
 
 
+def test_nllb_cache_key_names_half_precision_on_a_gpu(monkeypatch):
+    import trainers.translators as translators
+
+    monkeypatch.setattr(translators, "on_gpu", lambda: False)
+    assert translators.NLLBTranslator("org/nllb").id == "nllb:org/nllb:beams=4"  # the key CPU caches always had
+    monkeypatch.setattr(translators, "on_gpu", lambda: True)
+    assert translators.NLLBTranslator("org/nllb").id == "nllb:org/nllb:fp16:beams=4"
+
+
 def test_all_trainers_are_registered():
     assert {"base", "english_sft", "translate_sft", "sdrrl"} <= set(load_trainers())
 

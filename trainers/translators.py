@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 from harness.engines import EngineSettings
+from harness.engines.base import on_gpu
 from harness.errors import HarnessError, unknown
 from harness.langs import Language, iso_code
 from harness.runstore import JsonlCache, sha256_file, sha256_json
@@ -81,7 +82,10 @@ class NLLBTranslator(Translator):
 
     @property
     def id(self) -> str:
-        return f"nllb:{self.model_name}:beams={self.num_beams}"
+        # Half precision on a GPU changes the translations, so it is part of the cache key (fp32 keeps
+        # the key it always had).
+        precision = ":fp16" if on_gpu() else ""
+        return f"nllb:{self.model_name}{precision}:beams={self.num_beams}"
 
     def _load(self):
         if self._model is None:
@@ -96,11 +100,11 @@ class NLLBTranslator(Translator):
                     f"NLLB model {self.model_name!r} could not be loaded ({type(exc).__name__}); give a local folder "
                     "(translator_model=...) or use translator=lexicon|file|llm"
                 ) from None
-            on_gpu = torch.cuda.is_available()
+            gpu = on_gpu()
             # On a GPU, batch 16 leaves it waiting on per-step overhead: batch 64 translated 3.1x more sentences
             # per second with 4 beams, in half precision (benchmarks/RESULTS.md, "On a GPU"). Our defaults.
-            self.batch_size = self.batch_size or (64 if on_gpu else 16)
-            self._model = (model.to("cuda", dtype=torch.float16) if on_gpu else model).eval()
+            self.batch_size = self.batch_size or (64 if gpu else 16)
+            self._model = (model.to("cuda", dtype=torch.float16) if gpu else model).eval()
         return self._model, self._tokenizer
 
     def _translate(self, texts: list[str], src: Language, tgt: Language) -> list[str]:
