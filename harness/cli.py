@@ -30,7 +30,7 @@ def _add_fetch_and_doctor(sub) -> None:
         p.add_argument("--suite", default=suite_default, help="task suite (harness list suites)")
         p.add_argument("--model", help="built-in name, local HF folder, or hub id")
         p.add_argument("--langs", help="restrict the suite to these languages, e.g. cs,ja")
-        p.add_argument("--engine", default="vllm", help="vllm (default) or hf")
+        p.add_argument("--engine", default="auto", help="auto (default: the fastest measured engine per request type and hardware, harness/engines/routing.py), vllm or hf")
         p.add_argument("--set", action="append", metavar="KEY=VALUE", help="trainer setting; repeatable")
         p.add_argument("--config", help="YAML file of trainer settings")
 
@@ -55,15 +55,16 @@ def _add_model_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="built-in name (harness list models), local HF folder, or hub id")
     p.add_argument("--suite", default="smoke", help="task suite (harness list suites)")
     p.add_argument("--langs", help="restrict the suite to these languages, e.g. cs,ja")
-    p.add_argument("--engine", default="vllm", help="vllm (default) or hf")
+    p.add_argument("--engine", default="auto", help="auto (default: the fastest measured engine per request type and hardware, harness/engines/routing.py), vllm or hf")
     p.add_argument("--data-dir", help="local data folder in the hub datasets' formats (default: the suite's, else the hub)")
     p.add_argument("--limit", type=int, help="at most N items per task (quick runs)")
     p.add_argument("--seed", type=int, default=0, help="the run's seed (data sampling, training; a comparison takes --seeds)")
     p.add_argument("--max-model-len", type=int, default=2048)
     p.add_argument("--max-gen-toks", type=int, help="cap on generated tokens per item (default: each task's own)")
-    p.add_argument("--lora-scoring", default="merge",
-                   help="vLLM multiple choice with an adapter: merge (adapter merged into the weights, batched; default) "
-                        "or serial (LoRA served as such, one request at a time)")
+    p.add_argument("--adapter-serving", default="auto",
+                   help="how an adapter reaches the engine: auto (default: merged into a cached copy of the weights on CPU "
+                        "and for vLLM multiple choice, LoRA otherwise), merged, or lora (vLLM multiple choice then "
+                        "runs one request at a time)")
     p.add_argument("--runs-dir", default="runs", help="where run folders go (default ./runs)")
 
 
@@ -94,7 +95,7 @@ def _add_run(sub) -> None:
                    "(evaluations are recomputed, not taken from the shared cache)")
     p.add_argument("--keep-cache", action="store_true", help="with --force: reuse evaluations from the shared cache")
     p.add_argument("--judge", metavar="MODEL", help="judge the open-ended answers pairwise against the base model's")
-    p.add_argument("--judge-engine", default="vllm", help="engine serving the judge: vllm (default) or hf")
+    p.add_argument("--judge-engine", default="auto", help="engine serving the judge: auto (default), vllm or hf")
     p.set_defaults(func=cmd_run)
 
 

@@ -127,7 +127,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         model_dir=model_dir, tasks=tasks, out_dir=RunPaths(out).eval_dir(variant), variant=variant, adapter=adapter,
         engine=args.engine, data_dir=Path(args.data_dir).resolve() if args.data_dir else suite.data_dir,
         limit=args.limit, settings=EngineSettings(max_model_len=args.max_model_len, seed=args.seed, max_gen_toks=args.max_gen_toks,
-                                lora_scoring=args.lora_scoring, tensor_parallel_size=args.tensor_parallel_size,
+                                adapter_serving=args.adapter_serving, tensor_parallel_size=args.tensor_parallel_size,
                                 data_parallel_size=args.data_parallel_size),
     )
     with RunLock(out), make_progress() as progress:
@@ -222,10 +222,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise HarnessError(f"bad value for --steps: {args.steps}; expected an integer >= 1")
     judge_dir = None
     if args.judge:
-        from harness.engines import check_engine
+        from harness.engines import check_engine_name
         from harness.models import resolve_model
 
-        check_engine(args.judge_engine)
+        check_engine_name(args.judge_engine)
         judge_dir = resolve_model(args.judge)  # a bad judge name fails here, before any work
     members = parse_members(args.trainer, args.ablations)
     seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
@@ -277,7 +277,7 @@ def _run_spec(args: argparse.Namespace, suite: Any, member: Any, settings: dict[
         data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
         max_model_len=args.max_model_len,
         max_gen_toks=args.max_gen_toks,
-        lora_scoring=args.lora_scoring,
+        adapter_serving=args.adapter_serving,
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import hub, mirror
+from harness.engines.routing import REQUEST_TYPES, pick_engine
 from harness.errors import HarnessError
 from harness.requirements import split_needs, spm_tokenizers, trainer_needs
 from harness.tasks import Suite
@@ -41,7 +42,7 @@ class RunPlan:
     config: Any = None  # the trainer's Config
     trains: bool = False
     data_dir: Path | None = None
-    engine: str = "vllm"
+    engine: str = "auto"
     runs_dir: Path = Path("runs")
 
     online_probe: bool | None = None  # the hub probe, done once per plan
@@ -58,7 +59,7 @@ class RunPlan:
 
 def check_environment(plan: RunPlan) -> list[Check]:
     checks = [_datasets_version(), _token()]
-    if plan.engine == "vllm":
+    if "vllm" in {pick_engine(plan.engine, kind) for kind in REQUEST_TYPES}:
         checks.append(_vllm())
     checks += [_comet(), _gpu(plan), _disk(plan)]
     return checks

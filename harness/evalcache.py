@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from harness import comet, genmetrics, metrics
+from harness.engines.routing import route
 from harness.models import cache_root
 from harness.runstore import read_json, read_jsonl, sha256_json, task_samples, task_scores
 from harness.tasks import TaskInfo, tasks_dir
@@ -19,17 +20,18 @@ EVAL_FORMAT = 2  # bump when scores.json / samples.jsonl change shape: old cache
 
 def eval_key(req, task: TaskInfo, model_fp: str, adapter_fp: str | None) -> str:
     """The key of `task` evaluated as `req` (a harness.evaluate.EvalRequest) asks."""
+    served = route(req.engine, task.kind, adapter_fp is not None, req.settings.adapter_serving)  # `auto` and its pick share entries
     return sha256_json(
         {
             "model": model_fp,
             "adapter": adapter_fp,
-            "engine": req.engine,
+            "engine": served.engine,
+            "adapter_served_as": served.serving,
             "task_code": _task_code_hash(task),
             "data_dir": str(req.data_dir) if req.data_dir else None,
             "limit": req.limit,
             "max_model_len": req.settings.max_model_len,
             "max_gen_toks": req.settings.max_gen_toks,
-            "lora_scoring": req.settings.lora_scoring if adapter_fp else None,
             "format": EVAL_FORMAT,
             "genmetrics": genmetrics.VERSION if task.kind == "generation" else None,
             "comet": comet.settings_key(comet.from_env()) if task.kind == "generation" else None,

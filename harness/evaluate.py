@@ -15,14 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from harness import comet, genmetrics, metrics
-from harness.engines import LORA_SCORING, EngineSettings, get_engine
-from harness.errors import unknown
+from harness.engines import AUTO, EngineSettings, Route, get_engine, route
 from harness.evalcache import eval_key, from_shared_cache, shared_cache_dir
 from harness.models import adapter_fingerprint, merged_model_dir, model_fingerprint
 from harness.runstore import read_json, task_samples, task_scores, write_json, write_jsonl
 from harness.progress import silence_git_probe
 from harness.samples import metric_values, sample_rows
 from harness.tasks import TaskInfo, tasks_dir
+
+
+# Tasks scored by one lm-eval call (our default): fewer engine calls, larger batches; a killed run
+# loses at most the call in flight (each task's result is written when its call returns).
+TASKS_PER_CALL = 16
 
 
 @dataclass
@@ -32,7 +36,7 @@ class EvalRequest:
     out_dir: Path  # runs/<name>/eval/<variant>
     variant: str = "base"  # "base" or "adapter"
     adapter: Path | None = None
-    engine: str = "vllm"
+    engine: str = AUTO  # or a backend's name (harness.engines.routing)
     data_dir: Path | None = None
     limit: int | None = None
     settings: EngineSettings = field(default_factory=EngineSettings)
@@ -49,21 +53,19 @@ class _Session:
     comet_settings: Any
 
 
-def _serving(req: EvalRequest, task: TaskInfo) -> str:
-    """How the adapter reaches the engine for this task: lora, merged, or none (base model)."""
-    if req.adapter is None:
-        return "none"
-    return get_engine(req.engine).serving(task.kind, req.settings)
+def task_route(req: EvalRequest, task: TaskInfo) -> Route:
+    """The engine and adapter serving this task gets (harness.engines.routing)."""
+    return route(req.engine, task.kind, req.adapter is not None, req.settings.adapter_serving)
 
 
-def build_lm(req: EvalRequest, serving: str = "lora", adapter_fp: str | None = None) -> Any:
-    """One lm-eval model object, reused across the tasks of the request that are served the same way."""
-    engine = get_engine(req.engine)
-    if serving == "merged":
+def build_lm(req: EvalRequest, served: Route, adapter_fp: str | None = None) -> Any:
+    """One lm-eval model object, reused by every task of the request that takes the same route."""
+    engine = get_engine(served.engine)
+    if served.serving == "merged":
         merged = merged_model_dir(req.model_dir, req.adapter, adapter_fp or adapter_fingerprint(req.adapter))
         args = engine.model_args(merged, None, req.settings)
     else:
-        args = engine.model_args(req.model_dir, req.adapter, req.settings)
+        args = engine.model_args(req.model_dir, req.adapter if served.serving == "lora" else None, req.settings)
     return engine.lm(args, req.hf_batch_size)
 
 
@@ -124,65 +126,96 @@ def _run_pending(req: EvalRequest, pending: list[tuple[TaskInfo, str]], adapter_
     task_metadata = {"data_dir": str(req.data_dir)} if req.data_dir else {}
     manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=task_metadata)
     session = _Session(manager, adapter_fp, comet_settings)
-    if req.settings.lora_scoring not in LORA_SCORING:
-        raise unknown("LoRA scoring", req.settings.lora_scoring, LORA_SCORING)
-    # Tasks served the same way run together, so each engine is built once.
-    pending = sorted(pending, key=lambda item: _serving(req, item[0]) != "merged")
+    by_route: dict[Route, list[tuple[TaskInfo, str]]] = {}
+    for task, key in pending:  # tasks taking the same route share one engine, built once
+        by_route.setdefault(task_route(req, task), []).append((task, key))
     results: dict[str, dict] = {}
-    lm, served = None, None
-    progress_task = progress.add_task(f"eval {req.variant}", total=len(pending)) if progress else None
-    for task, key in pending:
-        if progress:
-            progress.update(progress_task, description=f"eval {req.variant}: {task.name}")
-        serving = _serving(req, task)
-        if serving != served:
-            lm = None
-            gc.collect()
-            lm, served = build_lm(req, serving, adapter_fp), serving
-        scores, rows = _run_task(req, session, lm, task, key, serving)
-        _write_task(req.out_dir / task.name, scores, rows)
-        _write_task(shared_cache_dir() / key, scores, rows)
-        results[task.name] = scores
-        if progress:
-            progress.task_done(f"eval {req.variant}: {task.name}", len(rows), scores["wall_s"])
-            progress.advance(progress_task)
+    bar = progress.add_task(f"eval {req.variant}", total=len(pending)) if progress else None
+    for served, tasks in by_route.items():
+        lm = build_lm(req, served, adapter_fp)
+        for call in _calls(lm, tasks):
+            if progress:
+                progress.update(bar, description=f"eval {req.variant}: {_call_label(call, served)}")
+            for name, (scores, rows) in _run_call(req, session, lm, served, call).items():
+                _write_task(req.out_dir / name, scores, rows)
+                _write_task(shared_cache_dir() / scores["eval_key"], scores, rows)
+                results[name] = scores
+                if progress:
+                    progress.task_done(f"eval {req.variant}: {name}", len(rows), scores["wall_s"])
+                    progress.advance(bar)
+        lm = None
+        gc.collect()
     return results
 
 
-def _run_task(req: EvalRequest, session: _Session, lm: Any, task: TaskInfo, key: str,
-              serving: str) -> tuple[dict, list[dict]]:
-    """One task through lm-eval: its scores and its sample rows."""
-    get_engine(req.engine).before_task(lm, serving, task.kind)
-    chat = _uses_chat_template(lm, task)
+@dataclass(frozen=True)
+class _Call:
+    """Tasks scored by one lm-eval call: one kind, one chat setting, so one engine pass per request type."""
+
+    kind: str
+    chat: bool
+    tasks: list[tuple[TaskInfo, str]]
+
+
+def _calls(lm: Any, tasks: list[tuple[TaskInfo, str]]) -> list[_Call]:
+    """The route's tasks grouped into calls of at most TASKS_PER_CALL tasks: lm-eval then sends every
+    request of a type in the call to the engine at once (vLLM: one generate for all of them)."""
+    groups: dict[tuple[str, bool], list[tuple[TaskInfo, str]]] = {}
+    for task, key in tasks:
+        groups.setdefault((task.kind, _uses_chat_template(lm, task)), []).append((task, key))
+    return [_Call(kind, chat, group[i : i + TASKS_PER_CALL])
+            for (kind, chat), group in groups.items() for i in range(0, len(group), TASKS_PER_CALL)]
+
+
+def _call_label(call: _Call, served: Route) -> str:
+    names = [task.name for task, _ in call.tasks]
+    return names[0] if len(names) == 1 else f"{len(names)} {call.kind} tasks ({served.label})"
+
+
+def _run_call(req: EvalRequest, session: _Session, lm: Any, served: Route, call: _Call) -> dict[str, tuple[dict, list[dict]]]:
+    """One lm-eval call over the call's tasks: {task: (scores, sample rows)}."""
+    get_engine(served.engine).before_task(lm, served.serving, call.kind)
     counted_before = dict(vars(lm.counts)) if hasattr(lm, "counts") else None
     started = time.perf_counter()
-    out = _simple_evaluate(req, lm, task, session.manager, chat)
+    out = _simple_evaluate(req, lm, [task.name for task, _ in call.tasks], session.manager, call.chat)
     wall = time.perf_counter() - started
-    rows = sample_rows(out["samples"][task.name], task.kind)
+    rows = {task.name: sample_rows(out["samples"][task.name], task.kind) for task, _ in call.tasks}
+    items = sum(len(r) for r in rows.values()) or 1
+    shared = {"tasks": [task.name for task, _ in call.tasks], "wall_s": round(wall, 3)}
+    if counted_before is not None and call.kind != "generation":
+        # Tokens the model ran for the call's log-likelihoods, against one forward per (context, choice).
+        shared["scoring_tokens"] = {k: v - counted_before[k] for k, v in vars(lm.counts).items()}
+    results = {}
+    for task, key in call.tasks:
+        share = wall * len(rows[task.name]) / items  # the call's wall time, split by items
+        scores = _task_scores(req, session, lm, served, task, key, out, rows[task.name], call.chat)
+        results[task.name] = ({**scores, "wall_s": round(share, 3), "engine_call": shared}, rows[task.name])
+    return results
+
+
+def _task_scores(req: EvalRequest, session: _Session, lm: Any, served: Route, task: TaskInfo, key: str,
+                 out: dict, rows: list[dict], chat: bool) -> dict:
     values = metric_values(out["results"][task.name])
     gen = genmetrics.GenSettings(genmetrics.task_max_gen_toks(task, req.settings.max_gen_toks),
                                  _token_counter(lm), session.comet_settings)
     genmetrics.enrich(task, rows, values, gen)
-    scores = {
+    return {
         "task": task.name, "family": task.family, "lang": task.lang, "kind": task.kind,
         "primary_metric": task.primary_metric, "metrics": values, "n_samples": len(rows),
         "signatures": metrics.sacrebleu_signatures(task.metadata), "metadata": task.metadata,
-        "engine": req.engine, "model": str(req.model_dir), "adapter": str(req.adapter) if req.adapter else None,
-        "adapter_sha256": session.adapter_fp, "adapter_served_as": None if serving == "none" else serving,
-        "variant": req.variant, "chat_template": chat, "limit": req.limit, "wall_s": round(wall, 3), "eval_key": key,
+        "engine": served.engine, "engine_requested": req.engine, "model": str(req.model_dir),
+        "adapter": str(req.adapter) if req.adapter else None, "adapter_sha256": session.adapter_fp,
+        "adapter_served_as": None if served.serving == "none" else served.serving,
+        "variant": req.variant, "chat_template": chat, "limit": req.limit, "eval_key": key,
     }
-    if counted_before is not None and task.kind != "generation":
-        # Tokens the model ran for this task's log-likelihoods, against one forward per (context, choice).
-        scores["scoring_tokens"] = {k: v - counted_before[k] for k, v in vars(lm.counts).items()}
-    return scores, rows
 
 
-def _simple_evaluate(req: EvalRequest, lm: Any, task: TaskInfo, manager: Any, chat: bool) -> dict:
+def _simple_evaluate(req: EvalRequest, lm: Any, task_names: list[str], manager: Any, chat: bool) -> dict:
     from lm_eval import simple_evaluate
 
     return simple_evaluate(
         model=lm,
-        tasks=[task.name],
+        tasks=task_names,
         task_manager=manager,
         limit=req.limit,
         log_samples=True,

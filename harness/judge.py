@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from harness.engines import get_engine
+from harness.engines import get_engine, pick_engine
 from harness.errors import HarnessError
 from harness.langs import get_language
 from harness.runstore import RunPaths, finished_tasks, read_json, read_jsonl, task_samples, task_scores, write_json, write_jsonl
@@ -97,7 +97,7 @@ def judge_run(run_dir: Path, generate: Generate, judge_name: str) -> int:
     return judged
 
 
-def chat_generator(model_dir: Path, engine: str = "vllm", max_new_tokens: int = 64) -> Generate:
+def chat_generator(model_dir: Path, engine: str = "auto", max_new_tokens: int = 64) -> Generate:
     """Greedy generation through the judge's chat template: vLLM (default) or HF transformers."""
     from transformers import AutoTokenizer
 
@@ -109,4 +109,4 @@ def chat_generator(model_dir: Path, engine: str = "vllm", max_new_tokens: int = 
         return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
                                              add_generation_prompt=True)
 
-    return get_engine(engine).prompt_generator(model_dir, tokenizer, as_chat, max_new_tokens)
+    return get_engine(pick_engine(engine, "generation")).prompt_generator(model_dir, tokenizer, as_chat, max_new_tokens)

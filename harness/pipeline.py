@@ -107,7 +107,7 @@ def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_di
     stage("plan")
     check_same_run(paths.spec, spec)
     languages = [get_language(code) for code in spec.languages]
-    settings = EngineSettings(max_model_len=spec.max_model_len, seed=spec.seed, max_gen_toks=spec.max_gen_toks, lora_scoring=spec.lora_scoring)
+    settings = EngineSettings(max_model_len=spec.max_model_len, seed=spec.seed, max_gen_toks=spec.max_gen_toks, adapter_serving=spec.adapter_serving)
     if not state.manifest.is_done("plan", spec.digest):
         save_spec(spec, paths.spec)
         state.manifest.record("plan", spec.digest, 0.0, seed=spec.seed)

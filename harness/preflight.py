@@ -42,15 +42,15 @@ def _at_least(flag: str, value: int | None, lo: int, hi: int | None = None) -> N
 
 def check_cli(args: argparse.Namespace) -> None:
     """The values `harness eval` and `harness run` share (and run's own), before anything else."""
-    from harness.engines import LORA_SCORING, check_engine
+    from harness.engines import ADAPTER_SERVING, check_engine_name
 
-    check_engine(args.engine)
+    check_engine_name(args.engine)
     _at_least("--limit", args.limit, 1)
     _at_least("--max-gen-toks", args.max_gen_toks, 1)
     _at_least("--max-model-len", args.max_model_len, 16)
     _at_least("--seed", args.seed, 0, MAX_SEED)
-    if args.lora_scoring not in LORA_SCORING:
-        raise unknown("--lora-scoring", args.lora_scoring, LORA_SCORING)
+    if args.adapter_serving not in ADAPTER_SERVING:
+        raise unknown("--adapter-serving", args.adapter_serving, ADAPTER_SERVING)
     if args.data_dir is not None and not Path(args.data_dir).expanduser().is_dir():
         raise HarnessError(f"--data-dir {args.data_dir!r} is not a folder (expected <data_dir>/<family>/<flores code>/<split>.jsonl)")
     if getattr(args, "force", None) is not None:

@@ -27,6 +27,7 @@ class ScoringCounts:
     tokens_processed: int = 0  # positions run: contexts + continuations padded within their group (not batch padding)
     tokens_unique: int = 0  # each context once plus every continuation
     tokens_per_pair: int = 0  # one forward per (context, continuation), as without reuse
+    rescored: int = 0  # vLLM: requests whose prefix-cache hit reached into the continuation, run again
 
 
 class SharedContextHFLM(HFLM):

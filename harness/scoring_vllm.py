@@ -8,10 +8,21 @@ recomputes its whole context.
 
 `SharedPrefixVLLM` scores in two rounds: first one (context, choice) per distinct context, which
 fills the prefix cache; then the other choices with cache reading on. vLLM reuses whole cached
-blocks (128 tokens on CPU), so the context's full blocks are not recomputed. The log-probability
-of every continuation token is still computed, never read from the cache: a request whose
-continuation lands in a cached block (its positions come back None) is scored again with cache
-reading off. The numbers are therefore lm-eval's own.
+blocks (128 tokens on CPU, 16 on a GPU), so the context's full blocks are not recomputed.
+
+Which positions get a log-probability when the cache is read (vLLM 0.32,
+`GPUModelRunner._get_prompt_logprobs_dict`, which the CPU runner inherits): the request's prompt
+log-probability rows are allocated with `LogprobsTensors.empty_cpu` (torch.empty, one row per
+position 1..n-1) and only rows from `request.num_computed_tokens` (the cached count C) on are
+written. Row C-1, the log-probability of token C, needs the hidden state of position C-1, which
+the cache skipped. So token k gets a computed value only when k >= C + 1; the rows before hold
+whatever memory the allocator returned: random ids (the "entries lacking their token" this scorer
+used to catch), or, for a recycled buffer, an earlier request's numbers. That is why
+vLLM skips cache reading for prompt log-probabilities by default. Here a request counts only when
+its cache hit stopped before its last context token (C < len(context)): then every continuation
+token is computed. Any other request (the cache reached into the continuation, because another
+choice shares its first tokens past a block boundary, or the context is a whole number of blocks)
+is scored again with cache reading off. The numbers are therefore lm-eval's own.
 """
 
 from __future__ import annotations
@@ -56,7 +67,7 @@ class SharedPrefixVLLM(VLLM):
         return results
 
     def _score(self, requests, indices: list[int], results: list, read_cache: bool) -> list[int]:
-        """Fill results[i] for `indices`; return those whose continuation log-probabilities came back incomplete."""
+        """Fill results[i] for `indices`; return those whose cache hit reached a continuation token's log-probability."""
         from vllm import SamplingParams
 
         if not indices:
@@ -67,10 +78,11 @@ class SharedPrefixVLLM(VLLM):
         missed = []
         for i, tokens, output in zip(indices, prompts, outputs, strict=True):
             context_len = len(requests[i][1])
-            self.counts.tokens_processed += len(tokens) - (output.num_cached_tokens or 0)
-            entries = output.prompt_logprobs
-            if any(entries[k] is None or tokens[k] not in entries[k] for k in range(context_len, len(tokens))):
+            cached = output.num_cached_tokens or 0
+            self.counts.tokens_processed += len(tokens) - cached
+            if cached >= context_len:  # token `context_len`'s row was never computed (module docstring)
                 missed.append(i)
+                self.counts.rescored += 1
                 continue
             results[i] = self._parse_logprobs(tokens=tokens, outputs=output, ctxlen=context_len)
             self.counts.requests += 1

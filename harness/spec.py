@@ -22,13 +22,13 @@ class RunSpec:
     suite: str
     languages: tuple[str, ...]  # the suite's languages this run covers
     trainer_config: dict[str, Any] = field(default_factory=dict)
-    engine: str = "vllm"
+    engine: str = "auto"
     seed: int = 0
     limit: int | None = None  # items per task, for quick runs; None = the whole test set
     data_dir: str | None = None
     max_model_len: int = 2048
     max_gen_toks: int | None = None
-    lora_scoring: str = "merge"
+    adapter_serving: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

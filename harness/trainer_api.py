@@ -35,7 +35,7 @@ class TrainContext:
     model_dir: Path  # the resolved base model (an HF folder)
     languages: list[Language]  # the run's languages; a trainer's targets are these minus its source language
     work_dir: Path  # runs/<name>/data/work: caches (translations, self-distilled answers)
-    engine: str = "vllm"  # how the trainer runs the model when it generates
+    engine: str = "auto"  # how the trainer runs the model when it generates
     seed: int = 0
     settings: EngineSettings = field(default_factory=EngineSettings)  # the run's: seed, max_model_len
     checkpoint_dir: Path | None = None  # where training keeps resumable checkpoints; None: none

@@ -136,7 +136,7 @@ CASES = [
     ("set lora_rank=1000", setting("lora_rank=1000"), ["lora_rank", "1000", "[1, 64]"]),
     ("--limit -1", run_with("--limit", "-1"), ["--limit", "-1", ">= 1"]),
     ("--max-gen-toks -5", run_with("--max-gen-toks", "-5"), ["--max-gen-toks", "-5", ">= 1"]),
-    ("--lora-scoring foo", run_with("--lora-scoring", "foo"), ["'foo'", "merge", "serial"]),
+    ("--adapter-serving foo", run_with("--adapter-serving", "foo"), ["'foo'", "auto", "merged", "lora"]),
     ("model: truncated config.json", run_model("truncated_config"), ["config.json", "not valid JSON"]),
     ("--data-dir missing", run_with("--data-dir", "/no/such/data"), ["/no/such/data", "not a folder"]),
     ("--config malformed YAML", run_config("bad_yaml"), ["bad_yaml", "not valid YAML", "line"]),

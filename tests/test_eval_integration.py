@@ -81,19 +81,43 @@ def tiny_adapter(tiny_llama, tmp_path_factory) -> Path:
     return out
 
 
-def test_adapter_scores_agree_merged_serial_lora_and_hf(tiny_llama, tiny_adapter, tmp_path, eval_cache):
+def _adapter_request(model: Path, adapter: Path, tasks, out: Path, engine: str, serving: str, **kw) -> EvalRequest:
+    settings = EngineSettings(max_model_len=1024, adapter_serving=serving, **kw)
+    req = _request(model, tasks, out, engine, limit=3, settings=settings)
+    req.adapter, req.variant = adapter, "adapter"
+    return req
+
+
+def test_adapter_scores_agree_merged_lora_and_hf(tiny_llama, tiny_adapter, tmp_path, eval_cache):
     tasks = [t for t in get_suite("smoke", "en,cs").tasks if t.family == "belebele"]
     lls = {}
-    for name, engine, scoring in [("merged", "vllm", "merge"), ("serial", "vllm", "serial"), ("hf", "hf", "merge")]:
-        settings = EngineSettings(max_model_len=1024, lora_scoring=scoring)
-        req = _request(tiny_llama, tasks, tmp_path / name, engine, limit=3, settings=settings)
-        req.adapter, req.variant = tiny_adapter, "adapter"
-        results = evaluate(req)
-        assert results[tasks[0].name]["adapter_served_as"] == ("merged" if name == "merged" else "lora")
+    for engine, serving in [("vllm", "merged"), ("vllm", "lora"), ("hf", "merged"), ("hf", "lora")]:
+        name = f"{engine}-{serving}"
+        results = evaluate(_adapter_request(tiny_llama, tiny_adapter, tasks, tmp_path / name, engine, serving))
+        assert results[tasks[0].name]["adapter_served_as"] == serving
+        assert results[tasks[0].name]["engine"] == engine
         lls[name] = [ll for t in tasks for r in read_jsonl(tmp_path / name / t.name / "samples.jsonl") for ll in r["loglikelihoods"]]
     base = evaluate(_request(tiny_llama, tasks, tmp_path / "base", "hf", limit=3))
     base_lls = [ll for t in tasks for r in read_jsonl(tmp_path / "base" / t.name / "samples.jsonl") for ll in r["loglikelihoods"]]
-    assert base and max(abs(a - b) for a, b in zip(lls["hf"], base_lls)) > 1e-2  # the adapter matters
-    for name in ("merged", "serial"):
-        worst = max(abs(a - b) for a, b in zip(lls[name], lls["hf"]))
-        assert worst < 1e-3, f"{name} vs hf: {worst}"
+    assert base and max(abs(a - b) for a, b in zip(lls["hf-lora"], base_lls)) > 1e-2  # the adapter matters
+    for name in ("vllm-merged", "vllm-lora", "hf-merged"):
+        worst = max(abs(a - b) for a, b in zip(lls[name], lls["hf-lora"]))  # HF + PEFT is the reference
+        assert worst < 1e-3, f"{name} vs hf-lora: {worst}"
+
+
+def test_adapter_greedy_outputs_agree_merged_and_lora(tiny_llama, tiny_adapter, tmp_path, eval_cache):
+    """Serving the merged copy (the CPU default) gives the LoRA-served greedy outputs, on both engines."""
+    tasks = [t for t in get_suite("smoke", "cs").tasks if t.family == "flores200"]
+    outputs = {}
+    for engine, serving in [("hf", "lora"), ("hf", "merged"), ("vllm", "merged"), ("vllm", "lora")]:
+        name = f"{engine}-{serving}"
+        req = _adapter_request(tiny_llama, tiny_adapter, tasks, tmp_path / name, engine, serving, max_gen_toks=16)
+        results = evaluate(req)
+        assert {results[t.name]["adapter_served_as"] for t in tasks} == {serving}
+        outputs[name] = [r["prediction"] for t in tasks for r in read_jsonl(tmp_path / name / t.name / "samples.jsonl")]
+    base = evaluate(_request(tiny_llama, tasks, tmp_path / "base", "hf", limit=3, settings=EngineSettings(max_model_len=1024, max_gen_toks=16)))
+    base_out = [r["prediction"] for t in tasks for r in read_jsonl(tmp_path / "base" / t.name / "samples.jsonl")]
+    assert base and base_out != outputs["hf-lora"]  # the adapter changes what is generated
+    assert len(outputs["hf-lora"]) == 3 * len(tasks)
+    for name in ("hf-merged", "vllm-merged", "vllm-lora"):
+        assert outputs[name] == outputs["hf-lora"], name

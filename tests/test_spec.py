@@ -57,8 +57,8 @@ def test_a_spec_written_before_a_field_existed_still_matches(tmp_path: Path):
 
     path = tmp_path / "spec.yaml"
     old = _spec().to_dict()
-    del old["lora_scoring"]  # as written by an older harness
+    del old["adapter_serving"]  # as written by an older harness
     path.write_text(yaml.safe_dump(old))
     check_same_run(path, _spec())
-    with pytest.raises(HarnessError, match="lora_scoring"):
-        check_same_run(path, _spec(lora_scoring="serial"))
+    with pytest.raises(HarnessError, match="adapter_serving"):
+        check_same_run(path, _spec(adapter_serving="lora"))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.engines import EngineSettings, Generation, get_engine
+from harness.engines import EngineSettings, Generation, get_engine, pick_engine
 from harness.errors import HarnessError
 from harness.lifeline import ChildDied, run_in_child
 
@@ -39,7 +39,7 @@ def generate(
     engine settings (seed, max_model_len)."""
     if not conversations:
         return []
-    if not get_engine(engine).generates_in_child:
+    if not get_engine(pick_engine(engine, "generation")).generates_in_child:
         return _generate_here(model_dir, conversations, max_new_tokens, engine, settings)
     try:
         # A child tied to this process (harness.lifeline): a killed run leaves no vLLM worker behind.

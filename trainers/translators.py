@@ -141,7 +141,7 @@ class LLMTranslator(Translator):
     def __init__(
         self,
         model_dir: Path,
-        engine: str = "vllm",
+        engine: str = "auto",
         max_new_tokens: int = 1024,
         prompt: str = LLM_TRANSLATION_PROMPT,
         settings: EngineSettings | None = None,
@@ -353,7 +353,7 @@ def make_translator(
     *,
     model: str = "",
     model_dir: Path | None = None,
-    engine: str = "vllm",
+    engine: str = "auto",
     settings: EngineSettings | None = None,
     lexicon_dir: Path | str | None = None,
     translations_file: Path | str | None = None,

@@ -1,5 +1,5 @@
 """The engines that run a model, one class per backend registered by name (as lm-eval's `@register_model`):
-vLLM (default) and HF transformers (fallback and cross-check).
+vLLM and HF transformers; `auto` (the default) picks per request type and hardware (harness/engines/routing.py).
 
 Evaluation builds lm-eval's model through `get_engine(name)`; trainers generate through `generate_chat`.
 A new backend is a subclass of `Engine` in its own module, decorated with `@register_engine("name")`
@@ -12,21 +12,22 @@ from pathlib import Path
 
 from harness.engines.base import (
     ENGINES,
-    LORA_SCORING,
+    ADAPTER_SERVING,
     Engine,
     EngineSettings,
     Generation,
-    check_engine,
     check_parallel,
     get_engine,
     register_engine,
 )
 from harness.engines.vllm_engine import prepare_vllm_env  # registers "vllm"
 from harness.engines import hf_engine  # noqa: F401  (registers "hf")
+from harness.engines.routing import AUTO, Route, check_engine_name, engine_choices, pick_engine, route
 
 __all__ = [
-    "ENGINES", "LORA_SCORING", "Engine", "EngineSettings", "Generation", "check_engine", "check_parallel",
-    "generate_chat", "get_engine", "prepare_vllm_env", "register_engine",
+    "ADAPTER_SERVING", "AUTO", "ENGINES", "Engine", "EngineSettings", "Generation", "Route", "check_engine_name",
+    "check_parallel", "engine_choices", "generate_chat", "get_engine", "pick_engine", "prepare_vllm_env",
+    "register_engine", "route",
 ]
 
 
@@ -34,11 +35,11 @@ def generate_chat(
     model_dir: Path,
     conversations: list[list[dict]],
     max_new_tokens: int,
-    engine: str = "vllm",
+    engine: str = AUTO,
     settings: EngineSettings | None = None,
 ) -> list[Generation]:
     """Greedy answers to chat conversations (lists of {role, content}), one per conversation."""
-    backend = get_engine(engine)
+    backend = get_engine(pick_engine(engine, "generation"))
     if not conversations:
         return []
     return backend.generate_chat(model_dir, conversations, max_new_tokens, settings or EngineSettings())

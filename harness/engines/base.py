@@ -10,8 +10,8 @@ from typing import Any, Callable, ClassVar, NamedTuple, TypeVar
 
 from harness.errors import HarnessError, unknown
 
-# How vLLM scores log-likelihoods (multiple choice) with a LoRA adapter: see EngineSettings.lora_scoring.
-LORA_SCORING = ("merge", "serial")
+# How a LoRA adapter reaches the engine: see EngineSettings.adapter_serving (harness.engines.routing).
+ADAPTER_SERVING = ("auto", "merged", "lora")
 
 
 def on_gpu() -> bool:
@@ -26,10 +26,10 @@ class EngineSettings:
     max_lora_rank: int = 64
     seed: int = 1234
     max_gen_toks: int | None = None  # caps every generation task's own max_gen_toks (quick runs)
-    # How vLLM scores log-likelihoods (multiple choice) with a LoRA adapter: "merge" serves the
-    # adapter merged into a copy of the weights, batched; "serial" serves the LoRA itself one
-    # request at a time (vLLM issue 16668), which on CPU ran about 10x slower in our measurement.
-    lora_scoring: str = "merge"
+    # How a LoRA adapter reaches the engine: "merged" (into a cached copy of the weights), "lora"
+    # (served as a LoRA; vLLM multiple choice then runs one request at a time, vLLM issue 16668), or
+    # "auto": the fastest measured way per hardware and request type (harness.engines.routing).
+    adapter_serving: str = "auto"
     # vLLM only: GPUs one model is split over, and model replicas (lm-eval's vLLM runs replicas through ray).
     tensor_parallel_size: int = 1
     data_parallel_size: int = 1
@@ -67,10 +67,6 @@ class Engine(ABC):
     def lm(self, args: dict, hf_batch_size: int) -> Any:
         """lm-eval's model object (the scorer) built from `model_args`."""
 
-    def serving(self, task_kind: str, settings: EngineSettings) -> str:
-        """How an adapter reaches the model for a task of this kind: "lora" or "merged"."""
-        return "lora"
-
     def before_task(self, lm: Any, serving: str, task_kind: str) -> None:
         """Per-task settings of a built model (batching), before lm-eval runs the task."""
 
@@ -105,15 +101,15 @@ def get_engine(name: str) -> Engine:
         raise unknown("engine", name, list(ENGINES)) from None
 
 
-def check_engine(name: str) -> str:
-    get_engine(name)
-    return name
-
-
 def check_parallel(engine: str, tensor_parallel_size: int, data_parallel_size: int) -> None:
+    """Tensor / data parallelism only where every engine that `engine` routes to splits over devices."""
+    from harness.engines.routing import REQUEST_TYPES, pick_engine
+
+    used = {pick_engine(engine, kind) for kind in REQUEST_TYPES}
     for name, value in (("tensor-parallel-size", tensor_parallel_size), ("data-parallel-size", data_parallel_size)):
         if value < 1:
             raise HarnessError(f"--{name} must be >= 1, got {value}")
-        if value > 1 and not (engine in ENGINES and ENGINES[engine].splits_over_devices):
+        single = sorted(e for e in used if not ENGINES[e].splits_over_devices)
+        if value > 1 and single:
             needed = " or ".join(f"--engine {n}" for n, cls in ENGINES.items() if cls.splits_over_devices)
-            raise HarnessError(f"--{name} {value} needs {needed} (engine {engine!r} runs one copy on one device)")
+            raise HarnessError(f"--{name} {value} needs {needed} (engine {engine!r} runs {', '.join(single)}, one copy on one device)")

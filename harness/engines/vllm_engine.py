@@ -43,15 +43,9 @@ class VLLMEngine(Engine):
 
     def lm(self, args: dict, hf_batch_size: int) -> Any:
         prepare_vllm_env()
-        # harness.scoring_vllm.SharedPrefixVLLM (context blocks reused) is not the default yet: in the
-        # evaluate integration test some of its cache-read log-probability entries lacked their token
-        # (caught and rescored), which is not understood yet.
-        from lm_eval.models.vllm_causallms import VLLM
+        from harness.scoring_vllm import SharedPrefixVLLM  # lm-eval's VLLM, each context's cached blocks reused
 
-        return VLLM(**args, batch_size="auto")
-
-    def serving(self, task_kind: str, settings: EngineSettings) -> str:
-        return "merged" if task_kind != "generation" and settings.lora_scoring == "merge" else "lora"
+        return SharedPrefixVLLM(**args, batch_size="auto")
 
     def before_task(self, lm: Any, serving: str, task_kind: str) -> None:
         if serving == "lora":
