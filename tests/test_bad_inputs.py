@@ -362,6 +362,21 @@ def test_a_huge_value_is_quoted_cut_short(argv, world, no_model_loads, capsys):
     assert code == 2 and err.startswith("harness: error:") and len(err) < 400, err[:1000]
 
 
+def test_what_must_come_from_outside_is_checked_before_the_run_folder_is_written(world, no_model_loads, capsys, tmp_path):
+    """The doctor's checks run with the others, before anything is written; a built training set
+    no longer needs the instructions, unless --force rebuilds it."""
+    argv = setting("instructions=no-such-org/no-such-set")(world) + ["--name", "doc"]
+    code, err, _ = _call(argv, capsys)
+    assert code == 2 and "instructions: no-such-org/no-such-set not here" in err
+    assert not (tmp_path / "runs" / "doc").exists()
+    (tmp_path / "runs" / "doc" / "data").mkdir(parents=True)
+    (tmp_path / "runs" / "doc" / "data" / "train.jsonl").write_text("")
+    code, err, _ = _call([*argv, "--force", "data"], capsys)
+    assert code == 2 and "instructions: no-such-org/no-such-set not here" in err
+    with pytest.raises(ModelLoaded):
+        main(argv)
+
+
 def test_battery_covers_the_issue_and_forty_more():
     assert len(CASES) >= 14 + 40
 
