@@ -86,12 +86,17 @@ def _record(line: str, path: Path, lineno: int, required: tuple[str, ...]) -> di
     missing = [f for f in required if f not in record]
     if missing:
         raise HarnessError(f"{path}:{lineno}: record lacks field(s) {', '.join(missing)}")
-    # A null would reach the prompt as the text "None" (a passage), or fail once the model is loaded (a
-    # question); an empty text is an item no system can get right (an empty FLORES reference scores 0)
-    for name in required:
-        if record[name] is None or (isinstance(record[name], str) and not record[name].strip()):
-            raise HarnessError(f"{path}:{lineno}: field {name!r} is {'null' if record[name] is None else 'empty'}; it needs a value")
+    _check_values(record, required, f"{path}:{lineno}")
     return record
+
+
+def _check_values(record: dict[str, Any], required: Iterable[str], where: str) -> None:
+    """A null would reach the prompt as the text "None" (a passage), or fail once the model is loaded
+    (a question); an empty text is an item no system can get right (an empty FLORES reference)."""
+    for name in required:
+        value = record.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise HarnessError(f"{where}: field {name!r} is {'null' if value is None else 'empty'}; it needs a value")
 
 
 def _kind(value: Any) -> str | None:
@@ -159,7 +164,11 @@ def read_split(
         return records, str(split_path(root, family, config, split))
     if not dataset:
         raise HarnessError(f"no data_dir given and no hub dataset named for {family} {config}")
-    return read_hub_split(dataset, config, split), f"{dataset}:{config}:{split}"
+    where = f"{dataset}:{config}:{split}"
+    records = read_hub_split(dataset, config, split)
+    for n, record in enumerate(records, 1):
+        _check_values(record, required, f"{where} record {n}")
+    return records, where
 
 
 def to_dataset_dict(splits: dict[str, list[dict[str, Any]]]):
