@@ -184,6 +184,10 @@ def misc_files(root: Path) -> dict[str, Path]:
     lexicons.mkdir()
     (lexicons / "en-cs.txt").write_text("cat kočka\n", encoding="utf-8")
     out["lexicons_cs_only"] = lexicons
+    latin1 = root / "lexicons-latin1"
+    latin1.mkdir()
+    (latin1 / "en-cs.txt").write_bytes("cat kočka\nsummer léto\n".encode("utf-8").replace("é".encode(), b"\xe9"))
+    out["lexicons_latin1"] = latin1
     return out
 
 

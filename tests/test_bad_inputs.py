@@ -235,6 +235,8 @@ CASES = [
     ("set translator=file, no file", setting("translator=file"), ["translations_file", "translator=file"]),
     ("set translations_file with a bad row", lambda w: setting("translator=file")(w) + ["--set", f"translations_file={w['misc']['translations_bad_row']}"],
      ["translations_bad_row.txt:2", "src_lang, tgt_lang, source, translation"]),
+    ("lexicon in Latin-1", lambda w: [*setting(f"lexicon_dir={w['misc']['lexicons_latin1']}")(w), "--langs", "en,cs"],
+     ["en-cs.txt:2", "not UTF-8"]),
     ("lexicon missing for a language", lambda w: [*setting(f"lexicon_dir={w['misc']['lexicons_cs_only']}")(w), "--langs", "en,ja"],
      ["en-ja.txt", "cover: cs"]),
     ("set lexicon_dir=/nope", setting("lexicon_dir=/nope"), ["lexicon_dir", "/nope"]),
