@@ -10,9 +10,8 @@ import functools
 from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
-
-from harness.errors import HarnessError, unknown
+from harness.configfile import load_config_file
+from harness.errors import HarnessError, shown, unknown
 
 LIST_WHATS = ("langs", "tasks", "suites", "trainers", "models")
 
@@ -22,28 +21,9 @@ def _parse_settings(pairs: Sequence[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise HarnessError(f"--set expects key=value, got {pair!r}")
+            raise HarnessError(f"--set expects key=value, got {shown(pair)}")
         settings[key.strip()] = value.strip()
     return settings
-
-
-def _load_config_file(path: str | None) -> dict[str, Any]:
-    if not path:
-        return {}
-    p = Path(path)
-    if not p.is_file():
-        raise HarnessError(f"config file {path!r} does not exist or is not a file")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HarnessError(f"config file {path!r} cannot be read ({exc})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise HarnessError(f"config file {path!r} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
-    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
-        raise HarnessError(f"config file {path!r} must hold a mapping of trainer settings (setting: value)")
-    return data
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -92,9 +72,14 @@ def _suite_tasks(suite_name: str, langs: str | None, task_names: str | None):
     from harness.tasks import get_suite, get_task
 
     suite = get_suite(suite_name, langs)
-    if task_names:
-        wanted = [get_task(n.strip()) for n in task_names.split(",") if n.strip()]
+    if task_names is not None:
         in_suite = {t.name for t in suite.tasks}
+        wanted = [get_task(n.strip()) for n in task_names.split(",") if n.strip()]
+        if not wanted:  # `--tasks ""` (an unset shell variable) must not mean "every task"
+            raise HarnessError(f"--tasks {shown(task_names)} names no task; valid: {', '.join(sorted(in_suite))}")
+        repeated = sorted({t.name for t in wanted if wanted.count(t) > 1})
+        if repeated:
+            raise HarnessError(f"--tasks names {', '.join(repeated)} more than once; name each task once")
         for task in wanted:
             if task.name not in in_suite:
                 raise unknown(f"task in suite {suite_name!r}:", task.name, sorted(in_suite))
@@ -154,7 +139,7 @@ def _trainer_config(trainer_cls, suite, args: argparse.Namespace):
     from harness.trainer_api import build_config
 
     member = Member(trainer_cls.name, trainer_cls.name)
-    explicit = [_load_config_file(args.config), _parse_settings(args.set or [])]
+    explicit = [load_config_file(args.config), _parse_settings(args.set or [])]
     check_settings_known([member], [suite.trainer_settings, *explicit], explicit)
     return build_config(trainer_cls, member_settings(member, [suite.trainer_settings, *explicit]))
 
@@ -232,7 +217,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     suite = get_suite(args.suite, args.langs)
     # Settings, lowest to highest precedence: the suite's own trainer settings (e.g. the offline smoke
     # suite's shipped data), a --config file, then each --set; a member's ablation preset wins over all.
-    explicit = [_load_config_file(args.config), _parse_settings(args.set or [])]
+    explicit = [load_config_file(args.config), _parse_settings(args.set or [])]
     layers = [suite.trainer_settings, *explicit]
     check_settings_known(members, layers, explicit)
 
@@ -323,10 +308,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from harness.preflight import parse_tolerances
+    from harness.preflight import check_output_file, parse_tolerances
     from reports.check import DEFAULT_MULTIPLE, record_baseline
 
     tolerance = parse_tolerances(args.tolerance or [])
+    check_output_file(Path(args.out), "--out")
     b = record_baseline(Path(args.run), Path(args.out), [Path(p) for p in args.noise_run or []],
                         args.noise_multiple if args.noise_multiple is not None else DEFAULT_MULTIPLE, tolerance, args.command_line)
     print(f"{args.out}: {len(b['cells'])} cells, noise over {b['noise']['n_runs']} run(s)")

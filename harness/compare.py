@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.errors import HarnessError, unknown
+from harness.errors import HarnessError, shown, unknown
 from harness.runstore import Manifest, RunPaths, write_json
 from harness.spec import RunSpec
 from harness.trainer_api import Trainer, build_config, get_trainer_class, load_trainers, setting_names, settings_of
@@ -50,6 +50,7 @@ def parse_members(text: str, ablations: bool = False) -> list[Member]:
     """'sdrrl,translate_sft+parallel' -> members; with `ablations`, every preset of each trainer too."""
     trainers = load_trainers()
     members: list[Member] = []
+    added = 0  # members --ablations added
     for part in (p.strip() for p in text.split(",") if p.strip()):
         name, _, ablation = part.partition("+")
         if name not in trainers:
@@ -60,8 +61,13 @@ def parse_members(text: str, ablations: bool = False) -> list[Member]:
         members.append(Member(part, name, ablation or None))
         if ablations and not ablation:
             members.extend(Member(f"{name}+{a}", name, a) for a in presets)
+            added += len(presets)
     if not members:
         raise HarnessError("--trainer names no trainer; valid: " + ", ".join(sorted(trainers)))
+    if ablations and not added:
+        with_presets = sorted(name for name, cls in trainers.items() if cls.ablations)
+        raise HarnessError(f"--ablations adds nothing to --trainer {shown(text)}: no plain trainer there has ablation presets; "
+                           f"trainers with presets: {', '.join(with_presets)}")
     labels = [m.label for m in members]
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
@@ -180,7 +186,7 @@ def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = N
     # (A training member goes first: only training needs the model's chat template.)
     budget_member = comparison.budget_member()
     first = comparison.specs[(budget_member or comparison.members[0]).label, comparison.seeds[0]]
-    pipeline.check_inputs(first, root)
+    pipeline.check_inputs(first, root, force)
     for spec in comparison.specs.values():
         if spec is not first:
             pipeline.check_plan(spec)

@@ -205,7 +205,9 @@ def check_trainer(plan: RunPlan) -> list[Check]:
     checks = []
     if needs.instructions:
         here = mirror.find(mirror.instructions_path(Path(), needs.instructions))
+        cached = None if here else hub.cached_dataset(needs.instructions)
         checks.append(Check("instructions", "ok", f"mirror {here}") if here else
+                      Check("instructions", "ok", f"HF cache {cached}") if cached else
                       _from_hub("instructions", needs.instructions, plan, needs.instructions))
     if needs.parallel:
         folder = mirror.find(mirror.parallel_dir(Path(), needs.parallel))

@@ -169,6 +169,18 @@ def cached_snapshot(repo_id: str, repo_type: str = "model") -> Path | None:
     return Path(found).parent if isinstance(found, str) else None
 
 
+def cached_dataset(repo_id: str) -> Path | None:
+    """The folder from which `datasets` loads `repo_id` offline (the hub cache, or its own), if there."""
+    from huggingface_hub import constants
+
+    org, _, name = repo_id.partition("/")
+    datasets_cache = Path(os.environ.get("HF_DATASETS_CACHE") or Path(constants.HF_HOME) / "datasets")
+    for folder in (Path(constants.HF_HUB_CACHE) / f"datasets--{org}--{name}", datasets_cache / f"{org}___{name}"):
+        if folder.is_dir():
+            return folder
+    return None
+
+
 def download_url(url: str, dest: Path, progress: Callable[[int, int | None], None] | None = None) -> Path:
     """A plain URL into `dest` (atomically: a killed download leaves nothing behind)."""
     from harness.metrics import downloads_allowed

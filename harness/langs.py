@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.errors import unknown
+from harness.errors import HarnessError, shown, unknown
 
 
 @dataclass(frozen=True)
@@ -73,11 +73,16 @@ def get_language(code: str) -> Language:
 
 
 def parse_languages(spec: str) -> list[Language]:
-    """'cs,ja' or a set name ('paper15') -> languages, in the given order, without repeats."""
+    """'cs,ja' or a set name ('paper15') -> languages, in the given order, without repeats.
+
+    A part written twice ('cs,cs') is refused: it is a typo for another language more often than
+    not. A code that a named set also holds ('sea,th') is a union on purpose, and kept once."""
     codes: list[str] = []
-    for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    repeated = sorted({p for p in parts if parts.count(p) > 1})
+    if repeated:
+        raise HarnessError(f"languages {shown(spec)} name {', '.join(map(repr, repeated))} more than once; name each language once")
+    for part in parts:
         codes.extend(LANGUAGE_SETS.get(part, (part,)))
     seen: dict[str, Language] = {}
     for code in codes:

@@ -67,19 +67,23 @@ def eval_summary(scores: dict[str, dict], cached: bool) -> str:
     return f"{head} ({n} task results, {shared} from the shared evaluation cache)"
 
 
-def check_inputs(spec: RunSpec, runs_dir: Path) -> tuple[Trainer, Any, Path | None]:
-    """Every input of a run (check_plan, then harness.preflight: model folder, data, run folder),
-    before anything is written or loaded. Returns the trainer, the suite and the data folder."""
+def check_inputs(spec: RunSpec, runs_dir: Path, force: str | None = None) -> tuple[Trainer, Any, Path | None]:
+    """Every input of a run (check_plan, then harness.preflight: model folder, data, run folder;
+    then harness.doctor's: what comes from outside), before anything is written or loaded.
+    Returns the trainer, the suite and the data folder."""
     trainer = check_plan(spec)
     suite = get_suite(spec.suite, ",".join(spec.languages))
     data_dir = Path(spec.data_dir) if spec.data_dir else suite.data_dir
     check_run(spec, type(trainer).trains, suite.tasks, data_dir, Path(runs_dir))
+    # What must come from outside (hub data, instructions, models), before the run folder is written
+    data_built = RunPaths(Path(runs_dir) / spec.name).train_data.exists() and force not in STAGES[: STAGES.index("data") + 1]
+    preflight_run(spec, suite, trainer, runs_dir, data_built=data_built)
     return trainer, suite, data_dir
 
 
 def run(spec: RunSpec, runs_dir: Path, force: str | None = None, keep_cache: bool = False) -> Path:
     """Check every input, then run the stages holding the run folder's lock."""
-    trainer, suite, data_dir = check_inputs(spec, runs_dir)  # nothing is written before this
+    trainer, suite, data_dir = check_inputs(spec, runs_dir, force)  # nothing is written before this
     with RunLock(Path(runs_dir) / spec.name) as lock, make_progress():
         if lock.stale_owner:
             console.print(f"run folder lock: taking over from pid {lock.stale_owner.get('pid')} on {lock.stale_owner.get('host')}, which is gone")
@@ -112,7 +116,6 @@ def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_di
         save_spec(spec, paths.spec)
         state.manifest.record("plan", spec.digest, 0.0, seed=spec.seed)
     console.print(f"[bold]run[/] {spec.name}  trainer={spec.trainer} model={spec.model} suite={spec.suite} -> {paths.root}")
-    preflight_run(spec, suite, trainer, runs_dir, data_built=paths.train_data.exists())  # stops before any model loads
     model_dir = resolve_model(spec.model)
     ctx = TrainContext(model_dir=model_dir, languages=languages, work_dir=paths.work, engine=spec.engine, seed=spec.seed,
                        settings=settings, checkpoint_dir=paths.train_checkpoints)

@@ -19,10 +19,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Sequence
 
-from harness.errors import HarnessError, unknown
+from harness.errors import HarnessError, shown, unknown
 from harness.tasks import TaskInfo, read_yaml
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")  # '+': comparison members, "sdrrl+no_cs-s0"
+# File systems allow 255 bytes a name; files beside a run folder take its name plus a prefix and a
+# suffix (temporary copies), and a comparison's member folders are named inside it.
+MAX_RUN_NAME = 128
 MAX_SEED = 2**32 - 1  # numpy's seed range
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
 
@@ -58,10 +61,27 @@ def check_cli(args: argparse.Namespace) -> None:
 
         if args.force not in STAGES:
             raise unknown("stage for --force", args.force, STAGES)
-    if getattr(args, "name", None) is not None and not RUN_NAME.match(args.name):
-        raise HarnessError(f"bad value for --name: {args.name!r}; expected letters, digits, '.', '_', '+' or '-' (a folder name, not a path)")
+    if getattr(args, "name", None) is not None:
+        check_run_name(args.name, "--name")
     if getattr(args, "keep_cache", False) and not getattr(args, "force", None):
         raise HarnessError("--keep-cache only applies with --force STAGE")
+
+
+def check_run_name(name: str, what: str) -> None:
+    if not RUN_NAME.match(name):
+        raise HarnessError(f"bad value for {what}: {shown(name)}; expected letters, digits, '.', '_', '+' or '-' (a folder name, not a path)")
+    if len(name) > MAX_RUN_NAME:
+        raise HarnessError(f"bad value for {what}: {shown(name)} is {len(name)} characters; expected at most {MAX_RUN_NAME}")
+
+
+def check_output_file(path: Path, flag: str) -> None:
+    """`path` can be written as a file: not a folder, its folder not a file."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise HarnessError(f"{flag} {str(path)!r} is a folder; expected the path of a file to write")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise HarnessError(f"{flag} {str(path)!r}: {str(parent)!r} is a file, not a folder")
 
 
 def check_writable(path: Path, flag: str) -> None:
@@ -232,8 +252,7 @@ def check_run(spec: Any, trains: bool, tasks: Sequence[TaskInfo], data_dir: Path
     """Everything `harness run` needs, checked before the spec is frozen; returns the model folder."""
     from harness.models import resolve_model
 
-    if not RUN_NAME.match(spec.name):
-        raise HarnessError(f"bad run name {spec.name!r}; expected letters, digits, '.', '_', '+' or '-'")
+    check_run_name(spec.name, "run name")  # a default name is made from the model's, which may be long
     check_writable(Path(runs_dir), "--runs-dir")
     if (Path(runs_dir) / spec.name).exists():
         check_writable(Path(runs_dir) / spec.name, "run folder")

@@ -9,11 +9,16 @@ with one line naming the value and what is valid.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, shown
 
+# How a number is written in a setting: int() and float() also take "1_000", "١٢" (Arabic-Indic
+# digits), "nan" and "inf"; a setting takes ASCII decimals only.
+DECIMAL_INT = re.compile(r"[-+]?[0-9]+\Z")
+DECIMAL_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\Z")
 TRUE_WORDS = ("true", "1", "yes", "on")  # how a true/false setting may be written
 FALSE_WORDS = ("false", "0", "no", "off")
 FLAG_WORDS = tuple(word for pair in zip(TRUE_WORDS, FALSE_WORDS) for word in pair)
@@ -115,4 +120,4 @@ def check_rules(config: Any, owner: str) -> None:
     for name, rule in rules_of(type(config)).items():
         value = getattr(config, name, None)
         if not rule.accepts(value):
-            raise HarnessError(f"bad value for {owner}.{name}: {value!r}; expected {rule.describe()}")
+            raise HarnessError(f"bad value for {owner}.{name}: {shown(value)}; expected {rule.describe()}")

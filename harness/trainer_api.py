@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.engines import EngineSettings
-from harness.errors import HarnessError, unknown
+from harness.errors import HarnessError, shown, unknown
 from harness.langs import Language
-from harness.rules import FALSE_WORDS, TRUE_WORDS, describe
+from harness.rules import DECIMAL_FLOAT, DECIMAL_INT, FALSE_WORDS, TRUE_WORDS, describe
 
 ENTRY_POINT_GROUP = "sdrrl_harness.trainers"
 
@@ -100,8 +100,12 @@ def _coerce(value: str, default: Any) -> Any:
             return False
         raise ValueError("expected true/false")
     if isinstance(default, int):
+        if not DECIMAL_INT.match(value):
+            raise ValueError("not a decimal integer")
         return int(value)
     if isinstance(default, float):
+        if not DECIMAL_FLOAT.match(value):
+            raise ValueError("not a decimal number")
         return float(value)
     if isinstance(default, (list, tuple)):
         return [v for v in value.split(",") if v]
@@ -178,13 +182,13 @@ def build_config(cls: type[Trainer], overrides: dict[str, Any]) -> Any:
     for key, raw in overrides.items():
         if key not in owners:
             if not owners:
-                raise HarnessError(f"trainer {cls.name!r} takes no settings; got {key!r}")
+                raise HarnessError(f"trainer {cls.name!r} takes no settings; got {shown(key)}")
             raise unknown(f"setting for trainer {cls.name!r}:", key, list(owners))
         declared_in = type(getattr(config, owners[key])) if owners[key] else cls.Config
         try:
             values[key] = _typed(raw, defaults[key])
         except ValueError:
-            raise HarnessError(f"bad value for {cls.name}.{key}: {raw!r}; expected {describe(declared_in, key, defaults[key])}") from None
+            raise HarnessError(f"bad value for {cls.name}.{key}: {shown(raw)}; expected {describe(declared_in, key, defaults[key])}") from None
     config = _with_settings(config, values)
     for part in (*_concerns(config), config):
         validate = getattr(part, "validate", None)

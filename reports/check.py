@@ -35,6 +35,7 @@ FLOORS = {"gold_ll": 1e-3, "chosen_ll": 1e-3, "item_chrf": 0.01, "bleu": 0.01, "
 DEFAULT_FLOOR = 1e-6
 HELDOUT_MARGIN = 0.5  # our default: the adapter must keep at least half of the recorded held-out loss drop
 _EPS = 1e-12
+IDENTITY = ("suite", "model", "trainer")  # what a baseline is of; not the engine: the engines agree (README)
 
 
 @dataclass
@@ -204,6 +205,17 @@ def load_baseline(path: Path) -> dict:
 # --------------------------------------------------------------------------- checking
 
 
+def check_same_kind(baseline: dict, spec: dict, baseline_path: Path, run_dir: Path) -> None:
+    """A baseline holds one (suite, model, trainer)'s cells: against another run's they say nothing
+    (cells of the other suite read as missing, the rest are another model's scores)."""
+    wrong = [(name, baseline.get(name), spec.get(name)) for name in IDENTITY
+             if baseline.get(name) is not None and spec.get(name) is not None and str(baseline[name]) != str(spec[name])]
+    if wrong:
+        raise HarnessError(f"baseline {str(baseline_path)!r} was recorded for {', '.join(f'{n} {w!r}' for n, w, _ in wrong)}; "
+                           f"run {str(run_dir)!r} has {', '.join(f'{n} {g!r}' for n, _, g in wrong)}: check it against "
+                           "its own baseline, or record one (harness baseline)")
+
+
 def _compare(key: str, want: dict, got: Cell | None, tol: dict, strict_hash: bool, result: CheckResult) -> None:
     kind = want["kind"]
     if got is None:
@@ -231,11 +243,11 @@ def check_run(run_dir: Path, baseline_path: Path) -> CheckResult:
     run, have = run_cells(Path(run_dir))
     tol = baseline["tolerance"]
     strict_hash = baseline.get("noise", {}).get("hash_changes", 0) == 0
+    check_same_kind(baseline, run.spec, Path(baseline_path), Path(run_dir))
     result = CheckResult(ok=True)
-    for name in ("suite", "model", "trainer", "engine"):
-        want, got = baseline.get(name), run.spec.get(name)
-        if want is not None and got is not None and str(want) != str(got):
-            result.notes.append(f"baseline was recorded with {name} {want!r}, this run has {got!r}")
+    want, got = baseline.get("engine"), run.spec.get("engine")
+    if want is not None and got is not None and str(want) != str(got):  # the engines agree (README): a note only
+        result.notes.append(f"baseline was recorded with engine {want!r}, this run has {got!r}")
     for key, want in baseline["cells"].items():
         result.checked += 1
         _compare(key, want, have.get(key), tol, strict_hash, result)
@@ -251,7 +263,8 @@ def update_baseline(run_dir: Path, baseline_path: Path) -> list[Move]:
     """Rewrite the baseline's cells from `run_dir` on purpose, keeping its noise and tolerance rule;
     return every cell whose value changed (old -> new)."""
     old = load_baseline(baseline_path)
-    _, have = run_cells(Path(run_dir))
+    run, have = run_cells(Path(run_dir))
+    check_same_kind(old, run.spec, Path(baseline_path), Path(run_dir))
     changed = [Move(k, have[k].value if k in have else None, c["value"], old["tolerance"].get(c["kind"]), "updated")
                for k, c in old["cells"].items() if k not in have or have[k].value != c["value"]]
     changed += [Move(k, have[k].value, None, old["tolerance"].get(have[k].kind), "new cell")

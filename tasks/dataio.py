@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from harness.errors import HarnessError
+from harness.textfile import read_utf8
 
 ENV_DATA_DIR = "SDRRL_DATA_DIR"
 TASKS_ROOT = Path(__file__).resolve().parent  # the folder holding suites.yaml and the group files
@@ -63,23 +64,68 @@ def read_local_split(
         )
     required = tuple(required)
     records: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise HarnessError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise HarnessError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
-            missing = [f for f in required if f not in record]
-            if missing:
-                raise HarnessError(f"{path}:{lineno}: record lacks field(s) {', '.join(missing)}")
-            records.append(record)
+    kinds = _FieldKinds(str(path))
+    for lineno, line in enumerate(read_utf8(path, "data file").split("\n"), 1):  # not splitlines: U+2028 is text
+        if not line.strip():
+            continue
+        record = _record(line, path, lineno, required)
+        kinds.check(record, lineno)
+        records.append(record)
     if not records:
         raise HarnessError(f"{path} holds no records")
     return records
+
+
+def _record(line: str, path: Path, lineno: int, required: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise HarnessError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise HarnessError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+    missing = [f for f in required if f not in record]
+    if missing:
+        raise HarnessError(f"{path}:{lineno}: record lacks field(s) {', '.join(missing)}")
+    _check_values(record, required, f"{path}:{lineno}")
+    return record
+
+
+def _check_values(record: dict[str, Any], required: Iterable[str], where: str) -> None:
+    """A null would reach the prompt as the text "None" (a passage), or fail once the model is loaded
+    (a question); an empty text is an item no system can get right (an empty FLORES reference)."""
+    for name in required:
+        value = record.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise HarnessError(f"{where}: field {name!r} is {'null' if value is None else 'empty'}; it needs a value")
+
+
+def _kind(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {str: "a string", list: "a list", dict: "an object"}[type(value)]
+
+
+class _FieldKinds:
+    """The JSON type of each field across a file's rows: a table column has one type (datasets,
+    through Arrow, refuses a column of numbers and strings with an ArrowTypeError)."""
+
+    def __init__(self, where: str):
+        self.where = where
+        self.first: dict[str, tuple[str, int]] = {}
+
+    def check(self, record: dict[str, Any], lineno: int) -> None:
+        for name, value in record.items():
+            kind = _kind(value)
+            if kind is None:
+                continue
+            seen = self.first.setdefault(name, (kind, lineno))
+            if seen[0] != kind:
+                raise HarnessError(f"{self.where}:{lineno}: field {name!r} is {kind} here but {seen[0]} on line {seen[1]}; "
+                                   "give a field one type in every row")
 
 
 def read_hub_split(dataset: str, config: str, split: str) -> list[dict[str, Any]]:
@@ -118,11 +164,24 @@ def read_split(
         return records, str(split_path(root, family, config, split))
     if not dataset:
         raise HarnessError(f"no data_dir given and no hub dataset named for {family} {config}")
-    return read_hub_split(dataset, config, split), f"{dataset}:{config}:{split}"
+    where = f"{dataset}:{config}:{split}"
+    records = read_hub_split(dataset, config, split)
+    for n, record in enumerate(records, 1):
+        _check_values(record, required, f"{where} record {n}")
+    return records, where
 
 
 def to_dataset_dict(splits: dict[str, list[dict[str, Any]]]):
     """{split: records} -> datasets.DatasetDict, the shape lm-eval expects from custom_dataset."""
     import datasets
+    import pyarrow
 
-    return datasets.DatasetDict({name: datasets.Dataset.from_list(rows) for name, rows in splits.items()})
+    out = {}
+    for name, rows in splits.items():
+        try:
+            out[name] = datasets.Dataset.from_list(rows)
+        except pyarrow.ArrowException as exc:  # e.g. a list of numbers in one row, of strings in another
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise HarnessError(f"the {name!r} records do not form a table ({type(exc).__name__}: {first}); "
+                               "give each field one type in every row") from None
+    return datasets.DatasetDict(out)

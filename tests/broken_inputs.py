@@ -90,9 +90,33 @@ def broken_data(root: Path) -> dict[str, Path]:
         rows[0]["category"] = "cooking"
         _write_lines(path, rows)
 
+    def flores_rows(d: Path, lang: str, change) -> None:
+        path = d / "flores200" / lang / "devtest.jsonl"
+        rows = _lines(path)
+        change(rows)
+        _write_lines(path, rows)
+
+    def latin1(d: Path) -> None:  # saved by an editor set to Latin-1 (Czech letters it lacks become "?")
+        path = d / "belebele" / "ces_Latn" / "test.jsonl"
+        path.write_bytes(path.read_text(encoding="utf-8").encode("latin-1", "replace"))
+
+    def mixed_types(rows: list) -> None:
+        rows[0]["question_number"], rows[1]["question_number"] = 1, "two"
+
     root.mkdir(parents=True, exist_ok=True)
     (root / "a-file").write_text("not a folder")
     return {
+        "null_question": variant("null_question", lambda d: belebele_rows(d, lambda rows: rows[2].update(question=None))),
+        "null_passage": variant("null_passage", lambda d: belebele_rows(d, lambda rows: rows[0].update(flores_passage=None))),
+        "null_instruct": variant("null_instruct", lambda d: _write_lines(
+            d / "instruct" / "ces_Latn" / "test.jsonl",
+            [{**r, "instruction": None if i == 1 else r["instruction"]} for i, r in enumerate(_lines(d / "instruct" / "ces_Latn" / "test.jsonl"))])),
+        "flores_empty_text": variant("flores_empty_text", lambda d: flores_rows(d, "eng_Latn", lambda rows: rows[3].update(text="  "))),
+        "flores_dup_id_source": variant("flores_dup_id_source", lambda d: flores_rows(d, "ces_Latn", lambda rows: rows.append(dict(rows[0])))),
+        "flores_dup_id_target": variant("flores_dup_id_target", lambda d: flores_rows(
+            d, "jpn_Jpan", lambda rows: rows.append({**rows[1], "text": "別の文。"}))),
+        "latin1": variant("latin1", latin1),
+        "mixed_types": variant("mixed_types", lambda d: belebele_rows(d, mixed_types)),
         "missing_lang": variant("missing_lang", lambda d: shutil.rmtree(d / "belebele" / "jpn_Jpan")),
         "missing_split": variant("missing_split", lambda d: (d / "sib200" / "ces_Latn" / "train.jsonl").unlink()),
         "truncated_row": variant("truncated_row", truncated_row),
@@ -109,6 +133,13 @@ def broken_data(root: Path) -> dict[str, Path]:
     }
 
 
+def _alias_bomb(levels: int = 9) -> str:
+    """A "billion laughs" inside one setting's value: 9 lines, 9**9 strings once the aliases expand."""
+    lines = ["target_modules:", '  - &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"  - &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
 def misc_files(root: Path) -> dict[str, Path]:
     root.mkdir(parents=True, exist_ok=True)
     files = {
@@ -123,11 +154,24 @@ def misc_files(root: Path) -> dict[str, Path]:
         "baseline_bad_cell": '{"format": "sdrrl-harness baseline v2", "cells": {"acc": {"kind": "score", "value": 1}}}',
         "baseline_list": "[1]",
         "translations_bad_row": '{"src_lang": "en", "tgt_lang": "cs", "source": "a", "translation": "b"}\n{"src_lang": "en"}\n',
+        "translations_empty": "\n\n",
+        "dup_key_yaml": "epochs: 1\nlora_rank: 8\nepochs: 2\n",
+        "underscore_yaml": "epochs: 1_000\n",
+        "bomb_yaml": _alias_bomb(),
+        "small_alias_yaml": "lora_rank: &r 8\nsdrrl.lora_rank: *r\n",
     }
     out = {}
     for name, text in files.items():
         out[name] = root / f"{name}.txt"
         out[name].write_text(text)
+    out["translations_latin1"] = root / "translations_latin1.jsonl"
+    out["translations_latin1"].write_bytes(
+        '{"src_lang": "en", "tgt_lang": "cs", "source": "summer", "translation": "été"}\n'.encode("latin-1"))
+    instructions = [{"instruction": "Name a colour.", "input": "", "output": "Blue."}, {"instruction": None, "input": "", "output": "x"}]
+    out["instructions_null"] = root / "instructions_null.json"
+    out["instructions_null"].write_text(json.dumps(instructions))
+    out["instructions_latin1"] = root / "instructions_latin1.jsonl"
+    out["instructions_latin1"].write_bytes('{"instruction": "Décris l\'été.", "input": "", "output": ""}\n'.encode("latin-1"))
     (root / "adapter-empty").mkdir()
     adapter = root / "adapter-r128"
     adapter.mkdir()
@@ -140,4 +184,22 @@ def misc_files(root: Path) -> dict[str, Path]:
     lexicons.mkdir()
     (lexicons / "en-cs.txt").write_text("cat kočka\n", encoding="utf-8")
     out["lexicons_cs_only"] = lexicons
+    latin1 = root / "lexicons-latin1"
+    latin1.mkdir()
+    (latin1 / "en-cs.txt").write_bytes("cat kočka\nsummer léto\n".encode("utf-8").replace("é".encode(), b"\xe9"))
+    out["lexicons_latin1"] = latin1
     return out
+
+
+def baseline_runs(root: Path) -> dict[str, Path]:
+    """A smoke run of one model, and a baseline recorded from a paper15 run of another."""
+    try:
+        from run_fixtures import make_run
+    except ImportError:
+        from tests.run_fixtures import make_run
+    from reports.check import record_baseline
+
+    smoke = make_run(root, "smoke-run", langs=("en", "cs"), n=4)
+    other = make_run(root, "paper15-run", langs=("en", "cs"), n=4, suite="paper15", model="other-model")
+    record_baseline(other, root / "paper15.json")
+    return {"smoke": smoke, "paper15_baseline": root / "paper15.json"}

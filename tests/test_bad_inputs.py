@@ -20,9 +20,9 @@ from harness.cli import main
 from harness.tasks import all_tasks as real_all_tasks
 
 try:  # tests/ as a plain folder on sys.path (pytest's default) or as a package
-    from broken_inputs import broken_data, broken_models, misc_files
+    from broken_inputs import baseline_runs, broken_data, broken_models, misc_files
 except ImportError:
-    from tests.broken_inputs import broken_data, broken_models, misc_files
+    from tests.broken_inputs import baseline_runs, broken_data, broken_models, misc_files
 
 _TABLE: list[tuple[str, float, str]] = []
 
@@ -92,6 +92,7 @@ def world(tiny_llama, tmp_path_factory) -> dict[str, dict[str, Path] | Path]:
         "models": broken_models(tiny_llama, root / "models"),
         "data": broken_data(root / "data"),
         "misc": misc_files(root / "misc"),
+        "runs": baseline_runs(root / "runs"),
     }
 
 
@@ -234,6 +235,8 @@ CASES = [
     ("set translator=file, no file", setting("translator=file"), ["translations_file", "translator=file"]),
     ("set translations_file with a bad row", lambda w: setting("translator=file")(w) + ["--set", f"translations_file={w['misc']['translations_bad_row']}"],
      ["translations_bad_row.txt:2", "src_lang, tgt_lang, source, translation"]),
+    ("lexicon in Latin-1", lambda w: [*setting(f"lexicon_dir={w['misc']['lexicons_latin1']}")(w), "--langs", "en,cs"],
+     ["en-cs.txt:2", "not UTF-8"]),
     ("lexicon missing for a language", lambda w: [*setting(f"lexicon_dir={w['misc']['lexicons_cs_only']}")(w), "--langs", "en,ja"],
      ["en-ja.txt", "cover: cs"]),
     ("set lexicon_dir=/nope", setting("lexicon_dir=/nope"), ["lexicon_dir", "/nope"]),
@@ -266,6 +269,51 @@ CASES = [
     ("check: baseline bad cell key", lambda w: ["check", "r", "--against", str(w["misc"]["baseline_bad_cell"])], ["'acc'", "<variant>/<task>/<metric>"]),
     ("check: baseline a list", lambda w: ["check", "r", "--against", str(w["misc"]["baseline_list"])], ["not a JSON object"]),
     ("report: no such run", lambda w: ["report", "/no/such/run"], ["/no/such/run"]),
+    # --- inputs that used to pass the plan stage and start work (issue 20) -----------------------
+    ("--langs cs,cs", run_with("--langs", "cs,cs"), ["'cs'", "more than once"]),
+    ("--ablations, trainer without presets", lambda w: [*RUN, "--model", str(w["model"]), "--trainer", "english_sft", "--ablations"],
+     ["--ablations", "english_sft", "sdrrl", "translate_sft"]),
+    ("--ablations, only +presets named", lambda w: [*RUN, "--model", str(w["model"]), "--trainer", "sdrrl+no_cs", "--ablations"],
+     ["--ablations", "sdrrl+no_cs"]),
+    ("--config key given twice", run_config("dup_key_yaml"), ["dup_key_yaml", "'epochs'", "twice", "lines 1 and 3"]),
+    ("--config alias bomb", run_config("bomb_yaml"), ["bomb_yaml", "alias", "10000"]),
+    ("--config epochs: 1_000", run_config("underscore_yaml"), ["epochs", "'1_000'", "an integer"]),
+    ("set parallel_formats=partial:nan", setting("parallel_formats=partial:nan,completion:1"), ["parallel_formats", "'nan'", "a number >= 0"]),
+    ("set parallel_formats=partial:inf", setting("parallel_formats=partial:inf"), ["parallel_formats", "'inf'", "a number >= 0"]),
+    ("set parallel_formats, a format twice", setting("parallel_formats=partial:0.5,partial:0.5"), ["parallel_formats", "'partial' twice"]),
+    ("set epochs=1_000", setting("epochs=1_000"), ["sdrrl.epochs", "'1_000'", "an integer"]),
+    ("set epochs=Arabic-Indic 12", setting("epochs=\u0661\u0662"), ["sdrrl.epochs", "'\u0661\u0662'", "an integer"]),
+    ("set learning_rate=1_0e-4", setting("learning_rate=1_0e-4"), ["sdrrl.learning_rate", "'1_0e-4'", "a number"]),
+    ("set instructions=relative/missing.json", setting("instructions=data/missing.json"), ["'data/missing.json'", "does not exist"]),
+    ("set instructions=missing.jsonl", setting("instructions=missing.jsonl"), ["'missing.jsonl'", "does not exist"]),
+    ("set instructions=hub id, offline", setting("instructions=no-such-org/no-such-set"), ["no-such-org/no-such-set", "hub is unreachable", "harness fetch"]),
+    ("set instructions=a folder", lambda w: setting(f"instructions={w['misc']['adapter_empty']}")(w), ["adapter-empty", "a folder", "JSON"]),
+    ("set instructions, a null instruction", lambda w: setting(f"instructions={w['misc']['instructions_null']}")(w),
+     ["instructions_null.json", "row 2", "'instruction'", "None"]),
+    ("set instructions, a Latin-1 file", lambda w: setting(f"instructions={w['misc']['instructions_latin1']}")(w),
+     ["instructions_latin1.jsonl", "UTF-8"]),
+    ("set translations_file, an empty file", lambda w: setting("translator=file")(w) + ["--set", f"translations_file={w['misc']['translations_empty']}"],
+     ["translations_empty.txt", "no translations"]),
+    ("set translations_file, a Latin-1 file", lambda w: setting("translator=file")(w) + ["--set", f"translations_file={w['misc']['translations_latin1']}"],
+     ["translations_latin1.jsonl:1", "UTF-8"]),
+    ("eval --tasks ''", eval_with("--tasks", ""), ["--tasks", "names no task", "belebele_cs"]),
+    ("eval --tasks ,", eval_with("--tasks", ","), ["--tasks", "names no task"]),
+    ("eval --tasks a task twice", eval_with("--tasks", "belebele_cs,belebele_cs"), ["belebele_cs", "more than once"]),
+    # --- data a user would call valid, with an undefined result ----------------------------------
+    ("data: null question", run_data("null_question"), ["belebele/ces_Latn/test.jsonl:3", "'question'", "null"]),
+    ("data: null passage", run_data("null_passage"), ["belebele/ces_Latn/test.jsonl:1", "'flores_passage'", "null"]),
+    ("data: null instruct instruction", run_data("null_instruct"), ["instruct/ces_Latn/test.jsonl:2", "'instruction'", "null"]),
+    ("data: flores empty text", run_data("flores_empty_text"), ["flores200/eng_Latn/devtest.jsonl:4", "'text'", "empty"]),
+    ("data: flores id twice (same text)", run_data("flores_dup_id_source"), ["flores200/ces_Latn/devtest.jsonl", "id 1", "twice"]),
+    ("data: flores id twice (other text)", run_data("flores_dup_id_target"), ["flores200/jpn_Jpan/devtest.jsonl", "id 2", "twice"]),
+    # --- internal errors that were not one line --------------------------------------------------
+    ("--name of 300 characters", run_with("--name", "r" * 300), ["--name", "300 characters", "at most 128"]),
+    ("data: a Latin-1 file", run_data("latin1"), ["belebele/ces_Latn/test.jsonl:1", "not UTF-8", "byte 0xe1"]),
+    ("data: a field of two types", run_data("mixed_types"), ["belebele/ces_Latn/test.jsonl:2", "'question_number'", "a string", "a number"]),
+    ("baseline --out is a folder", lambda w: ["baseline", str(w["misc"]["adapter_empty"]), "--out", str(w["misc"]["adapter_empty"])],
+     ["--out", "adapter-empty", "is a folder"]),
+    ("check: baseline of another suite and model", lambda w: ["check", str(w["runs"]["smoke"]), "--against", str(w["runs"]["paper15_baseline"])],
+     ["suite 'paper15'", "'smoke'", "model 'other-model'", "'tiny-model'"]),
 ]
 
 
@@ -287,6 +335,48 @@ def test_the_hook_fires_when_the_input_is_good(world, no_model_loads, capsys):
     # and a model without a chat template is fine for the untrained base model
     with pytest.raises(ModelLoaded):
         main(run_model("no_chat_template", trainer="base")(world))
+
+
+# Values near the cases above that are accepted on purpose (why: in each id). Each gets past the
+# plan stage and trips a hook, which also shows the hooks fire for these very argv shapes.
+ACCEPTED = [
+    ("--langs smoke,cs: a set and a code it holds are a union", run_with("--langs", "smoke,cs")),
+    ("--ablations with one trainer of presets and one without: adds sdrrl's", lambda w: [
+        *run_with("--trainer", "sdrrl,english_sft", "--ablations", "--runs-dir", "runs")(w)]),
+    ("--config with a small alias: what it expands to is a settings file's size", run_config("small_alias_yaml")),
+]
+
+
+@pytest.mark.parametrize("case, argv", ACCEPTED, ids=[c[0] for c in ACCEPTED])
+def test_accepted_on_purpose_reaches_the_model(case, argv, world, no_model_loads, capsys):
+    with pytest.raises(ModelLoaded):
+        main(argv(world))
+    assert "harness: error" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    setting("lora_rank=" + "7" * 100_000),  # past Python's 4300-digit limit for int()
+    setting("translator=" + "x" * 100_000),
+    run_config("bomb_yaml"),
+], ids=["100000 digits", "100000 characters", "alias bomb"])
+def test_a_huge_value_is_quoted_cut_short(argv, world, no_model_loads, capsys):
+    code, err, _ = _call(argv(world), capsys)
+    assert code == 2 and err.startswith("harness: error:") and len(err) < 400, err[:1000]
+
+
+def test_what_must_come_from_outside_is_checked_before_the_run_folder_is_written(world, no_model_loads, capsys, tmp_path):
+    """The doctor's checks run with the others, before anything is written; a built training set
+    no longer needs the instructions, unless --force rebuilds it."""
+    argv = setting("instructions=no-such-org/no-such-set")(world) + ["--name", "doc"]
+    code, err, _ = _call(argv, capsys)
+    assert code == 2 and "instructions: no-such-org/no-such-set not here" in err
+    assert not (tmp_path / "runs" / "doc").exists()
+    (tmp_path / "runs" / "doc" / "data").mkdir(parents=True)
+    (tmp_path / "runs" / "doc" / "data" / "train.jsonl").write_text("")
+    code, err, _ = _call([*argv, "--force", "data"], capsys)
+    assert code == 2 and "instructions: no-such-org/no-such-set not here" in err
+    with pytest.raises(ModelLoaded):
+        main(argv)
 
 
 def test_battery_covers_the_issue_and_forty_more():

@@ -207,3 +207,30 @@ def test_bad_tolerance_multiple_noise_run_and_run_are_errors(tmp_path, capsys):
     assert main(["baseline", str(run), "--out", str(tmp_path / "b.json"), "--tolerance", "acc=x"]) == 2
     assert "bad value for --tolerance: 'acc=x'" in capsys.readouterr().err
     assert not (tmp_path / "b.json").exists()
+
+
+@pytest.mark.parametrize("field, value", [("suite", "paper15"), ("model", "another-model"), ("trainer", "translate_sft")])
+def test_a_baseline_of_another_suite_model_or_trainer_fails_naming_it(tmp_path, capsys, field, value):
+    run = _run(tmp_path)
+    base = tmp_path / "b.json"
+    record_baseline(run, base)
+    _edit(base, lambda b: b.update({field: value}))  # as if recorded from another run, cells and all
+    recorded = read_json(base)
+    with pytest.raises(HarnessError, match=f"recorded for {field} '{value}'.*has {field} ") as e:
+        check_run(run, base)
+    assert "\n" not in str(e.value)
+    assert main(["check", str(run), "--against", str(base)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("harness: error: baseline") and f"{field} '{value}'" in err
+    with pytest.raises(HarnessError, match=f"recorded for {field}"):
+        update_baseline(run, base)
+    assert read_json(base) == recorded  # --update refused: nothing rewritten
+
+
+def test_a_baseline_of_another_engine_is_a_note_and_passes(tmp_path):
+    run = _run(tmp_path)
+    base = tmp_path / "b.json"
+    record_baseline(run, base)
+    _edit(base, lambda b: b.update(engine="hf"))
+    res = check_run(run, base)
+    assert res.ok and "baseline was recorded with engine 'hf', this run has 'vllm'" in res.notes

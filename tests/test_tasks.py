@@ -360,6 +360,13 @@ def test_default_is_the_hub_dataset(monkeypatch):
     assert (doc["source"], doc["target"]) == ("kor_Hang 1", "eng_Latn 1")
     assert loaded["belebele_cs"].doc_to_target(next(iter(loaded["belebele_cs"].eval_docs))) == 1
 
+    def null_question(*args, **kwargs):
+        return datasets.Dataset.from_list([{**fake_load_dataset(*args, **kwargs)[0], "question": None}])
+
+    monkeypatch.setattr(datasets, "load_dataset", null_question)
+    with pytest.raises(HarnessError, match=r"facebook/belebele:ces_Latn:test record 1: field 'question' is null"):
+        load_tasks(["belebele_cs"])
+
     def offline(*args, **kwargs):
         raise ConnectionError("Couldn't reach the Hub\nsecond line")
 

@@ -12,7 +12,8 @@ import random
 import re
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, shown
+from harness.textfile import read_utf8
 
 DATA_DIR = Path(__file__).resolve().parent / "data"  # the small offline data shipped with the trainers
 
@@ -28,18 +29,17 @@ def load_lexicon(path: Path) -> Lexicon:
     if not path.is_file():
         raise HarnessError(f"lexicon {path} does not exist")
     lexicon: Lexicon = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            parts = line.split(None, 1)
-            if len(parts) != 2:
-                raise HarnessError(f"{path}:{lineno}: expected 'source target', got {line!r}")
-            src, tgt = parts[0].lower(), parts[1].strip()
-            translations = lexicon.setdefault(src, [])
-            if tgt not in translations:
-                translations.append(tgt)
+    for lineno, line in enumerate(read_utf8(path, "lexicon").split("\n"), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(None, 1)
+        if len(parts) != 2:
+            raise HarnessError(f"{path}:{lineno}: expected 'source target', got {shown(line)}")
+        src, tgt = parts[0].lower(), parts[1].strip()
+        translations = lexicon.setdefault(src, [])
+        if tgt not in translations:
+            translations.append(tgt)
     return lexicon
 
 

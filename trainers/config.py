@@ -22,7 +22,7 @@ from typing import ClassVar
 from harness.errors import HarnessError
 from harness.langs import LANGUAGES
 from harness.rules import FLAG_WORDS, Rule, above, at_least, between, check_rules, one_of
-from trainers.instructions import BUILTIN_INSTRUCTIONS, check_source
+from trainers.instructions import BUILTIN_INSTRUCTIONS, check_instruction_file, check_source
 from trainers.parallel import BUILTIN_PARALLEL, OPUS_100, PARALLEL_DIRECTIONS, parse_formats
 from trainers.translators import TRANSLATORS, FileTranslator
 
@@ -104,6 +104,7 @@ class InstructionConfig:
     def validate(self, owner: str = "train") -> None:
         check_rules(self, owner)
         check_source(self.instructions, f"{owner}.instructions", BUILTIN_INSTRUCTIONS)
+        check_instruction_file(self.instructions)  # every row, now: not after the model has loaded
 
 
 @dataclass
@@ -148,7 +149,7 @@ class ParallelConfig:
 
     def validate(self, owner: str = "train") -> None:
         check_rules(self, owner)
-        check_source(self.parallel_data, f"{owner}.parallel_data", BUILTIN_PARALLEL)
+        check_source(self.parallel_data, f"{owner}.parallel_data", BUILTIN_PARALLEL, local="folder")
         try:
             parse_formats(self.parallel_formats)
         except HarnessError as exc:

@@ -8,40 +8,89 @@ is refused (it is the evaluation set), a built-in must exist, a local path must 
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, shown
 from harness.hub import is_hub_id
+from harness.textfile import read_utf8
 from trainers.codeswitch import DATA_DIR
 
 BUILTIN_INSTRUCTIONS = {"alpaca-smoke": DATA_DIR / "alpaca_smoke.json"}
+JSON_SUFFIXES = (".json", ".jsonl")
 
 
-def check_source(spec: str, name: str, builtins: dict) -> None:
-    """A data source setting that can be checked without loading it: a known built-in, an existing local path, not FLORES."""
+def check_source(spec: str, name: str, builtins: dict, local: str = "file") -> None:
+    """A data source setting that can be checked without loading it: a known built-in, an existing
+    local path of the right kind (`local`: "file" or "folder"), not FLORES. A name that cannot be a
+    hub id (org/name), or a file name ending in .json/.jsonl, is a local path and must exist."""
     refuse_flores(spec, name)
-    if spec.startswith("builtin:") and spec.split(":", 1)[1] not in builtins:
-        raise HarnessError(f"bad value for {name}: {spec!r}; built-ins: {', '.join(f'builtin:{k}' for k in builtins)}")
-    if spec.startswith((".", "/", "~")) and not Path(spec).expanduser().exists():
-        raise HarnessError(f"bad value for {name}: {spec!r} does not exist (a hub id org/name, a local path, or builtin:...)")
+    if spec.startswith("builtin:"):
+        if spec.split(":", 1)[1] not in builtins:
+            raise HarnessError(f"bad value for {name}: {shown(spec)}; built-ins: {', '.join(f'builtin:{k}' for k in builtins)}")
+        return
+    path = Path(spec).expanduser()
+    if path.exists():
+        if local == "file" and not path.is_file():
+            raise HarnessError(f"bad value for {name}: {shown(spec)} is a folder; expected a JSON or JSONL file of rows")
+        if local == "folder" and not path.is_dir():
+            raise HarnessError(f"bad value for {name}: {shown(spec)} is a file; expected a folder of <src>-<xx>.jsonl files")
+        return
+    if spec.startswith((".", "/", "~")) or not is_hub_id(spec) or (local == "file" and spec.lower().endswith(JSON_SUFFIXES)):
+        raise HarnessError(f"bad value for {name}: {shown(spec)} does not exist (a hub id org/name, a local path, or builtin:...)")
 
 
-def read_rows(path: Path) -> list[dict]:
+def read_rows(path: Path) -> list:
     """The rows of a JSONL file, or of a JSON list (also under "train" or "data")."""
-    try:
-        if path.suffix == ".jsonl":
-            with open(path, encoding="utf-8") as fh:
-                return [json.loads(line) for line in fh if line.strip()]
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise HarnessError(f"cannot read {path}: {exc}") from None
+    text = read_utf8(path, "data file")
+    if path.suffix == ".jsonl":
+        rows = []
+        for lineno, line in enumerate(text.split("\n"), 1):  # not splitlines: JSON text may hold U+2028
+            if line.strip():
+                rows.append(_json(line, f"{path}:{lineno}"))
+        return rows
+    data = _json(text, str(path))
     if isinstance(data, dict):  # {"train": [...]} or {"data": [...]}
         data = data.get("train", data.get("data"))
     if not isinstance(data, list):
         raise HarnessError(f"{path}: expected a JSON list of rows (or JSONL)")
     return data
+
+
+def _json(text: str, where: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise HarnessError(f"{where}: invalid JSON ({exc})") from None
+
+
+def alpaca_rows(rows: list, spec: str) -> list[dict]:
+    """Rows checked and normalised: each has an instruction (a non-empty string; a null one would
+    train the text "None"), and input and output as strings (null: empty)."""
+    out = []
+    for i, row in enumerate(rows):
+        instruction = row.get("instruction") if isinstance(row, dict) else None
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise HarnessError(f"instructions {shown(spec)}: row {i + 1} has no 'instruction' (got {shown(instruction)}; "
+                               "Alpaca format: instruction, input, output)")
+        out.append({"id": row.get("id"), "instruction": instruction.strip(),
+                    "input": str(row.get("input") or "").strip(), "output": str(row.get("output") or "").strip()})
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _checked_file(path: Path, _size: int, _mtime_ns: int) -> int:
+    return len(alpaca_rows(read_rows(path), str(path)))
+
+
+def check_instruction_file(spec: str) -> None:
+    """A local instructions file read and checked row by row in the plan stage (once per version of the file)."""
+    path = Path(spec).expanduser().resolve()
+    if path.is_file():
+        stat = path.stat()
+        _checked_file(path, stat.st_size, stat.st_mtime_ns)
 
 
 def refuse_flores(spec: str, what: str) -> None:
@@ -67,18 +116,7 @@ def load_instructions(spec: str, n: int, seed: int) -> list[dict]:
         rows, tag = _load_hub_instructions(spec), spec.split("/")[-1]
     else:
         raise HarnessError(f"instructions {spec!r} is not a file, a hub id (org/name) or builtin:alpaca-smoke")
-    out = []
-    for i, row in enumerate(rows):
-        if not isinstance(row, dict) or not str(row.get("instruction", "")).strip():
-            raise HarnessError(f"instructions {spec!r}: row {i} has no 'instruction' (Alpaca format: instruction, input, output)")
-        out.append(
-            {
-                "id": str(row.get("id") or f"{tag}-{i}"),
-                "instruction": str(row["instruction"]).strip(),
-                "input": str(row.get("input") or "").strip(),
-                "output": str(row.get("output") or "").strip(),
-            }
-        )
+    out = [{**row, "id": str(row["id"] or f"{tag}-{i}")} for i, row in enumerate(alpaca_rows(rows, spec))]
     if 0 < n < len(out):
         keep = sorted(random.Random(seed).sample(range(len(out)), n))
         out = [out[i] for i in keep]

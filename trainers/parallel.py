@@ -17,9 +17,10 @@ import random
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, shown
 from harness.hub import is_hub_id
 from harness.langs import Language
+from harness.rules import DECIMAL_FLOAT
 from trainers.codeswitch import DATA_DIR
 from trainers.instructions import chat, read_rows, refuse_flores
 
@@ -136,13 +137,14 @@ def parse_formats(spec: str) -> dict[str, float]:
     for part in (p.strip() for p in spec.split(",") if p.strip()):
         name, _, share = part.partition(":")
         if name not in PARALLEL_FORMATS:
-            raise HarnessError(f"unknown parallel format {name!r} in parallel_formats={spec!r}; valid: {', '.join(PARALLEL_FORMATS)}")
-        try:
-            shares[name] = float(share) if share else 1.0
-        except ValueError:
-            raise HarnessError(f"parallel_formats={spec!r}: share of {name!r} is not a number: {share!r}") from None
+            raise HarnessError(f"unknown parallel format {shown(name)} in parallel_formats={shown(spec)}; valid: {', '.join(PARALLEL_FORMATS)}")
+        if name in shares:  # the later share would silently replace the first
+            raise HarnessError(f"parallel_formats={shown(spec)} gives {name!r} twice; give each format once")
+        if share and not DECIMAL_FLOAT.match(share):  # nan and inf too: they make every count undefined
+            raise HarnessError(f"parallel_formats={shown(spec)}: share of {name!r} is {shown(share)}; expected a number >= 0")
+        shares[name] = float(share) if share else 1.0
         if shares[name] < 0:
-            raise HarnessError(f"parallel_formats={spec!r}: share of {name!r} is negative")
+            raise HarnessError(f"parallel_formats={shown(spec)}: share of {name!r} is negative")
     total = sum(shares.values())
     if total <= 0:
         raise HarnessError(f"parallel_formats={spec!r} gives no format a share; e.g. translation:1 or partial:0.5,completion:0.5")

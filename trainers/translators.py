@@ -21,6 +21,7 @@ from harness.engines.base import on_gpu
 from harness.errors import HarnessError, unknown
 from harness.langs import Language, iso_code
 from harness.runstore import JsonlCache, sha256_file, sha256_json
+from harness.textfile import read_utf8
 from trainers.codeswitch import WORD_RE, Lexicon, match_case
 from trainers.lexicons import BUILTIN_LEXICON_DIR, lexicon_from_folder
 from trainers.sentences import translate_by_sentence
@@ -233,18 +234,20 @@ class FileTranslator(Translator):
         if not self.path.is_file():
             raise HarnessError(f"translations file {self.path} does not exist")
         self.table: dict[tuple[str, str, str], str] = {}
-        with open(self.path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    key = (self._code(row["src_lang"]), self._code(row["tgt_lang"]), row["source"])
-                    self.table[key] = row["translation"]
-                except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                    raise HarnessError(
-                        f"{self.path}:{lineno}: expected JSON with src_lang, tgt_lang, source, translation ({exc})"
-                    ) from None
+        for lineno, line in enumerate(read_utf8(self.path, "translations file").split("\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                key = (self._code(row["src_lang"]), self._code(row["tgt_lang"]), row["source"])
+                self.table[key] = row["translation"]
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise HarnessError(
+                    f"{self.path}:{lineno}: expected JSON with src_lang, tgt_lang, source, translation ({str(exc)[:120]})"
+                ) from None
+        if not self.table:  # it would fail at the first text to translate, after self-distillation
+            raise HarnessError(f"translations file {str(self.path)!r} holds no translations "
+                               "(one JSON object a line: src_lang, tgt_lang, source, translation)")
 
     @staticmethod
     def _code(lang: str) -> str:

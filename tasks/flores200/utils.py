@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, shown
 from harness.hygiene import extract_translation
 from harness import metrics
 from harness.langs import by_flores
@@ -57,7 +57,8 @@ def _docs(split, family, source_config, target_config, dataset, sacrebleu, data_
               required=REQUIRED_FIELDS, data_dir=data_dir, suite_data_dir=suite_data_dir, tasks_root=TASKS_ROOT)
     src, src_where = dataio.read_split(config=source_config, **kw)
     tgt, tgt_where = dataio.read_split(config=target_config, **kw)
-    by_id = {r["id"]: r for r in tgt}
+    _by_id(src, src_where)
+    by_id = _by_id(tgt, tgt_where)
     missing = [r["id"] for r in src if r["id"] not in by_id]
     if missing:
         shown = ", ".join(str(i) for i in missing[:5]) + (", ..." if len(missing) > 5 else "")
@@ -78,6 +79,18 @@ def _docs(split, family, source_config, target_config, dataset, sacrebleu, data_
         }
         for r in src
     ]
+
+
+def _by_id(records: list[dict], where: str) -> dict:
+    """Records by sentence id; an id given twice is refused: en->xx would take the later row as the
+    reference, xx->en would score the sentence twice."""
+    by_id: dict = {}
+    for n, r in enumerate(records, 1):
+        if r["id"] in by_id:
+            raise HarnessError(f"{where}: sentence id {shown(r['id'])} is given twice (records {by_id[r['id']][0]} and {n}); "
+                               "give each sentence once")
+        by_id[r["id"]] = (n, r)
+    return {key: r for key, (_, r) in by_id.items()}
 
 
 def process_results(doc: dict, results: list) -> dict:
