@@ -48,7 +48,8 @@ class System:
 
     def to_dict(self) -> dict:
         return {"key": self.key, "label": self.label, "runs": [r.name for r in self.runs], "variant": self.variant,
-                "trainer": self.trainer, "seeds": self.seeds, "differs": self.differs}
+                "trainer": self.trainer, "seeds": self.seeds,
+                "differs": {k: portable(v) for k, v in self.differs.items()}}
 
 
 def _identity(run: Run) -> str:
@@ -90,6 +91,15 @@ def differing_settings(groups: list[list[Run]]) -> list[dict[str, Any]]:
     return out
 
 
+def portable(value: Any) -> Any:
+    """A setting as a report may show it: an absolute path of this machine becomes …/<its last part>."""
+    if isinstance(value, str) and value.startswith(("/", "~")):
+        return "…/" + value.rstrip("/").rsplit("/", 1)[-1]
+    if isinstance(value, list):
+        return [portable(v) for v in value]
+    return value
+
+
 def system_label(trainer: str, differs: dict[str, Any]) -> str:
     if not differs:
         return trainer
@@ -97,6 +107,7 @@ def system_label(trainer: str, differs: dict[str, Any]) -> str:
 
 
 def _short(value: Any) -> str:
+    value = portable(value)
     text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
     return text if len(text) <= 24 else text[:21] + "..."
 
@@ -117,7 +128,7 @@ def make_systems(runs: list[Run]) -> tuple[list[System], list[str]]:
     for i, group in enumerate(groups):
         label = labels[i] if labels.count(labels[i]) == 1 else f"{labels[i]} ({group[0].name})"  # same settings twice
         systems.append(System(f"adapter:{group[0].name}", label, group, "adapter", differs[i]))
-    models = sorted({r.model for r in runs})
+    models = sorted({str(portable(r.model)) for r in runs})
     if len(models) > 1:
         notes.append("The runs use different base models (" + ", ".join(models) + "): "
                      "deltas against one base are not like-for-like.")
