@@ -229,10 +229,15 @@ def _fold(tables: list[dict], labels: dict[str, str], title: str) -> Folded:
             cells = [(_row_cells(t, label).get(key), t["scale"]) for t in tables]
             if any(c for c, _ in cells):
                 rows.append(([label, labels[key]], cells, label == MACRO_LABEL))
-    scales = [f"{t['metric_label']}: {n[len('Scale: '):].rstrip('.')}" for t in tables for n in t.get("notes", [])
-              if n.startswith("Scale: ")]
+    scales = [_scale(t["metric_label"], n) for t in tables for n in t.get("notes", []) if n.startswith("Scale: ")]
     others = list(dict.fromkeys(n for t in tables for n in t.get("notes", []) if not n.startswith("Scale: ")))
     return Folded(title, header, rows, (["Scales: " + "; ".join(scales) + "."] if scales else []) + others)
+
+
+def _scale(label: str, note: str) -> str:
+    """'Scale: chrF++, 0-100.' -> 'chrF++: 0-100'; 'Scale: % of outputs ...' -> 'lang_match: % of outputs ...'."""
+    text = note[len("Scale: "):].rstrip(".")
+    return f"{label}: {text[len(label) + 2:] if text.startswith(label + ', ') else text}"
 
 
 def _row_cells(table: dict, label: str) -> dict:
