@@ -169,7 +169,8 @@ def with_steps(spec: RunSpec, steps: int) -> RunSpec:
     return dataclasses.replace(spec, trainer_config={**spec.trainer_config, "max_steps": steps})
 
 
-def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = None, keep_cache: bool = False) -> Path:
+def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = None, keep_cache: bool = False,
+                   min_effect: dict[str, float] | None = None) -> Path:
     """Run every member (per seed, the budget member first), then one report over all of them."""
     from harness import pipeline
     from reports.build import build_report
@@ -194,7 +195,7 @@ def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = N
                 spec = with_steps(spec, steps)
             pipeline.console.print(f"[bold]comparison[/] {comparison.name}: {member.label}, seed {seed}, "
                                    + (f"{steps} steps" if steps else "its epochs set the budget"))
-            run_dir = pipeline.run(spec, root, force=force, keep_cache=keep_cache)
+            run_dir = pipeline.run(spec, root, force=force, keep_cache=keep_cache, min_effect=min_effect)
             run_dirs.append(run_dir)
             if member == budget_member and steps is None:
                 steps = Manifest(run_dir).stages.get("train", {}).get("steps")
@@ -206,6 +207,6 @@ def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = N
         "budget_set_by": "user" if comparison.steps else (budget_member.label if budget_member else None),
         "runs": [str(d.relative_to(root)) for d in run_dirs],
     })
-    build_report(run_dirs, root)
+    build_report(run_dirs, root, min_effect=min_effect)
     pipeline.console.print(f"report: {RunPaths(root).report_md}")
     return root

@@ -266,6 +266,9 @@ CASES = [
     ("check: baseline bad cell key", lambda w: ["check", "r", "--against", str(w["misc"]["baseline_bad_cell"])], ["'acc'", "<variant>/<task>/<metric>"]),
     ("check: baseline a list", lambda w: ["check", "r", "--against", str(w["misc"]["baseline_list"])], ["not a JSON object"]),
     ("report: no such run", lambda w: ["report", "/no/such/run"], ["/no/such/run"]),
+    ("run --min-effect acc=-1", run_with("--min-effect", "acc=-1"), ["acc=-1", "> 0"]),
+    ("run --min-effect acx=0.1", run_with("--min-effect", "acx=0.1"), ["'acx'", "acc", "bleu"]),
+    ("report --min-effect bleu", lambda w: ["report", "/no/such/run", "--min-effect", "bleu"], ["'bleu'", "bleu=1"]),
 ]
 
 

@@ -233,3 +233,19 @@ def test_markdown_is_under_half_the_length_of_one_table_per_metric(tmp_path):
     build_report(_smoke_like(tmp_path), tmp_path / "out", n_resamples=50)
     lines = (tmp_path / "out" / "report.md").read_text().splitlines()
     assert len(lines) < 491 / 2
+
+
+def test_the_spbleu_fallback_is_said_once_on_the_screen_without_paths(monkeypatch, caplog):
+    from harness import metrics
+
+    metrics.reset_tokenizer_cache()
+    monkeypatch.setattr(metrics, "tokenizer_available", lambda tok: False)
+    monkeypatch.setitem(metrics._unavailable_reason, "flores200",
+                        "no SentencePiece model at /root/.sacrebleu/x and downloading https://tinyurl.com/x failed")
+    with caplog.at_level("WARNING", logger=metrics.log.name):
+        assert metrics.resolve_tokenize("flores200", "13a") == "13a"
+        assert metrics.resolve_tokenize("flores200", "13a") == "13a"
+    metrics.reset_tokenizer_cache()
+    (record,) = [r for r in caplog.records if "spBLEU" in r.getMessage()]
+    text = record.getMessage()
+    assert "`harness fetch`" in text and "/root" not in text and "http" not in text
