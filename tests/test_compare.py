@@ -42,6 +42,22 @@ def test_settings_scope_and_presets():
     assert parallel["parallel_data"] == sdrrl.get("parallel_data", "Helsinki-NLP/opus-100")
 
 
+@pytest.mark.parametrize("suite", ["smoke", "smoke_fr"])
+def test_the_suites_parallel_data_reaches_sdrrl_but_leaves_translate_sft_plain(suite):
+    from harness.tasks import get_suite
+
+    members = {m.label: m for m in parse_members("sdrrl,translate_sft", ablations=True)}
+    layers = [get_suite(suite).trainer_settings]
+    assert member_settings(members["sdrrl"], layers)["parallel_per_lang"] == 4
+    plain = member_settings(members["translate_sft"], layers)
+    assert "parallel_per_lang" not in plain and "parallel_data" not in plain  # its default: 0, no parallel records
+    assert plain["translator"] == "lexicon" and plain["instructions"] == "builtin:alpaca-smoke"  # the offline inputs
+    asked = member_settings(members["translate_sft+parallel"], layers)
+    assert asked["parallel_per_lang"] == 4 and asked["parallel_data"] == "builtin:opus-smoke"
+    # asked for by the user: a flat --set reaches every member that has the field
+    assert member_settings(members["translate_sft"], layers + [{"parallel_per_lang": 2}])["parallel_per_lang"] == 2
+
+
 def _compare_args(model, runs, *extra):
     return ["run", "--trainer", "sdrrl,translate_sft,english_sft", "--seeds", "0,1", "--model", str(model),
             "--suite", "smoke", "--langs", "cs", "--engine", "hf", "--runs-dir", str(runs), "--name", "cmp",
