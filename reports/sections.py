@@ -119,24 +119,30 @@ def runs_table(report: dict) -> Table:
 
 
 def systems_table(report: dict) -> Table:
-    header = ["system", "trainer", "runs", "seeds", "settings that set it apart"]
-    rows = [[s["label"], s["trainer"], ", ".join(s["runs"]), ", ".join(str(x) for x in s.get("seeds") or []),
-             ", ".join(f"{k}={v}" for k, v in (s.get("differs") or {}).items()) or "—"]
+    header = ["system", "trainer", "runs", "seeds", "settings that set it apart", "settings other than its trainer's defaults"]
+    rows = [[s["label"], s["trainer"] if s["variant"] == "adapter" else "—", ", ".join(s["runs"]),
+             ", ".join(str(x) for x in s.get("seeds") or []), _settings_text(s.get("differs")),
+             _settings_text(s.get("non_default"))]
             for s in report["systems"]]
     return header, rows
 
 
+def _settings_text(settings: dict | None) -> str:
+    return ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in (settings or {}).items()) or "—"
+
+
 def budget_table(report: dict) -> Table:
-    header = ["run", "trainer", "seed", "train records", "steps", "records/step", "training tokens", "tokens/step",
-              "answer tokens", "dropped cut-off answers", "wall"]
+    header = ["run", "trainer", "seed", "train records", "steps", "epochs", "records/step", "training tokens",
+              "tokens/step", "answer tokens", "dropped cut-off answers", "dropped wrong-language answers", "wall"]
 
     def mark(row: dict, field: str, text: str) -> str:
         return f"{text} ⚠" if field in row["unequal"] else text
 
     rows = [[r["run"], r["trainer"], str(r["seed"]), count(r["records"]), mark(r, "steps", count(r["steps"])),
+             f"{r['epochs']:g}" if isinstance(r.get("epochs"), (int, float)) else "—",
              mark(r, "records_per_step", count(r["records_per_step"])), count(r["train_tokens"]),
              mark(r, "tokens_per_step", count(r["tokens_per_step"])), count(r["answer_tokens"]),
-             count(r["dropped_truncated_answers"]), duration(r["wall_s"])]
+             count(r["dropped_truncated_answers"]), count(r.get("dropped_wrong_language_answers")), duration(r["wall_s"])]
             for r in report.get("budget", []) if r["trains"]]
     return header, rows
 
