@@ -9,8 +9,9 @@ the base model's evaluation is shared through the evaluation cache, so it runs o
 over all of them lands in runs/<comparison>/report.{md,html,json}.
 
 Settings: `--set key=value` (and --config, and the suite's own settings) apply to every member whose
-trainer has that field; `--set <trainer>.key=value` to that trainer's members only; a preset wins
-over both. A preset value "@<trainer>" copies the field from that trainer's settings in this
+trainer has that field; `--set <trainer>.key=value` (in a suite: `<trainer>.key: value`) to that
+trainer's members only, which is how the smoke suites give SDRRL its parallel data while the plain
+translate_sft baseline stays plain; a preset wins over both. A preset value "@<trainer>" copies the field from that trainer's settings in this
 comparison (translate_sft+parallel takes SDRRL's parallel data that way).
 
 Budget (equal by default): every member trains for the same number of optimizer steps on the
