@@ -156,4 +156,4 @@ def test_systems_table_shows_each_members_settings_other_than_its_trainers_defau
     assert systems["base"]["non_default"] == {}
     md = (tmp_path / "out" / "report.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| translate_sft | translate_sft | translate_sft |"))
-    assert "translator=lexicon" in row and "parallel" not in row  # (system, trainer, runs, ...)
+    assert "translator=lexicon" in row and "parallel_per_lang" not in row  # (system, trainer, runs, ...)
