@@ -96,7 +96,14 @@ def _add_run(sub) -> None:
     p.add_argument("--keep-cache", action="store_true", help="with --force: reuse evaluations from the shared cache")
     p.add_argument("--judge", metavar="MODEL", help="judge the open-ended answers pairwise against the base model's")
     p.add_argument("--judge-engine", default="auto", help="engine serving the judge: auto (default), vllm or hf")
+    _add_min_effect(p)
     p.set_defaults(func=cmd_run)
+
+
+def _add_min_effect(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--min-effect", action="append", metavar="METRIC=VALUE",
+                   help="the smallest difference worth detecting, in the metric's units (acc=0.05, bleu=1.0: our "
+                        "defaults); comparisons that could not detect it are marked underpowered; repeatable")
 
 
 def _add_results(sub) -> None:
@@ -104,6 +111,7 @@ def _add_results(sub) -> None:
     p = sub.add_parser("report", help="compare runs: Markdown, HTML and JSON")
     p.add_argument("runs", nargs="+", help="run folders")
     p.add_argument("--out", help="folder for report.{md,html,json} (default: the first run's folder)")
+    _add_min_effect(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("check", help="compare a run with a recorded baseline; exit 1 on regression")

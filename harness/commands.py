@@ -203,6 +203,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.tasks import get_suite
 
     preflight.check_cli(args)
+    from reports.power import parse_min_effect
+
+    min_effect = parse_min_effect(args.min_effect)
     if args.steps is not None and args.steps < 1:
         raise HarnessError(f"bad value for --steps: {args.steps}; expected an integer >= 1")
     judge_dir = None
@@ -228,16 +231,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             layers.append({"max_steps": args.steps})
         name = args.name or default_run_name(member.label, args.model, args.suite)
         spec = make_spec(member, member_settings(member, layers), seeds[0], name)
-        run_dir = run(spec, Path(args.runs_dir), force=args.force, keep_cache=args.keep_cache)
+        run_dir = run(spec, Path(args.runs_dir), force=args.force, keep_cache=args.keep_cache, min_effect=min_effect)
         if judge_dir is not None:
-            _judge([run_dir], run_dir, judge_dir, args.judge, args.judge_engine)
+            _judge([run_dir], run_dir, judge_dir, args.judge, args.judge_engine, min_effect)
     else:
         name = args.name or default_run_name("compare", args.model, args.suite)
         comparison = plan_comparison(name, members, seeds, layers, make_spec, steps=args.steps)
-        run_dir = run_comparison(comparison, Path(args.runs_dir), force=args.force, keep_cache=args.keep_cache)
+        run_dir = run_comparison(comparison, Path(args.runs_dir), force=args.force, keep_cache=args.keep_cache,
+                                 min_effect=min_effect)
         if judge_dir is not None:
             members = [run_dir / r for r in read_json(RunPaths(run_dir).comparison)["runs"]]
-            _judge(members, run_dir, judge_dir, args.judge, args.judge_engine)
+            _judge(members, run_dir, judge_dir, args.judge, args.judge_engine, min_effect)
     print(run_dir)
     return 0
 
@@ -266,13 +270,14 @@ def _run_spec(args: argparse.Namespace, suite: Any, member: Any, settings: dict[
     )
 
 
-def _judge(run_dirs: list[Path], report_dir: Path, judge_dir: Path, judge_model: str, engine: str) -> None:
+def _judge(run_dirs: list[Path], report_dir: Path, judge_dir: Path, judge_model: str, engine: str,
+           min_effect: dict[str, float] | None = None) -> None:
     from harness.judge import chat_generator, judge_run
     from reports.build import build_report
 
     generator = chat_generator(judge_dir, engine)
     n = sum(judge_run(run_dir, generator, judge_model) for run_dir in run_dirs)
-    build_report(run_dirs, report_dir)  # again, now with the judge's verdicts
+    build_report(run_dirs, report_dir, min_effect=min_effect)  # again, now with the judge's verdicts
     print(f"judge {judge_model}: {n} open-ended task(s) judged")
 
 
@@ -280,8 +285,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.runstore import RunPaths
     from reports.build import build_report
 
+    from reports.power import parse_min_effect
+
+    min_effect = parse_min_effect(args.min_effect)
     out = Path(args.out) if args.out else Path(args.runs[0])
-    build_report([Path(r) for r in args.runs], out)
+    build_report([Path(r) for r in args.runs], out, min_effect=min_effect)
     print(RunPaths(out).report_md)
     return 0
 

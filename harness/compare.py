@@ -9,8 +9,9 @@ the base model's evaluation is shared through the evaluation cache, so it runs o
 over all of them lands in runs/<comparison>/report.{md,html,json}.
 
 Settings: `--set key=value` (and --config, and the suite's own settings) apply to every member whose
-trainer has that field; `--set <trainer>.key=value` to that trainer's members only; a preset wins
-over both. A preset value "@<trainer>" copies the field from that trainer's settings in this
+trainer has that field; `--set <trainer>.key=value` (in a suite: `<trainer>.key: value`) to that
+trainer's members only, which is how the smoke suites give SDRRL its parallel data while the plain
+translate_sft baseline stays plain; a preset wins over both. A preset value "@<trainer>" copies the field from that trainer's settings in this
 comparison (translate_sft+parallel takes SDRRL's parallel data that way).
 
 Budget (equal by default): every member trains for the same number of optimizer steps on the
@@ -175,7 +176,8 @@ def with_steps(spec: RunSpec, steps: int) -> RunSpec:
     return dataclasses.replace(spec, trainer_config={**spec.trainer_config, "max_steps": steps})
 
 
-def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = None, keep_cache: bool = False) -> Path:
+def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = None, keep_cache: bool = False,
+                   min_effect: dict[str, float] | None = None) -> Path:
     """Run every member (per seed, the budget member first), then one report over all of them."""
     from harness import pipeline
     from reports.build import build_report
@@ -200,7 +202,7 @@ def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = N
                 spec = with_steps(spec, steps)
             pipeline.console.print(f"[bold]comparison[/] {comparison.name}: {member.label}, seed {seed}, "
                                    + (f"{steps} steps" if steps else "its epochs set the budget"))
-            run_dir = pipeline.run(spec, root, force=force, keep_cache=keep_cache)
+            run_dir = pipeline.run(spec, root, force=force, keep_cache=keep_cache, min_effect=min_effect)
             run_dirs.append(run_dir)
             if member == budget_member and steps is None:
                 steps = Manifest(run_dir).stages.get("train", {}).get("steps")
@@ -212,6 +214,6 @@ def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = N
         "budget_set_by": "user" if comparison.steps else (budget_member.label if budget_member else None),
         "runs": [str(d.relative_to(root)) for d in run_dirs],
     })
-    build_report(run_dirs, root)
+    build_report(run_dirs, root, min_effect=min_effect)
     pipeline.console.print(f"report: {RunPaths(root).report_md}")
     return root

@@ -5,7 +5,8 @@ Each is an item metric: a number per sample (samples.jsonl "metrics") and its me
 scores.json "metrics", so the report's tables, bootstrap intervals and paired tests and
 `harness check` treat them like accuracy:
   lang_match    1 when the scored text is identified (harness.langid) as the task's target language
-  empty, preamble, cut_at_limit   see harness.hygiene
+  empty, preamble, cut_at_limit, degenerate   see harness.hygiene (degenerate: an echo of the prompt or
+                repetitive text, which lang_match alone would count as in the right language)
   comet         COMET of (source, prediction, reference), FLORES tasks only, when SDRRL_COMET_MODEL is set
 Lower is better for LOWER_IS_BETTER; higher for the others.
 """
@@ -18,8 +19,8 @@ from typing import Callable
 from harness import comet, hygiene, langid
 from harness.tasks import TaskInfo, read_yaml
 
-LOWER_IS_BETTER = ("empty", "preamble", "cut_at_limit")
-VERSION = 1  # part of the evaluation key: bump when a metric here changes meaning
+LOWER_IS_BETTER = ("empty", "preamble", "cut_at_limit", "degenerate")
+VERSION = 2  # part of the evaluation key: bump when a metric here changes meaning (2: degenerate added)
 
 
 @dataclass
@@ -53,7 +54,8 @@ def enrich(task: TaskInfo, rows: list[dict], metrics: dict[str, float], settings
         raw = str(row.get("raw_output", ""))
         text = scored_text(task, row)
         n_tokens = settings.count_tokens(raw) if settings.count_tokens else None
-        item = hygiene.hygiene(raw, text, n_tokens, settings.max_gen_toks).as_metrics()
+        prompt = str(row.get("instruction") or row.get("source") or "")
+        item = hygiene.hygiene(raw, text, n_tokens, settings.max_gen_toks, prompt).as_metrics()
         item["lang_match"] = langid.lang_match(text, expected)
         row["detected_lang"] = langid.detect(text)
         row["metrics"] = {**row.get("metrics", {}), **item}

@@ -127,9 +127,10 @@ def resolve_tokenize(tokenize: str, fallback: str | None = None) -> str:
     reason = _unavailable_reason.get(tokenize, "")
     if not fallback:
         raise HarnessError(f"sacreBLEU tokenizer {tokenize!r} is unavailable: {reason}")
-    if (tokenize, fallback) not in _warned:
+    if (tokenize, fallback) not in _warned:  # once per process, without the machine's paths and URLs
         _warned.add((tokenize, fallback))
-        log.warning("sacreBLEU tokenizer %r unavailable (%s); BLEU uses tok:%s instead", tokenize, reason, fallback)
+        log.warning("BLEU is not spBLEU: tok:%s is unavailable here, so BLEU uses tok:%s; `harness fetch` brings "
+                    "its SentencePiece model (`harness doctor` says where it goes)", tokenize, fallback)
     return fallback
 
 

@@ -81,13 +81,15 @@ def check_inputs(spec: RunSpec, runs_dir: Path, force: str | None = None) -> tup
     return trainer, suite, data_dir
 
 
-def run(spec: RunSpec, runs_dir: Path, force: str | None = None, keep_cache: bool = False) -> Path:
-    """Check every input, then run the stages holding the run folder's lock."""
+def run(spec: RunSpec, runs_dir: Path, force: str | None = None, keep_cache: bool = False,
+        min_effect: dict[str, float] | None = None) -> Path:
+    """Check every input, then run the stages holding the run folder's lock; `min_effect` reaches the
+    report (reports.power), not the run's identity."""
     trainer, suite, data_dir = check_inputs(spec, runs_dir, force)  # nothing is written before this
     with RunLock(Path(runs_dir) / spec.name) as lock, make_progress():
         if lock.stale_owner:
             console.print(f"run folder lock: taking over from pid {lock.stale_owner.get('pid')} on {lock.stale_owner.get('host')}, which is gone")
-        return _run_stages(spec, Path(runs_dir), trainer, suite, data_dir, force, keep_cache)
+        return _run_stages(spec, Path(runs_dir), trainer, suite, data_dir, force, keep_cache, min_effect)
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,8 @@ class _RunState:
     manifest: Manifest
 
 
-def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_dir: Path | None, force: str | None, keep_cache: bool) -> Path:
+def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_dir: Path | None, force: str | None,
+                keep_cache: bool, min_effect: dict[str, float] | None = None) -> Path:
     paths = RunPaths(Path(runs_dir) / spec.name)
     state = _RunState(spec, paths, Manifest(paths.root))
     if force:
@@ -130,7 +133,7 @@ def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_di
     request = EvalRequest(model_dir=model_dir, tasks=suite.tasks, out_dir=paths.eval_root, engine=spec.engine,
                           data_dir=data_dir, limit=spec.limit, settings=settings, use_shared_cache=not fresh_eval)
     eval_hash = _evaluate_stage(state, request, adapter)
-    _report_stage(state, eval_hash)
+    _report_stage(state, eval_hash, min_effect)
     return paths.root
 
 
@@ -200,11 +203,11 @@ def _evaluate_stage(state: _RunState, request: EvalRequest, adapter: Path | None
     return eval_hash
 
 
-def _report_stage(state: _RunState, eval_hash: str) -> None:
+def _report_stage(state: _RunState, eval_hash: str, min_effect: dict[str, float] | None = None) -> None:
     stage("report")
     from reports.build import build_report
 
     started = time.perf_counter()
-    build_report([state.paths.root], state.paths.root)
+    build_report([state.paths.root], state.paths.root, min_effect=min_effect)
     state.manifest.record("report", eval_hash, time.perf_counter() - started)
     console.print(f"report: {state.paths.report_md}")

@@ -33,7 +33,9 @@ def budget_row(run: Run) -> dict[str, Any]:
         "train_tokens": train.get("input_tokens"),  # prompt and answer tokens the model was trained on
         "answer_tokens": train.get("train_tokens"),  # the tokens the loss counted
         "tokens_per_step": train.get("tokens_per_step"),
+        "epochs": train.get("epochs"),  # passes over the training records the steps amounted to
         "dropped_truncated_answers": trainer_stats.get("dropped_truncated_answers"),
+        "dropped_wrong_language_answers": trainer_stats.get("dropped_wrong_language_answers"),
         "wall_s": round(sum(walls), 3) if walls else None,
         "unequal": [],
     }

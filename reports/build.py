@@ -6,6 +6,7 @@ reports/markdown.py and reports/html.py are two renderings of that dict.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -19,13 +20,17 @@ from reports.markdown import render_markdown
 
 
 def build_report(run_dirs: list[Path], out_dir: Path, n_resamples: int = stats.DEFAULT_RESAMPLES,
-                 seed: int = 0) -> dict:
-    """Compare the runs in `run_dirs`; write out_dir/report.{md,html,json}; return the report dict."""
+                 seed: int = 0, min_effect: dict[str, float] | None = None) -> dict:
+    """Compare the runs in `run_dirs`; write out_dir/report.{md,html,json}; return the report dict.
+    `min_effect`: per metric, the difference below which a comparison counts as underpowered
+    (reports.power; default its DEFAULT_MIN_EFFECT)."""
     if n_resamples < 1:
         raise HarnessError(f"n_resamples must be at least 1, got {n_resamples}")
     runs = load_runs([Path(d) for d in run_dirs])
-    report = compute_report(runs, n_resamples=n_resamples, seed=seed)
+    report = compute_report(runs, n_resamples=n_resamples, seed=seed, min_effect=min_effect)
     out_dir = Path(out_dir)
+    for run in report["runs"]:  # no path of this machine in a report: run folders relative to the report's
+        run["path"] = os.path.relpath(Path(run["path"]).resolve(), out_dir.resolve())
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "report.json", report)
     write_text(out_dir / "report.md", render_markdown(report) + heldout_markdown([Path(d) for d in run_dirs]))

@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.langs import LANGUAGES, iso_code
-from reports import stats
+from reports import multiple, power, stats
 from reports.budget import compare_budgets
 from reports.cost import run_cost
-from reports.estimates import Distribution, Estimates, mean_distribution
+from reports.estimates import Distribution, Estimates, mean_distribution, spread_of
 from reports.fmt import MACRO_LABEL, SIGNIFICANCE, is_english, lang_label, metric_label
+from reports.headline import headline
 from reports.load import Run, TaskResult
-from reports.systems import System, make_systems
-from reports.table_notes import table_notes
+from reports.systems import System, make_systems, portable, seed_spread
+from reports.table_notes import bleu_fallback_caveats, table_notes
 
 REFERENCE_TRAINERS = ("translate_sft",)  # besides base, deltas are reported against these trainers
 SETTINGS = {
@@ -33,7 +34,7 @@ SETTINGS = {
     "p_value": "paired bootstrap, two-sided: min(1, 2 (1 + min(#{d* <= 0}, #{d* >= 0})) / (R + 1))",
     "mcnemar": "exact binomial test on discordant pairs (0/1 metrics only)",
     "macro": "mean over the non-English languages all systems have; English is reported as retention",
-    "significance": SIGNIFICANCE,
+    "significance": f"Benjamini-Hochberg adjusted p < {SIGNIFICANCE} (the bold marks and the headline's counts)",
 }
 
 
@@ -54,29 +55,37 @@ class TaskGroup:
         return self.kind == "generation" or any(r.kind == "generation" for r in self.tasks.values())
 
 
-def compute_report(runs: list[Run], n_resamples: int = stats.DEFAULT_RESAMPLES, seed: int = 0) -> dict:
-    """Per task group and metric a score table, then its deltas against each reference (and, against
-    base, the English rows as retention); then budget, cost, signatures and the notes gathered on the way."""
+def compute_report(runs: list[Run], n_resamples: int = stats.DEFAULT_RESAMPLES, seed: int = 0,
+                   min_effect: dict[str, float] | None = None) -> dict:
+    """Per task group and metric a score table, then its deltas against each reference; the p-values
+    adjusted per family and the power marks; English retention; the headline from all of those;
+    then budget, cost, signatures and the notes gathered on the way."""
     systems, notes = make_systems(runs)
     estimates = Estimates(n_resamples, seed)
     by_key = {s.key: s for s in systems}
     references = reference_systems(systems)
-    tables, deltas, retention = [], [], []
+    tables, deltas = [], []
     for group in task_groups(systems, language_order(runs)):
         for metric in table_metrics(group, systems):
             table, distributions = score_table(group, metric, systems, estimates)
             tables.append(table)
-            for reference in references:
-                delta = delta_table(table, distributions, reference, by_key, estimates)
-                if delta is None:
-                    continue
-                deltas.append(delta)
-                if reference.key == "base":
-                    retention += retention_rows(table, delta, by_key)
+            deltas += [d for ref in references if (d := delta_table(table, distributions, ref, by_key, estimates))]
+    family_sizes = multiple.adjust_deltas(deltas)
+    effects = dict(min_effect or power.DEFAULT_MIN_EFFECT)
+    power.annotate(deltas, effects)
+    by_table = {(t["family"], t["group"], t["metric"]): t for t in tables}
+    retention = [entry for d in deltas if d["reference"] == "base"
+                 for entry in retention_rows(by_table[(d["family"], d["group"], d["metric"])], d, by_key)]
+    adapters = {s.key for s in systems if s.variant == "adapter"}
     budget_rows, budget_notes = compare_budgets(runs)
     return {
-        "format": "sdrrl-harness report v1",
-        "settings": {"n_resamples": n_resamples, "seed": seed, **SETTINGS},
+        "format": "sdrrl-harness report v2",
+        "settings": {"n_resamples": n_resamples, "seed": seed, **SETTINGS,
+                     "multiple_comparisons": {"method": multiple.METHOD, "family": multiple.FAMILY,
+                                              "fdr": SIGNIFICANCE, "family_sizes": family_sizes},
+                     "power": {"formula": power.FORMULA, "min_effect": effects}},
+        "headline": headline(tables, deltas, retention, {s.key: s.label for s in systems}, adapters),
+        "caveats": bleu_fallback_caveats(systems),
         "runs": [run_summary(r) for r in runs],
         "systems": [s.to_dict() for s in systems],
         "tables": tables,
@@ -175,7 +184,8 @@ def score_table(group: TaskGroup, metric: str, systems: list[System],
     signature = next((sig for r in group.tasks.values() if (sig := r.signatures.get(metric))), None)
     measured = [(s.label, res) for t in group.tasks for s in systems
                 if (res := s.result(t)) is not None and metric in res.metrics]
-    table = {"family": group.family, "group": group.group, "kind": group.kind, "metric": metric,
+    role = "primary" if metric == next(iter(group.tasks.values())).primary_metric else "secondary"
+    table = {"family": group.family, "group": group.group, "kind": group.kind, "metric": metric, "role": role,
              "metric_label": metric_label(metric, signature),
              "scale": display_scale([c["score"] for r in rows for c in r["cells"].values()], metric),
              "systems": present, "rows": rows, "macro": macro_scores(rows, present, distributions),
@@ -242,7 +252,7 @@ def delta_table(table: dict, distributions: dict, reference: System, by_key: dic
     macro = {"label": MACRO_LABEL, "langs": langs,
              "cells": {k: macro_delta([r["cells"].get(k) for r in averaged],
                                       [delta_distributions.get((k, r["task"])) for r in averaged]) for k in others}}
-    return {**{k: table[k] for k in ("family", "group", "kind", "metric", "metric_label", "scale")},
+    return {**{k: table[k] for k in ("family", "group", "kind", "metric", "role", "metric_label", "scale")},
             "reference": reference.key, "reference_label": reference.label, "systems": others, "rows": rows,
             "macro": macro}
 
@@ -256,8 +266,20 @@ def macro_delta(cells: list[dict | None], distributions: list[Distribution]) -> 
     mean = mean_distribution(distributions)
     if mean is not None:
         iv = stats.percentile_interval(out["delta"], mean, 0)
-        out.update(low=iv.low, high=iv.high, p_value=stats.bootstrap_p_value(mean), n=sum(c["n"] for c in cells))
+        out.update(low=iv.low, high=iv.high, p_value=stats.bootstrap_p_value(mean), n=sum(c["n"] for c in cells),
+                   se=spread_of(mean))
+    out.update(seed_macro(cells))
     return out
+
+
+def seed_macro(cells: list[dict]) -> dict:
+    """Per seed, the mean of the languages' seed-paired deltas; their mean and spread between seeds."""
+    seeds = [set(c.get("seed_deltas") or {}) for c in cells]
+    common = sorted(set.intersection(*seeds)) if seeds and all(seeds) else []
+    if len(common) < 2:
+        return {}
+    per_seed = {s: stats.macro([c["seed_deltas"][s] for c in cells]) for s in common}
+    return {"seeds": len(per_seed), "seed_deltas": per_seed, "spread": seed_spread(list(per_seed.values()))}
 
 
 def retention_rows(table: dict, delta: dict, by_key: dict[str, System]) -> list[dict]:
@@ -274,6 +296,7 @@ def retention_rows(table: dict, delta: dict, by_key: dict[str, System]) -> list[
                 "system": key, "system_label": by_key[key].label,
                 "base": scores[row["task"]]["base"]["score"], "score": scores[row["task"]][key]["score"],
                 "delta": cell["delta"], "low": cell["low"], "high": cell["high"], "p_value": cell["p_value"],
+                **{k: cell.get(k) for k in ("p_adjusted", "mdd", "underpowered", "seeds", "spread")},
                 "mcnemar": cell.get("mcnemar"), "changes": cell.get("changes"),
             })
     return out
@@ -283,8 +306,11 @@ def retention_rows(table: dict, delta: dict, by_key: dict[str, System]) -> list[
 
 
 def run_summary(run: Run) -> dict:
-    keys = ("trainer", "model", "suite", "engine", "seed", "languages", "trainer_config")
-    return {"name": run.name, "path": str(run.path), **{k: run.spec.get(k) for k in keys}}
+    """The run's identity; its folder as given (build_report makes it relative to the report's folder)."""
+    config = {k: portable(v) for k, v in (run.spec.get("trainer_config") or {}).items()}
+    return {"name": run.name, "path": str(run.path), "trainer": run.spec.get("trainer"),
+            "model": portable(run.spec.get("model")),
+            **{k: run.spec.get(k) for k in ("suite", "engine", "seed", "languages")}, "trainer_config": config}
 
 
 def signatures(systems: list[System]) -> dict[str, list[dict]]:
@@ -293,6 +319,8 @@ def signatures(systems: list[System]) -> dict[str, list[dict]]:
     for system in systems:
         for result in system.run.variant(system.variant).values():
             for metric, signature in (result.signatures or {}).items():
+                if metric == "bleu_fallback":  # not a signature: the report's caveats say it once
+                    continue
                 found.setdefault(metric, {}).setdefault(str(signature), set()).add(result.family)
     return {m: [{"signature": sig, "families": sorted(fams)} for sig, fams in sorted(sigs.items())]
             for m, sigs in sorted(found.items())}

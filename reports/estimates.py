@@ -125,8 +125,8 @@ class Estimates:
     def paired(self, reference: System, system: System, task: str, metric: str) -> tuple[dict | None, Distribution]:
         """Delta of `system` against `reference`, paired on items and, with several seeds, on seeds: the
         mean of the seed-paired deltas, its distribution the mean of their (item-aligned) distributions."""
-        found = [self.paired_one(reference, ref_result, system, result, metric)
-                 for ref_result, result in seed_pairs(reference, system, task)]
+        pairs = seed_pairs(reference, system, task)
+        found = [self.paired_one(reference, ref_result, system, result, metric) for ref_result, result in pairs]
         if not found or any(cell is None for cell, _ in found):
             return None, None
         if len(found) == 1:
@@ -134,11 +134,12 @@ class Estimates:
         deltas = [cell["delta"] for cell, _ in found]
         out: dict[str, Any] = {"delta": float(np.mean(deltas)), "low": None, "high": None, "p_value": None,
                                "n": found[0][0]["n"], "mcnemar": None, "changes": None, "seeds": len(found),
-                               "spread": seed_spread(deltas), "reported_delta": None}
+                               "spread": seed_spread(deltas), "reported_delta": None, "se": None,
+                               "seed_deltas": {str(_seed_of(system, task, b)): d for (_, b), d in zip(pairs, deltas)}}
         mean = mean_distribution([dist for _, dist in found])
         if mean is not None:
             iv = stats.percentile_interval(out["delta"], mean, 0)
-            out.update(low=iv.low, high=iv.high, p_value=stats.bootstrap_p_value(mean))
+            out.update(low=iv.low, high=iv.high, p_value=stats.bootstrap_p_value(mean), se=spread_of(mean))
         return out, mean
 
     def paired_one(self, reference: System, ref_result: TaskResult, system: System, result: TaskResult,
@@ -173,8 +174,19 @@ class Estimates:
                 out["mcnemar"] = stats.mcnemar_exact(ref_values, values).to_dict()
         reported_ref, reported = ref_result.metrics.get(metric), result.metrics.get(metric)
         out.update(delta=paired.delta, low=paired.low, high=paired.high, p_value=paired.p_value, n=paired.n,
-                   reported_delta=(reported - reported_ref) if None not in (reported_ref, reported) else None)
+                   se=spread_of(dist), reported_delta=(reported - reported_ref) if None not in (reported_ref, reported) else None)
         return out, dist
+
+
+def spread_of(distribution: Distribution) -> float | None:
+    """The bootstrap standard error: the standard deviation of the resampled estimates."""
+    if distribution is None or len(distribution) < 2:
+        return None
+    return float(np.std(distribution, ddof=1))
+
+
+def _seed_of(system: System, task: str, result: TaskResult) -> Any:
+    return next((r.spec.get("seed") for r in system.runs if r.variant(system.variant).get(task) is result), None)
 
 
 def mean_distribution(distributions: list[Distribution]) -> Distribution:

@@ -93,7 +93,20 @@ def system_labels(report: dict) -> dict[str, str]:
 
 
 def significant(cell: dict | None) -> bool:
-    return bool(cell) and cell.get("p_value") is not None and cell["p_value"] < SIGNIFICANCE
+    """Significant after the multiple-comparison adjustment (the raw p only where no adjustment was made)."""
+    if not cell:
+        return False
+    p = cell["p_adjusted"] if "p_adjusted" in cell else cell.get("p_value")
+    return p is not None and p < SIGNIFICANCE
+
+
+UNDERPOWERED = "°"  # follows a delta that is not significant and whose smallest detectable difference exceeds the minimum effect
+
+
+def power_mark(cell: dict | None) -> str:
+    """° on a non-significant delta the test could not have told from a difference of the minimum effect
+    (a significant one needs no such warning: report.json still holds `underpowered` for every cell)."""
+    return UNDERPOWERED if cell and cell.get("underpowered") and not significant(cell) else ""
 
 
 def seeds_text(cell: dict, scale: float) -> str:
@@ -110,6 +123,8 @@ def delta_notes(cell: dict, scale: float) -> list[str]:
     tests = []
     if cell.get("p_value") is not None:
         tests.append(f"p{p_text(cell['p_value'])}")
+    if cell.get("p_adjusted") is not None:
+        tests.append(f"adj p{p_text(cell['p_adjusted'])}")
     if cell.get("mcnemar"):
         tests.append(f"McN p{p_text(cell['mcnemar']['p_value'])}")
     if tests:
@@ -117,4 +132,6 @@ def delta_notes(cell: dict, scale: float) -> list[str]:
     if cell.get("changes"):
         changes = cell["changes"]
         notes.append(f"{changes['improved']}↑ {changes['regressed']}↓ {changes['unchanged']}=")
+    if cell.get("mdd") is not None:
+        notes.append(f"MDD {num(cell['mdd'], scale)}")
     return notes

@@ -74,7 +74,7 @@ def forest_svg(delta: dict, labels: dict[str, str]) -> str:
     top, band = 30, 14 * max(1, len(systems)) + 10
     bottom = top + band * len(rows)
     width, height = axis.left + axis.width + 30 + 170, bottom + 60
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+    out = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
            f'role="img" aria-label="{esc("forest plot of deltas vs " + delta["reference_label"])}" class="forest">']
     out += _grid(axis, top, bottom)
     for i, (label, cells) in enumerate(rows):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Callable
 
 from reports import sections
-from reports.fmt import (SIGNIFICANCE, delta_notes, delta_title, esc, interval, num, p_text, seeds_text,
-                         significant, system_labels, table_title)
+from reports.fmt import (SIGNIFICANCE, delta_notes, delta_title, esc, interval, num, p_text, power_mark,
+                         seeds_text, significant, system_labels, table_title)
 from reports.forest import color_range, forest_svg, units
 from reports.sections import LeadPart, Section, SignificanceMark
 
@@ -34,6 +34,8 @@ td.pos { background: #dafbe1 !important; } td.neg { background: #ffebe9 !importa
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px;
   background: #eff1f3; padding: 2px 5px; border-radius: 4px; }
 ul.notes li { color: #59636e; }
+ul.verdict li { margin: 4px 0; } p.caveat { background: #fff8c5; border: 1px solid #d4a72c; padding: 6px 10px; border-radius: 6px; }
+details { margin: 10px 0; } summary { cursor: pointer; font-weight: 600; } .up { color: #9a6700; }
 nav { background: #f6f8fa; border: 1px solid #d1d9e0; border-radius: 6px; padding: 8px 16px; margin: 16px 0; }
 nav a { margin-right: 14px; color: #0969da; text-decoration: none; }
 svg text { font-family: -apple-system, BlinkMacSystemFont, "Segoe UI", Helvetica, Arial, sans-serif; }
@@ -43,8 +45,7 @@ Row = tuple[list[str], str]  # already-escaped <td> elements, and the <tr>'s cla
 
 
 def render_html(report: dict) -> str:
-    blocks = ["<h1>Comparison report</h1>", _label_table(*sections.runs_table(report)),
-              '<p class="lead">' + "".join(_markup(part) for part in sections.cells_lead(report["settings"])) + "</p>",
+    blocks = ["<h1>Comparison report</h1>",
               "<nav>" + "".join(f'<a href="#{s.anchor}">{esc(s.nav)}</a>' for s in sections.shown(report)) + "</nav>"]
     labels = system_labels(report)
     for section in sections.shown(report):
@@ -100,18 +101,43 @@ def td_score(cell: dict | None, scale: float) -> str:
             + (f'<span class="st">{esc(seeds)}</span>' if seeds else "") + "</td>")
 
 
-def td_delta(cell: dict | None, scale: float) -> str:
-    if not cell:
-        return '<td class="num">—</td>'
+def _delta_main(cell: dict, scale: float) -> tuple[str, str]:
+    """The delta's markup and its cell's class: highlighted when significant after correction."""
     main = esc(num(cell["delta"], scale, signed=True))
     cls = "num"
     if significant(cell):
         cls += " pos" if cell["delta"] > 0 else " neg"
         main = f'<span class="sig">{main}</span>'
+    mark = power_mark(cell)
+    return main + (f'<span class="up" title="underpowered">{mark}</span>' if mark else ""), cls
+
+
+def td_delta(cell: dict | None, scale: float, notes: bool = True) -> str:
+    if not cell or cell.get("delta") is None:
+        return '<td class="num">—</td>'
+    main, cls = _delta_main(cell, scale)
     ci = interval(cell, scale, signed=True)
     parts = [main + (f' <span class="ci">{esc(ci)}</span>' if ci else "")]
-    parts += [f'<span class="st">{esc(note)}</span>' for note in delta_notes(cell, scale)]
+    if notes:
+        parts += [f'<span class="st">{esc(note)}</span>' for note in delta_notes(cell, scale)]
+    elif cell.get("seeds"):
+        parts.append(f'<span class="st">{esc(seeds_text(cell, scale))}</span>')
     return f'<td class="{cls}">' + "".join(parts) + "</td>"
+
+
+def td_short_delta(cell: dict | None, scale: float) -> str:
+    """A folded table's delta: the number, its figures in the tooltip."""
+    if not cell or cell.get("delta") is None:
+        return '<td class="num">—</td>'
+    main, cls = _delta_main(cell, scale)
+    tip = " · ".join([interval(cell, scale, signed=True), *delta_notes(cell, scale)]).strip(" ·")
+    return f'<td class="{cls}" title="{esc(tip)}">{main}</td>'
+
+
+def td_short_score(cell: dict | None, scale: float) -> str:
+    if not cell:
+        return '<td class="num">—</td>'
+    return f'<td class="num" title="{esc(interval(cell, scale))}">{esc(num(cell["score"], scale))}</td>'
 
 
 def _cells_table(table: dict, labels: dict[str, str], td: Callable[[dict | None, float], str]) -> str:
@@ -137,7 +163,7 @@ def _heat_cell(x: float, y: float, width: int, height: int, cell: dict | None, s
     value = cell["delta"] * scale
     text = num(cell["delta"], scale, signed=True) + ("*" if significant(cell) else "")
     ink = "#ffffff" if abs(value) / vmax > 0.55 else "#1f2328"  # white on strong colour
-    tip = f"{tip_prefix}: Δ {text}, p{p_text(cell.get('p_value'))}"
+    tip = f"{tip_prefix}: Δ {text}, p{p_text(cell.get('p_value'))}, adj p{p_text(cell.get('p_adjusted'))}"
     return (f'<g><title>{esc(tip)}</title><rect x="{x}" y="{y}" width="{width}" height="{height}" '
             f'fill="{heat_colour(value, vmax)}" stroke="#ffffff"/><text x="{x + width / 2:.1f}" '
             f'y="{y + height / 2 + 4:.1f}" font-size="11" text-anchor="middle" fill="{ink}">{esc(text)}</text></g>')
@@ -153,10 +179,10 @@ def heatmap_svg(delta: dict, labels: dict[str, str]) -> str:
     top, bottom = 26, 26
     legend = (f"colour: Δ vs {delta['reference_label']} in {units(delta['scale'], delta['metric_label'])} "
               f"(±{num(vmax, 1.0)} and beyond at full colour) · "
-              f"* paired-bootstrap p < {SIGNIFICANCE}")
+              f"* significant after correction (adj p < {SIGNIFICANCE})")
     width = max(left + cell_w * len(columns) + 10, 16 + int(6.3 * len(legend)))
     height = top + cell_h * len(systems) + bottom
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+    parts = [f'<svg width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc("delta heatmap " + table_title(delta))}">']
     for j, (lang, _) in enumerate(columns):
         weight = ' font-weight="700"' if lang == "avg" else ""
@@ -173,13 +199,38 @@ def heatmap_svg(delta: dict, labels: dict[str, str]) -> str:
     return "".join(parts)
 
 
+def _headline(report: dict, labels: dict[str, str]) -> list[str]:
+    if not report["headline"]:
+        return []
+    header, rows = sections.headline_table(report)
+    cells = [([f'<td class="lbl">{esc(c)}</td>' if isinstance(c, str) else td_delta(*c, notes=False) for c in row], "")
+             for row in rows]
+    sentences = "".join(f"<li>{esc(entry['sentence'])}</li>" for entry in report["headline"])
+    return ([f'<p class="lead">{esc(sections.headline_lead(report))}</p>', _table(header, cells),
+             f'<ul class="verdict">{sentences}</ul>']
+            + [f'<p class="caveat">{esc(c)}</p>' for c in report.get("caveats", [])])
+
+
 def _systems(report: dict, labels: dict[str, str]) -> list[str]:
-    return [_label_table(*sections.systems_table(report))]
+    lead = '<p class="lead">' + "".join(_markup(part) for part in sections.cells_lead(report["settings"])) + "</p>"
+    return [_label_table(*sections.runs_table(report)), _label_table(*sections.systems_table(report)), lead]
+
+
+def _folded(folded: sections.Folded, td: Callable[[dict | None, float], str]) -> str:
+    rows = [([f'<td class="lbl">{esc(x)}</td>' for x in names] + [td(c, scale) for c, scale in cells],
+             "macro" if is_macro else "") for names, cells, is_macro in folded.rows]
+    notes = "".join(f'<p class="small">{esc(n)}</p>' for n in folded.notes)
+    return (f"<details><summary>{esc(folded.title)}</summary>" + _table(folded.header, rows) + notes + "</details>")
+
+
+def _secondary(report: dict, labels: dict[str, str]) -> list[str]:
+    return ([_folded(f, td_short_score) for f in sections.folded_scores(report, labels)]
+            + [_folded(f, td_short_delta) for f in sections.folded_deltas(report, labels)])
 
 
 def _scores(report: dict, labels: dict[str, str]) -> list[str]:
     blocks = []
-    for table in report["tables"]:
+    for table in sections.primary(report["tables"]):
         blocks += [f"<h3>{esc(table_title(table))}</h3>", _cells_table(table, labels, td_score)]
         if table["macro"]["excluded"]:
             blocks.append(f'<p class="small">Macro average leaves out: {esc(", ".join(table["macro"]["excluded"]))}.</p>')
@@ -189,20 +240,20 @@ def _scores(report: dict, labels: dict[str, str]) -> list[str]:
 
 def _deltas(report: dict, labels: dict[str, str]) -> list[str]:
     blocks = []
-    for delta in report["deltas"]:
+    for delta in sections.primary(report["deltas"]):
         blocks += [f"<h3>{esc(delta_title(delta))}</h3>", f'<div class="tw">{forest_svg(delta, labels)}</div>',
                    f'<div class="tw">{heatmap_svg(delta, labels)}</div>', _cells_table(delta, labels, td_delta)]
     return blocks
 
 
 def _retention(report: dict, labels: dict[str, str]) -> list[str]:
-    if not report["english_retention"]:
-        return []
     rows = [([f'<td class="lbl">{esc(sections.retention_task(entry))}</td>',
               f'<td class="lbl">{esc(entry["system_label"])}</td>',
               f'<td class="num">{esc(num(entry["base"], entry["scale"]))}</td>',
               f'<td class="num">{esc(num(entry["score"], entry["scale"]))}</td>', td_delta(entry, entry["scale"])], "")
-            for entry in report["english_retention"]]
+            for entry in sections.primary_retention(report)]
+    if not rows:
+        return []
     return [_table(["task", "system", "base", "system score", "Δ vs base"], rows)]
 
 
@@ -221,7 +272,7 @@ def _signatures(report: dict, labels: dict[str, str]) -> list[str]:
 
 
 _BODIES: dict[str, Callable[[dict, dict[str, str]], list[str]]] = {
-    sections.SYSTEMS.anchor: _systems, sections.SCORES.anchor: _scores, sections.DELTAS.anchor: _deltas,
-    sections.RETENTION.anchor: _retention, sections.BUDGET.anchor: _budget, sections.COST.anchor: _cost,
+    sections.HEADLINE.anchor: _headline, sections.SYSTEMS.anchor: _systems, sections.SCORES.anchor: _scores,
+    sections.DELTAS.anchor: _deltas, sections.RETENTION.anchor: _retention, sections.SECONDARY.anchor: _secondary, sections.BUDGET.anchor: _budget, sections.COST.anchor: _cost,
     sections.SIGNATURES.anchor: _signatures,
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from reports.load import Run, TaskResult
@@ -46,9 +47,40 @@ class System:
     def results(self, task: str) -> list[TaskResult]:
         return [res for r in self.runs if (res := r.variant(self.variant).get(task)) is not None]
 
+    @property
+    def non_default(self) -> dict[str, Any]:
+        """The settings it trained with that differ from its trainer's defaults (none for the base model)."""
+        return non_default_settings(self.run) if self.variant == "adapter" else {}
+
     def to_dict(self) -> dict:
         return {"key": self.key, "label": self.label, "runs": [r.name for r in self.runs], "variant": self.variant,
-                "trainer": self.trainer, "seeds": self.seeds, "differs": self.differs}
+                "trainer": self.trainer, "seeds": self.seeds,
+                "differs": {k: portable(v) for k, v in self.differs.items()},
+                "non_default": {k: portable(v) for k, v in self.non_default.items()}}
+
+
+BUDGET_SET = ("max_steps",)  # a comparison sets it for every member: the budget table shows it
+
+
+@lru_cache(maxsize=None)
+def _trainer_defaults(trainer: str) -> dict[str, Any] | None:
+    from harness.errors import HarnessError
+    from harness.trainer_api import get_trainer_class, settings_of
+
+    try:
+        return settings_of(get_trainer_class(trainer).Config())
+    except HarnessError:  # a trainer plugin not installed here: its defaults are unknown
+        return None
+
+
+def non_default_settings(run: Run) -> dict[str, Any]:
+    """The run's effective trainer settings that differ from its trainer's defaults, wherever they came
+    from (the suite, --config, --set, an ablation preset)."""
+    defaults = _trainer_defaults(run.trainer)
+    config = run.spec.get("trainer_config") or {}
+    if defaults is None:
+        return {}
+    return {k: v for k, v in config.items() if k in defaults and k not in BUDGET_SET and defaults[k] != v}
 
 
 def _identity(run: Run) -> str:
@@ -90,6 +122,15 @@ def differing_settings(groups: list[list[Run]]) -> list[dict[str, Any]]:
     return out
 
 
+def portable(value: Any) -> Any:
+    """A setting as a report may show it: an absolute path of this machine becomes …/<its last part>."""
+    if isinstance(value, str) and value.startswith(("/", "~")):
+        return "…/" + value.rstrip("/").rsplit("/", 1)[-1]
+    if isinstance(value, list):
+        return [portable(v) for v in value]
+    return value
+
+
 def system_label(trainer: str, differs: dict[str, Any]) -> str:
     if not differs:
         return trainer
@@ -97,6 +138,7 @@ def system_label(trainer: str, differs: dict[str, Any]) -> str:
 
 
 def _short(value: Any) -> str:
+    value = portable(value)
     text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
     return text if len(text) <= 24 else text[:21] + "..."
 
@@ -117,7 +159,7 @@ def make_systems(runs: list[Run]) -> tuple[list[System], list[str]]:
     for i, group in enumerate(groups):
         label = labels[i] if labels.count(labels[i]) == 1 else f"{labels[i]} ({group[0].name})"  # same settings twice
         systems.append(System(f"adapter:{group[0].name}", label, group, "adapter", differs[i]))
-    models = sorted({r.model for r in runs})
+    models = sorted({str(portable(r.model)) for r in runs})
     if len(models) > 1:
         notes.append("The runs use different base models (" + ", ".join(models) + "): "
                      "deltas against one base are not like-for-like.")

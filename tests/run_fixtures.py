@@ -48,8 +48,44 @@ def _accuracy_task(paths: RunPaths, variant: str, family: str, lang: str, n: int
     write_json(task_scores(task_dir), scores)
 
 
+def _hygiene(key: str, i: int, quality: float) -> dict[str, float]:
+    """Per-item fidelity and hygiene flags (harness.genmetrics' names), drawn per item and shared by all
+    systems like the outputs: more quality, more items in the right language and fewer bad ones."""
+    rng = random.Random(_hash("hygiene", key, i))
+    draws = [rng.random() for _ in range(5)]
+    bad = 1.0 - quality
+    return {"lang_match": float(draws[0] < quality + 0.2), "degenerate": float(draws[1] < bad / 3),
+            "empty": float(draws[2] < bad / 5), "preamble": float(draws[3] < bad / 2),
+            "cut_at_limit": float(draws[4] < bad / 4)}
+
+
+FALLBACK = ("requested tok:flores200, used tok:13a: no SentencePiece model at /root/.sacrebleu/models/flores200sacrebleuspm "
+            "and downloading https://tinyurl.com/flores200sacrebleuspm failed (URLError)")
+
+
+def _instruct_task(paths: RunPaths, variant: str, lang: str, n: int, quality: float, model: str,
+                   adapter: str | None) -> None:
+    """An open-ended instruction task: no reference, scored by fidelity, hygiene and answer length."""
+    task = f"instruct_{lang}"
+    rows = []
+    for i in range(n):
+        item = _hygiene(task, i, quality)
+        words = float(random.Random(_hash("words", task, i)).randint(5, 40))
+        rows.append({"doc_id": i, "doc_hash": _hash("instruct", lang, i), "target": "", "instruction": f"q{i}",
+                     "prediction": "", "raw_output": "", "metrics": {**item, "answer_words": words}})
+    names = sorted(rows[0]["metrics"])
+    metrics = {m: sum(r["metrics"][m] for r in rows) / n for m in names}
+    scores = {"task": task, "family": "instruct", "lang": lang, "kind": "generation", "primary_metric": "lang_match",
+              "metrics": metrics, "n_samples": n, "signatures": {}, "engine": "vllm", "model": model,
+              "adapter": adapter, "variant": variant, "wall_s": 2.0, "chat_template": True}
+    task_dir = paths.eval_dir(variant) / task
+    write_jsonl(task_samples(task_dir), rows)
+    write_json(task_scores(task_dir), scores)
+
+
 def _translation_task(paths: RunPaths, variant: str, lang: str, direction: str, n: int, quality: float,
-                      model: str, adapter: str | None, tokenize: str = "13a") -> None:
+                      model: str, adapter: str | None, tokenize: str = "13a", hygiene: bool = False,
+                      bleu_fallback: bool = False) -> None:
     from sacrebleu.metrics import BLEU, CHRF
 
     task = f"flores200_{direction}"
@@ -62,12 +98,17 @@ def _translation_task(paths: RunPaths, variant: str, lang: str, direction: str, 
         refs.append(ref)
         hyps.append(hyp)
         rows.append({"doc_id": i, "doc_hash": _hash("flores200", direction, i), "target": ref, "reference": ref,
-                     "prediction": hyp, "metrics": {}})
+                     "prediction": hyp, "metrics": _hygiene(task, i, quality) if hygiene else {}})
     bleu, chrf = BLEU(tokenize=tokenize), CHRF(word_order=2)
     b, c = bleu.corpus_score(hyps, [refs]), chrf.corpus_score(hyps, [refs])
+    metrics = {"bleu": b.score, "chrf": c.score}
+    if hygiene:
+        metrics.update({m: sum(r["metrics"][m] for r in rows) / n for m in sorted(rows[0]["metrics"])})
+    signatures = {"bleu": str(bleu.get_signature()), "chrf": str(chrf.get_signature())}
+    if bleu_fallback:
+        signatures["bleu_fallback"] = FALLBACK
     scores = {"task": task, "family": "flores200", "lang": lang, "kind": "generation", "primary_metric": "bleu",
-              "metrics": {"bleu": b.score, "chrf": c.score}, "n_samples": n,
-              "signatures": {"bleu": str(bleu.get_signature()), "chrf": str(chrf.get_signature())},
+              "metrics": metrics, "n_samples": n, "signatures": signatures,
               "engine": "vllm", "model": model, "adapter": adapter, "variant": variant, "wall_s": 4.0,
               "metadata": {"direction": direction, "sacrebleu": {"bleu": str(b), "chrf": str(c)}}}
     task_dir = paths.eval_dir(variant) / task
@@ -80,8 +121,12 @@ def make_run(runs_root: Path, name: str, trainer: str = "sdrrl", langs: Sequence
              base_acc: float = 0.5, adapter_acc: float | dict[str, float] = 0.7, base_quality: float = 0.5,
              adapter_quality: float | dict[str, float] = 0.7, with_base: bool = True, model: str = "tiny-model",
              suite: str = "smoke", device: str = "cpu x1 (2 threads)", gpus: int = 1, seed: int = 0,
-             trainer_config: dict | None = None, train_stats: dict | None = None) -> Path:
+             trainer_config: dict | None = None, train_stats: dict | None = None, hygiene: bool = False,
+             instruct: bool = False, bleu_fallback: bool = False) -> Path:
     """Write a synthetic run folder and return its path. Per-language dicts set per-language adapter skill.
+    `hygiene`: the FLORES tasks carry fidelity and hygiene item metrics as harness.genmetrics adds them;
+    `instruct`: an open-ended instruct_<lang> task per language; `bleu_fallback`: BLEU fell back from
+    spBLEU, with the machine path and URL the real reason names.
 
     The manifest has the pipeline's stages (plan, data, train, evaluate) with the extras the
     pipeline records; `device` is what training records ("NVIDIA H100 80GB HBM3 x2" on a GPU)."""
@@ -115,8 +160,11 @@ def make_run(runs_root: Path, name: str, trainer: str = "sdrrl", langs: Sequence
             for family in families:
                 p = base_acc if variant == "base" else skill(adapter_acc, lang, base_acc)
                 _accuracy_task(paths, variant, family, lang, n, p, model, adapter)
+            q = base_quality if variant == "base" else skill(adapter_quality, lang, base_quality)
             if translation and lang != "en":
                 for direction in (f"en-{lang}", f"{lang}-en"):
-                    q = base_quality if variant == "base" else skill(adapter_quality, lang, base_quality)
-                    _translation_task(paths, variant, lang, direction, n, q, model, adapter)
+                    _translation_task(paths, variant, lang, direction, n, q, model, adapter, hygiene=hygiene,
+                                      bleu_fallback=bleu_fallback)
+            if instruct:
+                _instruct_task(paths, variant, lang, n, q, model, adapter)
     return paths.root

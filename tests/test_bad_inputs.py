@@ -314,6 +314,9 @@ CASES = [
      ["--out", "adapter-empty", "is a folder"]),
     ("check: baseline of another suite and model", lambda w: ["check", str(w["runs"]["smoke"]), "--against", str(w["runs"]["paper15_baseline"])],
      ["suite 'paper15'", "'smoke'", "model 'other-model'", "'tiny-model'"]),
+    ("run --min-effect acc=-1", run_with("--min-effect", "acc=-1"), ["acc=-1", "> 0"]),
+    ("run --min-effect acx=0.1", run_with("--min-effect", "acx=0.1"), ["'acx'", "acc", "bleu"]),
+    ("report --min-effect bleu", lambda w: ["report", "/no/such/run", "--min-effect", "bleu"], ["'bleu'", "bleu=1"]),
 ]
 
 

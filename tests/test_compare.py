@@ -42,11 +42,27 @@ def test_settings_scope_and_presets():
     assert parallel["parallel_data"] == sdrrl.get("parallel_data", "Helsinki-NLP/opus-100")
 
 
+@pytest.mark.parametrize("suite", ["smoke", "smoke_fr"])
+def test_the_suites_parallel_data_reaches_sdrrl_but_leaves_translate_sft_plain(suite):
+    from harness.tasks import get_suite
+
+    members = {m.label: m for m in parse_members("sdrrl,translate_sft", ablations=True)}
+    layers = [get_suite(suite).trainer_settings]
+    assert member_settings(members["sdrrl"], layers)["parallel_per_lang"] == 4
+    plain = member_settings(members["translate_sft"], layers)
+    assert "parallel_per_lang" not in plain  # its default: 0, no parallel records
+    assert plain["translator"] == "lexicon" and plain["instructions"] == "builtin:alpaca-smoke"  # the offline inputs
+    asked = member_settings(members["translate_sft+parallel"], layers)
+    assert asked["parallel_per_lang"] == 4 and asked["parallel_data"] == "builtin:opus-smoke"
+    # asked for by the user: a flat --set reaches every member that has the field
+    assert member_settings(members["translate_sft"], layers + [{"parallel_per_lang": 2}])["parallel_per_lang"] == 2
+
+
 def _compare_args(model, runs, *extra):
     return ["run", "--trainer", "sdrrl,translate_sft,english_sft", "--seeds", "0,1", "--model", str(model),
             "--suite", "smoke", "--langs", "cs", "--engine", "hf", "--runs-dir", str(runs), "--name", "cmp",
             "--limit", "2", "--max-gen-toks", "8", "--max-model-len", "512",
-            "--set", "num_instructions=6", "--set", "answer_max_new_tokens=8", "--set", "keep_truncated_answers=true",
+            "--set", "num_instructions=6", "--set", "answer_max_new_tokens=8", "--set", "keep_truncated_answers=true", "--set", "keep_wrong_language_answers=true",
             "--set", "parallel_per_lang=2", "--set", "epochs=1", "--set", "batch_size=4", "--set", "max_seq_len=128", *extra]
 
 
@@ -74,7 +90,17 @@ def test_comparison_of_three_trainers_and_two_seeds_at_an_equal_budget(tiny_llam
     assert {d["reference_label"] for d in report["deltas"]} == {"base", "translate_sft"}
     assert not any("Unequal budget" in n and "steps" in n for n in report["notes"])
     html = (root / "report.html").read_text()
-    assert html.count('class="forest"') == len(report["deltas"])
+    assert html.count('class="forest"') == len([d for d in report["deltas"] if d["role"] == "primary"])
+    # the verdict first: every trained system against base and translate_sft, seed means with their spread
+    assert list(report)[2] == "headline" and (root / "report.md").read_text().splitlines()[2] == "## Headline"
+    assert html.index('id="headline"') < html.index('id="systems"')
+    entries = [e for e in report["headline"] if e["family"] == "belebele"]
+    assert [e["system_label"] for e in entries] == ["sdrrl", "translate_sft", "english_sft"]
+    assert all(c["seeds"] == 2 and c["spread"] is not None for e in entries for c in e["comparisons"])
+    assert [c["reference_label"] for c in entries[0]["comparisons"]] == ["base", "translate_sft"]
+    assert all(c.get("p_adjusted") is not None for d in report["deltas"] for r in d["rows"]
+               for c in r["cells"].values() if c.get("p_value") is not None)
+    assert "tmp" not in (root / "report.md").read_text() and "http" not in html
 
     # Each member is an ordinary resumable run: a rerun trains and evaluates nothing again.
     import harness.evaluate as evaluate_mod

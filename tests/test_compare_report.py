@@ -79,13 +79,16 @@ def test_unequal_budgets_are_marked(tmp_path):
     root = tmp_path / "runs"
     runs = [make_run(root, "a", trainer="sdrrl", translation=False),
             make_run(root, "b", trainer="translate_sft", translation=False),
-            make_run(root, "c", trainer="english_sft", translation=False, train_stats={"steps": 100, "tokens_per_step": 11900})]
+            make_run(root, "c", trainer="english_sft", translation=False,
+                     train_stats={"steps": 100, "tokens_per_step": 11900, "epochs": 10.0})]
     report = build_report(runs, tmp_path / "out", n_resamples=50)
     flagged = {r["run"]: r["unequal"] for r in report["budget"]}
     assert flagged == {"a": [], "b": [], "c": ["steps"]}  # 11900 tokens/step is within 10% of 11250
     assert any("Unequal budget: run c trained with 100 optimizer steps" in n for n in report["notes"])
     md = (tmp_path / "out" / "report.md").read_text()
     assert "## Training budget" in md and "100 ⚠" in md
+    assert next(r for r in report["budget"] if r["run"] == "c")["epochs"] == 10.0  # english_sft repeats its records
+    assert "| epochs |" in md and "| dropped wrong-language answers |" in md
     equal = build_report(runs[:2], tmp_path / "out2", n_resamples=50)
     assert not any("Unequal budget" in n for n in equal["notes"])
 
@@ -105,11 +108,11 @@ def test_forest_plot_shows_each_delta_with_its_interval_in_metric_units(tmp_path
     report = build_report(_seeded(tmp_path), tmp_path / "out", n_resamples=200)
     page = (tmp_path / "out" / "report.html").read_text()
     forests = _svgs(page, "forest")
-    assert len(forests) == len(report["deltas"])
-    ns = "{http://www.w3.org/2000/svg}"
-    vs_base = next(i for i, d in enumerate(report["deltas"]) if d["reference"] == "base")
-    d = report["deltas"][vs_base]
-    points = forests[vs_base].findall(f"{ns}g[@class='pt']")
+    primary = [d for d in report["deltas"] if d["role"] == "primary"]
+    assert len(forests) == len(primary)  # the secondary metrics' deltas are folded tables, without plots
+    vs_base = next(i for i, d in enumerate(primary) if d["reference"] == "base")
+    d = primary[vs_base]
+    points = forests[vs_base].findall("g[@class='pt']")  # inline SVG in HTML: no namespace URI
     assert len(points) == len(d["systems"]) * (len(d["rows"]) + 1)  # every language and the macro average
     for p in points:
         row = next((r for r in d["rows"] if r["label"] == p.get("data-lang")), None)
@@ -130,3 +133,27 @@ def test_heatmap_colour_scale_is_fixed_in_metric_units():
     pale = heat_colour(0.04, color_range("bleu"))  # a 0.04 BLEU change
     assert all(int(pale[i:i + 2], 16) > 245 for i in (1, 3, 5))  # nearly white, not full colour
     assert heat_colour(5.0, color_range("bleu")) == heat_colour(50.0, color_range("bleu"))  # saturates at the range
+
+
+def test_systems_table_shows_each_members_settings_other_than_its_trainers_defaults(tmp_path):
+    """Whatever set them (here the smoke suite's settings): the plain translate_sft shows no parallel data."""
+    from harness.compare import member_settings, parse_members
+    from harness.tasks import get_suite
+    from harness.trainer_api import build_config, get_trainer_class, settings_of
+
+    layers = [get_suite("smoke").trainer_settings, {"max_steps": 12}]
+    root = tmp_path / "runs"
+    runs = []
+    for member in parse_members("sdrrl,translate_sft"):
+        config = settings_of(build_config(get_trainer_class(member.trainer), member_settings(member, layers)))
+        runs.append(make_run(root, member.label, trainer=member.trainer, trainer_config=config, translation=False))
+    report = build_report(runs, tmp_path / "out", n_resamples=20)
+    systems = {s["label"]: s for s in report["systems"]}
+    assert systems["sdrrl"]["non_default"]["parallel_per_lang"] == 4
+    plain = systems["translate_sft"]["non_default"]
+    assert plain["translator"] == "lexicon" and plain["batch_size"] == 4 and plain["epochs"] == 1
+    assert "parallel_per_lang" not in plain and "max_steps" not in plain  # steps: the budget table's
+    assert systems["base"]["non_default"] == {}
+    md = (tmp_path / "out" / "report.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| translate_sft | translate_sft | translate_sft |"))
+    assert "translator=lexicon" in row and "parallel_per_lang" not in row  # (system, trainer, runs, ...)

@@ -162,7 +162,7 @@ def test_fetch_then_run_from_the_mirror_with_the_network_off(fake_hub, tiny_llam
     args = ["run", "--trainer", "sdrrl", "--model", str(tiny_llama), "--suite", "paper15", "--langs", "cs", "--data-dir", str(out),
             "--engine", "hf", "--limit", "1", "--max-gen-toks", "4", "--runs-dir", str(tmp_path / "runs"), "--name", "offline",
             "--set", "translator=lexicon", "--set", "num_instructions=2", "--set", "parallel_per_lang=2",
-            "--set", "answer_max_new_tokens=8", "--set", "keep_truncated_answers=true", "--set", "max_steps=1",
+            "--set", "answer_max_new_tokens=8", "--set", "keep_truncated_answers=true", "--set", "keep_wrong_language_answers=true", "--set", "max_steps=1",
             "--set", "parallel_formats=translation:1"]  # whole target sentences as answers
     assert main(args) == 0
     records = read_jsonl(tmp_path / "runs" / "offline" / "data" / "train.jsonl")

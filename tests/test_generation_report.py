@@ -51,7 +51,7 @@ def test_generation_metrics_comet_and_judge_reach_the_report(tiny_llama, tiny_co
     for metric in ("lang_match", "answer_words", "judge_win", "empty"):
         assert ("instruct", metric) in tables, metric
     md = (tmp_path / "report" / "report.md").read_text()
-    assert "_Scale: COMET" in md and "_Not spBLEU: requested tok:flores200, used tok:13a" in md
+    assert "COMET: the model's own scale" in md and md.count("BLEU is not spBLEU here: tok:flores200") == 1
 
 
 def _result(scores: dict, signatures: dict | None = None):
@@ -65,12 +65,18 @@ def _result(scores: dict, signatures: dict | None = None):
 
 
 def test_table_notes_state_scale_chat_template_and_bleu_fallback():
-    from reports.table_notes import table_notes
+    from types import SimpleNamespace
 
-    fallback = {"bleu_fallback": "requested tok:flores200, used tok:13a: no SentencePiece model"}
+    from reports.table_notes import bleu_fallback_caveats, table_notes
+
+    fallback = {"bleu_fallback": "requested tok:flores200, used tok:13a: no SentencePiece model at /root/x, "
+                                 "downloading https://example.org/spm failed"}
     notes = table_notes("bleu", [("base", _result({"chat_template": True}, fallback)),
                                  ("sdrrl", _result({"chat_template": True}))])
-    assert notes[0] == "Scale: BLEU, 0-100." and notes[1] == "Chat template applied: yes."
-    assert notes[2].startswith("Not spBLEU: requested tok:flores200, used tok:13a") and "harness fetch" in notes[2]
+    assert notes == ["Scale: BLEU, 0-100.", "Chat template applied: yes."]  # the fallback is the report's, once
+    run = SimpleNamespace(variant=lambda v: {"a": _result({}, fallback), "b": _result({}, fallback)})
+    caveats = bleu_fallback_caveats([SimpleNamespace(run=run, variant="base")] * 2)
+    assert len(caveats) == 1 and "tok:flores200" in caveats[0] and "tok:13a" in caveats[0]
+    assert "`harness fetch`" in caveats[0] and "/root" not in caveats[0] and "http" not in caveats[0]
     mixed = table_notes("lang_match", [("base", _result({"chat_template": False})), ("sdrrl", _result({"chat_template": True}))])
     assert mixed[1] == "Chat template applied for: sdrrl; not for: base." and len(mixed) == 2

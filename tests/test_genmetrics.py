@@ -62,7 +62,7 @@ def test_enrich_adds_item_metrics_and_their_means():
     assert [r["metrics"]["cut_at_limit"] for r in items] == [1.0, 0.0, 0.0]
     assert [r["metrics"]["preamble"] for r in items] == [1.0, 0.0, 0.0]  # a first line ending in ":"
     assert metrics["lang_match"] == pytest.approx(1 / 3) and metrics["answer_words"] == 5.0  # lm-eval's own stays
-    assert set(metrics) == {"answer_words", "lang_match", "empty", "cut_at_limit", "preamble"}
+    assert set(metrics) == {"answer_words", "lang_match", "empty", "cut_at_limit", "preamble", "degenerate"}
 
 
 def test_enrich_judges_flores_on_the_extracted_translation_and_skips_comprehension():
@@ -71,10 +71,40 @@ def test_enrich_judges_flores_on_the_extracted_translation_and_skips_comprehensi
               "prediction": "Vědci v pondělí oznámili objev nového druhu.", "reference": "x", "metrics": {}}]
     metrics: dict = {}
     genmetrics.enrich(task, items, metrics, genmetrics.GenSettings(max_gen_toks=None))
-    assert metrics == {"lang_match": 1.0, "empty": 0.0, "preamble": 1.0}  # no token counter: no cut_at_limit
+    assert metrics == {"lang_match": 1.0, "empty": 0.0, "preamble": 1.0, "degenerate": 0.0}  # no token counter: no cut_at_limit
     mc: dict = {}
     genmetrics.enrich(get_task("belebele_cs"), [{"metrics": {}}], mc, genmetrics.GenSettings(max_gen_toks=8))
     assert mc == {}
+
+
+INSTRUCTION = "Napište krátký recept na bramborovou polévku pro čtyři osoby."
+
+
+@pytest.mark.parametrize("text, prompt, expected", [
+    ("Oloupejte brambory, nakrájejte je a vařte dvacet minut v osolené vodě s cibulí.", INSTRUCTION, False),
+    (INSTRUCTION, INSTRUCTION, True),  # the instruction repeated back: in Czech, yet no answer
+    ("Napište krátký recept na bramborovou polévku.", INSTRUCTION, True),  # most of it copied
+    ("polévka polévka polévka polévka polévka polévka polévka polévka polévka", INSTRUCTION, True),
+    ("a to je a to je a to je a to je a to je", "", True),  # a looping phrase
+    ("科学者たちは月曜日に新種のカエルの発見を発表した。", "", False),
+    ("はいはいはいはいはいはいはいはいはいはいはいはい", "", True),  # characters, for text without spaces
+    ("Vědci oznámili objev.", "Scientists announced a discovery.", False),  # a translation is no echo
+    ("", INSTRUCTION, False),  # empty is its own flag
+])
+def test_degenerate_flags_echoes_and_loops_but_not_answers(text, prompt, expected):
+    assert hygiene.is_degenerate(text, prompt) is expected
+
+
+def test_enrich_flags_an_echo_that_lang_match_counts_as_czech():
+    task = get_task("instruct_cs")
+    items = [{"doc_id": 0, "raw_output": INSTRUCTION, "instruction": INSTRUCTION, "metrics": {}},
+             {"doc_id": 1, "raw_output": "Oloupejte brambory a vařte je dvacet minut s cibulí a solí.",
+              "instruction": INSTRUCTION, "metrics": {}}]
+    metrics: dict = {}
+    genmetrics.enrich(task, items, metrics, genmetrics.GenSettings(max_gen_toks=None))
+    assert [r["metrics"]["lang_match"] for r in items] == [1.0, 1.0]
+    assert [r["metrics"]["degenerate"] for r in items] == [1.0, 0.0]
+    assert "degenerate" in genmetrics.LOWER_IS_BETTER and genmetrics.VERSION == 2
 
 
 def test_fewshot_examples_never_come_from_devtest():

@@ -58,7 +58,7 @@ def _args(model: Path, runs: Path) -> list[str]:
     return [
         "run", "--trainer", "sdrrl", "--model", str(model), "--suite", "smoke", "--langs", "cs", "--engine", "hf",
         "--runs-dir", str(runs), "--name", "tiny", "--limit", "1", "--max-gen-toks", "4", "--max-model-len", "256",
-        "--set", "num_instructions=2", "--set", "answer_max_new_tokens=8", "--set", "keep_truncated_answers=true", "--set", "parallel_per_lang=1",
+        "--set", "num_instructions=2", "--set", "answer_max_new_tokens=8", "--set", "keep_truncated_answers=true", "--set", "keep_wrong_language_answers=true", "--set", "parallel_per_lang=1",
         "--set", "max_steps=2", "--set", "max_seq_len=128",
     ]
 

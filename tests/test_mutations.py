@@ -28,7 +28,7 @@ def _args(model: Path, runs: Path, *extra: str) -> list[str]:
     return [
         "run", "--trainer", "sdrrl", "--model", str(model), "--suite", "smoke", "--langs", "cs", "--engine", "hf",
         "--runs-dir", str(runs), "--name", "tiny", "--limit", "2", "--max-gen-toks", "8", "--max-model-len", "512",
-        "--set", "num_instructions=6", "--set", "answer_max_new_tokens=12", "--set", "keep_truncated_answers=true", "--set", "parallel_per_lang=2",
+        "--set", "num_instructions=6", "--set", "answer_max_new_tokens=12", "--set", "keep_truncated_answers=true", "--set", "keep_wrong_language_answers=true", "--set", "parallel_per_lang=2",
         "--set", "max_steps=6", "--set", "learning_rate=0.01", "--set", "warmup_ratio=0", *extra,
     ]
 

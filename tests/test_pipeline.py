@@ -18,7 +18,7 @@ def _run_args(model: Path, runs: Path, *extra: str) -> list[str]:
     return [
         "run", "--trainer", "sdrrl", "--model", str(model), "--suite", "smoke", "--langs", "en,cs",
         "--runs-dir", str(runs), "--name", "tiny", "--limit", "2", "--max-gen-toks", "16", "--max-model-len", "1024",
-        "--set", "num_instructions=4", "--set", "answer_max_new_tokens=16", "--set", "keep_truncated_answers=true", "--set", "parallel_per_lang=2",
+        "--set", "num_instructions=4", "--set", "answer_max_new_tokens=16", "--set", "keep_truncated_answers=true", "--set", "keep_wrong_language_answers=true", "--set", "parallel_per_lang=2",
         "--set", "max_steps=2", *extra,
     ]
 
@@ -91,7 +91,7 @@ def test_french_source_sdrrl_run_end_to_end(tiny_llama, tmp_path, eval_cache):
     args = ["run", "--trainer", "sdrrl", "--model", str(tiny_llama), "--suite", "smoke_fr", "--langs", "fr,cs",
             "--engine", "hf", "--runs-dir", str(runs), "--name", "fr", "--limit", "2", "--max-gen-toks", "8",
             "--max-model-len", "512", "--set", "num_instructions=4", "--set", "answer_max_new_tokens=8",
-            "--set", "keep_truncated_answers=true", "--set", "parallel_per_lang=2", "--set", "max_steps=1"]
+            "--set", "keep_truncated_answers=true", "--set", "keep_wrong_language_answers=true", "--set", "parallel_per_lang=2", "--set", "max_steps=1"]
     assert main(args) == 0
     run = runs / "fr"
     records = read_jsonl(run / "data" / "train.jsonl")

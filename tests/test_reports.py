@@ -235,12 +235,19 @@ def test_report_files_and_content(tmp_path):
     assert json.loads((out / "report.json").read_text()) == json.loads(json.dumps(rep))
 
     md = (out / "report.md").read_text()
-    # one score table per family (generation: per direction and metric), each with the macro row
-    titles = [line for line in md.splitlines() if line.startswith("### ") and " — vs " not in line]
-    assert titles == ["### belebele · accuracy (%)", "### flores200 · en→xx · BLEU", "### flores200 · en→xx · chrF++",
-                      "### flores200 · xx→en · BLEU", "### flores200 · xx→en · chrF++"]
+    # the primary metrics' score tables first (generation: per direction), each with the macro row; the
+    # secondary metrics folded into one table per family and direction, scores and deltas alike
+    titles = [line for line in md.splitlines() if line.startswith("### ") and " — " not in line]
+    assert titles == ["### belebele · accuracy (%)", "### flores200 · en→xx · BLEU", "### flores200 · xx→en · BLEU",
+                      "### flores200 · en→xx", "### flores200 · xx→en"]
+    assert [t["metric"] for t in rep["tables"]] == ["acc", "bleu", "chrf", "bleu", "chrf"]  # report.json keeps all
+    assert [t["role"] for t in rep["tables"]] == ["primary", "primary", "secondary", "primary", "secondary"]
+    assert "| language | system | chrF++ |" in md
+    primary = [t for t in rep["tables"] if t["role"] == "primary"]
+    primary_deltas = [d for d in rep["deltas"] if d["role"] == "primary"]
+    folded = 2 * (3 + 2 + 1)  # flores200 per direction: base, sdrrl, tsft scores; sdrrl and tsft vs base; sdrrl vs tsft
     # (+1: the explanation above the tables names the row too)
-    assert md.count(f"**{MACRO_LABEL}**") == len(rep["tables"]) + len(rep["deltas"]) + 1
+    assert md.count(f"**{MACRO_LABEL}**") == len(primary) + len(primary_deltas) + folded + 1
     assert "| language | base | sdrrl | translate_sft |" in md
     assert "— vs base" in md and "— vs translate_sft" in md
     assert "McN p" in md and "↑" in md
@@ -295,8 +302,9 @@ def test_markdown_and_html_show_the_same_sections_in_order(tmp_path):
     md, html = (out / "report.md").read_text(), (out / "report.html").read_text()
     md_titles = [line[3:] for line in md.splitlines() if line.startswith("## ")]
     html_titles = re.findall(r'<h2 id="[a-z]+">([^<]+)</h2>', html)
-    assert md_titles == html_titles == ["Systems", "Scores", "Deltas", "English retention", "Training budget",
-                                        "Cost per run", "sacreBLEU signatures", "Notes"]
+    assert md_titles == html_titles == ["Headline", "Systems", "Scores: primary metrics", "Deltas: primary metrics",
+                                        "English retention", "Secondary metrics: quality, fidelity, hygiene",
+                                        "Training budget", "Cost per run", "sacreBLEU signatures", "Notes"]
     assert re.findall(r'<a href="#([a-z]+)">', html) == re.findall(r'<h2 id="([a-z]+)">', html)
 
 
@@ -310,7 +318,7 @@ def test_report_html_is_valid_and_self_contained(tmp_path):
     p.close()
     assert p.errors == [] and p.stack == []
     assert p.external == []
-    assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in text
+    assert "http" not in text  # inline SVG in HTML needs no namespace URI
     assert p.tags.get("style") == 1 and p.tags.get("svg", 0) >= 5 and p.tags.get("table", 0) >= 10
     body = "".join(p.text)
     assert MACRO_LABEL in body and "English retention" in body and "vs translate_sft" in body

@@ -38,6 +38,7 @@ SMOKE = {
     "code_switch_ratio": "0.5",
     "answer_max_new_tokens": "12",
     "keep_truncated_answers": "true",  # the tiny random model never ends its turn
+    "keep_wrong_language_answers": "true",  # nor speaks a language
 }
 
 
@@ -148,6 +149,29 @@ def test_sdrrl_drops_truncated_self_answers_and_counts_them(tmp_path, monkeypatc
     kept = SDRRLTrainer(build_config(SDRRLTrainer, {**settings, "keep_truncated_answers": "true"}))
     assert len([r for r in kept.build_dataset(_ctx(Path("/no-model"), tmp_path)) if r["kind"] == "en_self"]) == 6
     assert kept.data_stats["truncated_answers"] == 2 and kept.data_stats["dropped_truncated_answers"] == 0
+
+
+def test_sdrrl_drops_self_answers_not_in_the_source_language_and_counts_them(tmp_path, monkeypatch):
+    answers = ["The museum opens at nine in the morning and closes at five in the evening.",
+               "Le musée ouvre à neuf heures du matin et ferme à cinq heures du soir.",  # French, for an English source
+               "Yes.",  # too short to tell: kept
+               "Water the plant once a week and give it plenty of light every day.",
+               "Das Museum öffnet um neun Uhr morgens und schließt um fünf Uhr abends.",
+               "Preheat the oven, mix the flour with the eggs and bake the cake for forty minutes."]
+
+    def fake(model_dir, conversations, max_new_tokens, engine="vllm", settings=None):
+        return [Generation(answers[i], False) for i in range(len(conversations))]
+
+    monkeypatch.setattr("harness.engines.generate_chat", fake)
+    settings = {**SMOKE, "keep_wrong_language_answers": "false", "parallel_per_lang": "0", "code_switch_variants": "0"}
+    trainer = SDRRLTrainer(build_config(SDRRLTrainer, settings))
+    records = trainer.build_dataset(_ctx(Path("/no-model"), tmp_path / "a"))
+    assert trainer.data_stats["dropped_wrong_language_answers"] == 2
+    kept = {r["messages"][1]["content"] for r in records if r["kind"] == "en_self"}
+    assert kept == {answers[i] for i in (0, 2, 3, 5)}
+    keep = SDRRLTrainer(build_config(SDRRLTrainer, {**settings, "keep_wrong_language_answers": "true"}))
+    assert len([r for r in keep.build_dataset(_ctx(Path("/no-model"), tmp_path / "b")) if r["kind"] == "en_self"]) == 6
+    assert keep.data_stats["dropped_wrong_language_answers"] == 0
 
 
 def test_sdrrl_reference_answer_ablation_uses_the_data_sets_answers(tmp_path, monkeypatch):

@@ -164,6 +164,7 @@ class AnswerConfig:
     answer_source: str = "self"  # self (SDRRL) | reference (ablation: the data set's answers, no self-distillation)
     answer_max_new_tokens: int = 512  # greedy tokens for the model's own answers A*
     keep_truncated_answers: bool = False  # keep self-answers cut off at answer_max_new_tokens (default: drop them)
+    keep_wrong_language_answers: bool = False  # keep self-answers py3langid puts in another language than the source (default: drop them)
     min_answer_chars: int = 1  # answers shorter than this (e.g. empty generations) drop the example
 
     RULES: ClassVar[dict] = {

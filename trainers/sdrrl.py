@@ -5,7 +5,8 @@ docs/FIDELITY.md; every choice below is a named Config field whose comment says 
 
 build_dataset, for each sampled instruction Q in the source language S (English or French):
   1. A*: the base model's own greedy answer (self-distillation; cached in the work folder).
-     Answers cut off at the token limit are dropped (keep_truncated_answers=false), and counted.
+     Answers cut off at the token limit are dropped (keep_truncated_answers=false), and so are answers
+     identified as another language than the source (keep_wrong_language_answers=false); both counted.
   2. for each target language xx: MT(Q), MT(A*) -> a target-language pair;
   3. `code_switch_variants` code-switched variants of (Q, A*): a fraction `code_switch_ratio` of
      the lexicon-known source words replaced by xx words (MUSE lexicons);
@@ -70,6 +71,19 @@ def self_distill(ctx: TrainContext, questions: list[str], max_new_tokens: int) -
         cache.add([{"key": k, "model": model_id, "question": q, "answer": g.text, "truncated": g.truncated}
                    for (k, q), g in zip(todo.items(), answers)])
     return [(cache[k]["answer"], bool(cache[k]["truncated"])) for k in keys]
+
+
+def wrong_language(pairs: list[tuple[str, bool]], source_lang: str, cfg: AnswerConfig) -> list[bool]:
+    """Per self-answer: identified (py3langid) as another language than the source, so not a source-
+    language answer to distil. Answers under MIN_LANGID_LETTERS letters are not judged (too short to tell)."""
+    if cfg.answer_source != "self" or cfg.keep_wrong_language_answers:
+        return [False] * len(pairs)
+    from harness import langid
+
+    return [sum(ch.isalpha() for ch in a) >= MIN_LANGID_LETTERS and langid.detect(a) != source_lang for a, _ in pairs]
+
+
+MIN_LANGID_LETTERS = 20  # shorter answers ("42", "Yes.") are kept: language ID cannot tell them apart
 
 
 class SDRRLTrainer(LoRATrainer):
@@ -158,19 +172,25 @@ class SDRRLTrainer(LoRATrainer):
             pairs = self_distill(ctx, questions, cfg.answer_max_new_tokens)
         truncated = [t for _, t in pairs]
         too_short = [len(a.strip()) < cfg.min_answer_chars for a, _ in pairs]
-        keep = [i for i in range(len(examples)) if not too_short[i] and (cfg.keep_truncated_answers or not truncated[i])]
+        wrong = wrong_language(pairs, self.config.translation.source_lang, cfg)
+        keep = [i for i in range(len(examples)) if not too_short[i] and (cfg.keep_truncated_answers or not truncated[i])
+                and not wrong[i]]
         stats = {
             "instructions": len(examples),
             "answer_source": cfg.answer_source,
             "truncated_answers": sum(truncated),
             "dropped_truncated_answers": 0 if cfg.keep_truncated_answers else sum(t and not s for t, s in zip(truncated, too_short)),
             "dropped_empty_answers": sum(too_short),
+            # counted among the kept-so-far only, so an answer is dropped for one reason
+            "dropped_wrong_language_answers": sum(w and not s and (cfg.keep_truncated_answers or not t)
+                                                  for w, s, t in zip(wrong, too_short, truncated)),
         }
         if not keep:
             raise HarnessError(
                 f"all {len(examples)} answers were dropped ({stats['truncated_answers']} cut off at "
-                f"answer_max_new_tokens={cfg.answer_max_new_tokens}, {stats['dropped_empty_answers']} empty); "
-                "raise answer_max_new_tokens or set keep_truncated_answers=true"
+                f"answer_max_new_tokens={cfg.answer_max_new_tokens}, {stats['dropped_empty_answers']} empty, "
+                f"{stats['dropped_wrong_language_answers']} not in the source language); "
+                "raise answer_max_new_tokens or set keep_truncated_answers=true / keep_wrong_language_answers=true"
             )
         return [examples[i] for i in keep], [questions[i] for i in keep], [pairs[i][0] for i in keep], stats
 
