@@ -75,8 +75,13 @@ def write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def json_text(obj: Any) -> str:
+    """The text write_json writes for `obj`."""
+    return json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False, default=str) + "\n"
+
+
 def write_json(path: Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False, default=str) + "\n")
+    write_text(path, json_text(obj))
 
 
 def read_json(path: Path) -> Any:
@@ -108,6 +113,30 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def file_record(path: Path) -> dict:
+    """What a finished output is checked against on a rerun: its size and sha256."""
+    return {"size": Path(path).stat().st_size, "sha256": sha256_file(path)}
+
+
+def files_record(root: Path, paths: Iterable[Path]) -> dict[str, dict]:
+    """file_record of each path, by its name relative to `root`."""
+    return {str(Path(p).relative_to(root)): file_record(p) for p in sorted(paths)}
+
+
+def damaged_file(root: Path, record: dict[str, dict], against: str) -> str | None:
+    """How the first file of `record` (as files_record wrote it) that is missing or differs now is
+    damaged, in words ("<path> is damaged (size differs from <against>)"); None when all are intact."""
+    for name, expected in record.items():
+        path = Path(root) / name
+        if not path.is_file():
+            return f"{path} is missing"
+        if path.stat().st_size != expected["size"]:
+            return f"{path} is damaged (size differs from {against})"
+        if sha256_file(path) != expected["sha256"]:
+            return f"{path} is damaged (hash differs from {against})"
+    return None
 
 
 def package_versions() -> dict[str, str]:
