@@ -160,7 +160,15 @@ class Manifest:
         entry = self.stages.get(stage)
         return bool(entry) and entry.get("input_hash") == input_hash
 
-    def record(self, stage: str, input_hash: str, wall_s: float, seed: int | None = None, **extra: Any) -> None:
+    def damage(self, stage: str) -> str | None:
+        """How an output the finished `stage` recorded (Manifest.record's `outputs`) is damaged now; None when
+        all are intact (or the entry records none)."""
+        outputs = self.stages.get(stage, {}).get("outputs")
+        return damaged_file(self.path.parent, outputs, "the manifest") if outputs else None
+
+    def record(self, stage: str, input_hash: str, wall_s: float, seed: int | None = None,
+               outputs: Iterable[Path] = (), **extra: Any) -> None:
+        """`outputs`: the files the stage wrote, recorded by size and sha256 for `damage` to check."""
         self.stages[stage] = {
             "input_hash": input_hash,
             "wall_s": round(wall_s, 3),
@@ -169,6 +177,8 @@ class Manifest:
             "versions": package_versions(),
             **extra,
         }
+        if outputs:
+            self.stages[stage]["outputs"] = files_record(self.path.parent, outputs)
         write_json(self.path, {"stages": self.stages})
 
     def forget(self, stages: Iterable[str]) -> None:
