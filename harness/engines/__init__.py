@@ -16,6 +16,7 @@ from harness.engines.base import (
     Engine,
     EngineSettings,
     Generation,
+    OnBatch,
     check_engine,
     check_parallel,
     get_engine,
@@ -25,7 +26,7 @@ from harness.engines.vllm_engine import prepare_vllm_env  # registers "vllm"
 from harness.engines import hf_engine  # noqa: F401  (registers "hf")
 
 __all__ = [
-    "ENGINES", "LORA_SCORING", "Engine", "EngineSettings", "Generation", "check_engine", "check_parallel",
+    "ENGINES", "LORA_SCORING", "Engine", "EngineSettings", "Generation", "OnBatch", "check_engine", "check_parallel",
     "generate_chat", "get_engine", "prepare_vllm_env", "register_engine",
 ]
 
@@ -36,9 +37,11 @@ def generate_chat(
     max_new_tokens: int,
     engine: str = "vllm",
     settings: EngineSettings | None = None,
+    on_batch: OnBatch | None = None,
 ) -> list[Generation]:
-    """Greedy answers to chat conversations (lists of {role, content}), one per conversation."""
+    """Greedy answers to chat conversations (lists of {role, content}), one per conversation;
+    `on_batch(start, answers)` as each batch finishes (one model load for all batches)."""
     backend = get_engine(engine)
     if not conversations:
         return []
-    return backend.generate_chat(model_dir, conversations, max_new_tokens, settings or EngineSettings())
+    return backend.generate_chat(model_dir, conversations, max_new_tokens, settings or EngineSettings(), on_batch)
