@@ -104,11 +104,12 @@ def evaluate_heldout(model_dir: Path, adapter: Path, heldout_path: Path, out_pat
     key = sha256_json([model_fingerprint(model_dir), adapter_fingerprint(adapter), sha256_file(heldout_path), max_seq_len])
     if (kept := _kept(Path(out_path), key)) is not None:
         return kept
+    records = read_jsonl(heldout_path)
+    say(f"evaluate: held-out loss of base and adapter on {len(records)} records of {heldout_path}")
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    records = read_jsonl(heldout_path)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True).eval()
     base = _losses(model, tokenizer, records, max_seq_len)

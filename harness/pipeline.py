@@ -32,7 +32,7 @@ from harness.spec import RunSpec, check_same_run, save_spec
 from harness.tasks import get_suite
 from harness.trainer_api import TrainContext, Trainer, build_config, get_trainer_class
 
-def _forget(paths: RunPaths, manifest: Manifest, force: str) -> None:
+def _forget(paths: RunPaths, manifest: Manifest, force: str, keep_cache: bool = False) -> None:
     if force not in STAGES:
         raise unknown("stage for --force", force, STAGES)
     redo = STAGES[STAGES.index(force) :]
@@ -45,7 +45,10 @@ def _forget(paths: RunPaths, manifest: Manifest, force: str) -> None:
         shutil.rmtree(paths.adapter, ignore_errors=True)
         shutil.rmtree(paths.train_checkpoints, ignore_errors=True)  # a forced retrain starts at step 1
     if "evaluate" in redo:
-        shutil.rmtree(paths.eval_root, ignore_errors=True)
+        for output in paths.eval_root.glob("*"):
+            if keep_cache and output == paths.heldout_scores:
+                continue  # content-keyed like the shared cache: --keep-cache reuses it (scoring it again took minutes in silence)
+            shutil.rmtree(output) if output.is_dir() else output.unlink()
     if "plan" in redo:
         paths.spec.unlink(missing_ok=True)
 
@@ -99,7 +102,7 @@ def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_di
     paths = RunPaths(Path(runs_dir) / spec.name)
     state = _RunState(spec, paths, Manifest(paths.root))
     if force:
-        _forget(paths, state.manifest, force)
+        _forget(paths, state.manifest, force, keep_cache)
     # A forced evaluation is recomputed, not copied from the shared cache, unless --keep-cache.
     fresh_eval = bool(force) and force != "report" and not keep_cache
 

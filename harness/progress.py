@@ -193,7 +193,8 @@ class RunProgress(Progress):
         if self.disable:
             return
         if from_cache:
-            self.console.print(f"{label}: {items} items from the shared evaluation cache (evaluated in {seconds:.1f} s)")
+            self.console.print(f"{label}: {items} items from the shared evaluation cache (evaluated in {seconds:.1f} s)",
+                               soft_wrap=True, markup=False)
             return
         rate = f", {items / seconds:.2f} items/s" if seconds > 0 else ""
         self.console.print(f"{label}: {items} items in {seconds:.1f} s{rate}")
