@@ -7,9 +7,10 @@ Run by hand (not by pytest); heavy (a vLLM process is ~3 GB and minutes to start
 Request types, as `harness eval` serves them (harness.evaluate.build_lm):
   loglikelihood         multiple-choice items, `--items` contexts x 4 choices, base model
   generation            `--generations` prompts, greedy, `--max-gen-toks` new tokens, base model
-  lora_generation       the same prompts with a LoRA adapter (vLLM: served as a LoRA)
-  merged_loglikelihood  the same items with the adapter merged into the weights (vLLM's default
-                        for scoring with an adapter, `lora_scoring=merge`; HF scores the same folder)
+  lora_generation       the same prompts with a LoRA adapter served as a LoRA (vLLM enable_lora, HF + PEFT)
+  merged_generation     the same prompts with the adapter merged into a copy of the weights (the CPU default)
+  merged_loglikelihood  the same items with the adapter merged into the weights (the default for
+                        vLLM multiple choice, and for every request type on CPU)
 The adapter is random (rank `--lora-rank`, lora_B non-zero so that it changes the outputs).
 
 Each engine runs in its own process (`--worker`), the engines in turn (hf vllm hf vllm ...), so
@@ -76,7 +77,7 @@ def run_worker(engine: str, model_dir: Path, adapter: Path, args: argparse.Names
     from lm_eval.api.instance import Instance
     from transformers import AutoTokenizer
 
-    from harness.engines import EngineSettings
+    from harness.engines import EngineSettings, Route
     from harness.evaluate import EvalRequest, build_lm
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -97,6 +98,7 @@ def run_worker(engine: str, model_dir: Path, adapter: Path, args: argparse.Names
         ("loglikelihood", "none", "loglikelihood", scoring),
         ("generation", "none", "generate_until", prompts),
         ("lora_generation", "lora", "generate_until", prompts),
+        ("merged_generation", "merged", "generate_until", prompts),
         ("merged_loglikelihood", "merged", "loglikelihood", scoring),
     ]
     results: dict[str, dict] = {}
@@ -105,7 +107,7 @@ def run_worker(engine: str, model_dir: Path, adapter: Path, args: argparse.Names
         if serving not in models:
             req = EvalRequest(model_dir=model_dir, tasks=[], out_dir=Path(tempfile.mkdtemp()), adapter=None if serving == "none" else adapter,
                               engine=engine, settings=EngineSettings(max_model_len=1024))
-            models[serving], load_s = timed(lambda: build_lm(req, serving=serving))
+            models[serving], load_s = timed(lambda: build_lm(req, Route(engine, serving)))
             results[f"load_{serving}_s"] = round(load_s, 1)
         getattr(models[serving], method)(requests[:1])  # warm-up: first-call allocations and kernel choices
         outputs, seconds = timed(lambda: getattr(models[serving], method)(requests))
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                 subprocess.run(worker, env=env, check=True)
                 runs[engine].append(json.loads(out.read_text()))
 
-    kinds = ("loglikelihood", "generation", "lora_generation", "merged_loglikelihood")
+    kinds = ("loglikelihood", "generation", "lora_generation", "merged_generation", "merged_loglikelihood")
     median = {engine: {kind: statistics.median(r[kind]["tokens_per_s"] for r in runs[engine]) for kind in kinds} for engine in ENGINE_ORDER}
     summary = {
         "model": args.model,

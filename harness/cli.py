@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from typing import Sequence
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 from harness.commands import (
     LIST_WHATS,
@@ -146,17 +149,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as an interrupt: the same cleanup (lock, temporary files,
+    child processes) and the same message as Ctrl-C."""
+
+
+def _terminate(signum: int, _frame: Any) -> None:
+    raise Terminated
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While a command runs, SIGTERM raises Terminated (only the main thread may set a handler)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_libraries(args.verbose)
     try:
-        return args.func(args)
+        with _sigterm_interrupts():
+            return args.func(args)
     except HarnessError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("harness: interrupted; finished stages and tasks are kept, rerun the same command to resume", file=sys.stderr)
-        return 130
+        return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
     except Exception as exc:  # the last resort: one line, the traceback in a log file
         from harness.crashlog import crash_line
 

@@ -2,18 +2,28 @@
 
 Base-model scores are the same for every trainer, so a run finds a task the same model, adapter,
 task files, data and settings already went through (by any run) in the shared cache by its key.
+Local data enters the key by content (the sha256 of each file the task's loader reads), never by
+its path: an edited answer key is a new evaluation.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import os
+from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 
 from harness import comet, genmetrics, metrics
 from harness.engines.routing import route
 from harness.models import cache_root
-from harness.runstore import read_json, read_jsonl, sha256_json, task_samples, task_scores
+from harness.runstore import (
+    damaged_file, file_record, json_text, read_json, read_jsonl, sha256_file, sha256_json, task_samples, task_scores,
+    write_json, write_jsonl, write_text,
+)
 from harness.tasks import TaskInfo, tasks_dir
+from tasks import dataio
 
 EVAL_FORMAT = 2  # bump when scores.json / samples.jsonl change shape: old caches are then ignored
 
@@ -28,7 +38,7 @@ def eval_key(req, task: TaskInfo, model_fp: str, adapter_fp: str | None) -> str:
             "engine": served.engine,
             "adapter_served_as": served.serving,
             "task_code": _task_code_hash(task),
-            "data_dir": str(req.data_dir) if req.data_dir else None,
+            "data": data_fingerprint(task, req.data_dir),
             "limit": req.limit,
             "max_model_len": req.settings.max_model_len,
             "max_gen_toks": req.settings.max_gen_toks,
@@ -47,13 +57,93 @@ def _task_code_hash(task: TaskInfo) -> str:
     return sha256_json([(f.name, f.read_text(encoding="utf-8")) for f in files if f.is_file()])
 
 
+def data_fingerprint(task: TaskInfo, data_dir: Path | None) -> dict:
+    """What identifies the data `task` evaluates: each local file it reads by content, or the hub dataset."""
+    local = dataio.resolve_data_dir(data_dir)  # the same rule the loader follows ($SDRRL_DATA_DIR too)
+    if local is None:
+        return {"hub": task.metadata.get("dataset"), "revision": task.metadata.get("revision")}
+    root = local[0]
+    files = _task_utils(task.yaml_path.parent / "utils.py").data_files(root, task.metadata)
+    # Relative names: the same data in another folder is the same evaluation.
+    return {"files": {str(f.relative_to(root)): _content_hash(f) for f in files}}
+
+
+@lru_cache(maxsize=None)
+def _task_utils(path: Path) -> ModuleType:
+    """A task family's utils.py (lm-eval imports it by its file path too)."""
+    spec = importlib.util.spec_from_file_location(f"_sdrrl_task_utils_{path.parent.name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_hashed: dict[tuple[str, int, int, int], str] = {}  # (path, inode, size, mtime_ns) -> sha256: hashed once while unchanged
+
+
+def _content_hash(path: Path) -> str | None:
+    """sha256 of the file's bytes (None when missing: the loader then stops with its own message)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    memo = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if memo not in _hashed:
+        _hashed[memo] = sha256_file(path)
+    return _hashed[memo]
+
+
 def shared_cache_dir() -> Path:
     """Finished task evaluations, shared between runs (base-model scores are the same for every trainer)."""
     return Path(os.environ.get("SDRRL_EVAL_CACHE", cache_root() / "evals"))
 
 
-def from_shared_cache(key: str) -> tuple[dict, list[dict]] | None:
-    entry = shared_cache_dir() / key
-    if not task_scores(entry).exists():
+def task_integrity(task_dir: Path) -> Path:
+    """<task dir>/integrity.json: the size and sha256 of scores.json and samples.jsonl as written."""
+    return Path(task_dir) / "integrity.json"
+
+
+def write_entry(task_dir: Path, scores: dict, rows: list[dict]) -> None:
+    """One task's result (in a run's evaluation or the shared cache) with its integrity record."""
+    write_jsonl(task_samples(task_dir), rows)
+    text = json_text(scores).encode("utf-8")
+    write_json(task_integrity(task_dir), {
+        task_samples(Path()).name: file_record(task_samples(task_dir)),
+        task_scores(Path()).name: {"size": len(text), "sha256": hashlib.sha256(text).hexdigest()},
+    })
+    write_text(task_scores(task_dir), text.decode("utf-8"))  # written last: its presence marks the task done
+
+
+def read_entry(task_dir: Path, key: str) -> tuple[dict | None, str | None]:
+    """(scores, None) when `task_dir` holds this key's result intact; (None, how it is damaged) when
+    it holds a damaged one; (None, None) when it holds none, or another key's (a stale result)."""
+    scores_path = task_scores(task_dir)
+    if not scores_path.exists():
+        return None, None
+    try:
+        scores = read_json(scores_path)
+    except (ValueError, UnicodeDecodeError):
+        return None, f"{scores_path} is damaged (it does not parse)"
+    if not isinstance(scores, dict):
+        return None, f"{scores_path} is damaged (not a JSON object)"
+    if scores.get("eval_key") != key:
+        return None, None
+    try:
+        record = read_json(task_integrity(task_dir))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None, f"{task_integrity(task_dir)} is missing or damaged"
+    names = {task_scores(Path()).name, task_samples(Path()).name}
+    try:
+        if not isinstance(record, dict) or set(record) != names:
+            raise TypeError
+        damage = damaged_file(task_dir, record, "its integrity record")
+    except (KeyError, TypeError):
+        damage = f"{task_integrity(task_dir)} is damaged (it does not record {' and '.join(sorted(names))})"
+    return (None, damage) if damage else (scores, None)
+
+
+def read_samples(task_dir: Path) -> list[dict] | None:
+    """The sample rows of an entry read_entry found intact (None if they still fail to parse)."""
+    try:
+        return read_jsonl(task_samples(task_dir))
+    except (ValueError, UnicodeDecodeError):
         return None
-    return read_json(task_scores(entry)), read_jsonl(task_samples(entry))

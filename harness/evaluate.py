@@ -16,10 +16,10 @@ from typing import Any
 
 from harness import comet, genmetrics, metrics
 from harness.engines import AUTO, EngineSettings, Route, get_engine, route
-from harness.evalcache import eval_key, from_shared_cache, shared_cache_dir
+from harness.evalcache import eval_key, read_entry, read_samples, shared_cache_dir, write_entry
 from harness.models import adapter_fingerprint, merged_model_dir, model_fingerprint
-from harness.runstore import read_json, task_samples, task_scores, write_json, write_jsonl
-from harness.progress import silence_git_probe
+from harness.runstore import read_json, task_scores
+from harness.progress import say, silence_git_probe
 from harness.samples import metric_values, sample_rows
 from harness.tasks import TaskInfo, tasks_dir
 
@@ -96,7 +96,7 @@ def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
     pending: list[tuple[TaskInfo, str]] = []
     for task in req.tasks:
         key = eval_key(req, task, model_fp, adapter_fp)
-        finished = _finished(req, task, key)
+        finished = _finished(req, task, key, progress)
         if finished is None:
             pending.append((task, key))
         else:
@@ -106,17 +106,29 @@ def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
     return {t.name: results[t.name] for t in req.tasks}
 
 
-def _finished(req: EvalRequest, task: TaskInfo, key: str) -> dict | None:
-    """The task's scores when this evaluation holds them, or the shared cache does (copied in); else None."""
+def _finished(req: EvalRequest, task: TaskInfo, key: str, progress: Any = None) -> dict | None:
+    """The task's scores when this evaluation holds them, or the shared cache does (copied in); else None.
+    A damaged result is named in one line and evaluated again; a damaged cache entry is a miss."""
     task_dir = req.out_dir / task.name
-    if task_scores(task_dir).exists() and read_json(task_scores(task_dir)).get("eval_key") == key:
-        return read_json(task_scores(task_dir))
-    if req.use_shared_cache and (cached := from_shared_cache(key)) is not None:
-        # The same model, adapter, task file, data and settings were evaluated by another run.
-        scores, rows = cached
-        _write_task(task_dir, {**scores, "variant": req.variant, "reused_from_cache": True}, rows)
-        return read_json(task_scores(task_dir))
-    return None
+    scores, damage = read_entry(task_dir, key)
+    if scores is not None:
+        return scores
+    if damage:
+        say(f"evaluate: {damage}; evaluating {task.name} again")
+    if not req.use_shared_cache:
+        return None
+    entry = shared_cache_dir() / key
+    cached, damage = read_entry(entry, key)
+    rows = read_samples(entry) if cached is not None else None
+    if rows is None:
+        if damage:
+            say(f"evaluate: shared evaluation cache: {damage}; a miss, {task.name} is recomputed")
+        return None
+    # The same model, adapter, task file, data and settings were evaluated by another run.
+    _write_task(task_dir, {**cached, "variant": req.variant, "reused_from_cache": True}, rows)
+    if progress:
+        progress.task_done(f"eval {req.variant}: {task.name}", len(rows), cached.get("wall_s", 0.0), from_cache=True)
+    return read_json(task_scores(task_dir))
 
 
 def _run_pending(req: EvalRequest, pending: list[tuple[TaskInfo, str]], adapter_fp: str | None,
@@ -230,5 +242,4 @@ def _simple_evaluate(req: EvalRequest, lm: Any, task_names: list[str], manager: 
 
 
 def _write_task(task_dir: Path, scores: dict, rows: list[dict]) -> None:
-    write_jsonl(task_samples(task_dir), rows)
-    write_json(task_scores(task_dir), scores)  # written last: its presence marks the task done
+    write_entry(task_dir, scores, rows)  # scores.json last, with the integrity record of both files

@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.progress import say
 from harness.runstore import RunPaths, read_json, read_jsonl, sha256_file, sha256_json, write_json
 # Bound at import: the held-out loss is measured with the training tokenization as written, so a
 # fault patched into the training path later (tests/test_mutations.py) cannot hide in the measurement.
@@ -79,6 +80,18 @@ def _losses(model, tokenizer, records: list[dict], max_seq_len: int) -> dict[str
     return {lang: HeldoutLoss(n, t, s / t) for lang, (n, t, s) in sorted(sums.items()) if t}
 
 
+def _kept(out_path: Path, key: str) -> dict | None:
+    """The held-out scores written earlier for this key; None when absent, stale or damaged (recomputed)."""
+    try:
+        kept = read_json(out_path)
+    except FileNotFoundError:
+        return None
+    except (ValueError, UnicodeDecodeError):
+        say(f"evaluate: {out_path} is damaged (it does not parse); scoring the held-out records again")
+        return None
+    return kept if isinstance(kept, dict) and kept.get("key") == key else None
+
+
 def evaluate_heldout(model_dir: Path, adapter: Path, heldout_path: Path, out_path: Path, max_seq_len: int) -> dict | None:
     """Score the held-out records with base and adapter; write and return out_path's content.
 
@@ -89,13 +102,14 @@ def evaluate_heldout(model_dir: Path, adapter: Path, heldout_path: Path, out_pat
     if not Path(heldout_path).exists() or not read_jsonl(heldout_path):
         return None
     key = sha256_json([model_fingerprint(model_dir), adapter_fingerprint(adapter), sha256_file(heldout_path), max_seq_len])
-    if Path(out_path).exists() and read_json(out_path).get("key") == key:
-        return read_json(out_path)
+    if (kept := _kept(Path(out_path), key)) is not None:
+        return kept
+    records = read_jsonl(heldout_path)
+    say(f"evaluate: held-out loss of base and adapter on {len(records)} records of {heldout_path}")
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    records = read_jsonl(heldout_path)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True).eval()
     base = _losses(model, tokenizer, records, max_seq_len)

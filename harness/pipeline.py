@@ -26,13 +26,13 @@ from harness.heldout import HELDOUT_VERSION, evaluate_heldout, split_heldout
 from harness.langs import get_language
 from harness.models import adapter_fingerprint, resolve_model
 from harness.preflight import check_run
-from harness.progress import console, make_progress, stage
+from harness.progress import console, make_progress, say, stage
 from harness.runstore import STAGES, Manifest, RunLock, RunPaths, atomic_dir, read_jsonl, sha256_file, sha256_json, write_jsonl
 from harness.spec import RunSpec, check_same_run, save_spec
 from harness.tasks import get_suite
 from harness.trainer_api import TrainContext, Trainer, build_config, get_trainer_class
 
-def _forget(paths: RunPaths, manifest: Manifest, force: str) -> None:
+def _forget(paths: RunPaths, manifest: Manifest, force: str, keep_cache: bool = False) -> None:
     if force not in STAGES:
         raise unknown("stage for --force", force, STAGES)
     redo = STAGES[STAGES.index(force) :]
@@ -45,7 +45,10 @@ def _forget(paths: RunPaths, manifest: Manifest, force: str) -> None:
         shutil.rmtree(paths.adapter, ignore_errors=True)
         shutil.rmtree(paths.train_checkpoints, ignore_errors=True)  # a forced retrain starts at step 1
     if "evaluate" in redo:
-        shutil.rmtree(paths.eval_root, ignore_errors=True)
+        for output in paths.eval_root.glob("*"):
+            if keep_cache and output == paths.heldout_scores:
+                continue  # content-keyed like the shared cache: --keep-cache reuses it (scoring it again took minutes in silence)
+            shutil.rmtree(output) if output.is_dir() else output.unlink()
     if "plan" in redo:
         paths.spec.unlink(missing_ok=True)
 
@@ -106,7 +109,7 @@ def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_di
     paths = RunPaths(Path(runs_dir) / spec.name)
     state = _RunState(spec, paths, Manifest(paths.root))
     if force:
-        _forget(paths, state.manifest, force)
+        _forget(paths, state.manifest, force, keep_cache)
     # A forced evaluation is recomputed, not copied from the shared cache, unless --keep-cache.
     fresh_eval = bool(force) and force != "report" and not keep_cache
 
@@ -137,11 +140,22 @@ def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_di
     return paths.root
 
 
+def _cached(state: _RunState, stage_name: str, input_hash: str, redo: str) -> bool:
+    """The stage is done with this input and the outputs it recorded are intact; a damaged one is
+    named in one line (then the stage is redone, `redo` says how)."""
+    if not state.manifest.is_done(stage_name, input_hash):
+        return False
+    damage = state.manifest.damage(stage_name)
+    if damage:
+        say(f"{stage_name}: {damage}; {redo}")
+    return damage is None
+
+
 def _data_stage(state: _RunState, trainer: Trainer, ctx: TrainContext) -> None:
     stage("data")
     spec, paths, manifest = state.spec, state.paths, state.manifest
     data_hash = sha256_json({"spec": spec.digest, "stage": "data", "heldout": HELDOUT_VERSION})
-    if manifest.is_done("data", data_hash) and paths.train_data.exists() and paths.heldout_data.exists():
+    if _cached(state, "data", data_hash, "rebuilding the data stage") and paths.train_data.exists() and paths.heldout_data.exists():
         console.print(f"data: cached ({paths.train_data})")
         return
     started = time.perf_counter()
@@ -156,7 +170,7 @@ def _data_stage(state: _RunState, trainer: Trainer, ctx: TrainContext) -> None:
     manifest.record(
         "data", data_hash, time.perf_counter() - started, seed=spec.seed,
         records=len(records), heldout_records=len(heldout), groups=len({r.get("group") for r in records}), kinds=dict(kinds), langs=dict(langs),
-        trainer_stats=trainer.data_stats,
+        trainer_stats=trainer.data_stats, outputs=[paths.train_data, paths.heldout_data],
     )
     console.print(f"data: {len(records)} records ({dict(kinds)})")
 
@@ -165,7 +179,7 @@ def _train_stage(state: _RunState, trainer: Trainer, ctx: TrainContext) -> Path:
     stage("train")
     spec, paths, manifest = state.spec, state.paths, state.manifest
     train_hash = sha256_json({"data": sha256_file(paths.train_data), "spec": spec.digest})
-    if manifest.is_done("train", train_hash) and paths.adapter_weights.exists():
+    if _cached(state, "train", train_hash, "training again") and paths.adapter_weights.exists():
         console.print(f"train: cached ({paths.adapter})")
         return paths.adapter
     records = read_jsonl(paths.train_data)
@@ -173,7 +187,8 @@ def _train_stage(state: _RunState, trainer: Trainer, ctx: TrainContext) -> Path:
     with atomic_dir(paths.adapter, scratch=paths.adapter_partial) as partial:
         stats = trainer.train(ctx, records, partial)
         shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)
-    manifest.record("train", train_hash, time.perf_counter() - started, seed=spec.seed, **stats)
+    manifest.record("train", train_hash, time.perf_counter() - started, seed=spec.seed,
+                    outputs=[f for f in paths.adapter.rglob("*") if f.is_file()], **stats)
     console.print(f"train: done ({stats.get('steps', '?')} steps, loss {stats.get('final_loss', '?')})")
     return paths.adapter
 

@@ -187,11 +187,23 @@ class RunProgress(Progress):
             self._stage_row = self.add_task(description, total=total, completed=number, estimate=False)
         self.update(self._stage_row, description=description, completed=number)
 
-    def task_done(self, label: str, items: int, seconds: float) -> None:
+    def task_done(self, label: str, items: int, seconds: float, from_cache: bool = False) -> None:
+        """A kept line per finished task; one restored from the shared cache says so (`seconds`: its
+        original evaluation's time)."""
         if self.disable:
+            return
+        if from_cache:
+            self.console.print(f"{label}: {items} items from the shared evaluation cache (evaluated in {seconds:.1f} s)",
+                               soft_wrap=True, markup=False)
             return
         rate = f", {items / seconds:.2f} items/s" if seconds > 0 else ""
         self.console.print(f"{label}: {items} items in {seconds:.1f} s{rate}")
+
+
+def say(line: str) -> None:
+    """One line on the run's console as it is: never wrapped at the terminal's width, no markup read
+    in it (paths may hold brackets)."""
+    console.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 def make_progress() -> RunProgress:

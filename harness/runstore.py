@@ -75,8 +75,13 @@ def write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def json_text(obj: Any) -> str:
+    """The text write_json writes for `obj`."""
+    return json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False, default=str) + "\n"
+
+
 def write_json(path: Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False, default=str) + "\n")
+    write_text(path, json_text(obj))
 
 
 def read_json(path: Path) -> Any:
@@ -110,6 +115,30 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def file_record(path: Path) -> dict:
+    """What a finished output is checked against on a rerun: its size and sha256."""
+    return {"size": Path(path).stat().st_size, "sha256": sha256_file(path)}
+
+
+def files_record(root: Path, paths: Iterable[Path]) -> dict[str, dict]:
+    """file_record of each path, by its name relative to `root`."""
+    return {str(Path(p).relative_to(root)): file_record(p) for p in sorted(paths)}
+
+
+def damaged_file(root: Path, record: dict[str, dict], against: str) -> str | None:
+    """How the first file of `record` (as files_record wrote it) that is missing or differs now is
+    damaged, in words ("<path> is damaged (size differs from <against>)"); None when all are intact."""
+    for name, expected in record.items():
+        path = Path(root) / name
+        if not path.is_file():
+            return f"{path} is missing"
+        if path.stat().st_size != expected["size"]:
+            return f"{path} is damaged (size differs from {against})"
+        if sha256_file(path) != expected["sha256"]:
+            return f"{path} is damaged (hash differs from {against})"
+    return None
+
+
 def package_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in TRACKED_PACKAGES:
@@ -131,7 +160,15 @@ class Manifest:
         entry = self.stages.get(stage)
         return bool(entry) and entry.get("input_hash") == input_hash
 
-    def record(self, stage: str, input_hash: str, wall_s: float, seed: int | None = None, **extra: Any) -> None:
+    def damage(self, stage: str) -> str | None:
+        """How an output the finished `stage` recorded (Manifest.record's `outputs`) is damaged now; None when
+        all are intact (or the entry records none)."""
+        outputs = self.stages.get(stage, {}).get("outputs")
+        return damaged_file(self.path.parent, outputs, "the manifest") if outputs else None
+
+    def record(self, stage: str, input_hash: str, wall_s: float, seed: int | None = None,
+               outputs: Iterable[Path] = (), **extra: Any) -> None:
+        """`outputs`: the files the stage wrote, recorded by size and sha256 for `damage` to check."""
         self.stages[stage] = {
             "input_hash": input_hash,
             "wall_s": round(wall_s, 3),
@@ -140,6 +177,8 @@ class Manifest:
             "versions": package_versions(),
             **extra,
         }
+        if outputs:
+            self.stages[stage]["outputs"] = files_record(self.path.parent, outputs)
         write_json(self.path, {"stages": self.stages})
 
     def forget(self, stages: Iterable[str]) -> None:

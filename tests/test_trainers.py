@@ -131,7 +131,7 @@ def test_sdrrl_rerun_uses_caches(sdrrl_run, tiny_model, monkeypatch):
 
 
 def _fake_generate(truncated_every: int):
-    def fake(model_dir, conversations, max_new_tokens, engine="vllm", settings=None):
+    def fake(model_dir, conversations, max_new_tokens, engine="vllm", settings=None, on_batch=None):
         return [Generation(f"Answer {i} about {c[0]['content'][:10]}", i % truncated_every == 0) for i, c in enumerate(conversations)]
 
     return fake
@@ -435,7 +435,7 @@ def test_translator_factory_errors(tmp_path):
 def test_llm_translator_makes_one_generation_call_for_all_languages(tmp_path, monkeypatch):
     calls = []
 
-    def fake_generate(model_dir, conversations, max_new_tokens, engine="vllm", settings=None):
+    def fake_generate(model_dir, conversations, max_new_tokens, engine="vllm", settings=None, on_batch=None):
         calls.append(conversations)
         return [Generation(f"T{i}", False) for i in range(len(conversations))]
 
@@ -453,7 +453,7 @@ def test_run_engine_settings_reach_self_distillation_and_llm_translation(tmp_pat
 
     seen = []
 
-    def fake(model_dir, conversations, max_new_tokens, engine="vllm", settings=None):
+    def fake(model_dir, conversations, max_new_tokens, engine="vllm", settings=None, on_batch=None):
         seen.append((settings, max_new_tokens))
         return [Generation(f"A{i}", False) for i in range(len(conversations))]
 

@@ -31,7 +31,7 @@ from harness.runstore import JsonlCache, sha256_json, write_json
 from harness.trainer_api import TrainContext
 from trainers.codeswitch import code_switch, load_lexicon, translatable_words
 from trainers.config import AnswerConfig, CodeSwitchConfig, InstructionConfig, ParallelConfig, TrainConfig, TranslationConfig
-from trainers.generation import generate
+from trainers.generation import CacheBatches, generate
 from trainers.instructions import kind_counts, question_of, record
 from trainers.lexicons import BUILTIN_LEXICON_DIR, find_lexicon_file, lexicon_from_folder, resolve_lexicon
 from trainers.lora import LoRATrainer
@@ -60,16 +60,18 @@ class SDRRLConfig:
 
 def self_distill(ctx: TrainContext, questions: list[str], max_new_tokens: int) -> list[tuple[str, bool]]:
     """The base model's greedy (answer, truncated) pairs, cached in work_dir/self_answers.jsonl
-    (key: model + prompt + length + engine settings that change the output)."""
+    (key: model + prompt + length + engine settings that change the output). The cache grows batch
+    by batch, so a run killed mid-generation resumes with the answers it had finished."""
     cache = JsonlCache(Path(ctx.work_dir) / "self_answers.jsonl")
     model_id = str(Path(ctx.model_dir).resolve())
     keys = [sha256_json([model_id, q, max_new_tokens, ctx.settings.max_model_len, "v2"]) for q in questions]
     todo = {k: q for k, q in zip(keys, questions) if k not in cache}
     if todo:
         conversations = [[{"role": "user", "content": q}] for q in todo.values()]
-        answers = generate(Path(ctx.model_dir), conversations, max_new_tokens, ctx.engine, ctx.settings)
-        cache.add([{"key": k, "model": model_id, "question": q, "answer": g.text, "truncated": g.truncated}
-                   for (k, q), g in zip(todo.items(), answers)])
+        batches = CacheBatches(cache.path, [{"key": k, "model": model_id, "question": q} for k, q in todo.items()],
+                               "answer", "truncated")
+        answers = generate(Path(ctx.model_dir), conversations, max_new_tokens, ctx.engine, ctx.settings, batches)
+        cache.add(batches.filled(0, answers))  # reads what the batches stored; writes what an engine left out
     return [(cache[k]["answer"], bool(cache[k]["truncated"])) for k in keys]
 
 

@@ -17,12 +17,13 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 from harness.engines import EngineSettings
-from harness.engines.base import on_gpu
+from harness.engines.base import OnBatch, on_gpu
 from harness.errors import HarnessError, unknown
 from harness.langs import Language, iso_code
 from harness.runstore import JsonlCache, sha256_file, sha256_json
 from harness.textfile import read_utf8
 from trainers.codeswitch import WORD_RE, Lexicon, match_case
+from trainers.generation import CacheBatches
 from trainers.lexicons import BUILTIN_LEXICON_DIR, lexicon_from_folder
 from trainers.sentences import translate_by_sentence
 
@@ -163,8 +164,9 @@ class LLMTranslator(Translator):
     def _translate(self, texts: list[str], src: Language, tgt: Language) -> list[str]:
         return self.translate_jobs([(texts, src, tgt)])[0]
 
-    def translate_jobs(self, jobs: list[Job]) -> list[list[str]]:
-        """All jobs in one generation call: vLLM loads the model once."""
+    def translate_jobs(self, jobs: list[Job], on_batch: OnBatch | None = None) -> list[list[str]]:
+        """All jobs in one generation call: vLLM loads the model once. `on_batch` gets the answers as
+        batches finish, in the order of the jobs' non-empty texts (src == tgt jobs skipped)."""
         from trainers.generation import generate
 
         conversations, where = [], []
@@ -176,7 +178,7 @@ class LLMTranslator(Translator):
                 if text.strip():
                     conversations.append(self._conversation(text, src, tgt))
                     where.append((j, i))
-        answers = generate(self.model_dir, conversations, self.max_new_tokens, self.engine, self.settings)
+        answers = generate(self.model_dir, conversations, self.max_new_tokens, self.engine, self.settings, on_batch)
         for (j, i), answer in zip(where, answers):
             results[j][i] = answer.text
         return results
@@ -320,8 +322,8 @@ class CachedTranslator(Translator):
         if total:
             with Progress(transient=True) as progress:
                 task = progress.add_task(f"translating ({self.inner_id.split(':')[0]})", total=total)
-                if isinstance(self.inner, LLMTranslator):
-                    self._store(chunks, self.inner.translate_jobs(chunks))
+                if isinstance(self.inner, LLMTranslator):  # one generation call; its batches cached as they finish
+                    self._store(chunks, self.inner.translate_jobs(chunks, self._batches(chunks)))
                     progress.update(task, advance=total)
                 else:
                     for chunk in chunks:
@@ -332,14 +334,20 @@ class CachedTranslator(Translator):
             for texts, src, tgt in jobs
         ]
 
+    def _row(self, text: str, src: Language, tgt: Language) -> dict:
+        return {"key": self.key(text, src, tgt), "translator": self.inner_id, "src": src.code, "tgt": tgt.code, "source": text}
+
+    def _batches(self, chunks: list[Job]) -> CacheBatches:
+        """Stores the LLM's translations of `chunks` (all non-empty, src != tgt) batch by batch."""
+        rows = [self._row(text, src, tgt) for texts, src, tgt in chunks for text in texts]
+        return CacheBatches(self.cache_path, rows, "translation")
+
     def _store(self, chunks: list[Job], results: list[list[str]]) -> None:
         rows = []
         for (texts, src, tgt), translations in zip(chunks, results):
             if len(translations) != len(texts):
                 raise HarnessError(f"translator {self.inner_id} returned {len(translations)} translations for {len(texts)} texts")
-            for text, translation in zip(texts, translations):
-                key = self.key(text, src, tgt)
-                rows.append({"key": key, "translator": self.inner_id, "src": src.code, "tgt": tgt.code, "source": text, "translation": translation})
+            rows.extend({**self._row(text, src, tgt), "translation": translation} for text, translation in zip(texts, translations))
         self.translated += len(rows)
         self.store.add(rows)
 

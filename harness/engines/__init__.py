@@ -16,6 +16,7 @@ from harness.engines.base import (
     Engine,
     EngineSettings,
     Generation,
+    OnBatch,
     check_parallel,
     get_engine,
     register_engine,
@@ -25,9 +26,9 @@ from harness.engines import hf_engine  # noqa: F401  (registers "hf")
 from harness.engines.routing import AUTO, Route, check_engine_name, engine_choices, pick_engine, route
 
 __all__ = [
-    "ADAPTER_SERVING", "AUTO", "ENGINES", "Engine", "EngineSettings", "Generation", "Route", "check_engine_name",
-    "check_parallel", "engine_choices", "generate_chat", "get_engine", "pick_engine", "prepare_vllm_env",
-    "register_engine", "route",
+    "ADAPTER_SERVING", "AUTO", "ENGINES", "Engine", "EngineSettings", "Generation", "OnBatch", "Route",
+    "check_engine_name", "check_parallel", "engine_choices", "generate_chat", "get_engine", "pick_engine",
+    "prepare_vllm_env", "register_engine", "route",
 ]
 
 
@@ -37,9 +38,11 @@ def generate_chat(
     max_new_tokens: int,
     engine: str = AUTO,
     settings: EngineSettings | None = None,
+    on_batch: OnBatch | None = None,
 ) -> list[Generation]:
-    """Greedy answers to chat conversations (lists of {role, content}), one per conversation."""
+    """Greedy answers to chat conversations (lists of {role, content}), one per conversation;
+    `on_batch(start, answers)` as each batch finishes (one model load for all batches)."""
     backend = get_engine(pick_engine(engine, "generation"))
     if not conversations:
         return []
-    return backend.generate_chat(model_dir, conversations, max_new_tokens, settings or EngineSettings())
+    return backend.generate_chat(model_dir, conversations, max_new_tokens, settings or EngineSettings(), on_batch)

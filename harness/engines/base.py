@@ -44,6 +44,11 @@ class Generation(NamedTuple):
     truncated: bool  # stopped by the token limit, not by the end-of-turn token: the text is cut off
 
 
+# generate_chat's on_batch: called with (index of the batch's first conversation, its answers) as each
+# batch finishes, so a caller can keep finished answers before the whole call returns.
+OnBatch = Callable[[int, list[Generation]], None]
+
+
 def context_length(model_dir: Path, wanted: int) -> int:
     """`wanted`, or less where the model's own context window is shorter (vLLM refuses more)."""
     config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
@@ -72,8 +77,9 @@ class Engine(ABC):
 
     @abstractmethod
     def generate_chat(self, model_dir: Path, conversations: list[list[dict]], max_new_tokens: int,
-                      settings: EngineSettings) -> list[Generation]:
-        """Greedy answers to chat conversations, one per conversation."""
+                      settings: EngineSettings, on_batch: OnBatch | None = None) -> list[Generation]:
+        """Greedy answers to chat conversations, one per conversation; the model is loaded once and
+        `on_batch` gets each batch's answers as it finishes."""
 
     @abstractmethod
     def prompt_generator(self, model_dir: Path, tokenizer: Any, as_chat: Callable[[str], str],

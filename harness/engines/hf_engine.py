@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.engines.base import Engine, EngineSettings, Generation, context_length, on_gpu, register_engine
+from harness.engines.base import Engine, EngineSettings, Generation, OnBatch, context_length, on_gpu, register_engine
 from harness.errors import HarnessError
 
 
@@ -30,7 +30,7 @@ class HFEngine(Engine):
         return SharedContextHFLM(**args, batch_size=hf_batch_size)
 
     def generate_chat(self, model_dir: Path, conversations: list[list[dict]], max_new_tokens: int,
-                      settings: EngineSettings) -> list[Generation]:
+                      settings: EngineSettings, on_batch: OnBatch | None = None) -> list[Generation]:
         import torch
         from rich.progress import track
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -57,9 +57,12 @@ class HFEngine(Engine):
                 )
             with torch.no_grad():
                 out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+            start = len(answers)
             for row in out[:, enc["input_ids"].shape[1] :].tolist():
                 truncated = not stop_ids.intersection(row)  # no end-of-turn token: generation hit max_new_tokens
                 answers.append(Generation(tokenizer.decode(row, skip_special_tokens=True).strip(), truncated))
+            if on_batch is not None:
+                on_batch(start, answers[start:])
         return answers
 
     def prompt_generator(self, model_dir: Path, tokenizer: Any, as_chat: Callable[[str], str],

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.engines.base import Engine, EngineSettings, Generation, context_length, on_gpu, register_engine
+from harness.engines.base import Engine, EngineSettings, Generation, OnBatch, context_length, on_gpu, register_engine
 
 
 def prepare_vllm_env() -> None:
@@ -24,6 +24,10 @@ def prepare_vllm_env() -> None:
 class VLLMEngine(Engine):
     splits_over_devices = True
     generates_in_child = True
+    # Conversations per llm.chat call when finished answers are kept as they come: vLLM's default
+    # max_num_seqs, so each call can fill one scheduling batch (our default; each call waits for its
+    # longest answer, so smaller batches lose more time to the tail).
+    chat_batch_size = 256
 
     def model_args(self, model_dir: Path, adapter: Path | None, settings: EngineSettings) -> dict:
         args: dict = {
@@ -53,7 +57,7 @@ class VLLMEngine(Engine):
             lm.batch_size = 1 if task_kind != "generation" else "auto"
 
     def generate_chat(self, model_dir: Path, conversations: list[list[dict]], max_new_tokens: int,
-                      settings: EngineSettings) -> list[Generation]:
+                      settings: EngineSettings, on_batch: OnBatch | None = None) -> list[Generation]:
         prepare_vllm_env()
         from vllm import LLM, SamplingParams
 
@@ -65,8 +69,16 @@ class VLLMEngine(Engine):
             seed=settings.seed,
         )
         params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
-        outputs = llm.chat(conversations, params, use_tqdm=True)
-        return [Generation(out.outputs[0].text.strip(), out.outputs[0].finish_reason == "length") for out in outputs]
+        # Batches, so finished answers can be kept (on_batch) while the rest are generated; without
+        # a caller that keeps them, one call (vLLM schedules every prompt together).
+        size = self.chat_batch_size if on_batch is not None else len(conversations)
+        answers: list[Generation] = []
+        for start in range(0, len(conversations), size):
+            outputs = llm.chat(conversations[start : start + size], params, use_tqdm=True)
+            answers.extend(Generation(o.outputs[0].text.strip(), o.outputs[0].finish_reason == "length") for o in outputs)
+            if on_batch is not None:
+                on_batch(start, answers[start:])
+        return answers
 
     def prompt_generator(self, model_dir: Path, tokenizer: Any, as_chat: Callable[[str], str],
                          max_new_tokens: int) -> Callable[[list[str]], list[str]]:

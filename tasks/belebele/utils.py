@@ -30,3 +30,8 @@ def load(*, family: str, config: str, dataset: str | None = None, data_dir=None,
                 raise HarnessError(f"{where}: correct_answer_num must be '1'..'4', got {r['correct_answer_num']!r}")
         splits[split] = records
     return dataio.to_dataset_dict(splits)
+
+
+def data_files(root: Path, metadata: dict) -> list[Path]:
+    """The local files `load` reads for a task with this metadata (the evaluation cache hashes them)."""
+    return [dataio.split_path(root, metadata["family"], metadata["config"], split) for split in SPLITS]

@@ -51,9 +51,21 @@ def load(
     return dataio.to_dataset_dict(splits)
 
 
-def _docs(split, family, source_config, target_config, dataset, sacrebleu, data_dir, suite_data_dir) -> list[dict]:
+def _data_family(family: str) -> str:
     # Local data of the few-shot variant lives beside the zero-shot one: <data_dir>/flores200/...
-    kw = dict(family="flores200" if family.startswith("flores200") else family, split=split, dataset=dataset,
+    return "flores200" if family.startswith("flores200") else family
+
+
+def data_files(root: Path, metadata: dict) -> list[Path]:
+    """The local files `load` reads for a task with this metadata (the evaluation cache hashes them)."""
+    splits = [SPLIT] + ([metadata["fewshot_split"]] if metadata.get("fewshot_split") else [])
+    family = _data_family(metadata["family"])
+    return [dataio.split_path(root, family, metadata[side], split)
+            for split in splits for side in ("source_config", "target_config")]
+
+
+def _docs(split, family, source_config, target_config, dataset, sacrebleu, data_dir, suite_data_dir) -> list[dict]:
+    kw = dict(family=_data_family(family), split=split, dataset=dataset,
               required=REQUIRED_FIELDS, data_dir=data_dir, suite_data_dir=suite_data_dir, tasks_root=TASKS_ROOT)
     src, src_where = dataio.read_split(config=source_config, **kw)
     tgt, tgt_where = dataio.read_split(config=target_config, **kw)

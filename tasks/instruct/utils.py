@@ -27,6 +27,11 @@ def load(*, family: str, config: str, dataset: str | None = None, data_dir=None,
     return dataio.to_dataset_dict({SPLIT: docs})
 
 
+def data_files(root: Path, metadata: dict) -> list[Path]:
+    """The local file `load` reads for a task with this metadata (the evaluation cache hashes it)."""
+    return [dataio.split_path(root, metadata["family"], metadata["config"], SPLIT)]
+
+
 def answer_words(text: str) -> int:
     """Whitespace words, or characters / 2 for text written without spaces (a rough word count)."""
     words = len(text.split())

@@ -32,6 +32,11 @@ def load(*, family: str, config: str, dataset: str | None = None, data_dir=None,
     return dataio.to_dataset_dict(splits)
 
 
+def data_files(root: Path, metadata: dict) -> list[Path]:
+    """The local files `load` reads for a task with this metadata (the evaluation cache hashes them)."""
+    return [dataio.split_path(root, metadata["family"], metadata["config"], split) for split in SPLITS]
+
+
 def doc_to_target(doc: dict) -> int:
     try:
         return CATEGORIES.index(doc["category"])

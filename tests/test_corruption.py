@@ -1,0 +1,85 @@
+"""A damaged output of a finished stage is found, named in one line and recomputed, alone: the
+training set, the adapter, a task's scores.json and samples.jsonl, an entry of the shared
+evaluation cache. Each rerun ends with the same scores and samples as the undamaged run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import harness.evaluate as evaluate_mod
+from harness.cli import main
+from harness.runstore import read_json
+
+pytestmark = pytest.mark.slow
+
+
+def _args(model: Path, runs: Path, *extra: str) -> list[str]:
+    return [
+        "run", "--trainer", "sdrrl", "--model", str(model), "--suite", "smoke", "--langs", "cs", "--engine", "hf",
+        "--runs-dir", str(runs), "--name", "tiny", "--limit", "1", "--max-gen-toks", "4", "--max-model-len", "256",
+        "--set", "num_instructions=2", "--set", "answer_max_new_tokens=8", "--set", "keep_truncated_answers=true",
+        "--set", "parallel_per_lang=1", "--set", "max_steps=2", "--set", "max_seq_len=128", *extra,
+    ]
+
+
+def _final_files(run: Path) -> dict[str, object]:
+    """What a run ends with: training set, adapter, held-out losses, per-task scores (minus timings
+    and where they came from) and samples."""
+    files: dict[str, object] = {name: (run / name).read_bytes() for name in
+                                ("data/train.jsonl", "data/heldout.jsonl", "adapter/adapter_model.safetensors", "eval/heldout.json")}
+    for scores in sorted((run / "eval").glob("*/*/scores.json")):
+        data = {k: v for k, v in read_json(scores).items() if k not in ("wall_s", "reused_from_cache")}
+        files[str(scores.parent.relative_to(run))] = (data, (scores.parent / "samples.jsonl").read_bytes())
+    return files
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _cache_entry(eval_cache: Path, task: str, variant: str) -> Path:
+    (entry,) = [p.parent for p in eval_cache.glob("*/scores.json")
+                if read_json(p)["task"] == task and read_json(p)["variant"] == variant]
+    return entry
+
+
+def test_each_damaged_output_is_named_and_recomputed_alone(tiny_llama, tmp_path, eval_cache, monkeypatch, capsys):
+    runs = tmp_path / "runs"
+    run = runs / "tiny"
+    assert main(_args(tiny_llama, runs)) == 0
+    reference = _final_files(run)
+    computed: list[str] = []  # tasks evaluated by the model (not restored from a cache)
+    real_run_task = evaluate_mod._run_task
+    monkeypatch.setattr(evaluate_mod, "_run_task", lambda req, s, lm, task, *a: computed.append(task.name) or real_run_task(req, s, lm, task, *a))
+    cases = [
+        ("data/train.jsonl", [], "data: {path} is damaged (size differs from the manifest); rebuilding the data stage", "train: cached"),
+        ("adapter/adapter_model.safetensors", [], "train: {path} is damaged (size differs from the manifest); training again", "data: cached"),
+        ("eval/base/belebele_cs/scores.json", [], "evaluate: {path} is damaged (it does not parse); evaluating belebele_cs again", "train: cached"),
+        ("eval/adapter/flores200_cs-en/samples.jsonl", [], "evaluate: {path} is damaged (size differs from its integrity record); evaluating flores200_cs-en again", "train: cached"),
+    ]
+    for name, expect_computed, line, cached in cases:
+        path = run / name
+        _truncate(path)
+        capsys.readouterr()
+        computed.clear()
+        assert main(_args(tiny_llama, runs)) == 0, name
+        err = capsys.readouterr().err
+        assert line.format(path=path) in err.splitlines(), err
+        assert cached in err and "internal error" not in err
+        assert computed == expect_computed, name  # a task's result comes back from the shared cache
+        assert _final_files(run) == reference, name
+
+    # A damaged entry of the shared cache is a miss: the task is evaluated again, and the entry rewritten.
+    entry = _cache_entry(eval_cache, "sib200_cs", "adapter")
+    _truncate(entry / "samples.jsonl")
+    capsys.readouterr()
+    computed.clear()
+    assert main(_args(tiny_llama, runs, "--force", "evaluate", "--keep-cache")) == 0
+    err = capsys.readouterr().err
+    line = f"evaluate: shared evaluation cache: {entry / 'samples.jsonl'} is damaged (size differs from its integrity record); a miss, sib200_cs is recomputed"
+    assert line in err.splitlines(), err
+    assert computed == ["sib200_cs"]
+    assert _final_files(run) == reference
+    assert read_json(entry / "scores.json")["metrics"] == reference["eval/adapter/sib200_cs"][0]["metrics"]
