@@ -23,7 +23,6 @@ from harness.runstore import (
     write_json, write_jsonl, write_text,
 )
 from harness.tasks import TaskInfo, tasks_dir
-from tasks import dataio
 
 EVAL_FORMAT = 2  # bump when scores.json / samples.jsonl change shape: old caches are then ignored
 
@@ -59,6 +58,7 @@ def _task_code_hash(task: TaskInfo) -> str:
 
 def data_fingerprint(task: TaskInfo, data_dir: Path | None) -> dict:
     """What identifies the data `task` evaluates: each local file it reads by content, or the hub dataset."""
+    dataio = _task_utils(tasks_dir() / "dataio.py")  # read as the task files read it: tasks/ is a floor above
     local = dataio.resolve_data_dir(data_dir)  # the same rule the loader follows ($SDRRL_DATA_DIR too)
     if local is None:
         return {"hub": task.metadata.get("dataset"), "revision": task.metadata.get("revision")}
@@ -70,8 +70,8 @@ def data_fingerprint(task: TaskInfo, data_dir: Path | None) -> dict:
 
 @lru_cache(maxsize=None)
 def _task_utils(path: Path) -> ModuleType:
-    """A task family's utils.py (lm-eval imports it by its file path too)."""
-    spec = importlib.util.spec_from_file_location(f"_sdrrl_task_utils_{path.parent.name}", path)
+    """A task family's utils.py (lm-eval imports it by its file path too), or tasks/dataio.py."""
+    spec = importlib.util.spec_from_file_location(f"_sdrrl_task_{path.parent.name}_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
