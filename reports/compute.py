@@ -310,7 +310,21 @@ def run_summary(run: Run) -> dict:
     config = {k: portable(v) for k, v in (run.spec.get("trainer_config") or {}).items()}
     return {"name": run.name, "path": str(run.path), "trainer": run.spec.get("trainer"),
             "model": portable(run.spec.get("model")),
-            **{k: run.spec.get(k) for k in ("suite", "engine", "seed", "languages")}, "trainer_config": config}
+            **{k: run.spec.get(k) for k in ("suite", "engine", "seed", "languages")}, "trainer_config": config,
+            "served_by": served_by(run)}
+
+
+def served_by(run: Run) -> dict[str, dict[str, list[str]]]:
+    """Per variant and request type, the engines (and adapter serving) that produced its scores."""
+    found: dict[str, dict[str, set[str]]] = {}
+    for variant, results in run.results.items():
+        for result in results.values():
+            s = result.scores
+            kind = "generation" if s.get("kind") == "generation" else "multiple choice"
+            label = str(s.get("engine", "?")) + (f"+{s['adapter_served_as']}" if s.get("adapter_served_as") else "")
+            found.setdefault(variant, {}).setdefault(kind, set()).add(label)
+    order = sorted(found, key=lambda v: (v != "base", v))  # the base model first
+    return {v: {k: sorted(labels) for k, labels in sorted(found[v].items())} for v in order}
 
 
 def signatures(systems: list[System]) -> dict[str, list[dict]]:

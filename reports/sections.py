@@ -115,7 +115,14 @@ def retention_task(entry: dict) -> str:
 
 def runs_table(report: dict) -> Table:
     keys = ("name", "trainer", "model", "suite", "engine", "seed")
-    return ["run", "trainer", "model", "suite", "engine", "seed"], [[str(r[k]) for k in keys] for r in report["runs"]]
+    return (["run", "trainer", "model", "suite", "engine", "seed", "served by"],
+            [[str(r[k]) for k in keys] + [_served_text(r.get("served_by") or {})] for r in report["runs"]])
+
+
+def _served_text(served: dict[str, dict[str, list[str]]]) -> str:
+    """"base: multiple choice hf, generation vllm; adapter: ..." (harness.engines.routing)."""
+    return "; ".join(f"{variant}: " + ", ".join(f"{kind} {'/'.join(labels)}" for kind, labels in kinds.items())
+                     for variant, kinds in served.items()) or "—"
 
 
 def systems_table(report: dict) -> Table:

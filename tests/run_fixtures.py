@@ -41,7 +41,8 @@ def _accuracy_task(paths: RunPaths, variant: str, family: str, lang: str, n: int
     acc = sum(r["metrics"]["acc"] for r in rows) / n
     stderr = (acc * (1 - acc) / max(1, n - 1)) ** 0.5
     scores = {"task": task, "family": family, "lang": lang, "kind": "comprehension", "primary_metric": "acc",
-              "metrics": {"acc": acc, "acc_stderr": stderr}, "n_samples": n, "signatures": {}, "engine": "vllm",
+              "metrics": {"acc": acc, "acc_stderr": stderr}, "n_samples": n, "signatures": {}, "engine": "hf",
+              "adapter_served_as": "merged" if adapter else None,
               "model": model, "adapter": adapter, "variant": variant, "wall_s": 1.5}
     task_dir = paths.eval_dir(variant) / task
     write_jsonl(task_samples(task_dir), rows)

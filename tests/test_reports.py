@@ -243,6 +243,8 @@ def test_report_files_and_content(tmp_path):
     assert [t["metric"] for t in rep["tables"]] == ["acc", "bleu", "chrf", "bleu", "chrf"]  # report.json keeps all
     assert [t["role"] for t in rep["tables"]] == ["primary", "primary", "secondary", "primary", "secondary"]
     assert "| language | system | chrF++ |" in md
+    # the runs table names the engine (and adapter serving) behind each variant's scores, per request type
+    assert "base: generation vllm, multiple choice hf; adapter: generation vllm, multiple choice hf+merged" in md
     primary = [t for t in rep["tables"] if t["role"] == "primary"]
     primary_deltas = [d for d in rep["deltas"] if d["role"] == "primary"]
     folded = 2 * (3 + 2 + 1)  # flores200 per direction: base, sdrrl, tsft scores; sdrrl and tsft vs base; sdrrl vs tsft
