@@ -74,4 +74,4 @@ def test_console_script_is_installed_and_errors_without_traceback():
     proc = subprocess.run([str(exe), "eval", "--model", "smollm2-135m", "--engine", "tpu"], capture_output=True, text=True,
                           env={**os.environ, "NO_COLOR": "1"})
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "harness: error: unknown engine 'tpu'; valid: hf, vllm"
+    assert proc.stderr.strip() == "harness: error: unknown engine 'tpu'; valid: auto, hf, vllm"

@@ -30,7 +30,7 @@ def _final_files(run: Path) -> dict[str, object]:
     files: dict[str, object] = {name: (run / name).read_bytes() for name in
                                 ("data/train.jsonl", "data/heldout.jsonl", "adapter/adapter_model.safetensors", "eval/heldout.json")}
     for scores in sorted((run / "eval").glob("*/*/scores.json")):
-        data = {k: v for k, v in read_json(scores).items() if k not in ("wall_s", "reused_from_cache")}
+        data = {k: v for k, v in read_json(scores).items() if k not in ("wall_s", "engine_call", "reused_from_cache")}
         files[str(scores.parent.relative_to(run))] = (data, (scores.parent / "samples.jsonl").read_bytes())
     return files
 

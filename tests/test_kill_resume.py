@@ -71,7 +71,7 @@ def _final_files(run: Path) -> dict[str, object]:
     }
     for scores in sorted((run / "eval").glob("*/*/scores.json")):
         key = str(scores.parent.relative_to(run))
-        data = {k: v for k, v in read_json(scores).items() if k not in ("wall_s", "adapter", "reused_from_cache")}
+        data = {k: v for k, v in read_json(scores).items() if k not in ("wall_s", "engine_call", "adapter", "reused_from_cache")}  # timings and batching
         files[key] = (data, (scores.parent / "samples.jsonl").read_bytes())
     return files
 
