@@ -23,7 +23,7 @@ from harness.errors import HarnessError
 from harness.langs import LANGUAGES
 from harness.rules import FLAG_WORDS, Rule, above, at_least, between, check_rules, one_of
 from trainers.instructions import BUILTIN_INSTRUCTIONS, check_instruction_file, check_source
-from trainers.parallel import BUILTIN_PARALLEL, OPUS_100, PARALLEL_DIRECTIONS, parse_formats
+from trainers.parallel_choices import BUILTIN_PARALLEL, OPUS_100, PARALLEL_DIRECTIONS, parse_formats
 from trainers.translators import TRANSLATORS, FileTranslator
 
 # The projection layers of Llama/Mistral/Qwen-style decoders; vLLM serves LoRA adapters on these.
