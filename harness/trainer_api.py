@@ -147,6 +147,36 @@ def setting_names(config_cls: type) -> list[str]:
     return list(_owners(config_cls()))
 
 
+@dataclass(frozen=True)
+class SettingInfo:
+    """One flat setting of a trainer, as `harness list settings` shows it."""
+
+    name: str
+    concern: str  # the Config field (a concern) that declares it; "" for the Config's own fields
+    default: Any  # this trainer's default (a trainer may give a concern another default)
+    rule: str  # what it accepts (harness.rules.describe)
+    paper: str  # what backs the default (harness.rules.PAPER_WORDS); "" when the field does not say
+    help: str  # "" when the field does not say (a plugin's plain field)
+
+
+def _info(f: dataclasses.Field, default: Any, declared_in: type, concern: str) -> SettingInfo:
+    return SettingInfo(f.name, concern, default, describe(declared_in, f.name, default),
+                       f.metadata.get("paper", ""), f.metadata.get("help", ""))
+
+
+def setting_infos(cls: type[Trainer]) -> list[SettingInfo]:
+    """Every flat setting of trainer `cls`, in declaration order, with its help (field metadata)."""
+    config = cls.Config()
+    infos: list[SettingInfo] = []
+    for top in dataclasses.fields(config):
+        value = getattr(config, top.name)
+        if dataclasses.is_dataclass(value):
+            infos += [_info(f, getattr(value, f.name), type(value), top.name) for f in dataclasses.fields(value)]
+        else:
+            infos.append(_info(top, value, type(config), ""))
+    return infos
+
+
 def settings_of(config: Any) -> dict[str, Any]:
     """The flat settings of a Config (the run spec's `trainer_config`), in declaration order."""
     out: dict[str, Any] = {}

@@ -28,6 +28,7 @@ from pathlib import Path
 from harness.errors import HarnessError
 from harness.langs import Language
 from harness.runstore import JsonlCache, sha256_json, write_json
+from harness.rules import setting
 from harness.trainer_api import TrainContext
 from trainers.codeswitch import code_switch, load_lexicon, translatable_words
 from trainers.config import AnswerConfig, CodeSwitchConfig, InstructionConfig, ParallelConfig, TrainConfig, TranslationConfig
@@ -47,14 +48,15 @@ from trainers.sources import (
 
 @dataclass
 class SDRRLConfig:
-    # same_batch (on): keep the variants of one example in one batch (our assumption; ablation: false).
     train: TrainConfig = field(default_factory=TrainConfig)
     instruction_set: InstructionConfig = field(default_factory=InstructionConfig)
     translation: TranslationConfig = field(default_factory=TranslationConfig)
     # Parallel data (third-party: "a small amount"; the count is unknown: our default).
     parallel: ParallelConfig = field(default_factory=lambda: ParallelConfig(parallel_per_lang=200))
     answers: AnswerConfig = field(default_factory=AnswerConfig)
-    include_source: bool = True  # keep (Q, A*) in the source language (paper: aims to keep it; how unknown)
+    include_source: bool = setting(
+        True, paper="unknown",
+        help="keep (Q, A*) in the source language (the paper aims to keep source-language performance; how is unknown)")
     code_switch: CodeSwitchConfig = field(default_factory=CodeSwitchConfig)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.langs import Language
+from harness.rules import setting
 from harness.trainer_api import TrainContext
 from trainers.config import InstructionConfig, ParallelConfig, TrainConfig, TranslationConfig
 from trainers.instructions import kind_counts, question_of, record
@@ -31,7 +32,7 @@ class TranslateSFTConfig:
     translation: TranslationConfig = field(default_factory=TranslationConfig)
     # parallel_per_lang 0 (the default): the plain translate-then-SFT baseline.
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
-    include_source: bool = True  # keep the source-language (Q, A_ref) pairs beside their translations
+    include_source: bool = setting(True, paper="unknown", help="keep the source-language (Q, A_ref) pairs beside their translations")
 
 
 class TranslateSFTTrainer(LoRATrainer):
