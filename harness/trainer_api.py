@@ -76,11 +76,16 @@ class Trainer(ABC):
 
 
 def load_trainers() -> dict[str, type[Trainer]]:
+    """Every registered trainer by its entry-point name, which is also the class's `name`: logs,
+    run names and reports use `name`, so a subclass that kept its parent's would pass as the parent."""
     found: dict[str, type[Trainer]] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         cls = ep.load()
         if not (isinstance(cls, type) and issubclass(cls, Trainer)):
             raise HarnessError(f"entry point {ep.name!r} ({ep.value}) is not a harness Trainer subclass")
+        if getattr(cls, "name", None) != ep.name:
+            raise HarnessError(f"entry point {ep.name!r} ({ep.value}) is a trainer named {shown(getattr(cls, 'name', None))}; "
+                               f"set name = {ep.name!r} in the class")
         found[ep.name] = cls
     return found
 

@@ -4,9 +4,10 @@ Bottom to top:
   1. harness (core)      errors, run store, languages, hub, metrics, engines, models, evaluation, ...
   2. tasks               lm-eval task families and their data loading
   3. trainers            what builds training data and trains an adapter
-  4. harness (services)  what checks, fetches and measures a run's inputs across tasks and trainers
-  5. reports             the report and the regression check, from run folders
-  6. harness (app)       the command line, the pipeline of stages, comparisons
+  4. harness (plugin)    harness.plugin: the public API third-party trainers import (re-exports 1 and 3)
+  5. harness (services)  what checks, fetches and measures a run's inputs across tasks and trainers
+  6. reports             the report and the regression check, from run folders
+  7. harness (app)       the command line, the pipeline of stages, comparisons
 
 Imports are read from the source (every `import`, also those inside functions), not executed.
 No module-level imports run in a circle either (an import inside a function runs when it is called,
@@ -20,9 +21,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("harness", "tasks", "trainers", "reports")
+HARNESS_PLUGIN = ("plugin",)
 HARNESS_SERVICES = ("heldout", "requirements", "preflight", "doctor", "fetch")
 HARNESS_APP = ("cli", "commands", "pipeline", "compare")
-FLOORS = ("harness (core)", "tasks", "trainers", "harness (services)", "reports", "harness (app)")
+FLOORS = ("harness (core)", "tasks", "trainers", "harness (plugin)", "harness (services)", "reports", "harness (app)")
 
 
 def floor_of(module: str) -> int:
@@ -33,6 +35,8 @@ def floor_of(module: str) -> int:
             return FLOORS.index("harness (app)")
         if len(parts) > 1 and parts[1] in HARNESS_SERVICES:
             return FLOORS.index("harness (services)")
+        if len(parts) > 1 and parts[1] in HARNESS_PLUGIN:
+            return FLOORS.index("harness (plugin)")
         return FLOORS.index("harness (core)")
     return FLOORS.index(parts[0])
 
@@ -107,6 +111,8 @@ def test_the_check_sees_an_upward_import():
     assert upward_imports("from ..cli import main\n", "harness.engines.base")
     assert not upward_imports("from harness import hub\nimport harness.runstore\n", "trainers.lora")
     assert not upward_imports("from reports.build import build_report\n", "harness.pipeline")
+    assert upward_imports("from harness.plugin import Trainer\n", "trainers.sdrrl")  # the plugin API is above the trainers
+    assert not upward_imports("from trainers.lora import train_lora\n", "harness.plugin")
 
 
 def import_graph(sources: list[Path]) -> dict[str, set[str]]:

@@ -116,10 +116,10 @@ class SDRRLTrainer(LoRATrainer):
         translator = make_config_translator(cfg.translation, ctx)
 
         examples, origin = load_source_instructions(cfg.instruction_set, cfg.translation, ctx.seed, translator)
-        console.print(f"sdrrl: {len(examples)} {src.name} instructions from {cfg.instruction_set.instructions}; answers: {cfg.answers.answer_source}")
+        console.print(f"{self.name}: {len(examples)} {src.name} instructions from {cfg.instruction_set.instructions}; answers: {cfg.answers.answer_source}")
         examples, questions, answers, answer_stats = self._answers(ctx, examples)
 
-        console.print(f"sdrrl: translating {len(questions)} question/answer pairs into {', '.join(l.code for l in langs)} ({cfg.translation.translator})")
+        console.print(f"{self.name}: translating {len(questions)} question/answer pairs into {', '.join(l.code for l in langs)} ({cfg.translation.translator})")
         translated = translate_pairs(translator, questions, answers, src, langs) if langs else {}
         records, variant_stats = self._records(examples, questions, answers, translated, src, langs, lexicons, ctx.seed)
         records = add_parallel(records, src, langs, cfg.parallel, ctx.seed)
@@ -133,7 +133,7 @@ class SDRRLTrainer(LoRATrainer):
             "by_kind": kind_counts(records),
         }
         write_json(Path(ctx.work_dir) / "sdrrl_stats.json", self.data_stats)
-        console.print(f"sdrrl: {len(records)} records in {self.data_stats['groups']} groups: {self.data_stats['by_kind']}")
+        console.print(f"{self.name}: {len(records)} records in {self.data_stats['groups']} groups: {self.data_stats['by_kind']}")
         return records
 
     def _records(self, examples: list[dict], questions: list[str], answers: list[str], translated: dict, src: Language,

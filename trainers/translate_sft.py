@@ -60,7 +60,7 @@ class TranslateSFTTrainer(LoRATrainer):
         examples = [ex for ex in examples if ex["output"]]
         questions = [question_of(ex) for ex in examples]
         answers = [ex["output"] for ex in examples]
-        console.print(f"translate_sft: translating {len(examples)} reference pairs into {', '.join(l.code for l in langs)} ({cfg.translation.translator})")
+        console.print(f"{self.name}: translating {len(examples)} reference pairs into {', '.join(l.code for l in langs)} ({cfg.translation.translator})")
         translated = translate_pairs(translator, questions, answers, src, langs) if langs else {}
         records = []
         for n, (ex, q, a) in enumerate(zip(examples, questions, answers)):
@@ -70,5 +70,5 @@ class TranslateSFTTrainer(LoRATrainer):
                 records.append(record(ex["id"], "mt_ref", lang.code, translated[lang.code][0][n], translated[lang.code][1][n]))
         records = add_parallel(records, src, langs, cfg.parallel, ctx.seed)
         self.data_stats = {"instructions_from": origin, "records": len(records), "by_kind": kind_counts(records)}
-        console.print(f"translate_sft: {len(records)} records: {self.data_stats['by_kind']}")
+        console.print(f"{self.name}: {len(records)} records: {self.data_stats['by_kind']}")
         return records
