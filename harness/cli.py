@@ -137,8 +137,9 @@ def _add_results(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    p = sub.add_parser("list", help="languages, tasks, suites, trainers or built-in models")
+    p = sub.add_parser("list", help="languages, tasks, suites, trainers, a trainer's settings or built-in models")
     p.add_argument("what", help=" | ".join(LIST_WHATS))
+    p.add_argument("--trainer", help="with `list settings`: the trainer whose settings to list")
     p.set_defaults(func=cmd_list)
     _add_eval(sub)
     _add_run(sub)

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from harness.configfile import load_config_file
 from harness.errors import HarnessError, shown, unknown
 
-LIST_WHATS = ("langs", "tasks", "suites", "trainers", "models")
+LIST_WHATS = ("langs", "tasks", "suites", "trainers", "settings", "models")
 
 
 def _parse_settings(pairs: Sequence[str]) -> dict[str, str]:
@@ -33,6 +33,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     console = Console()
     if args.what not in LIST_WHATS:
         raise unknown("list", args.what, LIST_WHATS)
+    if args.what == "settings" or getattr(args, "trainer", None):
+        print(settings_listing(args.what, args.trainer))
+        return 0
     if args.what == "langs":
         from harness.langs import LANGUAGE_SETS, LANGUAGES
 
@@ -66,6 +69,37 @@ def cmd_list(args: argparse.Namespace) -> int:
             table.add_row(model.name, model.description)
     console.print(table)
     return 0
+
+
+def _shown_default(value: Any) -> str:
+    """A default as it is written after --set NAME=."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return '""' if value == "" else str(value)
+
+
+def settings_listing(what: str, trainer: str | None) -> str:
+    """Every setting of `trainer`: name = default, then its concern, rule and evidence, then its help.
+    Plain lines, not a table: help texts are sentences, and each line stays greppable."""
+    from harness.trainer_api import get_trainer_class, load_trainers, setting_infos
+
+    if what != "settings":
+        raise HarnessError(f"--trainer goes with `harness list settings` only, not `harness list {what}`")
+    if not trainer:
+        raise HarnessError(f"`harness list settings` needs --trainer T; valid: {', '.join(sorted(load_trainers()))}")
+    infos = setting_infos(get_trainer_class(trainer))
+    if not infos:
+        return f"trainer {trainer!r} takes no settings"
+    lines = [f"settings of trainer {trainer!r} (--set NAME=VALUE or --config FILE); paper: what backs the default: "
+             "confirmed (the paper's own text) | third-party (a third party's report) | unknown (our default) | n/a (how the harness runs)"]
+    for info in infos:
+        where = f"concern: {info.concern}; " if info.concern else ""
+        lines += ["", f"{info.name} = {_shown_default(info.default)}",
+                  f"    {where}rule: {info.rule}; paper: {info.paper or '-'}",
+                  f"    {info.help or '(no help text)'}"]
+    return "\n".join(lines)
 
 
 def _suite_tasks(suite_name: str, langs: str | None, task_names: str | None):

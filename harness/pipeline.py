@@ -28,9 +28,9 @@ from harness.models import adapter_fingerprint, resolve_model
 from harness.preflight import check_run
 from harness.progress import console, make_progress, say, stage
 from harness.runstore import STAGES, Manifest, RunLock, RunPaths, atomic_dir, read_jsonl, sha256_file, sha256_json, write_jsonl
-from harness.spec import RunSpec, check_same_run, save_spec
+from harness.spec import RunSpec, check_same_run, save_spec, spec_digest
 from harness.tasks import get_suite
-from harness.trainer_api import TrainContext, Trainer, build_config, get_trainer_class
+from harness.trainer_api import TrainContext, Trainer, build_config, get_trainer_class, settings_of
 
 def _forget(paths: RunPaths, manifest: Manifest, force: str, keep_cache: bool = False) -> None:
     if force not in STAGES:
@@ -102,25 +102,28 @@ class _RunState:
     spec: RunSpec
     paths: RunPaths
     manifest: Manifest
+    digest: str  # the run's identity, an input of every stage (harness.spec.check_same_run's view)
 
 
 def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_dir: Path | None, force: str | None,
                 keep_cache: bool, min_effect: dict[str, float] | None = None) -> Path:
     paths = RunPaths(Path(runs_dir) / spec.name)
-    state = _RunState(spec, paths, Manifest(paths.root))
+    manifest = Manifest(paths.root)
     if force:
-        _forget(paths, state.manifest, force, keep_cache)
+        _forget(paths, manifest, force, keep_cache)
     # A forced evaluation is recomputed, not copied from the shared cache, unless --keep-cache.
     fresh_eval = bool(force) and force != "report" and not keep_cache
 
     # 1 plan: everything checkable without a model was checked (run, check_plan) before this
     stage("plan")
-    check_same_run(paths.spec, spec)
+    # A setting added since the folder was made, at its default, keeps the folder's spec and hashes.
+    frozen = check_same_run(paths.spec, spec, settings_of(type(trainer).Config()))
+    state = _RunState(spec, paths, manifest, spec_digest(frozen))
     languages = [get_language(code) for code in spec.languages]
     settings = EngineSettings(max_model_len=spec.max_model_len, seed=spec.seed, max_gen_toks=spec.max_gen_toks, adapter_serving=spec.adapter_serving)
-    if not state.manifest.is_done("plan", spec.digest):
-        save_spec(spec, paths.spec)
-        state.manifest.record("plan", spec.digest, 0.0, seed=spec.seed)
+    if not manifest.is_done("plan", state.digest):
+        save_spec(frozen, paths.spec)
+        manifest.record("plan", state.digest, 0.0, seed=spec.seed)
     console.print(f"[bold]run[/] {spec.name}  trainer={spec.trainer} model={spec.model} suite={spec.suite} -> {paths.root}")
     model_dir = resolve_model(spec.model)
     ctx = TrainContext(model_dir=model_dir, languages=languages, work_dir=paths.work, engine=spec.engine, seed=spec.seed,
@@ -154,7 +157,7 @@ def _cached(state: _RunState, stage_name: str, input_hash: str, redo: str) -> bo
 def _data_stage(state: _RunState, trainer: Trainer, ctx: TrainContext) -> None:
     stage("data")
     spec, paths, manifest = state.spec, state.paths, state.manifest
-    data_hash = sha256_json({"spec": spec.digest, "stage": "data", "heldout": HELDOUT_VERSION})
+    data_hash = sha256_json({"spec": state.digest, "stage": "data", "heldout": HELDOUT_VERSION})
     if _cached(state, "data", data_hash, "rebuilding the data stage") and paths.train_data.exists() and paths.heldout_data.exists():
         console.print(f"data: cached ({paths.train_data})")
         return
@@ -178,7 +181,7 @@ def _data_stage(state: _RunState, trainer: Trainer, ctx: TrainContext) -> None:
 def _train_stage(state: _RunState, trainer: Trainer, ctx: TrainContext) -> Path:
     stage("train")
     spec, paths, manifest = state.spec, state.paths, state.manifest
-    train_hash = sha256_json({"data": sha256_file(paths.train_data), "spec": spec.digest})
+    train_hash = sha256_json({"data": sha256_file(paths.train_data), "spec": state.digest})
     if _cached(state, "train", train_hash, "training again") and paths.adapter_weights.exists():
         console.print(f"train: cached ({paths.adapter})")
         return paths.adapter
@@ -198,7 +201,7 @@ def _evaluate_stage(state: _RunState, request: EvalRequest, adapter: Path | None
     stage("evaluate")
     spec, paths, manifest = state.spec, state.paths, state.manifest
     variants: list[tuple[str, Path | None]] = [("base", None)] + ([("adapter", adapter)] if adapter else [])
-    eval_hash = sha256_json({"spec": spec.digest, "adapter": adapter_fingerprint(adapter)})
+    eval_hash = sha256_json({"spec": state.digest, "adapter": adapter_fingerprint(adapter)})
     started = time.perf_counter()
     scores: dict[str, Any] = {}
     with make_progress() as progress:

@@ -3,15 +3,17 @@
 A settings dataclass (a trainer's Config, or one concern of it: trainers/config.py) lists its rules
 in a `RULES` class attribute ({field: Rule}); a subclass adds its own and inherits its parents'.
 `check_rules` applies every rule of a config's class tree, so a bad value fails in the plan stage
-with one line naming the value and what is valid.
+with one line naming the value and what is valid. A field declared with `setting(...)` carries its
+help text and what backs its default (`harness list settings --trainer T` prints both).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from harness.errors import HarnessError, shown
 
@@ -22,6 +24,9 @@ DECIMAL_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+
 TRUE_WORDS = ("true", "1", "yes", "on")  # how a true/false setting may be written
 FALSE_WORDS = ("false", "0", "no", "off")
 FLAG_WORDS = tuple(word for pair in zip(TRUE_WORDS, FALSE_WORDS) for word in pair)
+# What backs a setting's default: the paper's own text, only a third party's report, nothing known
+# (our default), or nothing to back (how the harness runs, not a choice of the method).
+PAPER_WORDS = ("confirmed", "third-party", "unknown", "n/a")
 _TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a comma-separated list"}
 
 
@@ -121,3 +126,14 @@ def check_rules(config: Any, owner: str) -> None:
         value = getattr(config, name, None)
         if not rule.accepts(value):
             raise HarnessError(f"bad value for {owner}.{name}: {shown(value)}; expected {rule.describe()}")
+
+
+def setting(default: Any = dataclasses.MISSING, *, help: str, paper: str, factory: Callable[[], Any] | None = None) -> Any:
+    """A settings dataclass field with its help text and `paper` (one of PAPER_WORDS) in its metadata;
+    `factory` instead of `default` for a mutable default."""
+    if paper not in PAPER_WORDS:
+        raise ValueError(f"paper={paper!r}; valid: {', '.join(PAPER_WORDS)}")
+    metadata = {"help": help, "paper": paper}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)

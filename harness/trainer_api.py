@@ -76,11 +76,16 @@ class Trainer(ABC):
 
 
 def load_trainers() -> dict[str, type[Trainer]]:
+    """Every registered trainer by its entry-point name, which is also the class's `name`: logs,
+    run names and reports use `name`, so a subclass that kept its parent's would pass as the parent."""
     found: dict[str, type[Trainer]] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         cls = ep.load()
         if not (isinstance(cls, type) and issubclass(cls, Trainer)):
             raise HarnessError(f"entry point {ep.name!r} ({ep.value}) is not a harness Trainer subclass")
+        if getattr(cls, "name", None) != ep.name:
+            raise HarnessError(f"entry point {ep.name!r} ({ep.value}) is a trainer named {shown(getattr(cls, 'name', None))}; "
+                               f"set name = {ep.name!r} in the class")
         found[ep.name] = cls
     return found
 
@@ -145,6 +150,36 @@ def _owners(config: Any) -> dict[str, str | None]:
 def setting_names(config_cls: type) -> list[str]:
     """The flat setting names of a Config class, in declaration order."""
     return list(_owners(config_cls()))
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    """One flat setting of a trainer, as `harness list settings` shows it."""
+
+    name: str
+    concern: str  # the Config field (a concern) that declares it; "" for the Config's own fields
+    default: Any  # this trainer's default (a trainer may give a concern another default)
+    rule: str  # what it accepts (harness.rules.describe)
+    paper: str  # what backs the default (harness.rules.PAPER_WORDS); "" when the field does not say
+    help: str  # "" when the field does not say (a plugin's plain field)
+
+
+def _info(f: dataclasses.Field, default: Any, declared_in: type, concern: str) -> SettingInfo:
+    return SettingInfo(f.name, concern, default, describe(declared_in, f.name, default),
+                       f.metadata.get("paper", ""), f.metadata.get("help", ""))
+
+
+def setting_infos(cls: type[Trainer]) -> list[SettingInfo]:
+    """Every flat setting of trainer `cls`, in declaration order, with its help (field metadata)."""
+    config = cls.Config()
+    infos: list[SettingInfo] = []
+    for top in dataclasses.fields(config):
+        value = getattr(config, top.name)
+        if dataclasses.is_dataclass(value):
+            infos += [_info(f, getattr(value, f.name), type(value), top.name) for f in dataclasses.fields(value)]
+        else:
+            infos.append(_info(top, value, type(config), ""))
+    return infos
 
 
 def settings_of(config: Any) -> dict[str, Any]:

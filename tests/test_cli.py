@@ -39,6 +39,9 @@ def _exit_error(capsys, argv) -> str:
         (["run", "--trainer", "sdrrl", "--model", "smollm2-135m", "--set", "nope=1"], ["'nope'", "code_switch_ratio"]),
         (["run", "--trainer", "sdrrl", "--model", "smollm2-135m", "--force", "everything"], ["'everything'", "evaluate"]),
         (["list", "things"], ["'things'", "langs", "suites"]),
+        (["list", "settings"], ["--trainer", "sdrrl", "translate_sft"]),
+        (["list", "settings", "--trainer", "magic"], ["'magic'", "sdrrl"]),
+        (["list", "tasks", "--trainer", "sdrrl"], ["--trainer", "list settings"]),
     ],
 )
 def test_bad_input_gives_one_line_naming_value_and_valid_ones(capsys, argv, must_contain, tmp_path, monkeypatch):
@@ -66,6 +69,26 @@ def test_list_shows_the_language_table_and_suites(capsys):
     out = capsys.readouterr().out
     for trainer in ("sdrrl", "translate_sft", "english_sft", "base"):
         assert trainer in out
+
+
+def test_list_settings_shows_each_setting_with_its_concern_default_rule_and_help(capsys):
+    from harness.trainer_api import get_trainer_class, setting_infos
+
+    assert main(["list", "settings", "--trainer", "sdrrl"]) == 0
+    blocks = capsys.readouterr().out.strip().split("\n\n")[1:]  # after the header: one block per setting
+    infos = setting_infos(get_trainer_class("sdrrl"))
+    assert [block.splitlines()[0].split(" = ")[0] for block in blocks] == [info.name for info in infos]
+    for block, info in zip(blocks, infos):
+        head, where, text = block.splitlines()
+        assert where.startswith(f"    concern: {info.concern}; rule: " if info.concern else "    rule: ") and f"paper: {info.paper}" in where
+        assert text == f"    {info.help}"
+    shown = dict(block.splitlines()[0].split(" = ", 1) for block in blocks)
+    # the trainer's own default: sdrrl gives the parallel concern 200 (the concern's default is 0)
+    assert shown["parallel_per_lang"] == "200" and shown["same_batch"] == "true" and shown["translator_model"] == '""'
+    assert shown["target_modules"] == "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+    assert "rule: one of: self, reference; paper: confirmed" in blocks[[i.name for i in infos].index("answer_source")]
+    assert main(["list", "settings", "--trainer", "base"]) == 0
+    assert "takes no settings" in capsys.readouterr().out
 
 
 def test_console_script_is_installed_and_errors_without_traceback():

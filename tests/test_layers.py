@@ -4,11 +4,14 @@ Bottom to top:
   1. harness (core)      errors, run store, languages, hub, metrics, engines, models, evaluation, ...
   2. tasks               lm-eval task families and their data loading
   3. trainers            what builds training data and trains an adapter
-  4. harness (services)  what checks, fetches and measures a run's inputs across tasks and trainers
-  5. reports             the report and the regression check, from run folders
-  6. harness (app)       the command line, the pipeline of stages, comparisons
+  4. harness (plugin)    harness.plugin: the public API third-party trainers import (re-exports 1 and 3)
+  5. harness (services)  what checks, fetches and measures a run's inputs across tasks and trainers
+  6. reports             the report and the regression check, from run folders
+  7. harness (app)       the command line, the pipeline of stages, comparisons
 
 Imports are read from the source (every `import`, also those inside functions), not executed.
+No module-level imports run in a circle either (an import inside a function runs when it is called,
+after both modules are loaded, so it does not count).
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("harness", "tasks", "trainers", "reports")
+HARNESS_PLUGIN = ("plugin",)
 HARNESS_SERVICES = ("heldout", "requirements", "preflight", "doctor", "fetch")
 HARNESS_APP = ("cli", "commands", "pipeline", "compare")
-FLOORS = ("harness (core)", "tasks", "trainers", "harness (services)", "reports", "harness (app)")
+FLOORS = ("harness (core)", "tasks", "trainers", "harness (plugin)", "harness (services)", "reports", "harness (app)")
 
 
 def floor_of(module: str) -> int:
@@ -31,6 +35,8 @@ def floor_of(module: str) -> int:
             return FLOORS.index("harness (app)")
         if len(parts) > 1 and parts[1] in HARNESS_SERVICES:
             return FLOORS.index("harness (services)")
+        if len(parts) > 1 and parts[1] in HARNESS_PLUGIN:
+            return FLOORS.index("harness (plugin)")
         return FLOORS.index("harness (core)")
     return FLOORS.index(parts[0])
 
@@ -45,11 +51,26 @@ def _is_module(dotted: str) -> bool:
     return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
 
 
-def imported_modules(source: str, module: str, is_package: bool = False) -> list[tuple[int, str]]:
-    """(line, module) for every import of this project's packages in `source`."""
+def _import_nodes(tree: ast.AST, module_level: bool) -> list[ast.AST]:
+    """The import statements of `tree`; module_level: not those inside a function (class bodies
+    and `if TYPE_CHECKING:` blocks run, or are read by type checkers, at import time: they count)."""
+    if not module_level:
+        return [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    found: list[ast.AST] = []
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            found += _import_nodes(node, module_level=True)
+    return found
+
+
+def imported_modules(source: str, module: str, is_package: bool = False, module_level: bool = False) -> list[tuple[int, str]]:
+    """(line, module) for every import of this project's packages in `source` (module_level: only
+    those that run when the module is imported)."""
     package = module if is_package else module.rpartition(".")[0]
     found: list[tuple[int, str]] = []
-    for node in ast.walk(ast.parse(source)):
+    for node in _import_nodes(ast.parse(source), module_level):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -90,3 +111,54 @@ def test_the_check_sees_an_upward_import():
     assert upward_imports("from ..cli import main\n", "harness.engines.base")
     assert not upward_imports("from harness import hub\nimport harness.runstore\n", "trainers.lora")
     assert not upward_imports("from reports.build import build_report\n", "harness.pipeline")
+    assert upward_imports("from harness.plugin import Trainer\n", "trainers.sdrrl")  # the plugin API is above the trainers
+    assert not upward_imports("from trainers.lora import train_lora\n", "harness.plugin")
+
+
+def import_graph(sources: list[Path]) -> dict[str, set[str]]:
+    """Module -> the project's modules it imports at module level."""
+    graph: dict[str, set[str]] = {}
+    for f in sources:
+        module = module_name(f)
+        found = imported_modules(f.read_text(encoding="utf-8"), module, f.name == "__init__.py", module_level=True)
+        graph[module] = {name for _, name in found if name != module}
+    return graph
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every circle a depth-first walk closes, as its path (a, b, ..., a)."""
+    circles: list[list[str]] = []
+    done: set[str] = set()
+
+    def walk(node: str, path: list[str]) -> None:
+        if node in path:
+            circles.append(path[path.index(node):] + [node])
+            return
+        if node in done:
+            return
+        for nxt in sorted(graph.get(node, ())):
+            walk(nxt, path + [node])
+        done.add(node)
+
+    for node in sorted(graph):
+        walk(node, [])
+    return circles
+
+
+def test_no_module_level_import_runs_in_a_circle():
+    graph = import_graph(project_sources())
+    assert "trainers.config" in graph["trainers.parallel"]  # the walk read the imports, TYPE_CHECKING ones too
+    circles = import_circles(graph)
+    assert not circles, "import circles:\n" + "\n".join(" -> ".join(c) for c in circles)
+
+
+def test_the_check_sees_a_circle():
+    config = "from trainers.parallel import parse_formats\n"
+    parallel = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from trainers.config import ParallelConfig\n"
+    graph = {m: {n for _, n in imported_modules(src, m, module_level=True)}
+             for m, src in (("trainers.config", config), ("trainers.parallel", parallel))}
+    assert import_circles(graph) == [["trainers.config", "trainers.parallel", "trainers.config"]]
+    lazy = "def f():\n    from trainers.config import ParallelConfig\n"  # runs after both are loaded
+    graph["trainers.parallel"] = {n for _, n in imported_modules(lazy, "trainers.parallel", module_level=True)}
+    assert import_circles(graph) == []
+    assert imported_modules(lazy, "trainers.parallel")  # the upward-import check still reads it

@@ -109,3 +109,35 @@ def test_french_source_sdrrl_run_end_to_end(tiny_llama, tmp_path, eval_cache):
         assert r["messages"][0]["content"] != english[r["group"]]  # the French (word-by-word MT) version
     for task in ("belebele_fr", "sib200_fr", "flores200_fr-en", "flores200_en-fr"):  # retention of the source language
         assert (run / "eval" / "adapter" / task / "scores.json").is_file(), task
+
+
+def test_a_setting_added_at_its_default_keeps_an_old_run_folder_cached(tiny_llama, tmp_path, eval_cache, monkeypatch, capsys):
+    """A run folder made before a trainer gained a setting resumes with every stage cached when the
+    setting is at its default; set otherwise, the refusal names that setting alone."""
+    from dataclasses import dataclass
+
+    from harness.rules import setting
+    from trainers.base import BaseModelTrainer
+
+    argv = ["run", "--trainer", "base", "--model", str(tiny_llama), "--suite", "smoke", "--langs", "en",
+            "--runs-dir", str(tmp_path / "runs"), "--name", "old", "--limit", "1", "--max-gen-toks", "4"]
+    assert main(argv) == 0
+    run = tmp_path / "runs" / "old"
+    spec_before, stages_before = (run / "spec.yaml").read_bytes(), read_json(run / "manifest.json")["stages"]
+
+    @dataclass
+    class GrownConfig:  # the base trainer after an upgrade that added one setting
+        new_knob: int = setting(1, paper="n/a", help="a setting added after the run folder was made")
+
+    monkeypatch.setattr(BaseModelTrainer, "Config", GrownConfig)
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "evaluate: cached" in capsys.readouterr().err
+    stages = read_json(run / "manifest.json")["stages"]
+    for name in ("plan", "evaluate"):  # same input hash, not recorded again
+        assert stages[name] == stages_before[name]
+    assert (run / "spec.yaml").read_bytes() == spec_before
+
+    assert main([*argv, "--set", "new_knob=2"]) == 2
+    err = capsys.readouterr().err
+    assert "(setting new_knob: (absent) -> 2)" in err and len(err) < 300, err

@@ -4,8 +4,8 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.langs import parse_languages
-from harness.spec import RunSpec, check_same_run, default_run_name, save_spec
-from harness.trainer_api import build_config, get_trainer_class
+from harness.spec import RunSpec, check_same_run, default_run_name, save_spec, spec_digest
+from harness.trainer_api import build_config, get_trainer_class, settings_of
 
 
 def _spec(**kw) -> RunSpec:
@@ -62,3 +62,50 @@ def test_a_spec_written_before_a_field_existed_still_matches(tmp_path: Path):
     check_same_run(path, _spec())
     with pytest.raises(HarnessError, match="adapter_serving"):
         check_same_run(path, _spec(adapter_serving="lora"))
+
+
+def _sdrrl_spec(**settings) -> RunSpec:
+    cls = get_trainer_class("sdrrl")
+    return _spec(trainer_config=settings_of(build_config(cls, settings)))
+
+
+def _sdrrl_defaults() -> dict:
+    return settings_of(get_trainer_class("sdrrl").Config())
+
+
+def test_a_setting_added_at_its_default_keeps_the_run_and_its_hashes(tmp_path: Path):
+    """An older harness wrote this spec.yaml before `code_switch_side` and `adapter_serving` existed:
+    at their defaults they change nothing, so the folder's spec and every stage's input hash stay."""
+    import yaml
+
+    old = _sdrrl_spec().to_dict()
+    del old["trainer_config"]["code_switch_side"], old["adapter_serving"]
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(old, sort_keys=False))
+    old_digest = spec_digest(yaml.safe_load(path.read_text()))  # what the old harness recorded (RunSpec.digest)
+    view = check_same_run(path, _sdrrl_spec(), _sdrrl_defaults())
+    assert view == old and spec_digest(view) == old_digest != _sdrrl_spec().digest
+    # A fresh folder keeps every key.
+    assert check_same_run(tmp_path / "new" / "spec.yaml", _sdrrl_spec(), _sdrrl_defaults()) == _sdrrl_spec().to_dict()
+    # Set to another value, the added setting is a change, named alone.
+    with pytest.raises(HarnessError) as exc:
+        check_same_run(path, _sdrrl_spec(code_switch_side="answer"), _sdrrl_defaults())
+    assert "(setting code_switch_side: (absent) -> 'answer')" in str(exc.value)
+
+
+def test_a_refused_resume_names_only_the_differing_settings(tmp_path: Path):
+    path = tmp_path / "spec.yaml"
+    save_spec(_sdrrl_spec(), path)
+    with pytest.raises(HarnessError) as exc:
+        check_same_run(path, _sdrrl_spec(lora_rank="8", code_switch_ratio="0.5"), _sdrrl_defaults())
+    message = str(exc.value)
+    assert "(setting lora_rank: 16 -> 8; setting code_switch_ratio: 0.3 -> 0.5)" in message
+    assert "lora_alpha" not in message and len(message) < 250, message
+    # A setting the stored spec has and the trainer no longer declares is a change too.
+    import yaml
+
+    old = _sdrrl_spec().to_dict()
+    old["trainer_config"]["retired_knob"] = 3
+    path.write_text(yaml.safe_dump(old))
+    with pytest.raises(HarnessError, match=r"\(setting retired_knob: 3 -> \(absent\)\)"):
+        check_same_run(path, _sdrrl_spec(), _sdrrl_defaults())

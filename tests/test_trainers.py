@@ -270,6 +270,22 @@ def test_all_trainers_are_registered():
     assert {"base", "english_sft", "translate_sft", "sdrrl"} <= set(load_trainers())
 
 
+def test_every_setting_of_every_trainer_says_what_it_does_and_what_backs_its_default():
+    from harness.rules import PAPER_WORDS
+    from harness.trainer_api import setting_infos
+
+    for name, cls in load_trainers().items():
+        infos = setting_infos(cls)
+        assert [i.name for i in infos] == setting_names(cls.Config)
+        for info in infos:
+            assert len(info.help) >= 10, f"{name}.{info.name} has no help text (declare it with harness.rules.setting)"
+            assert info.paper in PAPER_WORDS, f"{name}.{info.name}: paper={info.paper!r}"
+    with pytest.raises(ValueError, match="the paper's.*valid: confirmed"):
+        from harness.rules import setting
+
+        setting(1, help="x", paper="the paper's")
+
+
 def test_translate_sft_and_english_sft(tmp_path):
     trainers = load_trainers()
     ctx = _ctx(Path("/nonexistent-model"), tmp_path)  # neither generates: the model is never touched

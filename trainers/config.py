@@ -11,19 +11,24 @@ A trainer's Config composes the concerns it uses (SDRRLConfig holds all six); us
 setting flat (`lora_rank=8`, `sdrrl.parallel_per_lang=0`): harness.trainer_api routes a flat name
 to the concern that declares it, so a setting name is declared once, in one concern. A trainer
 that wants another default for one of them gives the concern's default factory that value.
+
+Each field is a `setting(...)` (harness.rules): its help text and what backs its default (`paper`:
+confirmed by the paper's own text, third-party report only, unknown = our default, n/a = how the
+harness runs) travel with it; `harness list settings --trainer T` prints them. docs/FIDELITY.md
+sets out the evidence.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from harness.errors import HarnessError
 from harness.langs import LANGUAGES
-from harness.rules import FLAG_WORDS, Rule, above, at_least, between, check_rules, one_of
+from harness.rules import FLAG_WORDS, Rule, above, at_least, between, check_rules, one_of, setting
 from trainers.instructions import BUILTIN_INSTRUCTIONS, check_instruction_file, check_source
-from trainers.parallel import BUILTIN_PARALLEL, OPUS_100, PARALLEL_DIRECTIONS, parse_formats
+from trainers.parallel_choices import BUILTIN_PARALLEL, OPUS_100, PARALLEL_DIRECTIONS, parse_formats
 from trainers.translators import TRANSLATORS, FileTranslator
 
 # The projection layers of Llama/Mistral/Qwen-style decoders; vLLM serves LoRA adapters on these.
@@ -42,29 +47,35 @@ class TrainConfig:
 
     Whether the SDRRL paper fine-tuned with LoRA or fully is not known (DESIGN.md); we train LoRA
     adapters (vLLM serves them). The defaults below are common LoRA instruction-tuning values: our
-    defaults, not the paper's.
+    defaults (the paper's hyper-parameters are not known).
     """
 
-    lora_rank: int = 16  # LoRA r; <= 64 so vLLM can serve the adapter (paper's value unknown)
-    lora_alpha: int = 32  # LoRA scaling numerator (scale = alpha / r); paper's value unknown
-    lora_dropout: float = 0.05  # dropout on the LoRA input; paper's value unknown
-    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGET_MODULES))  # vLLM-servable set
-    learning_rate: float = 2e-4  # peak AdamW learning rate; paper's value unknown
-    epochs: int = 3  # passes over the training set; paper's value unknown
-    max_steps: int = 0  # > 0: train exactly this many optimizer steps (overrides epochs); 0: use epochs
-    batch_size: int = 16  # records per batch and process, whatever the grouping (equal budgets across trainers); our default
-    grad_accum_steps: int = 1  # batches per optimizer step (records per step = batch_size x grad_accum_steps x processes)
-    micro_batch_size: int = 4  # records per forward pass (memory only: a step is one update either way)
-    max_seq_len: int = 1024  # tokens per record; longer ones are cut, ones left with no answer token dropped
-    warmup_ratio: float = 0.03  # fraction of optimizer steps with linear warm-up
-    lr_scheduler: str = "cosine"  # after warm-up: cosine | linear | constant
-    weight_decay: float = 0.0  # AdamW weight decay on the LoRA weights
-    max_grad_norm: float = 1.0  # gradient clipping; 0 disables
-    gradient_checkpointing: str = "auto"  # auto (on GPU only) | true | false
-    precision: str = "auto"  # auto (bf16 on a bf16-capable GPU, else fp32) | bf16 | fp32
-    same_batch: bool = True  # keep the records of one group in one batch where they fit (grouping; see GroupBatchSampler)
-    log_every: int = 0  # print the loss every N steps; 0: about 20 lines per run
-    checkpoint_every: int = 100  # save a resumable checkpoint every N optimizer steps (when the run gives a folder); 0: never
+    lora_rank: int = setting(16, paper="unknown", help="LoRA rank r; at most 64 so vLLM can serve the adapter")
+    lora_alpha: int = setting(32, paper="unknown", help="LoRA scaling numerator (scale = alpha / r)")
+    lora_dropout: float = setting(0.05, paper="unknown", help="dropout on the LoRA input")
+    target_modules: list[str] = setting(
+        factory=lambda: list(DEFAULT_TARGET_MODULES), paper="unknown",
+        help="the layers that get LoRA weights, comma-separated; the default is every projection of a "
+             "Llama/Mistral/Qwen-style decoder, the set vLLM serves adapters on")
+    learning_rate: float = setting(2e-4, paper="unknown", help="peak AdamW learning rate")
+    epochs: int = setting(3, paper="unknown", help="passes over the training set")
+    max_steps: int = setting(0, paper="n/a", help="> 0: train exactly this many optimizer steps (overrides epochs); 0: use epochs")
+    batch_size: int = setting(16, paper="unknown", help="records per batch and process, whatever the grouping (equal budgets across trainers)")
+    grad_accum_steps: int = setting(1, paper="unknown", help="batches per optimizer step (records per step = batch_size x grad_accum_steps x processes)")
+    micro_batch_size: int = setting(4, paper="n/a", help="records per forward pass (memory only: a step is one update either way)")
+    max_seq_len: int = setting(1024, paper="unknown", help="tokens per record; longer ones are cut, ones left with no answer token dropped")
+    warmup_ratio: float = setting(0.03, paper="unknown", help="fraction of optimizer steps with linear warm-up")
+    lr_scheduler: str = setting("cosine", paper="unknown", help="the learning rate after warm-up: cosine | linear | constant")
+    weight_decay: float = setting(0.0, paper="unknown", help="AdamW weight decay on the LoRA weights")
+    max_grad_norm: float = setting(1.0, paper="unknown", help="gradient clipping; 0 disables it")
+    gradient_checkpointing: str = setting("auto", paper="n/a", help="recompute activations to save memory: auto (on GPU only) | true | false")
+    precision: str = setting("auto", paper="n/a", help="auto (bf16 on a bf16-capable GPU, else fp32) | bf16 | fp32")
+    same_batch: bool = setting(
+        True, paper="third-party",
+        help="keep the records of one group (a source example's variants) in one batch where they fit; a third "
+             "party reports 'within the same batch', how batches are formed is our assumption (ablation: false)")
+    log_every: int = setting(0, paper="n/a", help="print the loss every N steps; 0: about 20 lines per run")
+    checkpoint_every: int = setting(100, paper="n/a", help="save a resumable checkpoint every N optimizer steps (when the run gives a folder); 0: never")
 
     RULES: ClassVar[dict] = {
         "lora_rank": between(1, MAX_VLLM_LORA_RANK, int),  # vLLM serves adapters up to rank 64
@@ -96,8 +107,10 @@ class TrainConfig:
 
 @dataclass
 class InstructionConfig:
-    instructions: str = "tatsu-lab/alpaca"  # hub id | local .json/.jsonl (Alpaca fields) | builtin:alpaca-smoke
-    num_instructions: int = 5000  # instructions sampled by seed; 0 = all (paper: count unknown; our default)
+    instructions: str = setting(
+        "tatsu-lab/alpaca", paper="unknown",
+        help="the instruction data: hub id | local .json/.jsonl (Alpaca fields) | builtin:alpaca-smoke")
+    num_instructions: int = setting(5000, paper="unknown", help="instructions sampled by seed; 0 = all")
 
     RULES: ClassVar[dict] = {"instructions": Rule(str, non_empty=True), "num_instructions": at_least(0)}
 
@@ -109,12 +122,19 @@ class InstructionConfig:
 
 @dataclass
 class TranslationConfig:
-    source_lang: str = "en"  # resource-rich source language: en | fr (paper: both confirmed as sources)
-    instructions_lang: str = "en"  # the language `instructions` is written in; MT into source_lang when different
-    translator: str = "nllb"  # nllb | nllb-ct2 (NLLB through CTranslate2) | llm (the base model) | lexicon (offline, word by word) | file (paper: MT system unknown)
-    translator_model: str = ""  # nllb: hub id or folder (default facebook/nllb-200-distilled-600M); llm: unused
-    lexicon_dir: str = ""  # MUSE lexicons <dir>/<src>-<xx>.txt for translator=lexicon and code-switching; "" = shipped ones
-    translations_file: str = ""  # translator=file: JSONL of {src_lang, tgt_lang, source, translation}
+    source_lang: str = setting("en", paper="confirmed", help="the resource-rich source language: en | fr (the paper names both)")
+    instructions_lang: str = setting(
+        "en", paper="n/a", help="the language `instructions` is written in; machine-translated into source_lang when different")
+    translator: str = setting(
+        "nllb", paper="unknown",
+        help="machine translation: nllb | nllb-ct2 (NLLB through CTranslate2) | llm (the base model) | "
+             "lexicon (offline, word by word) | file (precomputed)")
+    translator_model: str = setting(
+        "", paper="unknown", help="nllb, nllb-ct2: hub id or folder (\"\" = facebook/nllb-200-distilled-600M); llm: unused")
+    lexicon_dir: str = setting(
+        "", paper="unknown",
+        help="MUSE lexicons <dir>/<src>-<xx>.txt for translator=lexicon and code-switching; \"\" = the shipped ones")
+    translations_file: str = setting("", paper="n/a", help="translator=file: JSONL of {src_lang, tgt_lang, source, translation}")
 
     RULES: ClassVar[dict] = {
         "translator": one_of(*TRANSLATORS),
@@ -134,12 +154,17 @@ class TranslationConfig:
 
 @dataclass
 class ParallelConfig:
-    parallel_data: str = OPUS_100  # hub id (OPUS-100 layout) | local folder of <src>-<xx>.jsonl | builtin:opus-smoke
-    parallel_per_lang: int = 0  # parallel sentence pairs per target language (0: none)
-    # Shares of the pairs per format. Third-party: the later paper that re-ran SDRRL describes its
-    # parallel part as "partially translated data and completion data"; the shares are our default.
-    parallel_formats: str = "partial:0.5,completion:0.5"  # translation | partial | completion, name:share,...
-    parallel_direction: str = "src-xx"  # src-xx | xx-src | both (alternating): direction of translation/partial records
+    parallel_data: str = setting(
+        OPUS_100, paper="unknown",
+        help="parallel sentence pairs (never FLORES): hub id (OPUS-100 layout) | local folder of <src>-<xx>.jsonl | builtin:opus-smoke")
+    parallel_per_lang: int = setting(0, paper="unknown", help="parallel sentence pairs per target language (0: none)")
+    parallel_formats: str = setting(
+        "partial:0.5,completion:0.5", paper="third-party",
+        help="shares of the pairs per format, name:share,... of translation | partial | completion; the later paper "
+             "that re-ran SDRRL describes its parallel part as \"partially translated data and completion data\", "
+             "the shares are our default")
+    parallel_direction: str = setting(
+        "src-xx", paper="unknown", help="direction of translation and partial records: src-xx | xx-src | both (alternating)")
 
     RULES: ClassVar[dict] = {
         "parallel_data": Rule(str, non_empty=True),
@@ -161,11 +186,15 @@ class AnswerConfig:
     """Self-distillation (paper: confirmed that the model's own answers replace the references;
     decoding and length unknown: greedy and the limit below are our defaults)."""
 
-    answer_source: str = "self"  # self (SDRRL) | reference (ablation: the data set's answers, no self-distillation)
-    answer_max_new_tokens: int = 512  # greedy tokens for the model's own answers A*
-    keep_truncated_answers: bool = False  # keep self-answers cut off at answer_max_new_tokens (default: drop them)
-    keep_wrong_language_answers: bool = False  # keep self-answers py3langid puts in another language than the source (default: drop them)
-    min_answer_chars: int = 1  # answers shorter than this (e.g. empty generations) drop the example
+    answer_source: str = setting(
+        "self", paper="confirmed",
+        help="self: the model's own answers A* (self-distillation) | reference (ablation: the data set's answers)")
+    answer_max_new_tokens: int = setting(512, paper="unknown", help="greedy tokens for the model's own answers A*")
+    keep_truncated_answers: bool = setting(
+        False, paper="unknown", help="keep self-answers cut off at answer_max_new_tokens (false: drop them, counted)")
+    keep_wrong_language_answers: bool = setting(
+        False, paper="unknown", help="keep self-answers py3langid puts in another language than the source (false: drop them, counted)")
+    min_answer_chars: int = setting(1, paper="unknown", help="answers shorter than this (e.g. empty generations) drop the example")
 
     RULES: ClassVar[dict] = {
         "answer_source": one_of(*ANSWER_SOURCES),
@@ -181,9 +210,10 @@ class AnswerConfig:
 class CodeSwitchConfig:
     """Code-switching (third-party report; lexicons, count and ratio unknown: our defaults)."""
 
-    code_switch_variants: int = 1  # code-switched variants per example and language; 0 = none (ablation)
-    code_switch_ratio: float = 0.3  # fraction of the lexicon-known source words replaced
-    code_switch_side: str = "both"  # which side is code-switched: both | question | answer (the other stays in the source)
+    code_switch_variants: int = setting(1, paper="unknown", help="code-switched variants per example and language; 0 = none (ablation). Code-switching itself is a third party's report")
+    code_switch_ratio: float = setting(0.3, paper="unknown", help="fraction of the lexicon-known source words replaced")
+    code_switch_side: str = setting(
+        "both", paper="unknown", help="which side is code-switched: both | question | answer (the other stays in the source)")
 
     RULES: ClassVar[dict] = {
         "code_switch_variants": at_least(0),

@@ -20,7 +20,7 @@ from harness.langs import Language
 from harness.models import cache_root, resolve_model
 from harness.runstore import atomic_dir, sha256_json
 from trainers.sentences import translate_by_sentence
-from trainers.translators import DEFAULT_NLLB_MODEL, Translator
+from trainers.translator_base import DEFAULT_NLLB_MODEL, Translator
 
 DEVICES = ("auto", "cpu", "cuda")
 COMPUTE_TYPES = ("auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")

@@ -17,20 +17,15 @@ import random
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.errors import HarnessError, shown
+from harness.errors import HarnessError
 from harness.hub import is_hub_id
 from harness.langs import Language
-from harness.rules import DECIMAL_FLOAT
-from trainers.codeswitch import DATA_DIR
 from trainers.instructions import chat, read_rows, refuse_flores
+from trainers.parallel_choices import BUILTIN_PARALLEL, OPUS_100, PARALLEL_FORMATS, parse_formats
 
 if TYPE_CHECKING:
     from trainers.config import ParallelConfig
 
-BUILTIN_PARALLEL = {"opus-smoke": DATA_DIR / "opus_smoke"}
-OPUS_100 = "Helsinki-NLP/opus-100"
-PARALLEL_FORMATS = ("translation", "partial", "completion")
-PARALLEL_DIRECTIONS = ("src-xx", "xx-src", "both")
 # Worded unlike the FLORES evaluation prompt ("Translate the following sentence from A to B.\nA: ...\nB:").
 PARALLEL_PROMPTS = {
     "translation": "Here is a sentence in {src}:\n{text}\n\nWrite the same sentence in {tgt}.",
@@ -129,26 +124,6 @@ def _load_hub_parallel(spec: str, src: Language, tgt: Language, n: int, seed: in
     if len(pairs) < n:
         raise HarnessError(f"parallel_data {spec!r} gave {len(pairs)} {src.code}-{tgt.code} pairs, fewer than {n}")
     return pairs
-
-
-def parse_formats(spec: str) -> dict[str, float]:
-    """'partial:0.5,completion:0.5' -> shares per format (normalised to sum to 1)."""
-    shares: dict[str, float] = {}
-    for part in (p.strip() for p in spec.split(",") if p.strip()):
-        name, _, share = part.partition(":")
-        if name not in PARALLEL_FORMATS:
-            raise HarnessError(f"unknown parallel format {shown(name)} in parallel_formats={shown(spec)}; valid: {', '.join(PARALLEL_FORMATS)}")
-        if name in shares:  # the later share would silently replace the first
-            raise HarnessError(f"parallel_formats={shown(spec)} gives {name!r} twice; give each format once")
-        if share and not DECIMAL_FLOAT.match(share):  # nan and inf too: they make every count undefined
-            raise HarnessError(f"parallel_formats={shown(spec)}: share of {name!r} is {shown(share)}; expected a number >= 0")
-        shares[name] = float(share) if share else 1.0
-        if shares[name] < 0:
-            raise HarnessError(f"parallel_formats={shown(spec)}: share of {name!r} is negative")
-    total = sum(shares.values())
-    if total <= 0:
-        raise HarnessError(f"parallel_formats={spec!r} gives no format a share; e.g. translation:1 or partial:0.5,completion:0.5")
-    return {name: share / total for name, share in shares.items()}
 
 
 def assign_formats(n: int, shares: dict[str, float], rng: random.Random) -> list[str]:

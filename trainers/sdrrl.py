@@ -28,6 +28,7 @@ from pathlib import Path
 from harness.errors import HarnessError
 from harness.langs import Language
 from harness.runstore import JsonlCache, sha256_json, write_json
+from harness.rules import setting
 from harness.trainer_api import TrainContext
 from trainers.codeswitch import code_switch, load_lexicon, translatable_words
 from trainers.config import AnswerConfig, CodeSwitchConfig, InstructionConfig, ParallelConfig, TrainConfig, TranslationConfig
@@ -47,14 +48,15 @@ from trainers.sources import (
 
 @dataclass
 class SDRRLConfig:
-    # same_batch (on): keep the variants of one example in one batch (our assumption; ablation: false).
     train: TrainConfig = field(default_factory=TrainConfig)
     instruction_set: InstructionConfig = field(default_factory=InstructionConfig)
     translation: TranslationConfig = field(default_factory=TranslationConfig)
     # Parallel data (third-party: "a small amount"; the count is unknown: our default).
     parallel: ParallelConfig = field(default_factory=lambda: ParallelConfig(parallel_per_lang=200))
     answers: AnswerConfig = field(default_factory=AnswerConfig)
-    include_source: bool = True  # keep (Q, A*) in the source language (paper: aims to keep it; how unknown)
+    include_source: bool = setting(
+        True, paper="unknown",
+        help="keep (Q, A*) in the source language (the paper aims to keep source-language performance; how is unknown)")
     code_switch: CodeSwitchConfig = field(default_factory=CodeSwitchConfig)
 
 
@@ -116,10 +118,10 @@ class SDRRLTrainer(LoRATrainer):
         translator = make_config_translator(cfg.translation, ctx)
 
         examples, origin = load_source_instructions(cfg.instruction_set, cfg.translation, ctx.seed, translator)
-        console.print(f"sdrrl: {len(examples)} {src.name} instructions from {cfg.instruction_set.instructions}; answers: {cfg.answers.answer_source}")
+        console.print(f"{self.name}: {len(examples)} {src.name} instructions from {cfg.instruction_set.instructions}; answers: {cfg.answers.answer_source}")
         examples, questions, answers, answer_stats = self._answers(ctx, examples)
 
-        console.print(f"sdrrl: translating {len(questions)} question/answer pairs into {', '.join(l.code for l in langs)} ({cfg.translation.translator})")
+        console.print(f"{self.name}: translating {len(questions)} question/answer pairs into {', '.join(l.code for l in langs)} ({cfg.translation.translator})")
         translated = translate_pairs(translator, questions, answers, src, langs) if langs else {}
         records, variant_stats = self._records(examples, questions, answers, translated, src, langs, lexicons, ctx.seed)
         records = add_parallel(records, src, langs, cfg.parallel, ctx.seed)
@@ -133,7 +135,7 @@ class SDRRLTrainer(LoRATrainer):
             "by_kind": kind_counts(records),
         }
         write_json(Path(ctx.work_dir) / "sdrrl_stats.json", self.data_stats)
-        console.print(f"sdrrl: {len(records)} records in {self.data_stats['groups']} groups: {self.data_stats['by_kind']}")
+        console.print(f"{self.name}: {len(records)} records in {self.data_stats['groups']} groups: {self.data_stats['by_kind']}")
         return records
 
     def _records(self, examples: list[dict], questions: list[str], answers: list[str], translated: dict, src: Language,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.langs import Language
+from harness.rules import setting
 from harness.trainer_api import TrainContext
 from trainers.config import InstructionConfig, ParallelConfig, TrainConfig, TranslationConfig
 from trainers.instructions import kind_counts, question_of, record
@@ -31,7 +32,7 @@ class TranslateSFTConfig:
     translation: TranslationConfig = field(default_factory=TranslationConfig)
     # parallel_per_lang 0 (the default): the plain translate-then-SFT baseline.
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
-    include_source: bool = True  # keep the source-language (Q, A_ref) pairs beside their translations
+    include_source: bool = setting(True, paper="unknown", help="keep the source-language (Q, A_ref) pairs beside their translations")
 
 
 class TranslateSFTTrainer(LoRATrainer):
@@ -59,7 +60,7 @@ class TranslateSFTTrainer(LoRATrainer):
         examples = [ex for ex in examples if ex["output"]]
         questions = [question_of(ex) for ex in examples]
         answers = [ex["output"] for ex in examples]
-        console.print(f"translate_sft: translating {len(examples)} reference pairs into {', '.join(l.code for l in langs)} ({cfg.translation.translator})")
+        console.print(f"{self.name}: translating {len(examples)} reference pairs into {', '.join(l.code for l in langs)} ({cfg.translation.translator})")
         translated = translate_pairs(translator, questions, answers, src, langs) if langs else {}
         records = []
         for n, (ex, q, a) in enumerate(zip(examples, questions, answers)):
@@ -69,5 +70,5 @@ class TranslateSFTTrainer(LoRATrainer):
                 records.append(record(ex["id"], "mt_ref", lang.code, translated[lang.code][0][n], translated[lang.code][1][n]))
         records = add_parallel(records, src, langs, cfg.parallel, ctx.seed)
         self.data_stats = {"instructions_from": origin, "records": len(records), "by_kind": kind_counts(records)}
-        console.print(f"translate_sft: {len(records)} records: {self.data_stats['by_kind']}")
+        console.print(f"{self.name}: {len(records)} records: {self.data_stats['by_kind']}")
         return records

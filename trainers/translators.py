@@ -2,18 +2,18 @@
 
     Translator.translate(texts, src, tgt) -> translations, one per text, in order
 
-Implementations: `NLLBTranslator` (an NLLB seq2seq model through transformers), `LLMTranslator`
-(the base model itself, prompted), `LexiconTranslator` (word by word through MUSE lexicons; offline,
-for tests and smoke runs), `FileTranslator` (precomputed translations from a JSONL file).
-`CachedTranslator` wraps any of them so a rerun translates nothing twice; `make_translator` builds
-one by name.
+The interface is trainers.translator_base's. Implementations: `NLLBTranslator` (an NLLB seq2seq
+model through transformers), `CT2NLLBTranslator` (the same through CTranslate2; trainers.ct2_translator),
+`LLMTranslator` (the base model itself, prompted), `LexiconTranslator` (word by word through MUSE
+lexicons; offline, for tests and smoke runs), `FileTranslator` (precomputed translations from a JSONL
+file). `CachedTranslator` wraps any of them so a rerun translates nothing twice; `make_translator`
+builds one by name.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from abc import ABC, abstractmethod
 from pathlib import Path
 
 from harness.engines import EngineSettings
@@ -24,46 +24,14 @@ from harness.runstore import JsonlCache, sha256_file, sha256_json
 from harness.textfile import read_utf8
 from trainers.codeswitch import WORD_RE, Lexicon, match_case
 from trainers.generation import CacheBatches
+from trainers.ct2_translator import CT2NLLBTranslator
 from trainers.lexicons import BUILTIN_LEXICON_DIR, lexicon_from_folder
 from trainers.sentences import translate_by_sentence
+from trainers.translator_base import DEFAULT_NLLB_MODEL, Job, Translator
 
-DEFAULT_NLLB_MODEL = "facebook/nllb-200-distilled-600M"
 LLM_TRANSLATION_PROMPT = (
     "Translate the following {src} text into {tgt}. Reply with the translation only, nothing else.\n\n{text}"
 )
-
-Job = tuple[list[str], Language, Language]  # texts, source language, target language
-
-
-class Translator(ABC):
-    """Translate lists of texts between harness languages."""
-
-    @property
-    @abstractmethod
-    def id(self) -> str:
-        """Identifies the translator and its model/data: part of the cache key."""
-
-    @abstractmethod
-    def _translate(self, texts: list[str], src: Language, tgt: Language) -> list[str]:
-        """Translate non-empty texts, src != tgt."""
-
-    def translate(self, texts: list[str], src: Language, tgt: Language) -> list[str]:
-        return self.translate_jobs([(texts, src, tgt)])[0]
-
-    def translate_jobs(self, jobs: list[Job]) -> list[list[str]]:
-        """Several (texts, src, tgt) requests at once; a translator that loads a model per call
-        (LLMTranslator) overrides this to do one call. Empty texts and src == tgt pass through."""
-        results: list[list[str]] = []
-        for texts, src, tgt in jobs:
-            if src == tgt:
-                results.append(list(texts))
-                continue
-            todo = [i for i, t in enumerate(texts) if t.strip()]
-            out = [""] * len(texts)
-            for i, translated in zip(todo, self._translate([texts[i] for i in todo], src, tgt) if todo else []):
-                out[i] = translated
-            results.append(out)
-        return results
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,8 +344,6 @@ def make_translator(
     if name == "nllb":
         translator: Translator = NLLBTranslator(model or DEFAULT_NLLB_MODEL)
     elif name == "nllb-ct2":
-        from trainers.ct2_translator import CT2NLLBTranslator  # imported here: it imports this module
-
         translator = CT2NLLBTranslator(model or DEFAULT_NLLB_MODEL)
     elif name == "llm":
         if model_dir is None and not model:

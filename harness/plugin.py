@@ -1,0 +1,70 @@
+"""The public API for third-party trainers: a trainer package imports from here and nowhere else.
+
+A trainer is a class registered under the entry-point group `sdrrl_harness.trainers`, in the
+plugin package's pyproject.toml:
+
+    [project.entry-points."sdrrl_harness.trainers"]
+    my_sft = "my_package.trainer:MySFTTrainer"
+
+    from dataclasses import dataclass, field
+    from harness.plugin import InstructionConfig, LoRATrainer, TrainConfig, TrainContext, load_instructions, record, setting
+
+    @dataclass
+    class MySFTConfig:
+        train: TrainConfig = field(default_factory=TrainConfig)           # the shared LoRA loop's settings
+        instruction_set: InstructionConfig = field(default_factory=InstructionConfig)
+        keep_short: bool = setting(True, paper="n/a", help="what it does, shown by `harness list settings`")
+
+    class MySFTTrainer(LoRATrainer):       # LoRATrainer.train is train_lora on config.train
+        name = "my_sft"                    # the entry-point name: logs, run names and reports use it
+        description = "one line for `harness list trainers`"
+        Config = MySFTConfig
+
+        def build_dataset(self, ctx: TrainContext) -> list[dict]:
+            ...                            # log with f"{self.name}: ..."; records from `record(...)`
+
+`harness list trainers` then lists it, `harness list settings --trainer my_sft` shows its settings,
+and `harness run --trainer my_sft` validates them (each concern's rules, then the Config's own
+`validate`) before any model is loaded. A built-in trainer is extended by subclassing it and its Config
+from here (with its own `name`). What lies behind these names may move between modules; these names stay.
+"""
+
+from __future__ import annotations
+
+from harness.errors import HarnessError
+from harness.langs import Language, get_language
+from harness.rules import PAPER_WORDS, Rule, above, at_least, between, check_rules, one_of, setting
+from harness.trainer_api import (
+    ENTRY_POINT_GROUP,
+    SettingInfo,
+    TrainContext,
+    Trainer,
+    build_config,
+    get_trainer_class,
+    load_trainers,
+    setting_infos,
+    settings_of,
+)
+from trainers.base import BaseConfig, BaseModelTrainer
+from trainers.config import AnswerConfig, CodeSwitchConfig, InstructionConfig, ParallelConfig, TrainConfig, TranslationConfig
+from trainers.english_sft import EnglishSFTConfig, EnglishSFTTrainer
+from trainers.instructions import kind_counts, load_instructions, question_of, record
+from trainers.lora import LoRATrainer, train_lora
+from trainers.sdrrl import SDRRLConfig, SDRRLTrainer
+from trainers.translate_sft import TranslateSFTConfig, TranslateSFTTrainer
+
+__all__ = [
+    # the interface and its registry
+    "Trainer", "TrainContext", "LoRATrainer", "train_lora", "ENTRY_POINT_GROUP", "load_trainers", "get_trainer_class",
+    # settings: the concerns a Config composes, fields with help, rules, the flat view
+    "TrainConfig", "InstructionConfig", "TranslationConfig", "ParallelConfig", "AnswerConfig", "CodeSwitchConfig",
+    "setting", "PAPER_WORDS", "Rule", "above", "at_least", "between", "one_of", "check_rules",
+    "build_config", "settings_of", "setting_infos", "SettingInfo",
+    # training records and their data
+    "record", "question_of", "load_instructions", "kind_counts",
+    # languages and errors
+    "Language", "get_language", "HarnessError",
+    # the built-in trainers and their Configs, to extend
+    "BaseModelTrainer", "BaseConfig", "EnglishSFTTrainer", "EnglishSFTConfig",
+    "TranslateSFTTrainer", "TranslateSFTConfig", "SDRRLTrainer", "SDRRLConfig",
+]
