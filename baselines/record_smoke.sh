@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 HARNESS=${HARNESS:-.venv/bin/harness}  # may be a command with arguments (word-split)
 OUT=baselines/smoke__smollm2-135m__sdrrl.json
 # The command CI reruns (tests/test_baseline_regression.py reads it back from the baseline file).
-CMD=(run --trainer sdrrl --model smollm2-135m --suite smoke --limit 2 --max-gen-toks 32 --name ci-sdrrl)
+CMD=(run --trainer sdrrl --model smollm2-135m --suite smoke --limit 4 --max-gen-toks 64 --name ci-sdrrl)
 
 runs=("$@")
 if [ ${#runs[@]} -eq 0 ]; then
