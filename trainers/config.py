@@ -54,6 +54,7 @@ class TrainConfig:
     max_steps: int = 0  # > 0: train exactly this many optimizer steps (overrides epochs); 0: use epochs
     batch_size: int = 16  # records per batch and process, whatever the grouping (equal budgets across trainers); our default
     grad_accum_steps: int = 1  # batches per optimizer step (records per step = batch_size x grad_accum_steps x processes)
+    tokens_per_step: int = 0  # > 0: batches sized so a step holds about this many prompt and answer tokens, all processes (records per batch then a fraction, batch_size unused); 0: batch_size records. Our default 0; a comparison sets its first member's tokens per step
     micro_batch_size: int = 4  # records per forward pass (memory only: a step is one update either way)
     max_seq_len: int = 1024  # tokens per record; longer ones are cut, ones left with no answer token dropped
     warmup_ratio: float = 0.03  # fraction of optimizer steps with linear warm-up
@@ -76,6 +77,7 @@ class TrainConfig:
         "max_steps": at_least(0),
         "batch_size": at_least(1),
         "grad_accum_steps": at_least(1),
+        "tokens_per_step": at_least(0),
         "micro_batch_size": at_least(1),
         "max_seq_len": at_least(8),
         "warmup_ratio": between(0, 1),
