@@ -14,11 +14,15 @@ trainer's members only, which is how the smoke suites give SDRRL its parallel da
 translate_sft baseline stays plain; a preset wins over both. A preset value "@<trainer>" copies the field from that trainer's settings in this
 comparison (translate_sft+parallel takes SDRRL's parallel data that way).
 
-Budget (equal by default): every member trains for the same number of optimizer steps on the
-same number of records per step. The steps are `--steps N`, or a plain `max_steps` setting, or
-else what the first training member takes at its own `epochs` (it runs first, per seed). Records
-per step come from the shared batch settings; a member-scoped batch or step setting is honoured
-and the report marks the budgets that then differ.
+Budget (equal by default): every member trains for the same number of optimizer steps of about
+the same number of tokens. The steps are `--steps N`, or a plain `max_steps` setting, or else what
+the first training member (the budget member) takes at its own `epochs`; it runs first, per seed.
+It trains `batch_size` records per step, and the tokens per step it measured become every other
+member's `tokens_per_step`, so their batches hold as many records as give that many tokens (trainers
+of shorter records take more of them per step). A plain `tokens_per_step=N` setting gives every
+member that target instead, and `tokens_per_step=0` turns the matching off (equal records per step).
+A member-scoped batch, token or step setting is honoured and the report marks the budgets that then
+differ.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from harness.spec import RunSpec
 from harness.trainer_api import Trainer, build_config, get_trainer_class, load_trainers, setting_names, settings_of
 
 BUDGET_FIELDS = ("max_steps", "batch_size", "grad_accum_steps")
+TOKEN_BUDGET_FIELDS = ("batch_size", "tokens_per_step")  # set for one member: its batches stay as set
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,8 @@ class Comparison:
     specs: dict[tuple[str, int], RunSpec]  # (member label, seed) -> spec
     steps: int | None  # the user's budget (--steps, or a plain max_steps setting); None: the budget member's
     own_steps: frozenset[str] = frozenset()  # members whose max_steps was set for them alone: kept as is
+    tokens_per_step: int | None = None  # a plain tokens_per_step setting (0: off); None: the budget member's
+    own_tokens: frozenset[str] = frozenset()  # members whose batch_size or tokens_per_step was set for them alone
 
     def budget_member(self) -> Member | None:
         return next((m for m in self.members if get_trainer_class(m.trainer).trains), None)
@@ -162,18 +169,34 @@ def plan_comparison(
     steps = steps if steps is not None else (plain_steps or None)
     if steps is not None and steps < 1:
         raise HarnessError(f"--steps must be >= 1, got {steps}")
-    own = {m.label for m in members if "max_steps" in m.preset
-           or any(f"{m.trainer}.max_steps" in layer for layer in layers)}
+    # (not converted here: a bad value is refused with the member's other settings, before any run)
+    tokens = next((layer["tokens_per_step"] for layer in reversed(layers) if "tokens_per_step" in layer), None)
     specs = {}
     for member in members:
         settings = member_settings(member, layers)
         for seed in seeds:
             specs[(member.label, seed)] = make_spec(member, settings, seed)
-    return Comparison(name, members, seeds, specs, steps, frozenset(own))
+    return Comparison(name, members, seeds, specs, steps, _own(members, layers, ("max_steps",)), tokens,
+                      _own(members, layers, TOKEN_BUDGET_FIELDS))
 
 
-def with_steps(spec: RunSpec, steps: int) -> RunSpec:
-    return dataclasses.replace(spec, trainer_config={**spec.trainer_config, "max_steps": steps})
+def _own(members: list[Member], layers: list[dict[str, Any]], fields: tuple[str, ...]) -> frozenset[str]:
+    """The members for which one of `fields` was set alone: by their preset or a `<trainer>.<field>` setting."""
+    return frozenset(m.label for m in members for f in fields
+                     if f in m.preset or any(f"{m.trainer}.{f}" in layer for layer in layers))
+
+
+def with_budget(comparison: Comparison, member: Member, spec: RunSpec, steps: int | None, tokens: int | None) -> RunSpec:
+    """The member's spec at the comparison's budget: its steps and tokens per step, unless set for it alone."""
+    trainer_cls = get_trainer_class(member.trainer)
+    if not trainer_cls.trains:
+        return spec
+    config = dict(spec.trainer_config)
+    if steps and member.label not in comparison.own_steps:
+        config["max_steps"] = steps
+    if tokens and member.label not in comparison.own_tokens and "tokens_per_step" in setting_names(trainer_cls.Config):
+        config["tokens_per_step"] = tokens
+    return dataclasses.replace(spec, trainer_config=config)
 
 
 def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = None, keep_cache: bool = False,
@@ -193,25 +216,31 @@ def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = N
         if spec is not first:
             pipeline.check_plan(spec)
     budgets: dict[int, int | None] = {}
+    token_budgets: dict[int, int | None] = {}
     run_dirs: list[Path] = []
     for seed in comparison.seeds:
-        steps = comparison.steps
+        steps, tokens = comparison.steps, comparison.tokens_per_step
         for member in sorted(comparison.members, key=lambda m: m != budget_member):
-            spec = comparison.specs[(member.label, seed)]
-            if steps and member.label not in comparison.own_steps and get_trainer_class(member.trainer).trains:
-                spec = with_steps(spec, steps)
+            spec = with_budget(comparison, member, comparison.specs[(member.label, seed)], steps, tokens)
             pipeline.console.print(f"[bold]comparison[/] {comparison.name}: {member.label}, seed {seed}, "
-                                   + (f"{steps} steps" if steps else "its epochs set the budget"))
+                                   + (f"{steps} steps" if steps else "its epochs set the budget")
+                                   + (f", {tokens} tokens per step" if tokens else ""))
             run_dir = pipeline.run(spec, root, force=force, keep_cache=keep_cache, min_effect=min_effect)
             run_dirs.append(run_dir)
-            if member == budget_member and steps is None:
-                steps = Manifest(run_dir).stages.get("train", {}).get("steps")
-        budgets[seed] = steps
+            if member == budget_member:
+                train = Manifest(run_dir).stages.get("train", {})
+                if steps is None:
+                    steps = train.get("steps")
+                if tokens is None and train.get("tokens_per_step"):  # what it measured: the others' batches are sized to it
+                    tokens = round(train["tokens_per_step"])
+        budgets[seed], token_budgets[seed] = steps, tokens
     write_json(RunPaths(root).comparison, {
         "members": [dataclasses.asdict(m) for m in comparison.members],
         "seeds": comparison.seeds,
         "steps_per_seed": budgets,
         "budget_set_by": "user" if comparison.steps else (budget_member.label if budget_member else None),
+        "tokens_per_step_per_seed": token_budgets,  # None or 0: batches sized in records
+        "tokens_per_step_set_by": "user" if comparison.tokens_per_step is not None else (budget_member.label if budget_member else None),
         "runs": [str(d.relative_to(root)) for d in run_dirs],
     })
     build_report(run_dirs, root, min_effect=min_effect)

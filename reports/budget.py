@@ -1,9 +1,12 @@
 """The training budget of each run, and whether the runs of one report were trained on equal ones.
 
-A comparison is fair only at an equal budget: the same optimizer steps on the same records per
-step, with tokens per step close. The rows come from the manifest (data and train stages); a run
-whose steps, records per step or tokens per step differ from the report's reference by more than
-`TOLERANCE` is flagged, and the report says so beside the tables.
+A comparison is fair only at an equal budget: the same optimizer steps, with tokens per step close.
+Records per step are equal too where batches are sized in records (batch_size); a run whose batches
+were sized in tokens (tokens_per_step, what a comparison does by default) takes the records that
+give it the reference's tokens, so its records per step are not compared. The rows come from the
+manifest (data and train stages); a run whose steps, records per step or tokens per step differ
+from the report's reference by more than `TOLERANCE` is flagged, and the report says so beside the
+tables.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ def budget_row(run: Run) -> dict[str, Any]:
         "records": data.get("records"),
         "steps": train.get("steps"),
         "records_per_step": train.get("records_per_step"),
+        "sized_in_tokens": bool(train.get("tokens_per_step_target")),  # records per step follow from tokens per step
         "train_tokens": train.get("input_tokens"),  # prompt and answer tokens the model was trained on
         "answer_tokens": train.get("train_tokens"),  # the tokens the loss counted
         "tokens_per_step": train.get("tokens_per_step"),
@@ -56,11 +60,11 @@ def compare_budgets(runs: list[Run]) -> tuple[list[dict], list[str]]:
     training = [r for r in rows if r["trains"]]
     notes = []
     for field, what in COMPARED:
-        values = [r[field] for r in training if isinstance(r[field], (int, float))]
-        ref = _reference(values)
+        compared = [r for r in training if not (field == "records_per_step" and r["sized_in_tokens"])]
+        ref = _reference([r[field] for r in compared if isinstance(r[field], (int, float))])
         if not ref:
             continue
-        for r in training:
+        for r in compared:
             value = r[field]
             if isinstance(value, (int, float)) and abs(value - ref) / ref > TOLERANCE:
                 r["unequal"].append(field)

@@ -82,8 +82,10 @@ SECONDARY = Section("secondary", "Secondary metrics: quality, fidelity, hygiene"
     "stands beside degenerate (echoes of the prompt, repeated phrases): an output can be in the right language "
     "without answering."), empty="No secondary metrics in these runs.")
 BUDGET = Section("budget", "Training budget", "Budget", lead=(
-    "Equal budgets: every trained run should take the same optimizer steps on the same records and about the same "
-    "tokens per step; ⚠ marks a figure more than 10% from the comparison's reference."))
+    "Equal budgets: every trained run should take the same optimizer steps of about the same tokens; a comparison "
+    "sizes its members' batches to its first member's tokens per step (records/step then follow from their records' "
+    "length, marked ≈), else runs take the same records per step. ⚠ marks a figure more than 10% from the "
+    "comparison's reference."))
 COST = Section("cost", "Cost per run", "Cost", footnote=(
     "GPU hours: wall time × GPUs, summed over the stages that run the model (data, train, evaluate) "
     "when the device is a GPU; the data and evaluate stages count as run on the train stage's device. "
@@ -147,11 +149,18 @@ def budget_table(report: dict) -> Table:
 
     rows = [[r["run"], r["trainer"], str(r["seed"]), count(r["records"]), mark(r, "steps", count(r["steps"])),
              f"{r['epochs']:g}" if isinstance(r.get("epochs"), (int, float)) else "—",
-             mark(r, "records_per_step", count(r["records_per_step"])), count(r["train_tokens"]),
+             mark(r, "records_per_step", _records_per_step(r)), count(r["train_tokens"]),
              mark(r, "tokens_per_step", count(r["tokens_per_step"])), count(r["answer_tokens"]),
              count(r["dropped_truncated_answers"]), count(r.get("dropped_wrong_language_answers")), duration(r["wall_s"])]
             for r in report.get("budget", []) if r["trains"]]
     return header, rows
+
+
+def _records_per_step(row: dict) -> str:
+    value = row["records_per_step"]
+    if not isinstance(value, (int, float)):
+        return "—"
+    return f"≈{value:g}" if row.get("sized_in_tokens") else count(value)
 
 
 def cost_table(report: dict) -> Table:

@@ -17,7 +17,7 @@ from typing import Any
 from reports.load import Run, TaskResult
 
 IDENTITY_IGNORED = ("name", "seed")  # what may differ between the seed replicates of one system
-LABEL_IGNORED = ("max_steps", "epochs")  # budget fields: the cost table shows them
+LABEL_IGNORED = ("max_steps", "epochs", "tokens_per_step")  # budget fields: the budget table shows them
 
 
 @dataclass
@@ -59,7 +59,7 @@ class System:
                 "non_default": {k: portable(v) for k, v in self.non_default.items()}}
 
 
-BUDGET_SET = ("max_steps",)  # a comparison sets it for every member: the budget table shows it
+BUDGET_SET = ("max_steps", "tokens_per_step")  # a comparison sets them for its members: the budget table shows them
 
 
 @lru_cache(maxsize=None)

@@ -58,6 +58,39 @@ def test_the_suites_parallel_data_reaches_sdrrl_but_leaves_translate_sft_plain(s
     assert member_settings(members["translate_sft"], layers + [{"parallel_per_lang": 2}])["parallel_per_lang"] == 2
 
 
+def _planned(*layers):
+    from harness.compare import plan_comparison
+    from harness.spec import RunSpec
+
+    def make_spec(member, settings, seed):
+        return RunSpec(member.label, member.trainer, "tiny", "smoke", ("cs",), settings, seed=seed)
+
+    return plan_comparison("cmp", parse_members("sdrrl,translate_sft,english_sft"), [0], list(layers), make_spec)
+
+
+def test_the_budget_members_tokens_per_step_size_the_others_unless_set_for_them():
+    from harness.compare import with_budget
+
+    def budgeted(comparison, tokens):
+        return {m.label: with_budget(comparison, m, comparison.specs[(m.label, 0)], 7, tokens).trainer_config
+                for m in comparison.members}
+
+    default = _planned({"batch_size": 4})
+    assert default.tokens_per_step is None  # the budget member's measured tokens per step, once it has run
+    configs = budgeted(default, 900)
+    assert {label: c["tokens_per_step"] for label, c in configs.items()} == {l: 900 for l in configs}
+    assert all(c["max_steps"] == 7 and c["batch_size"] == 4 for c in configs.values())
+    # set for one trainer alone: its batches stay as set (the report flags the budgets that then differ)
+    own = _planned({"batch_size": 4}, {"english_sft.batch_size": 8, "translate_sft.tokens_per_step": 500})
+    configs = budgeted(own, 900)
+    assert "tokens_per_step" not in configs["english_sft"] and configs["english_sft"]["batch_size"] == 8
+    assert configs["translate_sft"]["tokens_per_step"] == 500 and configs["sdrrl"]["tokens_per_step"] == 900
+    # a plain setting is every member's target; 0 turns the matching off: equal records per step
+    assert _planned({"tokens_per_step": 1200}).tokens_per_step == 1200
+    off = _planned({"tokens_per_step": 0})
+    assert off.tokens_per_step == 0 and all(c["tokens_per_step"] == 0 for c in budgeted(off, off.tokens_per_step).values())
+
+
 def _compare_args(model, runs, *extra):
     return ["run", "--trainer", "sdrrl,translate_sft,english_sft", "--seeds", "0,1", "--model", str(model),
             "--suite", "smoke", "--langs", "cs", "--engine", "hf", "--runs-dir", str(runs), "--name", "cmp",
@@ -82,13 +115,18 @@ def test_comparison_of_three_trainers_and_two_seeds_at_an_equal_budget(tiny_llam
         records = {t: read_json(root / f"{t}-s{seed}" / "manifest.json")["stages"]["data"]["records"] for t in trains}
         assert len(set(records.values())) > 1  # the data sets differ in size ...
         assert {t["steps"] for t in trains.values()} == {comparison["steps_per_seed"][str(seed)]}  # ... the steps do not
-        assert {t["records_per_step"] for t in trains.values()} == {4}
-        assert trains["sdrrl"]["steps"] == records["sdrrl"] // 4  # one epoch of SDRRL's set sets the budget
+        assert trains["sdrrl"]["records_per_step"] == 4 and trains["sdrrl"]["steps"] == records["sdrrl"] // 4  # one epoch of SDRRL's set sets the budget
+        # equal in tokens too: the others' batches are sized to SDRRL's tokens per step
+        reference = trains["sdrrl"]["tokens_per_step"]
+        assert all(abs(t["tokens_per_step"] - reference) / reference <= 0.10 for t in trains.values()), \
+            {name: (t["tokens_per_step"], t["records_per_step"]) for name, t in trains.items()}
+        assert comparison["tokens_per_step_per_seed"][str(seed)] == round(reference)
+        assert {trains[t]["tokens_per_step_target"] for t in ("translate_sft", "english_sft")} == {round(reference)}
     report = read_json(root / "report.json")
     assert [s["label"] for s in report["systems"]] == ["base", "sdrrl", "translate_sft", "english_sft"]
     assert all(s["seeds"] == [0, 1] for s in report["systems"][1:])
     assert {d["reference_label"] for d in report["deltas"]} == {"base", "translate_sft"}
-    assert not any("Unequal budget" in n and "steps" in n for n in report["notes"])
+    assert not any("Unequal budget" in n for n in report["notes"]), [n for n in report["notes"] if "Unequal budget" in n]
     html = (root / "report.html").read_text()
     assert html.count('class="forest"') == len([d for d in report["deltas"] if d["role"] == "primary"])
     # the verdict first: every trained system against base and translate_sft, seed means with their spread

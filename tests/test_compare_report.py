@@ -93,6 +93,26 @@ def test_unequal_budgets_are_marked(tmp_path):
     assert not any("Unequal budget" in n for n in equal["notes"])
 
 
+def test_records_per_step_of_runs_sized_in_tokens_are_not_a_budget_mismatch(tmp_path):
+    """A comparison sizes its members' batches in tokens: their records per step differ by design."""
+    root = tmp_path / "runs"
+    runs = [make_run(root, "a", trainer="sdrrl", translation=False),  # 16 records, 11,250 tokens per step
+            make_run(root, "b", trainer="translate_sft", translation=False,
+                     train_stats={"records_per_step": 9.71, "tokens_per_step": 11400, "tokens_per_step_target": 11250}),
+            make_run(root, "c", trainer="english_sft", translation=False,
+                     train_stats={"records_per_step": 7.0, "tokens_per_step": 8100, "tokens_per_step_target": 11250})]
+    report = build_report(runs, tmp_path / "out", n_resamples=20)
+    flagged = {r["run"]: r["unequal"] for r in report["budget"]}
+    assert flagged == {"a": [], "b": [], "c": ["tokens_per_step"]}  # c's data set is smaller than a step
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| b | translate_sft | 0 | 640 | 80 | — | ≈9.71 |" in md and "8,100 ⚠" in md
+    # sized in records (tokens_per_step off), records per step are compared as before
+    plain = build_report([runs[0], make_run(root, "d", trainer="translate_sft", translation=False,
+                                            train_stats={"records_per_step": 8, "tokens_per_step": 11250})],
+                         tmp_path / "out2", n_resamples=20)
+    assert {r["run"]: r["unequal"] for r in plain["budget"]}["d"] == ["records_per_step"]
+
+
 def _svgs(html_text: str, cls: str) -> list[ET.Element]:
     out, at = [], 0
     while (start := html_text.find("<svg", at)) >= 0:

@@ -20,6 +20,8 @@ ROOT = Path(__file__).parent.parent
 TOLERANCE = 1e-4
 # No dropout: each process draws its own dropout masks, so with dropout the runs differ by design.
 CONFIG = dict(lora_rank=8, lora_dropout=0.0, learning_rate=2e-2, warmup_ratio=0.0, lr_scheduler="constant", batch_size=2, max_steps=4)
+# Batches sized in tokens: fractional records per batch, so the processes' batches of a step differ in size.
+SIZED = {"records": {}, "tokens": {"tokens_per_step": 150}}
 
 
 def _records() -> list[dict]:
@@ -35,7 +37,9 @@ def _records() -> list[dict]:
 
 
 @pytest.mark.slow
-def test_two_processes_follow_the_one_process_loss_curve(tiny_llama, tmp_path):
+@pytest.mark.parametrize("sized_in", list(SIZED))
+def test_two_processes_follow_the_one_process_loss_curve(tiny_llama, tmp_path, sized_in):
+    config = {**CONFIG, **SIZED[sized_in]}
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
     records_file, out = tmp_path / "records.json", tmp_path / "stats.json"
     records_file.write_text(json.dumps(_records()))
@@ -47,7 +51,7 @@ def test_two_processes_follow_the_one_process_loss_curve(tiny_llama, tmp_path):
         from trainers.config import TrainConfig
         from trainers.lora import train_lora
         records = json.loads(Path({str(records_file)!r}).read_text())
-        stats = train_lora(Path({str(tiny_llama)!r}), records, Path({str(tmp_path / 'ddp')!r}), TrainConfig(**{CONFIG!r}), seed=0)
+        stats = train_lora(Path({str(tiny_llama)!r}), records, Path({str(tmp_path / 'ddp')!r}), TrainConfig(**{config!r}), seed=0)
         if stats["num_processes"] == 2 and Path({str(tmp_path / 'ddp')!r}).exists():
             Path({str(out)!r}).write_text(json.dumps(stats))
         """
@@ -61,8 +65,11 @@ def test_two_processes_follow_the_one_process_loss_curve(tiny_llama, tmp_path):
     two = json.loads(out.read_text())
 
     # One process, the same global batch: the two processes' batches accumulated into one step.
-    one = train_lora(tiny_llama, _records(), tmp_path / "one", TrainConfig(**{**CONFIG, "grad_accum_steps": 2}), seed=0)
+    one = train_lora(tiny_llama, _records(), tmp_path / "one", TrainConfig(**{**config, "grad_accum_steps": 2}), seed=0)
     assert two["num_processes"] == 2 and one["num_processes"] == 1
+    assert two["records_per_step"] == one["records_per_step"] and two["tokens_per_step"] == one["tokens_per_step"]
+    if sized_in == "tokens":  # the case this checks: batches of different sizes on the two processes
+        assert (one["records_per_step"] / 2) % 1 != 0
     assert two["train_tokens"] == one["train_tokens"] and two["examples_seen"] == one["examples_seen"]
     assert two["losses"] == pytest.approx(one["losses"], rel=TOLERANCE)
     assert one["final_loss"] < one["first_loss"]  # the curve moves, so matching it means something

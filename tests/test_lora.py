@@ -18,7 +18,7 @@ except ImportError:
 from trainers.config import TrainConfig
 from trainers.encoding import IGNORE_INDEX, encode_chat
 from trainers.lora import train_lora
-from trainers.sampler import GroupBatchSampler
+from trainers.sampler import Batching, GroupBatchSampler, batching_for_tokens
 
 
 @pytest.fixture(scope="module")
@@ -130,11 +130,51 @@ def test_equal_records_per_step_whatever_the_group_sizes():
     assert {len(b) for b in sdrrl_like} == {len(b) for b in sft_like} == {16}
 
 
+# --- batches sized in tokens (tokens_per_step) ----------------------------------------------------
+
+
+def test_batch_size_derived_from_tokens_per_step():
+    # 100 records of 100 tokens, 1,000 tokens per step: 10 records per step, one pass per epoch
+    assert batching_for_tokens(1000, 10_000, 100, batches_per_step=1) == Batching(10.0, 1)
+    # split over gradient accumulation x processes: 4 batches of 2.5 records make a step of 10
+    assert batching_for_tokens(1000, 10_000, 100, batches_per_step=4) == Batching(2.5, 1)
+    # a fraction where a whole batch size misses: 2.7 records' worth gives 37 steps of 100/37 records
+    derived = batching_for_tokens(270, 10_000, 100, batches_per_step=1)
+    assert derived.passes == 1 and derived.batch_size == pytest.approx(100 / 37)
+    assert abs(derived.batch_size * 100 / 270 - 1) < 0.01  # tokens per step on target; a whole 3 or 2 is 11% off
+    # a small data set (6 records of 50 tokens, 3.5 records per step): one pass holds 1.7 steps, so an
+    # epoch is 6 passes of 10 steps; whole steps of one pass would be 14% off
+    small = batching_for_tokens(175, 300, 6, batches_per_step=1)
+    assert small.passes == 6 and abs(small.batch_size * 50 / 175 - 1) <= 0.05
+    # a step never holds a record twice: a data set smaller than a step trains all of it per step
+    assert batching_for_tokens(10_000, 350, 7, batches_per_step=1) == Batching(7.0, 1)
+    assert batching_for_tokens(10_000, 350, 7, batches_per_step=2) == Batching(3.5, 1)
+    assert batching_for_tokens(1, 350, 7, batches_per_step=1) == Batching(1.0, 1)  # at least one record per batch
+
+
+def test_fractional_batches_average_their_size_and_use_every_record_equally():
+    groups = [f"g{i // 3}" for i in range(30)] + [f"r{i}" for i in range(10)]  # 40 records, groups of 3 and 1
+    sampler = GroupBatchSampler(groups, batch_size=40 / 14, seed=0)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 14 and {len(b) for b in batches} == {2, 3}
+    assert sorted(i for b in batches for i in b) == list(range(40))  # every record once per epoch
+    # an epoch of 6 passes over 6 records: each record 6 times, batches of 3 or 4 averaging 3.6
+    passes = GroupBatchSampler([f"r{i}" for i in range(6)], batch_size=3.6, seed=0, same_batch=False, passes=6)
+    batches = list(passes)
+    assert len(batches) == len(passes) == 10 and {len(b) for b in batches} == {3, 4}
+    assert sorted(i for b in batches for i in b) == sorted(list(range(6)) * 6)
+    # across 2 processes: the same global batches, every other one each, equally many steps
+    ranks = [list(GroupBatchSampler(groups, 40 / 14, seed=0, rank=r, world_size=2)) for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == 7 and [b for pair in zip(*ranks) for b in pair] == list(sampler)
+
+
 def test_config_checks():
     with pytest.raises(HarnessError, match="lora_rank"):
         TrainConfig(lora_rank=128).validate()
     with pytest.raises(HarnessError, match="batch_size"):
         TrainConfig(batch_size=0).validate()
+    with pytest.raises(HarnessError, match="tokens_per_step"):
+        TrainConfig(tokens_per_step=-1).validate()
 
 
 def test_placement_on_cpu_reads_precision_and_gradient_checkpointing():
@@ -164,6 +204,21 @@ def test_micro_batching_does_not_change_the_loss(tiny_model, tmp_path):
     one = train_lora(tiny_model, _records(), tmp_path / "a", TrainConfig(max_steps=1, micro_batch_size=8, **FAST))
     many = train_lora(tiny_model, _records(), tmp_path / "b", TrainConfig(max_steps=1, micro_batch_size=1, **FAST))
     assert one["first_loss"] == pytest.approx(many["first_loss"], rel=1e-5)
+
+
+def test_steps_sized_in_tokens_hold_about_tokens_per_step(tiny_model, tokenizer, tmp_path):
+    """Long and short records: batches of the records that make a step of the target, not of batch_size."""
+    long = "The dog runs to the house and the cat sees the big red tree near the water. " * 2
+    records = [{"id": f"r{i}", "group": f"r{i}", "kind": "en_self", "lang": "en",
+                "messages": _chat(f"Question {i}", long if i % 2 else "A cat.")} for i in range(24)]
+    mean = sum(len(encode_chat(tokenizer, r["messages"], 512)["input_ids"]) for r in records) / len(records)
+    target = round(3.3 * mean)  # 3.3 records' worth; batch_size says 4
+    stats = train_lora(tiny_model, records, tmp_path / "a", TrainConfig(max_steps=20, tokens_per_step=target, **FAST))
+    # whole steps per epoch (24 records, 2 passes: 15 steps of 3.2): within 5% of the 3.3 asked for
+    assert stats["records_per_step"] == pytest.approx(3.3, rel=0.05) and stats["tokens_per_step_target"] == target
+    assert abs(stats["tokens_per_step"] / target - 1) <= 0.10
+    plain = train_lora(tiny_model, records, tmp_path / "b", TrainConfig(max_steps=2, **FAST))
+    assert plain["records_per_step"] == 4 and plain["tokens_per_step_target"] == 0
 
 
 def test_first_step_loss_is_the_answer_token_cross_entropy(tiny_model, tokenizer, tmp_path):

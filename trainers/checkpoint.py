@@ -40,8 +40,7 @@ class LoopState:
     seen: int = 0
 
     def add_step(self, loss: float, answer_tokens: int, input_tokens: int, records: int) -> None:
-        """Count one optimizer step: its loss, the answer tokens and records of all processes, and
-        this process's input tokens."""
+        """Count one optimizer step: its loss, and the answer tokens, input tokens and records of all processes."""
         self.step += 1
         self.losses.append(loss)
         self.train_tokens += answer_tokens

@@ -62,6 +62,11 @@ class TrainConfig:
     max_steps: int = setting(0, paper="n/a", help="> 0: train exactly this many optimizer steps (overrides epochs); 0: use epochs")
     batch_size: int = setting(16, paper="unknown", help="records per batch and process, whatever the grouping (equal budgets across trainers)")
     grad_accum_steps: int = setting(1, paper="unknown", help="batches per optimizer step (records per step = batch_size x grad_accum_steps x processes)")
+    tokens_per_step: int = setting(
+        0, paper="n/a",
+        help="> 0: batches sized so a step holds about this many prompt and answer tokens, all processes (records "
+             "per batch then a fraction, batch_size unused); 0: batch_size records. Our default 0; a comparison "
+             "sets its first member's tokens per step for the others")
     micro_batch_size: int = setting(4, paper="n/a", help="records per forward pass (memory only: a step is one update either way)")
     max_seq_len: int = setting(1024, paper="unknown", help="tokens per record; longer ones are cut, ones left with no answer token dropped")
     warmup_ratio: float = setting(0.03, paper="unknown", help="fraction of optimizer steps with linear warm-up")
@@ -87,6 +92,7 @@ class TrainConfig:
         "max_steps": at_least(0),
         "batch_size": at_least(1),
         "grad_accum_steps": at_least(1),
+        "tokens_per_step": at_least(0),
         "micro_batch_size": at_least(1),
         "max_seq_len": at_least(8),
         "warmup_ratio": between(0, 1),

@@ -1,8 +1,8 @@
 """The one LoRA training loop every trainer shares.
 
 `train_lora` reads top to bottom in its steps: place (devices, precision) -> encode the records and
-plan their batches (trainers.encoding; trainers.sampler: batches sized in records, grouping decides
-which records share one) -> the base model wrapped in a fresh LoRA -> optimiser and schedule
+plan their batches (trainers.encoding; trainers.sampler: batches sized in records, or in tokens with
+`tokens_per_step`; grouping decides which records share one) -> the base model wrapped in a fresh LoRA -> optimiser and schedule
 (trainers.lora_model) -> the loop, resumed from a checkpoint if one matches (trainers.checkpoint)
 -> the adapter saved as safetensors -> statistics. No HF Trainer: the loop is plain PyTorch, with
 `accelerate` only for device placement, mixed precision and DDP, so `accelerate launch -m
@@ -24,7 +24,7 @@ from trainers.checkpoint import LoopState
 from trainers.config import TrainConfig
 from trainers.encoding import encode_chat, n_targets
 from trainers.lora_model import Placement, StepRunner, device_name, load_lora_model, optimiser_and_schedule, place, save_adapter
-from trainers.sampler import GroupBatchSampler, optimizer_steps
+from trainers.sampler import Batching, GroupBatchSampler, batching_for_tokens, optimizer_steps
 
 
 @dataclass
@@ -36,7 +36,8 @@ class TrainingData:
     encoded: list[dict]
     dropped: int  # records with no answer token left after cutting to max_seq_len
     sampler: GroupBatchSampler
-    steps_per_epoch: int
+    batching: Batching  # config.batch_size records, or sized to config.tokens_per_step
+    steps_per_epoch: float  # optimizer steps per pass over the records
     total_steps: int
 
 
@@ -61,15 +62,24 @@ def encode(model_dir: Path, records: list[dict], config: TrainConfig, seed: int,
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     encoded, groups, dropped = encode_records(tokenizer, records, config.max_seq_len)
-    sampler = GroupBatchSampler(
-        groups, config.batch_size, seed, config.same_batch, accelerator.process_index, accelerator.num_processes
-    )
+    batching = _batching(config, encoded, accelerator.num_processes)
+    sampler = GroupBatchSampler(groups, batching.batch_size, seed, config.same_batch, accelerator.process_index,
+                                accelerator.num_processes, passes=batching.passes)
     batches_per_epoch = len(sampler)
     if batches_per_epoch == 0:
         raise HarnessError(f"{len(sampler.groups)} groups are too few for {accelerator.num_processes} processes")
-    steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum_steps)
-    total_steps = config.max_steps if config.max_steps > 0 else steps_per_epoch * config.epochs
-    return TrainingData(tokenizer, pad_id, encoded, dropped, sampler, steps_per_epoch, total_steps)
+    steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum_steps) / batching.passes
+    total_steps = config.max_steps if config.max_steps > 0 else max(1, round(steps_per_epoch * config.epochs))
+    return TrainingData(tokenizer, pad_id, encoded, dropped, sampler, batching, steps_per_epoch, total_steps)
+
+
+def _batching(config: TrainConfig, encoded: list[dict], processes: int) -> Batching:
+    """config.batch_size records per batch, or with tokens_per_step the records that give a step that many
+    tokens (every process encodes all records, so all derive the same batches)."""
+    if not config.tokens_per_step:
+        return Batching(config.batch_size, 1)
+    total_tokens = sum(len(e["input_ids"]) for e in encoded)
+    return batching_for_tokens(config.tokens_per_step, total_tokens, len(encoded), config.grad_accum_steps * processes)
 
 
 @dataclass
@@ -95,7 +105,7 @@ class LoopResult:
     state: LoopState
     loop_s: float = 0.0  # this session's steps (a resumed run counts only its own), for the rates
     answer_tokens: int = 0  # this session's, all processes
-    input_tokens: int = 0  # this session's, this process
+    input_tokens: int = 0  # this session's, all processes
 
 
 def _progress(main: bool):
@@ -110,22 +120,21 @@ def _progress(main: bool):
 def run_loop(step: StepRunner, data: TrainingData, state: LoopState, checkpoints: Checkpoints | None, progress,
              log_every: int, on_step: Callable[[dict], None] | None) -> LoopResult:
     """The optimizer steps from `state` to the last: train one, count it, report it, save a checkpoint when due."""
-    main, processes = step.accelerator.is_main_process, step.accelerator.num_processes
+    main = step.accelerator.is_main_process
     result = LoopResult(state)
     started = time.time()
     with progress:
         task = progress.add_task("train", total=data.total_steps, completed=state.step, loss="-")
         for (state.epoch, state.batch), step_batches in optimizer_steps(data.sampler, step.config.grad_accum_steps, data.total_steps, state):
             examples = [data.encoded[i] for batch in step_batches for i in batch]
-            loss, answer_tokens = step(examples)
-            input_tokens = sum(len(e["input_ids"]) for e in examples)
-            state.add_step(loss, answer_tokens, input_tokens, records=len(examples) * processes)
+            loss, answer_tokens, input_tokens, records = step(examples)
+            state.add_step(loss, answer_tokens, input_tokens, records)
             result.answer_tokens += answer_tokens
             result.input_tokens += input_tokens
             lr = step.scheduler.get_last_lr()[0]
             if on_step is not None:
                 on_step({"step": state.step, "loss": loss, "lr": lr, "answer_tokens": sum(n_targets(e) for e in examples),
-                         "input_tokens": input_tokens, "time": time.time()})
+                         "input_tokens": sum(len(e["input_ids"]) for e in examples), "time": time.time()})
             progress.update(task, advance=1, loss=f"{loss:.4f}")
             if main and (state.step % log_every == 0 or state.step == data.total_steps):
                 progress.console.print(f"step {state.step}/{data.total_steps} loss {loss:.4f} lr {lr:.2e}")
@@ -193,7 +202,9 @@ def train_lora(
 def _announcement(config: TrainConfig, data: TrainingData, n_trainable: int, placement: Placement) -> str:
     return (
         f"LoRA r={config.lora_rank} on {len(data.encoded)} records ({len(data.sampler.groups)} groups, {data.dropped} dropped), "
-        f"{data.total_steps} steps, {n_trainable:,} trainable parameters, {placement.precision}"
+        f"{data.total_steps} steps"
+        + (f" of {data.batching.batch_size:.2f} records per batch (sized to {config.tokens_per_step} tokens per step)" if config.tokens_per_step else "")
+        + f", {n_trainable:,} trainable parameters, {placement.precision}"
         f"{', gradient checkpointing' if placement.checkpointing else ''}, {device_name(placement.accelerator)}"
     )
 
@@ -221,14 +232,15 @@ def _stats(config: TrainConfig, data: TrainingData, placement: Placement, loop: 
         "gradient_checkpointing": placement.checkpointing,
         "num_processes": processes,
         "device": device_name(placement.accelerator),
-        "records_per_step": config.batch_size * config.grad_accum_steps * processes,  # the budget compared across runs
-        "input_tokens": state.input_tokens * processes,  # prompt and answer tokens trained on, all processes
-        "tokens_per_step": round(state.input_tokens * processes / len(losses), 1),
+        "records_per_step": round(data.batching.batch_size * config.grad_accum_steps * processes, 2),  # a fraction when sized in tokens
+        "tokens_per_step_target": config.tokens_per_step,  # 0: batches sized in records (batch_size)
+        "input_tokens": state.input_tokens,  # prompt and answer tokens trained on, all processes
+        "tokens_per_step": round(state.input_tokens / len(losses), 1),
         "split_groups": data.sampler.split_groups,  # groups split across batches in the last epoch's order
         "train_wall_s": round(time.time() - started, 2),  # loading, training and saving ("wall_s" is the manifest's own field)
         "loop_s": round(loop.loop_s, 2),  # the training loop alone (this session's steps)
         "train_tokens_per_s": round(loop.answer_tokens / loop.loop_s, 1) if loop.loop_s > 0 else None,
-        "input_tokens_per_s": round(loop.input_tokens * processes / loop.loop_s, 1) if loop.loop_s > 0 else None,
+        "input_tokens_per_s": round(loop.input_tokens / loop.loop_s, 1) if loop.loop_s > 0 else None,
     }
     if placement.on_gpu:
         stats["peak_gpu_mem_gb"] = round(torch.cuda.max_memory_allocated(placement.accelerator.device) / 2**30, 2)

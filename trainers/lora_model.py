@@ -149,17 +149,21 @@ class StepRunner:
     config: TrainConfig
     pad_id: int
 
-    def __call__(self, step_examples: list[dict]) -> tuple[float, int]:
-        """(mean loss per answer token, answer tokens) of this step over all processes."""
+    def __call__(self, step_examples: list[dict]) -> tuple[float, int, int, int]:
+        """(mean loss per answer token, answer tokens, input tokens, records) of this step over all processes."""
         import torch
 
         acc, config = self.accelerator, self.config
         # Sorted by length so each micro-batch pads little; the update is the same in any order.
         step_examples = sorted(step_examples, key=lambda e: len(e["input_ids"]))
-        local_targets = torch.tensor(float(sum(n_targets(e) for e in step_examples)), device=acc.device)
+        local = torch.tensor([float(sum(n_targets(e) for e in step_examples)),
+                              float(sum(len(e["input_ids"]) for e in step_examples)), float(len(step_examples))], device=acc.device)
         # The loss is per answer token of the whole step, all processes together; DDP averages the
         # processes' gradients, so each process scales its sum by num_processes / all targets.
-        all_targets = acc.reduce(local_targets, "sum")
+        # (The processes' input tokens and records are summed with them: batches sized in tokens
+        # differ between processes, so one process's counts times num_processes would not do.)
+        totals = acc.reduce(local, "sum")
+        all_targets = totals[0]
         scale = acc.num_processes / all_targets
         micro = [step_examples[i : i + config.micro_batch_size] for i in range(0, len(step_examples), config.micro_batch_size)]
         loss_sum = torch.zeros((), device=acc.device)
@@ -176,7 +180,7 @@ class StepRunner:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return (acc.reduce(loss_sum, "sum") / all_targets).item(), int(all_targets.item())
+        return (acc.reduce(loss_sum, "sum") / all_targets).item(), int(all_targets.item()), int(totals[1].item()), int(totals[2].item())
 
 
 def save_adapter(model, tokenizer, adapter_dir: Path) -> None:
