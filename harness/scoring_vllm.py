@@ -40,6 +40,8 @@ class SharedPrefixVLLM(VLLM):
         self.counts = ScoringCounts()
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False):
+        if self.lora_request is not None:  # LoRA + prompt logprobs: one request per step (vLLM issue 16668)
+            return super()._loglikelihood_tokens(requests, disable_tqdm)
         max_len = self.max_length - 1  # vLLM requires at least one generation token
         results: list = [None] * len(requests)
         by_context: dict[tuple[int, ...], list[int]] = {}

@@ -51,8 +51,9 @@ def test_each_damaged_output_is_named_and_recomputed_alone(tiny_llama, tmp_path,
     assert main(_args(tiny_llama, runs)) == 0
     reference = _final_files(run)
     computed: list[str] = []  # tasks evaluated by the model (not restored from a cache)
-    real_run_task = evaluate_mod._run_task
-    monkeypatch.setattr(evaluate_mod, "_run_task", lambda req, s, lm, task, *a: computed.append(task.name) or real_run_task(req, s, lm, task, *a))
+    real_run_call = evaluate_mod._run_call
+    monkeypatch.setattr(evaluate_mod, "_run_call", lambda req, s, lm, served, call: computed.extend(t.name for t, _ in call.tasks)
+                        or real_run_call(req, s, lm, served, call))
     cases = [
         ("data/train.jsonl", [], "data: {path} is damaged (size differs from the manifest); rebuilding the data stage", "train: cached"),
         ("adapter/adapter_model.safetensors", [], "train: {path} is damaged (size differs from the manifest); training again", "data: cached"),

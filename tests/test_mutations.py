@@ -15,6 +15,7 @@ from typing import Callable
 import pytest
 
 import harness.evaluate as evaluate_mod
+from harness.engines import Route
 import trainers.lora as lora
 import trainers.sdrrl as sdrrl
 from harness.cli import main
@@ -65,7 +66,7 @@ def adapter_eval_on_base(monkeypatch) -> None:
     """The adapter's evaluation silently served by the base weights."""
     real = evaluate_mod.build_lm
     monkeypatch.setattr(evaluate_mod, "build_lm",
-                        lambda req, serving="lora", fp=None: real(dataclasses.replace(req, adapter=None), "none", None))
+                        lambda req, served, fp=None: real(dataclasses.replace(req, adapter=None), Route(served.engine, "none"), None))
 
 
 def english_instead_of_target(monkeypatch) -> None:

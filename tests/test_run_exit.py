@@ -47,11 +47,11 @@ SIGNALLING = textwrap.dedent("""
     import os, signal, sys
     import harness.evaluate as mod
 
-    real = mod._run_task
-    def run_task(*a, **k):
+    real = mod._run_call
+    def run_call(*a, **k):
         os.kill(os.getpid(), int(sys.argv[1]))
         return real(*a, **k)
-    mod._run_task = run_task
+    mod._run_call = run_call
 
     from harness.cli import main
     if __name__ == "__main__":

@@ -159,7 +159,7 @@ def test_sdrrl_drops_self_answers_not_in_the_source_language_and_counts_them(tmp
                "Das Museum öffnet um neun Uhr morgens und schließt um fünf Uhr abends.",
                "Preheat the oven, mix the flour with the eggs and bake the cake for forty minutes."]
 
-    def fake(model_dir, conversations, max_new_tokens, engine="vllm", settings=None):
+    def fake(model_dir, conversations, max_new_tokens, engine="vllm", settings=None, on_batch=None):
         return [Generation(answers[i], False) for i in range(len(conversations))]
 
     monkeypatch.setattr("harness.engines.generate_chat", fake)
