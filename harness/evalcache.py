@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 from harness import comet, genmetrics, metrics
-from harness.engines.routing import route
+from harness.engines.routing import Route
 from harness.models import cache_root
 from harness.runstore import (
     damaged_file, file_record, json_text, read_json, read_jsonl, sha256_file, sha256_json, task_samples, task_scores,
@@ -27,9 +27,9 @@ from harness.tasks import TaskInfo, tasks_dir
 EVAL_FORMAT = 2  # bump when scores.json / samples.jsonl change shape: old caches are then ignored
 
 
-def eval_key(req, task: TaskInfo, model_fp: str, adapter_fp: str | None) -> str:
-    """The key of `task` evaluated as `req` (a harness.evaluate.EvalRequest) asks."""
-    served = route(req.engine, task.kind, adapter_fp is not None, req.settings.adapter_serving)  # `auto` and its pick share entries
+def eval_key(req, task: TaskInfo, served: Route, model_fp: str, adapter_fp: str | None) -> str:
+    """The key of `task` evaluated as `req` (a harness.evaluate.EvalRequest) asks, on the engine and
+    adapter serving `served` (the route, not the engine asked for: `auto` and its pick share entries)."""
     return sha256_json(
         {
             "model": model_fp,

@@ -95,7 +95,7 @@ def evaluate(req: EvalRequest, progress: Any = None) -> dict[str, dict]:
     results: dict[str, dict] = {}
     pending: list[tuple[TaskInfo, str]] = []
     for task in req.tasks:
-        key = eval_key(req, task, model_fp, adapter_fp)
+        key = eval_key(req, task, task_route(req, task), model_fp, adapter_fp)
         finished = _finished(req, task, key, progress)
         if finished is None:
             pending.append((task, key))

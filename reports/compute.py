@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from harness.engines.routing import Route
 from harness.langs import LANGUAGES, iso_code
 from reports import multiple, power, stats
 from reports.budget import compare_budgets
@@ -321,8 +322,8 @@ def served_by(run: Run) -> dict[str, dict[str, list[str]]]:
         for result in results.values():
             s = result.scores
             kind = "generation" if s.get("kind") == "generation" else "multiple choice"
-            label = str(s.get("engine", "?")) + (f"+{s['adapter_served_as']}" if s.get("adapter_served_as") else "")
-            found.setdefault(variant, {}).setdefault(kind, set()).add(label)
+            served = Route(str(s.get("engine", "?")), s.get("adapter_served_as") or "none")
+            found.setdefault(variant, {}).setdefault(kind, set()).add(served.label)
     order = sorted(found, key=lambda v: (v != "base", v))  # the base model first
     return {v: {k: sorted(labels) for k, labels in sorted(found[v].items())} for v in order}
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness import evalcache
+from harness.engines import route
 from harness.evaluate import EvalRequest, evaluate
 from harness.runstore import read_json, read_jsonl, task_samples, task_scores, write_json
 from harness.tasks import all_tasks, get_task, tasks_dir
@@ -56,7 +57,8 @@ def test_key_follows_the_data_content_not_its_path(tmp_path, monkeypatch):
     task = get_task("belebele_cs")
 
     def key(data: Path | None) -> str:
-        return evalcache.eval_key(_request(tmp_path, data), task, "model", None)
+        req = _request(tmp_path, data)
+        return evalcache.eval_key(req, task, route(req.engine, task.kind, False), "model", None)
 
     assert key(a) == key(b)  # the same records in another folder: the same evaluation
     (b / "sib200" / "ces_Latn" / "test.jsonl").write_text("{}\n")  # a file belebele_cs does not read
