@@ -4,7 +4,7 @@ Run by hand (not by pytest); heavy (a vLLM process is ~3 GB and minutes to start
 
     python benchmarks/bench_engines.py --model smollm2-135m --items 8 --generations 8 --pairs 1
 
-Request types, as `harness eval` serves them (harness.evaluate.build_lm):
+Request types, as `harness eval` serves them (harness.evaluation.evaluate.build_lm):
   loglikelihood         multiple-choice items, `--items` contexts x 4 choices, base model
   generation            `--generations` prompts, greedy, `--max-gen-toks` new tokens, base model
   lora_generation       the same prompts with a LoRA adapter served as a LoRA (vLLM enable_lora, HF + PEFT)
@@ -78,7 +78,7 @@ def run_worker(engine: str, model_dir: Path, adapter: Path, args: argparse.Names
     from transformers import AutoTokenizer
 
     from harness.engines import EngineSettings, Route
-    from harness.evaluate import EvalRequest, build_lm
+    from harness.evaluation.evaluate import EvalRequest, build_lm
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     contexts = [f"{p}\nQuestion: what is it about?\nAnswer:" for p in passages(args.items, 60, seed=1)]
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(result) + "\n")
         return 0
 
-    from harness.models import resolve_model
+    from harness.core.models import resolve_model
 
     model_dir = resolve_model(args.model)
     runs: dict[str, list[dict]] = {engine: [] for engine in ENGINE_ORDER}

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from harness.models import resolve_model
+    from harness.core.models import resolve_model
     from trainers.config import TrainConfig
 
     model_dir = resolve_model(args.model)

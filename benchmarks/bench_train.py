@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from harness.models import resolve_model
+    from harness.core.models import resolve_model
     from harness.trainer_api import build_config
     from trainers.encoding import encode_chat
     from trainers.sdrrl import SDRRLTrainer

@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from harness.langs import LANGUAGES
+    from harness.core.langs import LANGUAGES
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:

@@ -114,7 +114,7 @@ def part_scoring(model_dir: Path, args, label: str, dtype: str = "bfloat16") -> 
     import torch
     from lm_eval.models.huggingface import HFLM
 
-    from harness.scoring import SharedContextHFLM
+    from harness.engines.scoring import SharedContextHFLM
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     common = dict(pretrained=str(model_dir), device=device, dtype=dtype if device == "cuda" else "float32",

@@ -31,9 +31,9 @@ from here (with its own `name`). What lies behind these names may move between m
 
 from __future__ import annotations
 
-from harness.errors import HarnessError
-from harness.langs import Language, get_language
-from harness.rules import PAPER_WORDS, Rule, above, at_least, between, check_rules, one_of, setting
+from harness.core.errors import HarnessError
+from harness.core.langs import Language, get_language
+from harness.core.rules import PAPER_WORDS, Rule, above, at_least, between, check_rules, one_of, setting
 from harness.trainer_api import (
     ENTRY_POINT_GROUP,
     SettingInfo,

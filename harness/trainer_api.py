@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.engines import EngineSettings
-from harness.errors import HarnessError, shown, unknown
-from harness.langs import Language
-from harness.rules import DECIMAL_FLOAT, DECIMAL_INT, FALSE_WORDS, TRUE_WORDS, describe
+from harness.core.errors import HarnessError, shown, unknown
+from harness.core.langs import Language
+from harness.core.rules import DECIMAL_FLOAT, DECIMAL_INT, FALSE_WORDS, TRUE_WORDS, describe
 
 ENTRY_POINT_GROUP = "sdrrl_harness.trainers"
 
@@ -52,7 +52,7 @@ class Trainer(ABC):
     Config: ClassVar[type]
     trains: ClassVar[bool] = True
     # Named setting presets that each switch one part of the method off (`<trainer>+<name>` in a
-    # comparison; see harness.compare). A value "@<trainer>" copies that trainer's setting.
+    # comparison; see harness.app.compare). A value "@<trainer>" copies that trainer's setting.
     ablations: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, config: Any):
@@ -159,8 +159,8 @@ class SettingInfo:
     name: str
     concern: str  # the Config field (a concern) that declares it; "" for the Config's own fields
     default: Any  # this trainer's default (a trainer may give a concern another default)
-    rule: str  # what it accepts (harness.rules.describe)
-    paper: str  # what backs the default (harness.rules.PAPER_WORDS); "" when the field does not say
+    rule: str  # what it accepts (harness.core.rules.describe)
+    paper: str  # what backs the default (harness.core.rules.PAPER_WORDS); "" when the field does not say
     help: str  # "" when the field does not say (a plugin's plain field)
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harness.errors import HarnessError
-from harness.heldout import heldout_markdown
-from harness.runstore import write_json, write_text
+from harness.core.errors import HarnessError
+from harness.services.heldout import heldout_markdown
+from harness.core.runstore import write_json, write_text
 from reports import stats
 from reports.compute import compute_report
 from reports.html import render_html

@@ -9,7 +9,7 @@ Every cell has a key and a kind; cells of one kind share one tolerance (reports/
 | `<variant>/<task>/#<doc_id>/chosen_ll` | chosen_ll | log-likelihood of the chosen (argmax) choice |
 | `<variant>/<task>/#<doc_id>/chrf` | item_chrf | sentence chrF++ of the output (generation) |
 | `<variant>/<task>/#<doc_id>/output` | output_sha256 | hash of the raw generated text |
-| `heldout/<lang>/{base,adapter}_loss` | heldout_loss | held-out loss per answer token (harness/heldout.py) |
+| `heldout/<lang>/{base,adapter}_loss` | heldout_loss | held-out loss per answer token (harness/services/heldout.py) |
 | `heldout/<lang>/loss_drop` | heldout_drop | base_loss - adapter_loss: > 0 when training took |
 | `train/loss/<step>` | train_loss | the training loss curve, per optimizer step |
 """
@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.runstore import RunPaths, read_json
+from harness.core.runstore import RunPaths, read_json
 from reports.load import Run, load_run
 
 HASH_KIND = "output_sha256"

@@ -21,8 +21,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import HarnessError
-from harness.runstore import write_json
+from harness.core.errors import HarnessError
+from harness.core.runstore import write_json
 from reports.cells import HASH_KIND, Cell, run_cells
 
 FORMAT = "sdrrl-harness baseline v2"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.engines.routing import Route
-from harness.langs import LANGUAGES, iso_code
+from harness.core.langs import LANGUAGES, iso_code
 from reports import multiple, power, stats
 from reports.budget import compare_budgets
 from reports.cost import run_cost

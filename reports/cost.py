@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.runstore import STAGES
+from harness.core.runstore import STAGES
 from reports.load import Run
 
 GPU_STAGES = tuple(s for s in STAGES if s not in ("plan", "report"))  # the stages that run the model

@@ -198,12 +198,12 @@ def mean_distribution(distributions: list[Distribution]) -> Distribution:
 
 def _check_tokenizer(signature: str | None) -> None:
     """Raise when the signature's BLEU tokenizer needs a SentencePiece model that is not obtainable here
-    (harness.metrics decides, with its download timeout and offline switches), instead of letting
+    (harness.evaluation.metrics decides, with its download timeout and offline switches), instead of letting
     sacreBLEU try to download it."""
     tok = stats.parse_signature(signature).get("tok")
     if not tok:
         return
-    from harness import metrics
+    from harness.evaluation import metrics
 
     if metrics.needs_model_file(tok) and not metrics.tokenizer_available(tok):
         raise RuntimeError(metrics.unavailable_reason(tok) or f"tokenizer {tok} unavailable")

@@ -6,7 +6,7 @@ import html
 import math
 from typing import Any
 
-from harness.langs import LANGUAGES, iso_code
+from harness.core.langs import LANGUAGES, iso_code
 from reports import stats
 
 MACRO_LABEL = "macro avg (over languages)"

@@ -12,7 +12,7 @@ from typing import Any
 
 from reports.fmt import SIGNIFICANCE, num
 
-DEGENERATE = "degenerate"  # harness.genmetrics: echoes of the prompt and repetitive text
+DEGENERATE = "degenerate"  # harness.evaluation.genmetrics: echoes of the prompt and repetitive text
 
 
 def _key(table: dict) -> tuple[str, str, str]:

@@ -1,6 +1,6 @@
 """Read run folders (runs/<name>/) into plain objects the report and the check work on.
 
-A run folder (laid out by harness.runstore.RunPaths) holds spec.yaml, manifest.json and
+A run folder (laid out by harness.core.runstore.RunPaths) holds spec.yaml, manifest.json and
 eval/<variant>/<task>/{scores.json,samples.jsonl}, where variant is "base" (the untouched base
 model) or "adapter" (the run's trained adapter).
 """
@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from harness.errors import HarnessError
-from harness.runstore import RunPaths, read_json, task_samples, task_scores
+from harness.core.errors import HarnessError
+from harness.core.runstore import RunPaths, read_json, task_samples, task_scores
 
 
 @dataclass

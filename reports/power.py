@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 ALPHA, POWER = 0.05, 0.80
 # Differences worth detecting, in each metric's stored units: our defaults, not a standard.

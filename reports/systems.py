@@ -64,7 +64,7 @@ BUDGET_SET = ("max_steps", "tokens_per_step")  # a comparison sets them for its 
 
 @lru_cache(maxsize=None)
 def _trainer_defaults(trainer: str) -> dict[str, Any] | None:
-    from harness.errors import HarnessError
+    from harness.core.errors import HarnessError
     from harness.trainer_api import get_trainer_class, settings_of
 
     try:

@@ -1,4 +1,4 @@
-"""COMET scorer, run by harness/comet.py inside the COMET venv (`bash scripts/install.sh --comet`).
+"""COMET scorer, run by harness/evaluation/comet.py inside the COMET venv (`bash scripts/install.sh --comet`).
 
     .venv-comet/bin/python scripts/comet_score.py --model MODEL [--batch-size N] < items.jsonl > scores.jsonl
 

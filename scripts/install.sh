@@ -8,7 +8,7 @@ VENV=${VENV:-.venv}
 # Outside the checkout, so every clone on this machine (CI's included) reuses one COMET install.
 COMET_VENV=${COMET_VENV:-${SDRRL_HOME:-$HOME/.cache/sdrrl-harness}/venv-comet}
 
-# --comet: only the COMET scorer's own environment (harness/comet.py runs it as a subprocess).
+# --comet: only the COMET scorer's own environment (harness/evaluation/comet.py runs it as a subprocess).
 # unbabel-comet 2.2.7 needs transformers<5, numpy<2, huggingface-hub<1 and setuptools<81, which
 # the main environment cannot have beside vLLM and lm-eval, hence a second venv. Idempotent.
 if [ "${1:-}" = "--comet" ]; then

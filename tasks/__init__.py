@@ -1,6 +1,6 @@
 """Task definitions as data: lm-eval task YAML per family, suites, fixtures and their helpers.
 
-Layout (see tasks/generate.py, which writes the per-language YAML from harness/langs.py):
+Layout (see tasks/generate.py, which writes the per-language YAML from harness/core/langs.py):
   tasks/<family>/_default_template_yaml   shared settings of a family (prompt, metrics, loader)
   tasks/<family>/<task>.yaml              one task per language (or direction), with `metadata:`
   tasks/<family>/utils.py                 the family's `load` (custom_dataset) and scoring hooks

@@ -22,8 +22,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from harness.errors import HarnessError
-from harness.textfile import read_utf8
+from harness.core.errors import HarnessError
+from harness.core.textfile import read_utf8
 
 ENV_DATA_DIR = "SDRRL_DATA_DIR"
 TASKS_ROOT = Path(__file__).resolve().parent  # the folder holding suites.yaml and the group files
@@ -131,7 +131,7 @@ class _FieldKinds:
 def read_hub_split(dataset: str, config: str, split: str) -> list[dict[str, Any]]:
     """One split from the hub (a script repository such as Davlan/sib200 through its Parquet
     conversion; a gated one such as openlanguagedata/flores_plus ends in a line naming its page)."""
-    from harness import hub
+    from harness.core import hub
 
     try:
         return hub.load_split(dataset, config, split)

@@ -22,7 +22,7 @@ def tiny_llama(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2() -> Path:
-    from harness.models import resolve_model
+    from harness.core.models import resolve_model
 
     return resolve_model("smollm2-135m")
 
@@ -40,7 +40,7 @@ def tiny_comet(tmp_path_factory) -> Path:
     """A tiny random COMET checkpoint, built by the COMET venv (bash scripts/install.sh --comet)."""
     import subprocess
 
-    from harness.comet import default_python
+    from harness.evaluation.comet import default_python
 
     python = default_python()
     if not python.exists():

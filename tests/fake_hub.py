@@ -30,7 +30,7 @@ import httpx
 from datasets.exceptions import DatasetNotFoundError
 from huggingface_hub.errors import GatedRepoError
 
-from harness import hub
+from harness.core import hub
 
 LICENCES = {"facebook/belebele": "cc-by-sa-4.0", "Davlan/sib200": "cc-by-sa-4.0", "openlanguagedata/flores_plus": "cc-by-sa-4.0",
             "Helsinki-NLP/opus-100": "unknown", "tatsu-lab/alpaca": "cc-by-nc-4.0"}
@@ -163,7 +163,7 @@ class FakeHub:
         import datasets
         import huggingface_hub
 
-        import harness.metrics as metrics
+        import harness.evaluation.metrics as metrics
 
         monkeypatch.setattr(datasets, "load_dataset", self.load_dataset)
         monkeypatch.setattr(huggingface_hub, "snapshot_download", self.snapshot_download)

@@ -1,7 +1,7 @@
 """Synthetic run folders for the report and check tests: the layout the harness writes, with made-up outputs.
 
 `make_run(root, name, trainer, ...)` writes runs/<name>/{spec.yaml, manifest.json,
-eval/<variant>/<task>/{scores.json, samples.jsonl}}, at the paths harness.runstore.RunPaths names.
+eval/<variant>/<task>/{scores.json, samples.jsonl}}, at the paths harness.core.runstore.RunPaths names.
 The base variant depends only on the item (so every run's base evaluation is the same, as for one
 base model); the adapter's accuracy and translation quality are set per run, so tests can make a
 clear improvement, a regression, or none.
@@ -18,7 +18,7 @@ from typing import Sequence
 
 import yaml
 
-from harness.runstore import RunPaths, task_samples, task_scores, write_json, write_jsonl, write_text
+from harness.core.runstore import RunPaths, task_samples, task_scores, write_json, write_jsonl, write_text
 
 WORDS = ("house river green small walk quickly under bright paper window city morning garden "
          "silver table stone friend letter music winter summer bridge candle forest yellow").split()
@@ -50,7 +50,7 @@ def _accuracy_task(paths: RunPaths, variant: str, family: str, lang: str, n: int
 
 
 def _hygiene(key: str, i: int, quality: float) -> dict[str, float]:
-    """Per-item fidelity and hygiene flags (harness.genmetrics' names), drawn per item and shared by all
+    """Per-item fidelity and hygiene flags (harness.evaluation.genmetrics' names), drawn per item and shared by all
     systems like the outputs: more quality, more items in the right language and fewer bad ones."""
     rng = random.Random(_hash("hygiene", key, i))
     draws = [rng.random() for _ in range(5)]
@@ -125,7 +125,7 @@ def make_run(runs_root: Path, name: str, trainer: str = "sdrrl", langs: Sequence
              trainer_config: dict | None = None, train_stats: dict | None = None, hygiene: bool = False,
              instruct: bool = False, bleu_fallback: bool = False) -> Path:
     """Write a synthetic run folder and return its path. Per-language dicts set per-language adapter skill.
-    `hygiene`: the FLORES tasks carry fidelity and hygiene item metrics as harness.genmetrics adds them;
+    `hygiene`: the FLORES tasks carry fidelity and hygiene item metrics as harness.evaluation.genmetrics adds them;
     `instruct`: an open-ended instruct_<lang> task per language; `bleu_fallback`: BLEU fell back from
     spBLEU, with the machine path and URL the real reason names.
 

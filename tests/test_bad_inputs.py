@@ -2,7 +2,7 @@
 traceback, and before any model is loaded (hooks below fail the case if one is). How long each case
 took is in the table (timing is not asserted here: speed targets live in benchmarks).
 
-Each case calls harness.cli.main in-process. Set BATTERY_TABLE=<file> to get the table
+Each case calls harness.app.cli.main in-process. Set BATTERY_TABLE=<file> to get the table
 (case, seconds to fail, message) written out.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.tasks import all_tasks as real_all_tasks
+from harness.app.cli import main
+from harness.evaluation.registry import all_tasks as real_all_tasks
 
 try:  # tests/ as a plain folder on sys.path (pytest's default) or as a package
     from broken_inputs import baseline_runs, broken_data, broken_models, misc_files
@@ -44,25 +44,25 @@ def no_model_loads(monkeypatch, tmp_path):
     import transformers
 
     import harness.engines
-    import harness.evaluate
-    import harness.pipeline
+    import harness.evaluation.evaluate
+    import harness.app.pipeline
     import trainers.generation
     import trainers.lora
     import trainers.sdrrl
     from harness.trainer_api import load_trainers
 
     for target in (
-        (harness.evaluate, "evaluate"), (harness.evaluate, "build_lm"), (harness.pipeline, "evaluate"),
+        (harness.evaluation.evaluate, "evaluate"), (harness.evaluation.evaluate, "build_lm"), (harness.app.pipeline, "evaluate"),
         (harness.engines, "generate_chat"), (trainers.generation, "generate"), (trainers.sdrrl, "generate"),
         (trainers.lora, "train_lora"), (transformers.PreTrainedModel, "from_pretrained"),
         (transformers.AutoModelForCausalLM, "from_pretrained"),
     ):
         monkeypatch.setattr(*target, _model_load)
-    import harness.tasks
+    import harness.evaluation.registry
 
     # The task registry is re-read from ~100 YAML files per call (0.35 s here); it cannot change
     # during the battery, so one read serves every case.
-    monkeypatch.setattr(harness.tasks, "all_tasks", _ALL_TASKS)
+    monkeypatch.setattr(harness.evaluation.registry, "all_tasks", _ALL_TASKS)
     for cls in load_trainers().values():
         monkeypatch.setattr(cls, "build_dataset", _model_load)
         monkeypatch.setattr(cls, "train", _model_load)

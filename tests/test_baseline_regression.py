@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.runstore import RunPaths, read_json, read_jsonl, task_samples, task_scores
-from harness.tasks import get_suite
+from harness.core.runstore import RunPaths, read_json, read_jsonl, task_samples, task_scores
+from harness.evaluation.registry import get_suite
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent

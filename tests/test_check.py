@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.errors import HarnessError
-from harness.runstore import read_json, read_jsonl, write_json, write_jsonl
+from harness.app.cli import main
+from harness.core.errors import HarnessError
+from harness.core.runstore import read_json, read_jsonl, write_json, write_jsonl
 from reports.check import FLOORS, FORMAT, check_run, moves_table, record_baseline, update_baseline
 from run_fixtures import make_run
 
 
 def _signals(run: Path, shift: float = 0.0) -> None:
-    """Add what harness/samples.py writes per item (gold/chosen log-likelihood, chrF, output hash),
+    """Add what harness/evaluation/samples.py writes per item (gold/chosen log-likelihood, chrF, output hash),
     a held-out loss file and a training loss curve to a synthetic run; `shift` moves them all."""
     for samples in (run / "eval").glob("*/*/samples.jsonl"):
         rows = read_jsonl(samples)

@@ -6,8 +6,8 @@ import pytest
 
 from pathlib import Path
 
-from harness import comet
-from harness.errors import HarnessError
+from harness.evaluation import comet
+from harness.core.errors import HarnessError
 
 ITEMS = [("Hello world.", "Ahoj světe.", "Ahoj světe."), ("A cat.", "Pes.", "Kočka."),
          ("Good morning.", "", "Dobré ráno."), ("Hello world.", "Ahoj světe.", "Ahoj světe.")]

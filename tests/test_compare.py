@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from harness.cli import main
-from harness.compare import member_settings, parse_members, parse_seeds
-from harness.errors import HarnessError
-from harness.runstore import read_json
+from harness.app.cli import main
+from harness.app.compare import member_settings, parse_members, parse_seeds
+from harness.core.errors import HarnessError
+from harness.core.runstore import read_json
 
 
 def test_members_and_ablation_presets():
@@ -44,7 +44,7 @@ def test_settings_scope_and_presets():
 
 @pytest.mark.parametrize("suite", ["smoke", "smoke_fr"])
 def test_the_suites_parallel_data_reaches_sdrrl_but_leaves_translate_sft_plain(suite):
-    from harness.tasks import get_suite
+    from harness.evaluation.registry import get_suite
 
     members = {m.label: m for m in parse_members("sdrrl,translate_sft", ablations=True)}
     layers = [get_suite(suite).trainer_settings]
@@ -59,8 +59,8 @@ def test_the_suites_parallel_data_reaches_sdrrl_but_leaves_translate_sft_plain(s
 
 
 def _planned(*layers):
-    from harness.compare import plan_comparison
-    from harness.spec import RunSpec
+    from harness.app.compare import plan_comparison
+    from harness.app.spec import RunSpec
 
     def make_spec(member, settings, seed):
         return RunSpec(member.label, member.trainer, "tiny", "smoke", ("cs",), settings, seed=seed)
@@ -69,7 +69,7 @@ def _planned(*layers):
 
 
 def test_the_budget_members_tokens_per_step_size_the_others_unless_set_for_them():
-    from harness.compare import with_budget
+    from harness.app.compare import with_budget
 
     def budgeted(comparison, tokens):
         return {m.label: with_budget(comparison, m, comparison.specs[(m.label, 0)], 7, tokens).trainer_config
@@ -141,7 +141,7 @@ def test_comparison_of_three_trainers_and_two_seeds_at_an_equal_budget(tiny_llam
     assert "tmp" not in (root / "report.md").read_text() and "http" not in html
 
     # Each member is an ordinary resumable run: a rerun trains and evaluates nothing again.
-    import harness.evaluate as evaluate_mod
+    import harness.evaluation.evaluate as evaluate_mod
     import trainers.lora as lora
 
     def fail(*_a, **_k):

@@ -157,8 +157,8 @@ def test_heatmap_colour_scale_is_fixed_in_metric_units():
 
 def test_systems_table_shows_each_members_settings_other_than_its_trainers_defaults(tmp_path):
     """Whatever set them (here the smoke suite's settings): the plain translate_sft shows no parallel data."""
-    from harness.compare import member_settings, parse_members
-    from harness.tasks import get_suite
+    from harness.app.compare import member_settings, parse_members
+    from harness.evaluation.registry import get_suite
     from harness.trainer_api import build_config, get_trainer_class, settings_of
 
     layers = [get_suite("smoke").trainer_settings, {"max_steps": 12}]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import harness.evaluate as evaluate_mod
-from harness.cli import main
-from harness.runstore import read_json
+import harness.evaluation.evaluate as evaluate_mod
+from harness.app.cli import main
+from harness.core.runstore import read_json
 
 pytestmark = pytest.mark.slow
 

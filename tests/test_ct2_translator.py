@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import HarnessError
-from harness.langs import LANGUAGES
+from harness.core.errors import HarnessError
+from harness.core.langs import LANGUAGES
 from tiny_nllb import build_tiny_nllb
 from trainers.ct2_translator import CT2NLLBTranslator
 from trainers.sentences import join_translation, split_for_translation

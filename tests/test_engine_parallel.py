@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.engines import EngineSettings, check_parallel, get_engine
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 
 def test_parallel_sizes_reach_vllm(tiny_llama):

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-import harness.evaluate as evaluate_mod
+import harness.evaluation.evaluate as evaluate_mod
 from harness.engines import EngineSettings
-from harness.evaluate import EvalRequest, evaluate
-from harness.runstore import read_json, read_jsonl
-from harness.tasks import get_suite
+from harness.evaluation.evaluate import EvalRequest, evaluate
+from harness.core.runstore import read_json, read_jsonl
+from harness.evaluation.registry import get_suite
 
 pytestmark = pytest.mark.slow
 TINY = EngineSettings(max_model_len=1024, max_gen_toks=48)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import evalcache
+from harness.evaluation import evalcache
 from harness.engines import route
-from harness.evaluate import EvalRequest, evaluate
-from harness.runstore import read_json, read_jsonl, task_samples, task_scores, write_json
-from harness.tasks import all_tasks, get_task, tasks_dir
+from harness.evaluation.evaluate import EvalRequest, evaluate
+from harness.core.runstore import read_json, read_jsonl, task_samples, task_scores, write_json
+from harness.evaluation.registry import all_tasks, get_task, tasks_dir
 from tasks import dataio
 
 FIXTURES = tasks_dir() / "fixtures"
@@ -101,7 +101,7 @@ def test_edited_data_is_not_scored_with_old_results(tiny_llama, tmp_path, eval_c
 
 
 def test_a_restored_task_says_it_comes_from_the_cache(tiny_llama, tmp_path, eval_cache, capsys):
-    from harness.progress import make_progress
+    from harness.core.progress import make_progress
 
     evaluate(_request(tmp_path, FIXTURES, model=tiny_llama))
     capsys.readouterr()

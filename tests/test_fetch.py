@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from fake_hub import FakeHub
-from harness import hub, mirror
-from harness.cli import main
-from harness.errors import HarnessError
-from harness.runstore import read_json, read_jsonl
+from harness.core import hub, mirror
+from harness.app.cli import main
+from harness.core.errors import HarnessError
+from harness.core.runstore import read_json, read_jsonl
 from tasks import dataio
 from trainers.translators import Translator
 
@@ -176,7 +176,7 @@ def test_fetch_then_run_from_the_mirror_with_the_network_off(fake_hub, tiny_llam
 
 
 def test_run_stops_in_the_plan_stage_when_data_is_missing(fake_hub, tiny_llama, tmp_path, monkeypatch, capsys):
-    import harness.pipeline as pipeline
+    import harness.app.pipeline as pipeline
 
     fake_hub.online = False
 

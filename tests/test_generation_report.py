@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from harness.comet import default_python
+from harness.evaluation.comet import default_python
 from harness.engines import EngineSettings
-from harness.evaluate import EvalRequest, evaluate
-from harness.judge import chat_generator, judge_run
-from harness.runstore import read_json, read_jsonl
-from harness.tasks import get_suite
+from harness.evaluation.evaluate import EvalRequest, evaluate
+from harness.evaluation.judge import chat_generator, judge_run
+from harness.core.runstore import read_json, read_jsonl
+from harness.evaluation.registry import get_suite
 from reports.build import build_report
 
 COMET_PYTHON = default_python()

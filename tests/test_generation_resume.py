@@ -15,8 +15,8 @@ import pytest
 
 from harness.engines import Generation
 from harness.engines.hf_engine import HFEngine
-from harness.langs import LANGUAGES
-from harness.runstore import read_jsonl
+from harness.core.langs import LANGUAGES
+from harness.core.runstore import read_jsonl
 from harness.trainer_api import TrainContext, build_config
 from trainers.sdrrl import SDRRLTrainer
 from trainers.translators import make_translator
@@ -36,7 +36,7 @@ DRIVER = textwrap.dedent("""
 
     import trainers.generation as generation
     from harness.engines.hf_engine import HFEngine
-    from harness.langs import LANGUAGES
+    from harness.core.langs import LANGUAGES
     from harness.trainer_api import TrainContext, build_config
     from trainers.sdrrl import SDRRLTrainer
 

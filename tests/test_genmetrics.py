@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness import genmetrics, hygiene, langid
-from harness.tasks import get_task
+from harness.evaluation import genmetrics, hygiene, langid
+from harness.evaluation.registry import get_task
 from tasks.flores200 import utils as flores_utils
 
 
@@ -108,7 +108,7 @@ def test_enrich_flags_an_echo_that_lang_match_counts_as_czech():
 
 
 def test_fewshot_examples_never_come_from_devtest():
-    from harness.errors import HarnessError
+    from harness.core.errors import HarnessError
 
     with pytest.raises(HarnessError, match=r"few-shot examples must not come from the evaluated split 'devtest'"):
         flores_utils.load(family="flores200_fewshot", source_config="eng_Latn", target_config="ces_Latn",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.heldout import heldout_markdown, split_heldout
-from harness.runstore import write_json
+from harness.services.heldout import heldout_markdown, split_heldout
+from harness.core.runstore import write_json
 
 
 def _records(n_groups: int = 20) -> list[dict]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness import judge
-from harness.disjoint import HeldOutDoc, check_disjoint, heldout_docs
-from harness.errors import HarnessError
-from harness.tasks import get_suite
+from harness.evaluation import judge
+from harness.evaluation.disjoint import HeldOutDoc, check_disjoint, heldout_docs
+from harness.core.errors import HarnessError
+from harness.evaluation.registry import get_suite
 
 ITEMS = [("cs", "Napiš báseň.", "BASE answer", "ADAPTER answer"), ("cs", "Vysvětli to.", "BASE two", "ADAPTER two")]
 

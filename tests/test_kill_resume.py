@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.tasks import get_suite
-from harness.runstore import read_json
+from harness.app.cli import main
+from harness.evaluation.registry import get_suite
+from harness.core.runstore import read_json
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +36,7 @@ DRIVER = textwrap.dedent("""
         real_train = mod.train_lora
         mod.train_lora = lambda *a, **k: real_train(*a, **{**k, "on_step": die})
     elif stage == "evaluate":  # after the first task's scores are written
-        import harness.evaluate as mod
+        import harness.evaluation.evaluate as mod
         real_write, calls = mod._write_task, []
         def write(*a):
             calls.append(a)
@@ -48,7 +48,7 @@ DRIVER = textwrap.dedent("""
         import reports.build as mod
         mod.build_report = die
 
-    from harness.cli import main
+    from harness.app.cli import main
     if __name__ == "__main__":
         sys.exit(main(sys.argv[2:]))
 """)
@@ -111,7 +111,7 @@ def test_kill_at_each_stage_then_resume_ends_identical(tiny_llama, tmp_path, mon
 
 
 def test_force_evaluate_recomputes_and_a_failed_plan_freezes_nothing(tiny_llama, tmp_path, monkeypatch, capsys):
-    import harness.evaluate as evaluate_mod
+    import harness.evaluation.evaluate as evaluate_mod
 
     monkeypatch.setenv("SDRRL_EVAL_CACHE", str(tmp_path / "cache"))
     args = ["run", "--trainer", "base", "--model", str(tiny_llama), "--suite", "smoke", "--langs", "cs", "--engine", "hf",

@@ -1,13 +1,16 @@
 """The house's floors: a module imports only from its own floor or the floors below it.
 
-Bottom to top:
-  1. harness (core)      errors, run store, languages, hub, metrics, engines, models, evaluation, ...
-  2. tasks               lm-eval task families and their data loading
-  3. trainers            what builds training data and trains an adapter
-  4. harness (plugin)    harness.plugin: the public API third-party trainers import (re-exports 1 and 3)
-  5. harness (services)  what checks, fetches and measures a run's inputs across tasks and trainers
-  6. reports             the report and the regression check, from run folders
-  7. harness (app)       the command line, the pipeline of stages, comparisons
+Each floor is a package (or, for the two doors of the trainers, one module); bottom to top:
+  1. harness.core         errors, languages, setting rules, run store, progress, the Hub, models
+  2. harness.engines      vLLM and HF, the routing between them, their scorers
+  3. harness.evaluation   the task registry, one evaluation through lm-eval, its cache, the metrics
+  4. tasks                lm-eval task families and their data loading
+  5. harness.trainer_api  the interface every trainer implements, and the trainers' registry
+  6. trainers             what builds training data and trains an adapter
+  7. harness.plugin       the public API third-party trainers import (re-exports 1, 5 and 6)
+  8. harness.services     what checks, fetches and measures a run's inputs across tasks and trainers
+  9. reports              the report and the regression check, from run folders
+ 10. harness.app          the command line, the pipeline of stages, comparisons
 
 Imports are read from the source (every `import`, also those inside functions), not executed.
 No module-level imports run in a circle either (an import inside a function runs when it is called,
@@ -19,26 +22,25 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("harness", "tasks", "trainers", "reports")
-HARNESS_PLUGIN = ("plugin",)
-HARNESS_SERVICES = ("heldout", "requirements", "preflight", "doctor", "fetch")
-HARNESS_APP = ("cli", "commands", "pipeline", "compare")
-FLOORS = ("harness (core)", "tasks", "trainers", "harness (plugin)", "harness (services)", "reports", "harness (app)")
+FLOORS = ("harness.core", "harness.engines", "harness.evaluation", "tasks", "harness.trainer_api", "trainers",
+          "harness.plugin", "harness.services", "reports", "harness.app")
+# `harness` itself (its __init__: the version and the guard against shadowed packages) is the ground;
+# `python -m harness` runs the app.
+ALIASES = {"harness": "harness.core", "harness.__main__": "harness.app"}
 
 
 def floor_of(module: str) -> int:
-    """The floor (index into FLOORS) of a dotted module name of this project."""
-    parts = module.split(".")
-    if parts[0] == "harness":
-        if len(parts) > 1 and parts[1] in HARNESS_APP:
-            return FLOORS.index("harness (app)")
-        if len(parts) > 1 and parts[1] in HARNESS_SERVICES:
-            return FLOORS.index("harness (services)")
-        if len(parts) > 1 and parts[1] in HARNESS_PLUGIN:
-            return FLOORS.index("harness (plugin)")
-        return FLOORS.index("harness (core)")
-    return FLOORS.index(parts[0])
+    """The floor (index into FLOORS) of a dotted module name of this project; ValueError: none."""
+    if module in ALIASES:
+        return FLOORS.index(ALIASES[module])
+    for i, floor in enumerate(FLOORS):
+        if module == floor or module.startswith(floor + "."):
+            return i
+    raise ValueError(f"{module} is on no floor: put it in one of the floor packages ({', '.join(FLOORS)})")
 
 
 def module_name(path: Path) -> str:
@@ -78,7 +80,7 @@ def imported_modules(source: str, module: str, is_package: bool = False, module_
             if node.level:  # relative: from the module's own package upwards
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
-            # `from harness import hub` imports the module harness.hub
+            # `from harness.core import hub` imports the module harness.core.hub
             found += [(node.lineno, f"{base}.{alias.name}" if _is_module(f"{base}.{alias.name}") else base)
                       for alias in node.names]
     return [(line, name) for line, name in found if name.split(".")[0] in PACKAGES]
@@ -103,14 +105,29 @@ def test_no_import_runs_up_the_house():
     assert not upward, "imports that run up the house:\n" + "\n".join(upward)
 
 
+def test_every_module_is_on_a_floor():
+    homeless = []
+    for f in project_sources():
+        try:
+            floor_of(module_name(f))
+        except ValueError as exc:
+            homeless.append(str(exc))
+    assert not homeless, "\n".join(homeless)
+    with pytest.raises(ValueError, match="harness.helpers is on no floor"):
+        floor_of("harness.helpers")  # a new module loose in harness/ has no floor
+
+
 def test_the_check_sees_an_upward_import():
     # Each form of import a module could use to reach a higher floor.
-    assert upward_imports("from reports.build import build_report\n", "harness.evaluate")
+    assert upward_imports("from reports.build import build_report\n", "harness.evaluation.evaluate")
     assert upward_imports("def f():\n    import trainers.lora\n", "tasks.dataio")
-    assert upward_imports("from harness import pipeline\n", "reports.build")
-    assert upward_imports("from ..cli import main\n", "harness.engines.base")
-    assert not upward_imports("from harness import hub\nimport harness.runstore\n", "trainers.lora")
-    assert not upward_imports("from reports.build import build_report\n", "harness.pipeline")
+    assert upward_imports("from harness.app import pipeline\n", "reports.build")
+    assert upward_imports("from ..app.cli import main\n", "harness.engines.base")
+    assert not upward_imports("from harness.core import hub\nimport harness.core.runstore\n", "trainers.lora")
+    assert upward_imports("from harness.evaluation.metrics import corpus_score\n", "harness.core.hub")  # floors inside harness/ too
+    assert upward_imports("from harness.services import doctor\n", "trainers.sdrrl")
+    assert not upward_imports("from harness.trainer_api import Trainer\n", "trainers.base")
+    assert not upward_imports("from reports.build import build_report\n", "harness.app.pipeline")
     assert upward_imports("from harness.plugin import Trainer\n", "trainers.sdrrl")  # the plugin API is above the trainers
     assert not upward_imports("from trainers.lora import train_lora\n", "harness.plugin")
 

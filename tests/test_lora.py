@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 try:  # tests/ as a plain folder on sys.path (pytest's default) or as a package
     from tiny_model import build_tiny_llama
 except ImportError:

@@ -14,11 +14,11 @@ from typing import Callable
 
 import pytest
 
-import harness.evaluate as evaluate_mod
+import harness.evaluation.evaluate as evaluate_mod
 from harness.engines import Route
 import trainers.lora as lora
 import trainers.sdrrl as sdrrl
-from harness.cli import main
+from harness.app.cli import main
 from reports.check import check_run, moves_table, record_baseline
 from trainers.encoding import IGNORE_INDEX
 

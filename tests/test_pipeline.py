@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-import harness.evaluate as evaluate_mod
-from harness.cli import main
-from harness.runstore import read_json, read_jsonl, write_json
+import harness.evaluation.evaluate as evaluate_mod
+from harness.app.cli import main
+from harness.core.runstore import read_json, read_jsonl, write_json
 
 pytestmark = pytest.mark.slow
 
@@ -116,7 +116,7 @@ def test_a_setting_added_at_its_default_keeps_an_old_run_folder_cached(tiny_llam
     setting is at its default; set otherwise, the refusal names that setting alone."""
     from dataclasses import dataclass
 
-    from harness.rules import setting
+    from harness.core.rules import setting
     from trainers.base import BaseModelTrainer
 
     argv = ["run", "--trainer", "base", "--model", str(tiny_llama), "--suite", "smoke", "--langs", "en",

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.errors import HarnessError
+from harness.app.cli import main
+from harness.core.errors import HarnessError
 
 PLUGIN = textwrap.dedent('''
     """translate-then-SFT that drops long answers: a third party's trainer."""

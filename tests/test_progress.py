@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from harness.progress import QUIET_ENV, QUIET_LOGGERS, RunProgress, quiet_libraries, silence_git_probe, stage
+from harness.core.progress import QUIET_ENV, QUIET_LOGGERS, RunProgress, quiet_libraries, silence_git_probe, stage
 
 TQDM_BAR = re.compile(r"\d+%\|")  # tqdm's "100%|███|"; rich's bars never print a percent sign and a pipe
 # A process that makes a library bar, counts two of three items, closes it; it prints what RunProgress saw.
 BAR_SCRIPT = """
 import sys
-from harness.progress import open_bars, quiet_libraries
+from harness.core.progress import open_bars, quiet_libraries
 quiet_libraries(verbose=sys.argv[1] == "-v")
 from tqdm.auto import tqdm  # as vLLM imports it; lm-eval's `from tqdm import tqdm` is the same class's base
 bar = tqdm(total=3, desc="Running loglikelihood requests")
@@ -91,7 +91,7 @@ def _start_eval(model: Path, cwd: Path, name: str, *extra: str) -> subprocess.Po
     """`harness eval` on two items of one task, in its own run folder and evaluation cache (nothing reused)."""
     env = _clean_env()
     env["SDRRL_EVAL_CACHE"] = str(cwd / name / "cache")
-    argv = [sys.executable, "-m", "harness.cli", "eval", "--model", str(model), "--suite", "smoke", "--engine", "hf",
+    argv = [sys.executable, "-m", "harness", "eval", "--model", str(model), "--suite", "smoke", "--engine", "hf",
             "--tasks", "belebele_en", "--limit", "2", "--out", str(cwd / name / "run"), *extra]
     return subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import HarnessError
-from harness.lifeline import ChildDied, run_in_child
-from harness.runstore import JsonlCache, RunLock
+from harness.core.errors import HarnessError
+from harness.core.lifeline import ChildDied, run_in_child
+from harness.core.runstore import JsonlCache, RunLock
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,7 +43,7 @@ def test_second_writer_is_refused_naming_the_holder(tmp_path):
 def test_lock_of_a_killed_process_is_taken_over(tmp_path):
     script = textwrap.dedent(f"""
         import time
-        from harness.runstore import RunLock
+        from harness.core.runstore import RunLock
         with RunLock({str(tmp_path / 'run')!r}):
             print("locked", flush=True)
             time.sleep(60)
@@ -61,7 +61,7 @@ def test_lock_of_a_killed_process_is_taken_over(tmp_path):
 
 
 def test_run_command_refuses_a_second_writer(tmp_path, capsys, tiny_llama, monkeypatch):
-    from harness.cli import main
+    from harness.app.cli import main
 
     monkeypatch.chdir(tmp_path)
     argv = ["run", "--trainer", "base", "--model", str(tiny_llama), "--suite", "smoke", "--engine", "hf",
@@ -102,7 +102,7 @@ def test_concurrent_writers_store_each_key_once(tmp_path):
     path = tmp_path / "cache.jsonl"
     script = textwrap.dedent(f"""
         import sys
-        from harness.runstore import JsonlCache
+        from harness.core.runstore import JsonlCache
         cache = JsonlCache({str(path)!r})
         for i in range(200):
             cache.add([{{"key": f"k{{i}}", "by": sys.argv[1]}}, {{"key": f"k{{i + 1}}", "by": sys.argv[1]}}])
@@ -165,7 +165,7 @@ def _children(pid: int) -> list[int]:
 
 PARENT = textwrap.dedent("""
     import sys, time
-    from harness.lifeline import run_in_child
+    from harness.core.lifeline import run_in_child
     if __name__ == "__main__":
         print("start", flush=True)
         run_in_child(time.sleep, 120)
@@ -195,7 +195,7 @@ def test_child_dies_with_its_parent(sig, tmp_path):
 START_INTERRUPTED = textwrap.dedent("""
     import time
     import multiprocessing.context as context
-    from harness.lifeline import run_in_child
+    from harness.core.lifeline import run_in_child
     real_start = context.SpawnProcess.start
     def start(self):
         real_start(self)
@@ -223,7 +223,7 @@ def test_an_interrupt_right_after_the_start_still_ends_the_child(tmp_path):
 
 def test_watchdog_alone_ends_an_orphan(tmp_path):
     """The fallback without prctl: a grandchild watching its parent's PID exits when it dies."""
-    worker = "import time, os, sys; from harness.lifeline import start_watchdog; start_watchdog(os.getppid()); print(os.getpid(), flush=True); time.sleep(120)"
+    worker = "import time, os, sys; from harness.core.lifeline import start_watchdog; start_watchdog(os.getppid()); print(os.getpid(), flush=True); time.sleep(120)"
     middle = f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', {worker!r}], stdout=sys.stdout); time.sleep(120)"
     parent = subprocess.Popen([sys.executable, "-c", middle], stdout=subprocess.PIPE, text=True, env=_env())
     try:
@@ -240,7 +240,7 @@ def test_watchdog_alone_ends_an_orphan(tmp_path):
 
 
 def test_unexpected_exception_is_one_line_and_a_log(monkeypatch, capsys, tmp_path):
-    import harness.cli as cli
+    import harness.app.cli as cli
 
     monkeypatch.setenv("SDRRL_HOME", str(tmp_path))
 
@@ -257,7 +257,7 @@ def test_unexpected_exception_is_one_line_and_a_log(monkeypatch, capsys, tmp_pat
 
 
 def test_eval_command_refuses_a_second_writer(tmp_path, capsys, tiny_llama):
-    from harness.cli import main
+    from harness.app.cli import main
 
     out = tmp_path / "eval-out"
     with RunLock(out):

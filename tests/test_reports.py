@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.errors import HarnessError
-from harness.runstore import write_json
+from harness.core.errors import HarnessError
+from harness.core.runstore import write_json
 from reports import stats
 from reports.build import build_report
 from reports.fmt import MACRO_LABEL
@@ -420,8 +420,8 @@ def test_unusable_tokenizer_is_a_note_not_a_crash(tmp_path):
 
 
 def test_flores200_tokenizer_offline_is_a_note(tmp_path, monkeypatch):
-    pytest.importorskip("harness.metrics")
-    from harness import metrics
+    pytest.importorskip("harness.evaluation.metrics")
+    from harness.evaluation import metrics
 
     monkeypatch.setattr(metrics, "tokenizer_available", lambda tok: tok != "flores200")
     monkeypatch.setattr(metrics, "unavailable_reason", lambda tok: "no SentencePiece model (test)")

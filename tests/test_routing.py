@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 import harness.engines.routing as routing
-import harness.evaluate as evaluate_mod
+import harness.evaluation.evaluate as evaluate_mod
 from harness.engines import EngineSettings, route
-from harness.errors import HarnessError
-from harness.evaluate import EvalRequest, evaluate
-from harness.tasks import get_suite
+from harness.core.errors import HarnessError
+from harness.evaluation.evaluate import EvalRequest, evaluate
+from harness.evaluation.registry import get_suite
 
 
 @pytest.fixture(params=["cpu", "gpu"])

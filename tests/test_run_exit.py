@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.tasks import get_suite
+from harness.app.cli import main
+from harness.evaluation.registry import get_suite
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +34,7 @@ def test_force_evaluate_keep_cache_ends_promptly_with_its_held_out_scores(tiny_l
     heldout = tmp_path / "runs" / "tiny" / "eval" / "heldout.json"
     before = heldout.read_bytes()
     # As a user runs it: its own process, which must end (it once sat silent for minutes).
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", *args, "--force", "evaluate", "--keep-cache"],
+    proc = subprocess.run([sys.executable, "-m", "harness", *args, "--force", "evaluate", "--keep-cache"],
                           env=_env(eval_cache), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     n = 2 * len(get_suite("smoke", "cs").tasks)
@@ -45,7 +45,7 @@ def test_force_evaluate_keep_cache_ends_promptly_with_its_held_out_scores(tiny_l
 # `harness run` that signals itself when its first task starts evaluating.
 SIGNALLING = textwrap.dedent("""
     import os, signal, sys
-    import harness.evaluate as mod
+    import harness.evaluation.evaluate as mod
 
     real = mod._run_call
     def run_call(*a, **k):
@@ -53,7 +53,7 @@ SIGNALLING = textwrap.dedent("""
         return real(*a, **k)
     mod._run_call = run_call
 
-    from harness.cli import main
+    from harness.app.cli import main
     if __name__ == "__main__":
         sys.exit(main(sys.argv[2:]))
 """)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.runstore import Manifest, atomic_dir, atomic_path, read_jsonl, write_json, write_jsonl
+from harness.core.runstore import Manifest, atomic_dir, atomic_path, read_jsonl, write_json, write_jsonl
 
 
 def test_atomic_write_leaves_old_file_when_writer_fails(tmp_path: Path):

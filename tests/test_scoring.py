@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.scoring import SharedContextHFLM
+from harness.engines.scoring import SharedContextHFLM
 
 CONTEXTS = [
     "Classify the topic of the text.\nText: the cat sees a big red house from the tree\nTopic:",

@@ -24,7 +24,7 @@ def test_shared_prefix_scores_equal_lm_eval_vllm(tiny_llama):
         prepare_vllm_env()
         from lm_eval.api.instance import Instance
         from lm_eval.models.vllm_causallms import VLLM
-        from harness.scoring_vllm import SharedPrefixVLLM
+        from harness.engines.scoring_vllm import SharedPrefixVLLM
         contexts = ["Text: " + "the cat sees a big red house from the tree " * 40 + "Topic:",
                     "P: " + "the dog runs to the water and the sky is blue " * 30 + "Answer:"]
         choices = [[" science/technology", " travel", " politics", " sports", " health", " entertainment", " geography"],
@@ -52,7 +52,7 @@ def test_shared_prefix_scores_equal_lm_eval_vllm(tiny_llama):
 
 @pytest.mark.slow
 def test_a_cache_hit_reaching_the_continuation_is_rescored(tiny_llama):
-    """vLLM computes token k's log-probability only when k > the cached count (harness/scoring_vllm.py):
+    """vLLM computes token k's log-probability only when k > the cached count (harness/engines/scoring_vllm.py):
     a context of exactly one 128-token block, and two choices sharing 10 tokens across the block's end,
     both get cache hits that cover a continuation token. Those must be rescored, never read."""
     pytest.importorskip("vllm")
@@ -62,7 +62,7 @@ def test_a_cache_hit_reaching_the_continuation_is_rescored(tiny_llama):
         from harness.engines import prepare_vllm_env
         prepare_vllm_env()
         from lm_eval.models.vllm_causallms import VLLM
-        from harness.scoring_vllm import SharedPrefixVLLM
+        from harness.engines.scoring_vllm import SharedPrefixVLLM
         lm = SharedPrefixVLLM(pretrained={str(tiny_llama)!r}, dtype="float32", max_model_len=1024, enforce_eager=True, seed=0, batch_size="auto")
         ids = lm.tok_encode("the cat sees a big red house from the tree and the dog runs to the water " * 20)
         block, short = ids[:128], ids[:120]  # a whole block; 8 tokens short of one

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import HarnessError
-from harness.langs import parse_languages
-from harness.spec import RunSpec, check_same_run, default_run_name, save_spec, spec_digest
+from harness.core.errors import HarnessError
+from harness.core.langs import parse_languages
+from harness.app.spec import RunSpec, check_same_run, default_run_name, save_spec, spec_digest
 from harness.trainer_api import build_config, get_trainer_class, settings_of
 
 

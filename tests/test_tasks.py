@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import sacrebleu
 
-from harness.errors import HarnessError
-from harness.langs import LANGUAGE_SETS, LANGUAGES
-from harness.tasks import (
+from harness.core.errors import HarnessError
+from harness.core.langs import LANGUAGE_SETS, LANGUAGES
+from harness.evaluation.registry import (
     TaskInfo,
     all_suites,
     all_tasks,
@@ -24,7 +24,7 @@ from harness.tasks import (
     task_from_config,
     tasks_dir,
 )
-from harness import metrics
+from harness.evaluation import metrics
 from tasks import dataio, generate
 
 FAMILIES = ("belebele", "sib200", "flores200")
@@ -226,7 +226,7 @@ def test_registry_errors_name_bad_and_valid_values(tmp_path):
 
 
 def test_registry_names_no_family_or_task():
-    source = (Path(__file__).resolve().parent.parent / "harness" / "tasks.py").read_text(encoding="utf-8").lower()
+    source = (Path(__file__).resolve().parent.parent / "harness" / "evaluation" / "registry.py").read_text(encoding="utf-8").lower()
     for word in ("belebele", "sib200", "sib-200", "flores", "paper15", "smoke"):
         assert word not in source
 

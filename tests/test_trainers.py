@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness.engines import Generation
-from harness.errors import HarnessError
-from harness.langs import LANGUAGES
+from harness.core.errors import HarnessError
+from harness.core.langs import LANGUAGES
 from harness.trainer_api import TrainContext, build_config, load_trainers, setting_names, settings_of
 from trainers.codeswitch import code_switch, load_lexicon, translatable_words
 from trainers.config import ParallelConfig, TrainConfig
@@ -271,17 +271,17 @@ def test_all_trainers_are_registered():
 
 
 def test_every_setting_of_every_trainer_says_what_it_does_and_what_backs_its_default():
-    from harness.rules import PAPER_WORDS
+    from harness.core.rules import PAPER_WORDS
     from harness.trainer_api import setting_infos
 
     for name, cls in load_trainers().items():
         infos = setting_infos(cls)
         assert [i.name for i in infos] == setting_names(cls.Config)
         for info in infos:
-            assert len(info.help) >= 10, f"{name}.{info.name} has no help text (declare it with harness.rules.setting)"
+            assert len(info.help) >= 10, f"{name}.{info.name} has no help text (declare it with harness.core.rules.setting)"
             assert info.paper in PAPER_WORDS, f"{name}.{info.name}: paper={info.paper!r}"
     with pytest.raises(ValueError, match="the paper's.*valid: confirmed"):
-        from harness.rules import setting
+        from harness.core.rules import setting
 
         setting(1, help="x", paper="the paper's")
 

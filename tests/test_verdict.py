@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy.stats import false_discovery_control
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from reports import multiple, power
 from reports.build import build_report
 from reports.fmt import significant
@@ -236,7 +236,7 @@ def test_markdown_is_under_half_the_length_of_one_table_per_metric(tmp_path):
 
 
 def test_the_spbleu_fallback_is_said_once_on_the_screen_without_paths(monkeypatch, caplog):
-    from harness import metrics
+    from harness.evaluation import metrics
 
     metrics.reset_tokenizer_cache()
     monkeypatch.setattr(metrics, "tokenizer_available", lambda tok: False)

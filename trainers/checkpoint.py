@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.runstore import read_json, sha256_json, write_json
+from harness.core.runstore import read_json, sha256_json, write_json
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
 # Settings that change how often we save or print, not what is trained.

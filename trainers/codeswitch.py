@@ -12,8 +12,8 @@ import random
 import re
 from pathlib import Path
 
-from harness.errors import HarnessError, shown
-from harness.textfile import read_utf8
+from harness.core.errors import HarnessError, shown
+from harness.core.textfile import read_utf8
 
 DATA_DIR = Path(__file__).resolve().parent / "data"  # the small offline data shipped with the trainers
 

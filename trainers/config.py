@@ -12,7 +12,7 @@ setting flat (`lora_rank=8`, `sdrrl.parallel_per_lang=0`): harness.trainer_api r
 to the concern that declares it, so a setting name is declared once, in one concern. A trainer
 that wants another default for one of them gives the concern's default factory that value.
 
-Each field is a `setting(...)` (harness.rules): its help text and what backs its default (`paper`:
+Each field is a `setting(...)` (harness.core.rules): its help text and what backs its default (`paper`:
 confirmed by the paper's own text, third-party report only, unknown = our default, n/a = how the
 harness runs) travel with it; `harness list settings --trainer T` prints them. docs/FIDELITY.md
 sets out the evidence.
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from harness.errors import HarnessError
-from harness.langs import LANGUAGES
-from harness.rules import FLAG_WORDS, Rule, above, at_least, between, check_rules, one_of, setting
+from harness.core.errors import HarnessError
+from harness.core.langs import LANGUAGES
+from harness.core.rules import FLAG_WORDS, Rule, above, at_least, between, check_rules, one_of, setting
 from trainers.instructions import BUILTIN_INSTRUCTIONS, check_instruction_file, check_source
 from trainers.parallel_choices import BUILTIN_PARALLEL, OPUS_100, PARALLEL_DIRECTIONS, parse_formats
 from trainers.translators import TRANSLATORS, FileTranslator
@@ -105,7 +105,7 @@ class TrainConfig:
     }
 
     def validate(self, owner: str = "train") -> None:
-        """Type, range and choice of every setting (harness.rules), and a run that trains something."""
+        """Type, range and choice of every setting (harness.core.rules), and a run that trains something."""
         check_rules(self, owner)
         if self.epochs < 1 and self.max_steps < 1:
             raise HarnessError(f"bad value for {owner}.epochs: {self.epochs!r} with max_steps={self.max_steps!r} trains nothing; set epochs >= 1 or max_steps >= 1")

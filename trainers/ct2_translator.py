@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError, unknown
-from harness.langs import Language
-from harness.models import cache_root, resolve_model
-from harness.runstore import atomic_dir, sha256_json
+from harness.core.errors import HarnessError, unknown
+from harness.core.langs import Language
+from harness.core.models import cache_root, resolve_model
+from harness.core.runstore import atomic_dir, sha256_json
 from trainers.sentences import translate_by_sentence
 from trainers.translator_base import DEFAULT_NLLB_MODEL, Translator
 

@@ -4,7 +4,7 @@ padded batch tensors the training loop (trainers.lora) feeds the model.
 
 from __future__ import annotations
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 IGNORE_INDEX = -100
 

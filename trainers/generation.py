@@ -3,7 +3,7 @@
 vLLM changes its process for good: on CPU it binds the OpenMP threads to one core (training in the
 same process afterwards ran 2x slower in our measurement), on GPU it reserves most of the memory.
 So with engine=vllm the generation runs in a spawned child process that exits when it is done
-and dies with the parent (harness.lifeline);
+and dies with the parent (harness.core.lifeline);
 engine=hf runs in-process (its model is freed when the call returns).
 
 As with any spawned process, a script that reaches this through its top level needs the usual
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.engines import EngineSettings, Generation, OnBatch, get_engine, pick_engine
-from harness.errors import HarnessError
-from harness.lifeline import ChildDied, run_in_child
-from harness.runstore import JsonlCache
+from harness.core.errors import HarnessError
+from harness.core.lifeline import ChildDied, run_in_child
+from harness.core.runstore import JsonlCache
 
 
 @dataclass
@@ -75,7 +75,7 @@ def generate(
     if not get_engine(pick_engine(engine, "generation")).generates_in_child:
         return _generate_here(model_dir, conversations, max_new_tokens, engine, settings, on_batch)
     try:
-        # A child tied to this process (harness.lifeline): a killed run leaves no vLLM worker behind.
+        # A child tied to this process (harness.core.lifeline): a killed run leaves no vLLM worker behind.
         return run_in_child(_generate_here, str(model_dir), conversations, max_new_tokens, engine, settings, on_batch,
                             what="vLLM generation process")
     except ChildDied as exc:

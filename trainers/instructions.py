@@ -13,9 +13,9 @@ import json
 import random
 from pathlib import Path
 
-from harness.errors import HarnessError, shown
-from harness.hub import is_hub_id
-from harness.textfile import read_utf8
+from harness.core.errors import HarnessError, shown
+from harness.core.hub import is_hub_id
+from harness.core.textfile import read_utf8
 from trainers.codeswitch import DATA_DIR
 
 BUILTIN_INSTRUCTIONS = {"alpaca-smoke": DATA_DIR / "alpaca_smoke.json"}
@@ -125,7 +125,7 @@ def load_instructions(spec: str, n: int, seed: int) -> list[dict]:
 
 def _load_hub_instructions(spec: str) -> list[dict]:
     """The train split of a hub instruction set: from the active mirror (`harness fetch`), else the hub."""
-    from harness import hub, mirror
+    from harness.core import hub, mirror
 
     local = mirror.find(mirror.instructions_path(Path(), spec))
     if local is not None:

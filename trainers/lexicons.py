@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import HarnessError
-from harness.runstore import sha256_json, write_json, write_text
+from harness.core.errors import HarnessError
+from harness.core.runstore import sha256_json, write_json, write_text
 from trainers.codeswitch import DATA_DIR, Lexicon, compose_lexicons, invert_lexicon, load_lexicon
 
 MUSE_URL = "https://dl.fbaipublicfiles.com/arrival/dictionaries/{src}-{tgt}.txt"
@@ -55,7 +55,7 @@ def muse_url(src: str, tgt: str) -> str | None:
 def find_lexicon_file(src: str, tgt: str, lexicon_dir: Path | str | None, cache_dir: Path | None = None) -> LexiconOrigin | None:
     """The first existing src-tgt lexicon file in the search order (steps 1-4 above, then an induced
     one), without any download or translation."""
-    from harness import mirror
+    from harness.core import mirror
 
     name = f"{src}-{tgt}.txt"
     root = mirror.active_root()
@@ -126,7 +126,7 @@ def resolve_lexicon(src_code: str, tgt_code: str, lexicon_dir: Path | str | None
 
 
 def download_muse(src: str, tgt: str, folder: Path) -> Path:
-    from harness import hub
+    from harness.core import hub
 
     url = muse_url(src, tgt)
     if url is None:
@@ -160,7 +160,7 @@ def frequency_words(lang: str, n: int) -> list[str]:
 
 def induce_lexicon(src: str, tgt: str, translator, folder: Path, n_words: int = DEFAULT_INDUCED_WORDS) -> Path:
     """Translate the frequent source words one by one; keep translations that differ from the word."""
-    from harness.langs import get_language
+    from harness.core.langs import get_language
 
     words = frequency_words(src, n_words)
     key = sha256_json([translator.id, src, tgt, words])[:16]

@@ -6,7 +6,7 @@ plan their batches (trainers.encoding; trainers.sampler: batches sized in record
 (trainers.lora_model) -> the loop, resumed from a checkpoint if one matches (trainers.checkpoint)
 -> the adapter saved as safetensors -> statistics. No HF Trainer: the loop is plain PyTorch, with
 `accelerate` only for device placement, mixed precision and DDP, so `accelerate launch -m
-harness.cli ...` on several GPUs gives data parallelism with the same code.
+harness ...` on several GPUs gives data parallelism with the same code.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.trainer_api import Trainer, TrainContext
 from trainers import checkpoint as ckpt
 from trainers.checkpoint import LoopState

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError, unknown
-from harness.rules import TRUE_WORDS
-from harness.runstore import atomic_dir
+from harness.core.errors import HarnessError, unknown
+from harness.core.rules import TRUE_WORDS
+from harness.core.runstore import atomic_dir
 from trainers.config import LR_SCHEDULERS, TrainConfig
 from trainers.encoding import IGNORE_INDEX, collate, n_targets
 
@@ -44,7 +44,7 @@ def place(config: TrainConfig) -> Placement:
     precision = ("bf16" if gpu_bf16 else "fp32") if config.precision == "auto" else config.precision
     accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
     on_gpu = accelerator.device.type == "cuda"
-    # config.validate() accepts auto and the true/false words (harness.rules.FLAG_WORDS) only.
+    # config.validate() accepts auto and the true/false words (harness.core.rules.FLAG_WORDS) only.
     checkpointing = on_gpu if config.gradient_checkpointing == "auto" else config.gradient_checkpointing.lower() in TRUE_WORDS
     return Placement(accelerator, precision, checkpointing)
 

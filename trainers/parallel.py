@@ -17,9 +17,9 @@ import random
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.errors import HarnessError
-from harness.hub import is_hub_id
-from harness.langs import Language
+from harness.core.errors import HarnessError
+from harness.core.hub import is_hub_id
+from harness.core.langs import Language
 from trainers.instructions import chat, read_rows, refuse_flores
 from trainers.parallel_choices import BUILTIN_PARALLEL, OPUS_100, PARALLEL_FORMATS, parse_formats
 
@@ -98,7 +98,7 @@ def _read_parallel_folder(folder: Path, src: Language, tgt: Language, spec: str)
 def _load_hub_parallel(spec: str, src: Language, tgt: Language, n: int, seed: int) -> list[tuple[str, str]]:
     """`n` pairs: from the active mirror (`harness fetch` stored the same seeded draw), else streamed
     from the hub's train split through a seeded shuffle buffer (OPUS-100 has up to 1M pairs)."""
-    from harness import hub, mirror
+    from harness.core import hub, mirror
 
     folder = mirror.find(mirror.parallel_dir(Path(), spec))
     if folder is not None and any(f.is_file() for f in _parallel_files(folder, src, tgt)):

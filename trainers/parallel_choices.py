@@ -7,8 +7,8 @@ config can check its values without importing the module that uses them.
 
 from __future__ import annotations
 
-from harness.errors import HarnessError, shown
-from harness.rules import DECIMAL_FLOAT
+from harness.core.errors import HarnessError, shown
+from harness.core.rules import DECIMAL_FLOAT
 from trainers.codeswitch import DATA_DIR
 
 BUILTIN_PARALLEL = {"opus-smoke": DATA_DIR / "opus_smoke"}

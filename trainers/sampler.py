@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 from typing import Iterator
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from trainers.checkpoint import LoopState
 
 

@@ -25,10 +25,10 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import HarnessError
-from harness.langs import Language
-from harness.runstore import JsonlCache, sha256_json, write_json
-from harness.rules import setting
+from harness.core.errors import HarnessError
+from harness.core.langs import Language
+from harness.core.runstore import JsonlCache, sha256_json, write_json
+from harness.core.rules import setting
 from harness.trainer_api import TrainContext
 from trainers.codeswitch import code_switch, load_lexicon, translatable_words
 from trainers.config import AnswerConfig, CodeSwitchConfig, InstructionConfig, ParallelConfig, TrainConfig, TranslationConfig
@@ -82,7 +82,7 @@ def wrong_language(pairs: list[tuple[str, bool]], source_lang: str, cfg: AnswerC
     language answer to distil. Answers under MIN_LANGID_LETTERS letters are not judged (too short to tell)."""
     if cfg.answer_source != "self" or cfg.keep_wrong_language_answers:
         return [False] * len(pairs)
-    from harness import langid
+    from harness.evaluation import langid
 
     return [sum(ch.isalpha() for ch in a) >= MIN_LANGID_LETTERS and langid.detect(a) != source_lang for a, _ in pairs]
 
@@ -104,7 +104,7 @@ class SDRRLTrainer(LoRATrainer):
     def check(self, languages: list[Language]) -> None:
         cfg: SDRRLConfig = self.config
         targets = [lang for lang in languages if lang.code != cfg.translation.source_lang]
-        check_translation_sources(cfg.translation, cfg.parallel, targets)  # lexicons: harness.doctor's plan-stage check (they may be fetched or induced)
+        check_translation_sources(cfg.translation, cfg.parallel, targets)  # lexicons: harness.services.doctor's plan-stage check (they may be fetched or induced)
 
     def build_dataset(self, ctx: TrainContext) -> list[dict]:
         from rich.console import Console

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from harness.langs import Language
+from harness.core.langs import Language
 
 # The sentence ends right after these, with or without a space: CJK 。！？．, Khmer ។ ៕, Myanmar ။,
 # Devanagari/Bengali danda । ॥, Ethiopic ።, Armenian ։, Arabic-script ؟ ۔.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.langs import Language, get_language
+from harness.core.langs import Language, get_language
 from trainers.config import InstructionConfig, ParallelConfig, TranslationConfig
 from trainers.instructions import load_instructions
 from trainers.parallel import check_parallel_source

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.langs import Language
-from harness.rules import setting
+from harness.core.langs import Language
+from harness.core.rules import setting
 from harness.trainer_api import TrainContext
 from trainers.config import InstructionConfig, ParallelConfig, TrainConfig, TranslationConfig
 from trainers.instructions import kind_counts, question_of, record

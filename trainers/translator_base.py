@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from harness.langs import Language
+from harness.core.langs import Language
 
 DEFAULT_NLLB_MODEL = "facebook/nllb-200-distilled-600M"
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from harness.engines import EngineSettings
 from harness.engines.base import OnBatch, on_gpu
-from harness.errors import HarnessError, unknown
-from harness.langs import Language, iso_code
-from harness.runstore import JsonlCache, sha256_file, sha256_json
-from harness.textfile import read_utf8
+from harness.core.errors import HarnessError, unknown
+from harness.core.langs import Language, iso_code
+from harness.core.runstore import JsonlCache, sha256_file, sha256_json
+from harness.core.textfile import read_utf8
 from trainers.codeswitch import WORD_RE, Lexicon, match_case
 from trainers.generation import CacheBatches
 from trainers.ct2_translator import CT2NLLBTranslator
@@ -246,7 +246,7 @@ class FileTranslator(Translator):
 class CachedTranslator(Translator):
     """Translations cached by content: key = sha256(translator id, src, tgt, text).
 
-    The cache is a harness.runstore.JsonlCache appended chunk by chunk, so a killed run keeps every
+    The cache is a harness.core.runstore.JsonlCache appended chunk by chunk, so a killed run keeps every
     finished chunk and two runs sharing it store each translation once.
     """
 

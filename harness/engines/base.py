@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, NamedTuple, TypeVar
 
-from harness.errors import HarnessError, unknown
+from harness.core.errors import HarnessError, unknown
 
 # How a LoRA adapter reaches the engine: see EngineSettings.adapter_serving (harness.engines.routing).
 ADAPTER_SERVING = ("auto", "merged", "lora")

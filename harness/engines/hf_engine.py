@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.engines.base import Engine, EngineSettings, Generation, OnBatch, context_length, on_gpu, register_engine
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 
 @register_engine("hf")
@@ -25,7 +25,7 @@ class HFEngine(Engine):
         return args
 
     def lm(self, args: dict, hf_batch_size: int) -> Any:
-        from harness.scoring import SharedContextHFLM  # lm-eval's HFLM, each multiple-choice context run once
+        from harness.engines.scoring import SharedContextHFLM  # lm-eval's HFLM, each multiple-choice context run once
 
         return SharedContextHFLM(**args, batch_size=hf_batch_size)
 

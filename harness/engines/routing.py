@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.engines.base import ADAPTER_SERVING, ENGINES, on_gpu
-from harness.errors import unknown
+from harness.core.errors import unknown
 
 AUTO = "auto"
 REQUEST_TYPES = ("loglikelihood", "generation")

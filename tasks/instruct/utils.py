@@ -2,7 +2,7 @@
 
 Records (one JSON object a line): id, instruction (in the task's language), provenance (where the
 instruction came from: "human", "mt:<system>" for a machine translation, or "fixture").
-Language fidelity and hygiene are added to every generation task by harness.genmetrics.
+Language fidelity and hygiene are added to every generation task by harness.evaluation.genmetrics.
 """
 
 from __future__ import annotations

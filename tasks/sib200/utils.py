@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.errors import HarnessError, unknown
+from harness.core.errors import HarnessError, unknown
 from tasks import dataio
 
 TASKS_ROOT = Path(__file__).resolve().parent.parent  # relative suite data dirs start here

@@ -1,0 +1,368 @@
+"""What each `harness` subcommand does, once its arguments are parsed (the parser: harness/app/cli.py).
+
+Heavy imports stay inside the commands, so that `harness list` and bad input answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from pathlib import Path
+from typing import Any, Sequence
+
+from harness.core.configfile import load_config_file
+from harness.core.errors import HarnessError, shown, unknown
+
+LIST_WHATS = ("langs", "tasks", "suites", "trainers", "settings", "models")
+
+
+def _parse_settings(pairs: Sequence[str]) -> dict[str, str]:
+    settings: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise HarnessError(f"--set expects key=value, got {shown(pair)}")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if args.what not in LIST_WHATS:
+        raise unknown("list", args.what, LIST_WHATS)
+    if args.what == "settings" or getattr(args, "trainer", None):
+        print(settings_listing(args.what, args.trainer))
+        return 0
+    if args.what == "langs":
+        from harness.core.langs import LANGUAGE_SETS, LANGUAGES
+
+        table = Table("code", "name", "FLORES code", "sets")
+        for lang in LANGUAGES.values():
+            table.add_row(lang.code, lang.name, lang.flores, ", ".join(s for s, codes in LANGUAGE_SETS.items() if lang.code in codes))
+    elif args.what == "tasks":
+        from harness.evaluation.registry import all_tasks
+
+        table = Table("task", "family", "lang", "kind", "metric")
+        for task in all_tasks().values():
+            table.add_row(task.name, task.family, task.lang, task.kind, task.primary_metric)
+    elif args.what == "suites":
+        from harness.evaluation.registry import all_suites
+
+        table = Table("suite", "languages", "tasks", "data", "description")
+        for suite in all_suites().values():
+            table.add_row(suite.name, " ".join(suite.languages), str(len(suite.tasks)), str(suite.data_dir or "hub"), suite.description)
+    elif args.what == "trainers":
+        from harness.trainer_api import load_trainers
+
+        table = Table("trainer", "trains", "ablations (<trainer>+<name>)", "description")
+        for name, cls in sorted(load_trainers().items()):
+            presets = ", ".join(f"{a} ({', '.join(f'{k}={v}' for k, v in p.items())})" for a, p in cls.ablations.items())
+            table.add_row(name, "yes" if cls.trains else "no", presets or "-", cls.description)
+    else:
+        from harness.core.models import BUILTIN_MODELS
+
+        table = Table("model", "description")
+        for model in BUILTIN_MODELS.values():
+            table.add_row(model.name, model.description)
+    console.print(table)
+    return 0
+
+
+def _shown_default(value: Any) -> str:
+    """A default as it is written after --set NAME=."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return '""' if value == "" else str(value)
+
+
+def settings_listing(what: str, trainer: str | None) -> str:
+    """Every setting of `trainer`: name = default, then its concern, rule and evidence, then its help.
+    Plain lines, not a table: help texts are sentences, and each line stays greppable."""
+    from harness.trainer_api import get_trainer_class, load_trainers, setting_infos
+
+    if what != "settings":
+        raise HarnessError(f"--trainer goes with `harness list settings` only, not `harness list {what}`")
+    if not trainer:
+        raise HarnessError(f"`harness list settings` needs --trainer T; valid: {', '.join(sorted(load_trainers()))}")
+    infos = setting_infos(get_trainer_class(trainer))
+    if not infos:
+        return f"trainer {trainer!r} takes no settings"
+    lines = [f"settings of trainer {trainer!r} (--set NAME=VALUE or --config FILE); paper: what backs the default: "
+             "confirmed (the paper's own text) | third-party (a third party's report) | unknown (our default) | n/a (how the harness runs)"]
+    for info in infos:
+        where = f"concern: {info.concern}; " if info.concern else ""
+        lines += ["", f"{info.name} = {_shown_default(info.default)}",
+                  f"    {where}rule: {info.rule}; paper: {info.paper or '-'}",
+                  f"    {info.help or '(no help text)'}"]
+    return "\n".join(lines)
+
+
+def _suite_tasks(suite_name: str, langs: str | None, task_names: str | None):
+    from harness.evaluation.registry import get_suite, get_task
+
+    suite = get_suite(suite_name, langs)
+    if task_names is not None:
+        in_suite = {t.name for t in suite.tasks}
+        wanted = [get_task(n.strip()) for n in task_names.split(",") if n.strip()]
+        if not wanted:  # `--tasks ""` (an unset shell variable) must not mean "every task"
+            raise HarnessError(f"--tasks {shown(task_names)} names no task; valid: {', '.join(sorted(in_suite))}")
+        repeated = sorted({t.name for t in wanted if wanted.count(t) > 1})
+        if repeated:
+            raise HarnessError(f"--tasks names {', '.join(repeated)} more than once; name each task once")
+        for task in wanted:
+            if task.name not in in_suite:
+                raise unknown(f"task in suite {suite_name!r}:", task.name, sorted(in_suite))
+        return suite, wanted
+    return suite, suite.tasks
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from harness.services import preflight
+    from harness.engines import EngineSettings, check_parallel
+    from harness.evaluation.evaluate import EvalRequest, evaluate
+    from harness.core.models import resolve_model
+    from harness.core.progress import console, make_progress
+    from harness.core.runstore import RunLock, RunPaths
+    from harness.app.spec import default_run_name
+
+    preflight.check_cli(args)
+    check_parallel(args.engine, args.tensor_parallel_size, args.data_parallel_size)
+    suite, tasks = _suite_tasks(args.suite, args.langs, args.tasks)
+    adapter = Path(args.adapter) if args.adapter else None
+    if adapter is not None:
+        preflight.check_adapter(adapter, EngineSettings().max_lora_rank)
+    out = Path(args.out) if args.out else Path(args.runs_dir) / default_run_name("eval", args.model, args.suite)
+    preflight.check_writable(out, "--out" if args.out else "--runs-dir")
+    preflight.check_data(tasks, Path(args.data_dir).resolve() if args.data_dir else suite.data_dir)
+    model_dir = resolve_model(args.model)
+    preflight.check_model(model_dir, needs_chat_template=False)
+    variant = "adapter" if adapter else "base"
+    req = EvalRequest(
+        model_dir=model_dir, tasks=tasks, out_dir=RunPaths(out).eval_dir(variant), variant=variant, adapter=adapter,
+        engine=args.engine, data_dir=Path(args.data_dir).resolve() if args.data_dir else suite.data_dir,
+        limit=args.limit, settings=EngineSettings(max_model_len=args.max_model_len, seed=args.seed, max_gen_toks=args.max_gen_toks,
+                                adapter_serving=args.adapter_serving, tensor_parallel_size=args.tensor_parallel_size,
+                                data_parallel_size=args.data_parallel_size),
+    )
+    with RunLock(out), make_progress() as progress:
+        results = evaluate(req, progress)
+    _print_scores(results, console)
+    console.print(f"results: {req.out_dir}")
+    return 0
+
+
+def _print_scores(results: dict[str, dict], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table("task", "lang", "metric", "score", "n", "wall s")
+    for name, s in results.items():
+        metric = s["primary_metric"]
+        table.add_row(name, s["lang"], metric, f"{s['metrics'].get(metric, float('nan')):.4f}", str(s["n_samples"]), f"{s['wall_s']:.1f}")
+    console.print(table)
+
+
+def _trainer_config(trainer_cls, suite, args: argparse.Namespace):
+    """One trainer's settings for fetch and doctor, layered as `harness run` layers them
+    (harness.app.compare.member_settings). Validated before any work starts."""
+    from harness.app.compare import Member, check_settings_known, member_settings
+    from harness.trainer_api import build_config
+
+    member = Member(trainer_cls.name, trainer_cls.name)
+    explicit = [load_config_file(args.config), _parse_settings(args.set or [])]
+    check_settings_known([member], [suite.trainer_settings, *explicit], explicit)
+    return build_config(trainer_cls, member_settings(member, [suite.trainer_settings, *explicit]))
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from harness.services.fetch import fetch
+    from harness.core.progress import console, make_progress
+    from harness.evaluation.registry import get_suite
+    from harness.trainer_api import TrainContext, get_trainer_class
+
+    suite = get_suite(args.suite, args.langs)
+    trainer_cls = get_trainer_class(args.trainer)
+    config = _trainer_config(trainer_cls, suite, args)
+
+    def translator():  # built only if a lexicon must be induced
+        from harness.core.models import resolve_model
+        from trainers.sources import make_config_translator
+
+        model_dir = resolve_model(args.model) if args.model else None
+        ctx = TrainContext(model_dir=model_dir, languages=[], work_dir=Path(args.out) / "lexicons" / ".cache", engine=args.engine)
+        return make_config_translator(config.translation, ctx)
+
+    with make_progress() as progress:
+        result = fetch(suite, Path(args.out), model=args.model, config=config, trains=trainer_cls.trains, seed=args.seed,
+                       make_translator=translator, progress=progress, comet=args.comet)
+    console.print(f"fetched {len(result.fetched)}, already there {len(result.skipped)}, failed {len(result.failed)}; manifest: "
+                  f"{Path(args.out) / 'fetch_manifest.json'}")
+    if result.failed:
+        raise HarnessError(f"{len(result.failed)} resource(s) not fetched (reasons above); fix them and rerun: finished ones are kept")
+    print(f"harness run --trainer {args.trainer} --suite {args.suite} --data-dir {Path(args.out).resolve()} --model {args.model or 'MODEL'}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from harness.core import mirror
+    from harness.services.doctor import RunPlan, collect, render
+    from harness.evaluation.registry import get_suite
+    from harness.trainer_api import get_trainer_class
+
+    suite = get_suite(args.suite, args.langs) if args.suite else None
+    trainer_cls = get_trainer_class(args.trainer) if args.trainer else None
+    config = _trainer_config(trainer_cls, suite, args) if trainer_cls and suite else None
+    data_dir = Path(args.data_dir).resolve() if args.data_dir else None
+    mirror.activate(data_dir)
+    checks = collect(RunPlan(suite=suite, model=args.model, config=config, trains=bool(trainer_cls and trainer_cls.trains),
+                             data_dir=data_dir, engine=args.engine, runs_dir=Path(args.runs_dir)))
+    Console().print(render(checks))
+    failed = sum(c.status == "fail" for c in checks)
+    print(f"{failed} failing requirement(s)" if failed else "ready")
+    return 1 if failed else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.services import preflight
+    from harness.app.compare import check_settings_known, member_settings, parse_members, parse_seeds, plan_comparison, run_comparison
+    from harness.app.pipeline import run
+    from harness.core.runstore import RunPaths, read_json
+    from harness.app.spec import default_run_name
+    from harness.evaluation.registry import get_suite
+
+    preflight.check_cli(args)
+    from reports.power import parse_min_effect
+
+    min_effect = parse_min_effect(args.min_effect)
+    if args.steps is not None and args.steps < 1:
+        raise HarnessError(f"bad value for --steps: {args.steps}; expected an integer >= 1")
+    judge_dir = None
+    if args.judge:
+        from harness.engines import check_engine_name
+        from harness.core.models import resolve_model
+
+        check_engine_name(args.judge_engine)
+        judge_dir = resolve_model(args.judge)  # a bad judge name fails here, before any work
+    members = parse_members(args.trainer, args.ablations)
+    seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
+    suite = get_suite(args.suite, args.langs)
+    # Settings, lowest to highest precedence: the suite's own trainer settings (e.g. the offline smoke
+    # suite's shipped data), a --config file, then each --set; a member's ablation preset wins over all.
+    explicit = [load_config_file(args.config), _parse_settings(args.set or [])]
+    layers = [suite.trainer_settings, *explicit]
+    check_settings_known(members, layers, explicit)
+
+    make_spec = functools.partial(_run_spec, args, suite)
+    if len(members) == 1 and len(seeds) == 1:
+        member = members[0]
+        if args.steps is not None:
+            layers.append({"max_steps": args.steps})
+        name = args.name or default_run_name(member.label, args.model, args.suite)
+        spec = make_spec(member, member_settings(member, layers), seeds[0], name)
+        run_dir = run(spec, Path(args.runs_dir), force=args.force, keep_cache=args.keep_cache, min_effect=min_effect)
+        if judge_dir is not None:
+            _judge([run_dir], run_dir, judge_dir, args.judge, args.judge_engine, min_effect)
+    else:
+        name = args.name or default_run_name("compare", args.model, args.suite)
+        comparison = plan_comparison(name, members, seeds, layers, make_spec, steps=args.steps)
+        run_dir = run_comparison(comparison, Path(args.runs_dir), force=args.force, keep_cache=args.keep_cache,
+                                 min_effect=min_effect)
+        if judge_dir is not None:
+            members = [run_dir / r for r in read_json(RunPaths(run_dir).comparison)["runs"]]
+            _judge(members, run_dir, judge_dir, args.judge, args.judge_engine, min_effect)
+    print(run_dir)
+    return 0
+
+
+def _run_spec(args: argparse.Namespace, suite: Any, member: Any, settings: dict[str, Any], seed: int,
+              name: str | None = None) -> Any:
+    """The RunSpec of one member and seed; building its trainer config validates the settings before any work."""
+    from harness.app.spec import RunSpec
+    from harness.trainer_api import build_config, get_trainer_class, settings_of
+
+    config = build_config(get_trainer_class(member.trainer), settings)
+    return RunSpec(
+        name=name or f"{member.label}-s{seed}",
+        trainer=member.trainer,
+        model=args.model,
+        suite=args.suite,
+        languages=tuple(suite.languages),
+        trainer_config=settings_of(config),
+        engine=args.engine,
+        seed=seed,
+        limit=args.limit,
+        data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
+        max_model_len=args.max_model_len,
+        max_gen_toks=args.max_gen_toks,
+        adapter_serving=args.adapter_serving,
+    )
+
+
+def _judge(run_dirs: list[Path], report_dir: Path, judge_dir: Path, judge_model: str, engine: str,
+           min_effect: dict[str, float] | None = None) -> None:
+    from harness.evaluation.judge import chat_generator, judge_run
+    from reports.build import build_report
+
+    generator = chat_generator(judge_dir, engine)
+    n = sum(judge_run(run_dir, generator, judge_model) for run_dir in run_dirs)
+    build_report(run_dirs, report_dir, min_effect=min_effect)  # again, now with the judge's verdicts
+    print(f"judge {judge_model}: {n} open-ended task(s) judged")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.core.runstore import RunPaths
+    from reports.build import build_report
+
+    from reports.power import parse_min_effect
+
+    min_effect = parse_min_effect(args.min_effect)
+    out = Path(args.out) if args.out else Path(args.runs[0])
+    build_report([Path(r) for r in args.runs], out, min_effect=min_effect)
+    print(RunPaths(out).report_md)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from reports.check import check_run, moves_table, update_baseline
+
+    if args.update:
+        changed = update_baseline(Path(args.run), Path(args.against))
+        if changed:
+            print(moves_table(changed, limit=len(changed), names=("new", "old")))
+        print(f"baseline updated: {args.against} ({len(changed)} cell(s) changed)")
+        return 0
+    result = check_run(Path(args.run), Path(args.against))
+    for note in result.notes:
+        print(f"note: {note}")
+    for problem in result.problems:
+        print(f"REGRESSION: {problem}")
+    if result.moves:
+        print(moves_table(result.moves))
+    n = len(result.moves) + len(result.problems)
+    print(f"check passed: {result.checked} cells within tolerance" if result.ok else f"check failed: {n} cell(s) moved")
+    return 0 if result.ok else 1
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from harness.services.preflight import check_output_file, parse_tolerances
+    from reports.check import DEFAULT_MULTIPLE, record_baseline
+
+    tolerance = parse_tolerances(args.tolerance or [])
+    check_output_file(Path(args.out), "--out")
+    b = record_baseline(Path(args.run), Path(args.out), [Path(p) for p in args.noise_run or []],
+                        args.noise_multiple if args.noise_multiple is not None else DEFAULT_MULTIPLE, tolerance, args.command_line)
+    print(f"{args.out}: {len(b['cells'])} cells, noise over {b['noise']['n_runs']} run(s)")
+    for kind, tol in b["tolerance"].items():
+        print(f"  {kind}: tolerance {tol:.3g} (spread {b['noise']['spread'].get(kind, 0.0):.3g})")
+    for key, cell in b["cells"].items():
+        if cell["kind"] == "heldout_drop" and "min" not in cell:
+            print(f"  warning: {key} = {cell['value']:.4g}: the adapter did not lower the held-out loss")
+    return 0
+
+

@@ -1,0 +1,248 @@
+"""`harness run` over several trainers, ablations and seeds: one comparison at an equal budget.
+
+    harness run --trainer sdrrl,translate_sft,english_sft --seeds 0,1,2 [--ablations] [--steps N]
+
+Members are `<trainer>` or `<trainer>+<ablation>`, an ablation being one of the trainer's named
+setting presets (`harness list trainers`); `--ablations` adds every preset of every listed trainer.
+Each member and seed is an ordinary, resumable run folder, runs/<comparison>/<member>-s<seed>/;
+the base model's evaluation is shared through the evaluation cache, so it runs once; one report
+over all of them lands in runs/<comparison>/report.{md,html,json}.
+
+Settings: `--set key=value` (and --config, and the suite's own settings) apply to every member whose
+trainer has that field; `--set <trainer>.key=value` (in a suite: `<trainer>.key: value`) to that
+trainer's members only, which is how the smoke suites give SDRRL its parallel data while the plain
+translate_sft baseline stays plain; a preset wins over both. A preset value "@<trainer>" copies the field from that trainer's settings in this
+comparison (translate_sft+parallel takes SDRRL's parallel data that way).
+
+Budget (equal by default): every member trains for the same number of optimizer steps of about
+the same number of tokens. The steps are `--steps N`, or a plain `max_steps` setting, or else what
+the first training member (the budget member) takes at its own `epochs`; it runs first, per seed.
+It trains `batch_size` records per step, and the tokens per step it measured become every other
+member's `tokens_per_step`, so their batches hold as many records as give that many tokens (trainers
+of shorter records take more of them per step). A plain `tokens_per_step=N` setting gives every
+member that target instead, and `tokens_per_step=0` turns the matching off (equal records per step).
+A member-scoped batch, token or step setting is honoured and the report marks the budgets that then
+differ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.core.errors import HarnessError, shown, unknown
+from harness.core.runstore import Manifest, RunPaths, write_json
+from harness.app.spec import RunSpec
+from harness.trainer_api import Trainer, build_config, get_trainer_class, load_trainers, setting_names, settings_of
+
+BUDGET_FIELDS = ("max_steps", "batch_size", "grad_accum_steps")
+TOKEN_BUDGET_FIELDS = ("batch_size", "tokens_per_step")  # set for one member: its batches stay as set
+
+
+@dataclass(frozen=True)
+class Member:
+    label: str  # "sdrrl" or "sdrrl+no_cs"
+    trainer: str
+    ablation: str | None = None
+
+    @property
+    def preset(self) -> dict[str, Any]:
+        return get_trainer_class(self.trainer).ablations[self.ablation] if self.ablation else {}
+
+
+def parse_members(text: str, ablations: bool = False) -> list[Member]:
+    """'sdrrl,translate_sft+parallel' -> members; with `ablations`, every preset of each trainer too."""
+    trainers = load_trainers()
+    members: list[Member] = []
+    added = 0  # members --ablations added
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, _, ablation = part.partition("+")
+        if name not in trainers:
+            raise unknown("trainer", name, list(trainers))
+        presets = trainers[name].ablations
+        if ablation and ablation not in presets:
+            raise unknown(f"ablation of trainer {name!r}:", ablation, list(presets) or ["(none)"])
+        members.append(Member(part, name, ablation or None))
+        if ablations and not ablation:
+            members.extend(Member(f"{name}+{a}", name, a) for a in presets)
+            added += len(presets)
+    if not members:
+        raise HarnessError("--trainer names no trainer; valid: " + ", ".join(sorted(trainers)))
+    if ablations and not added:
+        with_presets = sorted(name for name, cls in trainers.items() if cls.ablations)
+        raise HarnessError(f"--ablations adds nothing to --trainer {shown(text)}: no plain trainer there has ablation presets; "
+                           f"trainers with presets: {', '.join(with_presets)}")
+    labels = [m.label for m in members]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise HarnessError(f"--trainer names {', '.join(repeated)} more than once")
+    return members
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise HarnessError(f"--seeds expects integers separated by commas, e.g. 0,1,2; got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise HarnessError(f"--seeds needs distinct integers >= 0, e.g. 0,1,2; got {text!r}")
+    return seeds
+
+
+def member_settings(member: Member, layers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The member's trainer settings: each layer (lowest precedence first) scoped to its trainer,
+    then its preset, with "@<trainer>" references resolved."""
+    trainer_cls = get_trainer_class(member.trainer)
+    scoped = _scoped(member.trainer, trainer_cls, layers)
+    for key, value in member.preset.items():
+        if isinstance(value, str) and value.startswith("@"):
+            other = value[1:]
+            other_cls = get_trainer_class(other)
+            value = settings_of(build_config(other_cls, _scoped(other, other_cls, layers)))[key]
+        scoped[key] = value
+    return scoped
+
+
+def _scoped(trainer: str, trainer_cls: type[Trainer], layers: list[dict[str, Any]]) -> dict[str, Any]:
+    fields = set(setting_names(trainer_cls.Config))
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            owner, dot, field = key.rpartition(".")
+            if dot and owner == trainer:
+                out[field] = value
+            elif not dot and key in fields:
+                out[key] = value
+    return out
+
+
+def check_settings_known(members: list[Member], layers: list[dict[str, Any]], explicit: list[dict[str, Any]]) -> None:
+    """A key in `explicit` (--set, --config) that no member's trainer has is a typo: refuse it."""
+    for layer in explicit:
+        for key in layer:
+            owner, dot, field = key.rpartition(".")
+            if dot:
+                if owner not in {m.trainer for m in members}:
+                    raise unknown(f"trainer in setting {key!r}:", owner, sorted({m.trainer for m in members}))
+                names = setting_names(get_trainer_class(owner).Config)
+                if field not in names:
+                    raise unknown(f"setting for trainer {owner!r}:", field, names)
+                continue
+            fields = {name for m in members for name in setting_names(get_trainer_class(m.trainer).Config)}
+            if not fields:
+                raise HarnessError(f"trainer {members[0].trainer!r} has no settings; got {key!r}")
+            if key not in fields:
+                trainers = sorted({m.trainer for m in members})
+                what = f"trainer{'s' if len(trainers) > 1 else ''} {', '.join(repr(t) for t in trainers)}"
+                raise unknown(f"setting for {what}:", key, sorted(fields))
+
+
+@dataclass
+class Comparison:
+    """Run specs per member and seed, and the budget as far as it is known before running."""
+
+    name: str
+    members: list[Member]
+    seeds: list[int]
+    specs: dict[tuple[str, int], RunSpec]  # (member label, seed) -> spec
+    steps: int | None  # the user's budget (--steps, or a plain max_steps setting); None: the budget member's
+    own_steps: frozenset[str] = frozenset()  # members whose max_steps was set for them alone: kept as is
+    tokens_per_step: int | None = None  # a plain tokens_per_step setting (0: off); None: the budget member's
+    own_tokens: frozenset[str] = frozenset()  # members whose batch_size or tokens_per_step was set for them alone
+
+    def budget_member(self) -> Member | None:
+        return next((m for m in self.members if get_trainer_class(m.trainer).trains), None)
+
+
+def plan_comparison(
+    name: str,
+    members: list[Member],
+    seeds: list[int],
+    layers: list[dict[str, Any]],
+    make_spec: Callable[[Member, dict[str, Any], int], RunSpec],
+    steps: int | None = None,
+) -> Comparison:
+    """Every member's settings and spec for every seed; `layers` lowest precedence first."""
+    plain_steps = next((int(layer["max_steps"]) for layer in reversed(layers) if "max_steps" in layer), None)
+    steps = steps if steps is not None else (plain_steps or None)
+    if steps is not None and steps < 1:
+        raise HarnessError(f"--steps must be >= 1, got {steps}")
+    # (not converted here: a bad value is refused with the member's other settings, before any run)
+    tokens = next((layer["tokens_per_step"] for layer in reversed(layers) if "tokens_per_step" in layer), None)
+    specs = {}
+    for member in members:
+        settings = member_settings(member, layers)
+        for seed in seeds:
+            specs[(member.label, seed)] = make_spec(member, settings, seed)
+    return Comparison(name, members, seeds, specs, steps, _own(members, layers, ("max_steps",)), tokens,
+                      _own(members, layers, TOKEN_BUDGET_FIELDS))
+
+
+def _own(members: list[Member], layers: list[dict[str, Any]], fields: tuple[str, ...]) -> frozenset[str]:
+    """The members for which one of `fields` was set alone: by their preset or a `<trainer>.<field>` setting."""
+    return frozenset(m.label for m in members for f in fields
+                     if f in m.preset or any(f"{m.trainer}.{f}" in layer for layer in layers))
+
+
+def with_budget(comparison: Comparison, member: Member, spec: RunSpec, steps: int | None, tokens: int | None) -> RunSpec:
+    """The member's spec at the comparison's budget: its steps and tokens per step, unless set for it alone."""
+    trainer_cls = get_trainer_class(member.trainer)
+    if not trainer_cls.trains:
+        return spec
+    config = dict(spec.trainer_config)
+    if steps and member.label not in comparison.own_steps:
+        config["max_steps"] = steps
+    if tokens and member.label not in comparison.own_tokens and "tokens_per_step" in setting_names(trainer_cls.Config):
+        config["tokens_per_step"] = tokens
+    return dataclasses.replace(spec, trainer_config=config)
+
+
+def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = None, keep_cache: bool = False,
+                   min_effect: dict[str, float] | None = None) -> Path:
+    """Run every member (per seed, the budget member first), then one report over all of them."""
+    from harness.app import pipeline
+    from reports.build import build_report
+
+    root = Path(runs_dir) / comparison.name
+    # Every member's inputs are checked before any model is loaded. The model folder, the data and
+    # the runs folder are the same for all members, so they are checked once; the rest per member.
+    # (A training member goes first: only training needs the model's chat template.)
+    budget_member = comparison.budget_member()
+    first = comparison.specs[(budget_member or comparison.members[0]).label, comparison.seeds[0]]
+    pipeline.check_inputs(first, root, force)
+    for spec in comparison.specs.values():
+        if spec is not first:
+            pipeline.check_plan(spec)
+    budgets: dict[int, int | None] = {}
+    token_budgets: dict[int, int | None] = {}
+    run_dirs: list[Path] = []
+    for seed in comparison.seeds:
+        steps, tokens = comparison.steps, comparison.tokens_per_step
+        for member in sorted(comparison.members, key=lambda m: m != budget_member):
+            spec = with_budget(comparison, member, comparison.specs[(member.label, seed)], steps, tokens)
+            pipeline.console.print(f"[bold]comparison[/] {comparison.name}: {member.label}, seed {seed}, "
+                                   + (f"{steps} steps" if steps else "its epochs set the budget")
+                                   + (f", {tokens} tokens per step" if tokens else ""))
+            run_dir = pipeline.run(spec, root, force=force, keep_cache=keep_cache, min_effect=min_effect)
+            run_dirs.append(run_dir)
+            if member == budget_member:
+                train = Manifest(run_dir).stages.get("train", {})
+                if steps is None:
+                    steps = train.get("steps")
+                if tokens is None and train.get("tokens_per_step"):  # what it measured: the others' batches are sized to it
+                    tokens = round(train["tokens_per_step"])
+        budgets[seed], token_budgets[seed] = steps, tokens
+    write_json(RunPaths(root).comparison, {
+        "members": [dataclasses.asdict(m) for m in comparison.members],
+        "seeds": comparison.seeds,
+        "steps_per_seed": budgets,
+        "budget_set_by": "user" if comparison.steps else (budget_member.label if budget_member else None),
+        "tokens_per_step_per_seed": token_budgets,  # None or 0: batches sized in records
+        "tokens_per_step_set_by": "user" if comparison.tokens_per_step is not None else (budget_member.label if budget_member else None),
+        "runs": [str(d.relative_to(root)) for d in run_dirs],
+    })
+    build_report(run_dirs, root, min_effect=min_effect)
+    pipeline.console.print(f"report: {RunPaths(root).report_md}")
+    return root

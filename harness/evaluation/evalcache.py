@@ -1,0 +1,149 @@
+"""What identifies one task's evaluation (its key), and the cache of finished evaluations shared by runs.
+
+Base-model scores are the same for every trainer, so a run finds a task the same model, adapter,
+task files, data and settings already went through (by any run) in the shared cache by its key.
+Local data enters the key by content (the sha256 of each file the task's loader reads), never by
+its path: an edited answer key is a new evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+
+from harness.evaluation import comet, genmetrics, metrics
+from harness.engines.routing import Route
+from harness.core.models import cache_root
+from harness.core.runstore import (
+    damaged_file, file_record, json_text, read_json, read_jsonl, sha256_file, sha256_json, task_samples, task_scores,
+    write_json, write_jsonl, write_text,
+)
+from harness.evaluation.registry import TaskInfo, tasks_dir
+
+EVAL_FORMAT = 2  # bump when scores.json / samples.jsonl change shape: old caches are then ignored
+
+
+def eval_key(req, task: TaskInfo, served: Route, model_fp: str, adapter_fp: str | None) -> str:
+    """The key of `task` evaluated as `req` (a harness.evaluation.evaluate.EvalRequest) asks, on the engine and
+    adapter serving `served` (the route, not the engine asked for: `auto` and its pick share entries)."""
+    return sha256_json(
+        {
+            "model": model_fp,
+            "adapter": adapter_fp,
+            "engine": served.engine,
+            "adapter_served_as": served.serving,
+            "task_code": _task_code_hash(task),
+            "data": data_fingerprint(task, req.data_dir),
+            "limit": req.limit,
+            "max_model_len": req.settings.max_model_len,
+            "max_gen_toks": req.settings.max_gen_toks,
+            "format": EVAL_FORMAT,
+            "genmetrics": genmetrics.VERSION if task.kind == "generation" else None,
+            "comet": comet.settings_key(comet.from_env()) if task.kind == "generation" else None,
+        }
+    )
+
+
+def _task_code_hash(task: TaskInfo) -> str:
+    """The task's YAML, its family's templates and utils, the shared task modules and the sacreBLEU helpers."""
+    folder = task.yaml_path.parent
+    shared = sorted([*tasks_dir().glob("*.py"), Path(metrics.__file__)], key=lambda f: f.name)  # order as when metrics.py lived in tasks/
+    files = [task.yaml_path, *sorted(folder.glob("_*")), *sorted(folder.glob("*.py")), *shared]
+    return sha256_json([(f.name, f.read_text(encoding="utf-8")) for f in files if f.is_file()])
+
+
+def data_fingerprint(task: TaskInfo, data_dir: Path | None) -> dict:
+    """What identifies the data `task` evaluates: each local file it reads by content, or the hub dataset."""
+    dataio = _task_utils(tasks_dir() / "dataio.py")  # read as the task files read it: tasks/ is a floor above
+    local = dataio.resolve_data_dir(data_dir)  # the same rule the loader follows ($SDRRL_DATA_DIR too)
+    if local is None:
+        return {"hub": task.metadata.get("dataset"), "revision": task.metadata.get("revision")}
+    root = local[0]
+    files = _task_utils(task.yaml_path.parent / "utils.py").data_files(root, task.metadata)
+    # Relative names: the same data in another folder is the same evaluation.
+    return {"files": {str(f.relative_to(root)): _content_hash(f) for f in files}}
+
+
+@lru_cache(maxsize=None)
+def _task_utils(path: Path) -> ModuleType:
+    """A task family's utils.py (lm-eval imports it by its file path too), or tasks/dataio.py."""
+    spec = importlib.util.spec_from_file_location(f"_sdrrl_task_{path.parent.name}_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_hashed: dict[tuple[str, int, int, int], str] = {}  # (path, inode, size, mtime_ns) -> sha256: hashed once while unchanged
+
+
+def _content_hash(path: Path) -> str | None:
+    """sha256 of the file's bytes (None when missing: the loader then stops with its own message)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    memo = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if memo not in _hashed:
+        _hashed[memo] = sha256_file(path)
+    return _hashed[memo]
+
+
+def shared_cache_dir() -> Path:
+    """Finished task evaluations, shared between runs (base-model scores are the same for every trainer)."""
+    return Path(os.environ.get("SDRRL_EVAL_CACHE", cache_root() / "evals"))
+
+
+def task_integrity(task_dir: Path) -> Path:
+    """<task dir>/integrity.json: the size and sha256 of scores.json and samples.jsonl as written."""
+    return Path(task_dir) / "integrity.json"
+
+
+def write_entry(task_dir: Path, scores: dict, rows: list[dict]) -> None:
+    """One task's result (in a run's evaluation or the shared cache) with its integrity record."""
+    write_jsonl(task_samples(task_dir), rows)
+    text = json_text(scores).encode("utf-8")
+    write_json(task_integrity(task_dir), {
+        task_samples(Path()).name: file_record(task_samples(task_dir)),
+        task_scores(Path()).name: {"size": len(text), "sha256": hashlib.sha256(text).hexdigest()},
+    })
+    write_text(task_scores(task_dir), text.decode("utf-8"))  # written last: its presence marks the task done
+
+
+def read_entry(task_dir: Path, key: str) -> tuple[dict | None, str | None]:
+    """(scores, None) when `task_dir` holds this key's result intact; (None, how it is damaged) when
+    it holds a damaged one; (None, None) when it holds none, or another key's (a stale result)."""
+    scores_path = task_scores(task_dir)
+    if not scores_path.exists():
+        return None, None
+    try:
+        scores = read_json(scores_path)
+    except (ValueError, UnicodeDecodeError):
+        return None, f"{scores_path} is damaged (it does not parse)"
+    if not isinstance(scores, dict):
+        return None, f"{scores_path} is damaged (not a JSON object)"
+    if scores.get("eval_key") != key:
+        return None, None
+    try:
+        record = read_json(task_integrity(task_dir))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None, f"{task_integrity(task_dir)} is missing or damaged"
+    names = {task_scores(Path()).name, task_samples(Path()).name}
+    try:
+        if not isinstance(record, dict) or set(record) != names:
+            raise TypeError
+        damage = damaged_file(task_dir, record, "its integrity record")
+    except (KeyError, TypeError):
+        damage = f"{task_integrity(task_dir)} is damaged (it does not record {' and '.join(sorted(names))})"
+    return (None, damage) if damage else (scores, None)
+
+
+def read_samples(task_dir: Path) -> list[dict] | None:
+    """The sample rows of an entry read_entry found intact (None if they still fail to parse)."""
+    try:
+        return read_jsonl(task_samples(task_dir))
+    except (ValueError, UnicodeDecodeError):
+        return None

@@ -1,0 +1,263 @@
+"""The plan stage's checks: every input is looked at before any model is loaded or anything written.
+
+CLI values, the run name and folder, the model folder (config, safetensors weights, tokenizer,
+chat template), the data folder (every task's file, every row, through the same loader lm-eval
+calls later) and baseline tolerances. Each failure is one HarnessError naming the bad value and
+what is valid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import struct
+import tempfile
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Sequence
+
+from harness.core.errors import HarnessError, shown, unknown
+from harness.evaluation.registry import TaskInfo, read_yaml
+
+RUN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")  # '+': comparison members, "sdrrl+no_cs-s0"
+# File systems allow 255 bytes a name; files beside a run folder take its name plus a prefix and a
+# suffix (temporary copies), and a comparison's member folders are named inside it.
+MAX_RUN_NAME = 128
+MAX_SEED = 2**32 - 1  # numpy's seed range
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
+
+
+# --------------------------------------------------------------------------------------------
+# CLI values
+# --------------------------------------------------------------------------------------------
+
+
+def _at_least(flag: str, value: int | None, lo: int, hi: int | None = None) -> None:
+    if value is None:
+        return
+    if value < lo or (hi is not None and value > hi):
+        valid = f"an integer in [{lo}, {hi}]" if hi is not None else f"an integer >= {lo}"
+        raise HarnessError(f"bad value for {flag}: {value}; expected {valid}")
+
+
+def check_cli(args: argparse.Namespace) -> None:
+    """The values `harness eval` and `harness run` share (and run's own), before anything else."""
+    from harness.engines import ADAPTER_SERVING, check_engine_name
+
+    check_engine_name(args.engine)
+    _at_least("--limit", args.limit, 1)
+    _at_least("--max-gen-toks", args.max_gen_toks, 1)
+    _at_least("--max-model-len", args.max_model_len, 16)
+    _at_least("--seed", args.seed, 0, MAX_SEED)
+    if args.adapter_serving not in ADAPTER_SERVING:
+        raise unknown("--adapter-serving", args.adapter_serving, ADAPTER_SERVING)
+    if args.data_dir is not None and not Path(args.data_dir).expanduser().is_dir():
+        raise HarnessError(f"--data-dir {args.data_dir!r} is not a folder (expected <data_dir>/<family>/<flores code>/<split>.jsonl)")
+    if getattr(args, "force", None) is not None:
+        from harness.core.runstore import STAGES
+
+        if args.force not in STAGES:
+            raise unknown("stage for --force", args.force, STAGES)
+    if getattr(args, "name", None) is not None:
+        check_run_name(args.name, "--name")
+    if getattr(args, "keep_cache", False) and not getattr(args, "force", None):
+        raise HarnessError("--keep-cache only applies with --force STAGE")
+
+
+def check_run_name(name: str, what: str) -> None:
+    if not RUN_NAME.match(name):
+        raise HarnessError(f"bad value for {what}: {shown(name)}; expected letters, digits, '.', '_', '+' or '-' (a folder name, not a path)")
+    if len(name) > MAX_RUN_NAME:
+        raise HarnessError(f"bad value for {what}: {shown(name)} is {len(name)} characters; expected at most {MAX_RUN_NAME}")
+
+
+def check_output_file(path: Path, flag: str) -> None:
+    """`path` can be written as a file: not a folder, its folder not a file."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise HarnessError(f"{flag} {str(path)!r} is a folder; expected the path of a file to write")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise HarnessError(f"{flag} {str(path)!r}: {str(parent)!r} is a file, not a folder")
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """`path` is (or can become) a folder we can write into: made if missing, probed with a temp file."""
+    path = Path(path).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise HarnessError(f"{flag} {str(path)!r} is not a writable folder ({exc.strerror or exc})") from None
+
+
+def parse_tolerances(pairs: Sequence[str]) -> dict[str, float]:
+    """`--tolerance METRIC=POINTS` values: a metric name and a number of points >= 0."""
+    tolerance: dict[str, float] = {}
+    for pair in pairs:
+        metric, sep, value = pair.partition("=")
+        metric, value = metric.strip(), value.strip()
+        try:
+            points = float(value) if sep and metric else None
+        except ValueError:
+            points = None
+        if points is None or not points >= 0 or points == float("inf"):
+            raise HarnessError(f"bad value for --tolerance: {pair!r}; expected METRIC=POINTS with POINTS a number >= 0, e.g. acc=0.05")
+        tolerance[metric] = points
+    return tolerance
+
+
+# --------------------------------------------------------------------------------------------
+# The model folder
+# --------------------------------------------------------------------------------------------
+
+
+def _json_file(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"{what} {str(path)!r} cannot be read ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise HarnessError(f"{what} {str(path)!r} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+
+
+def check_safetensors(path: Path) -> None:
+    """The header parses and the file is as long as the header says (a truncated copy is not)."""
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            if n > min(size - 8, 100 << 20):
+                raise ValueError("header length past the end of the file")
+            header = json.loads(fh.read(n))
+        end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
+    except (struct.error, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise HarnessError(f"weights file {str(path)!r} is not a valid safetensors file ({exc})") from None
+    if 8 + n + end > size:
+        raise HarnessError(f"weights file {str(path)!r} is truncated: {size} bytes, its header needs {8 + n + end}")
+
+
+def _weight_files(model_dir: Path) -> list[Path]:
+    index = model_dir / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(_json_file(index, "weights index").get("weight_map", {}).values()))
+        missing = [s for s in shards if not (model_dir / s).is_file()]
+        if not shards or missing:
+            raise HarnessError(f"model folder {str(model_dir)!r}: {index.name} names missing shard(s): {', '.join(missing) or 'none listed'}")
+        return [model_dir / s for s in shards]
+    files = sorted(model_dir.glob("*.safetensors"))
+    if not files:
+        other = sorted(p.name for p in model_dir.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".gguf"))
+        raise HarnessError(
+            f"model folder {str(model_dir)!r} has no safetensors weights"
+            + (f" (found {', '.join(other)}; convert them with save_pretrained(safe_serialization=True))" if other else "")
+        )
+    return files
+
+
+def has_chat_template(model_dir: Path) -> bool:
+    if (model_dir / "chat_template.jinja").is_file() or (model_dir / "chat_template.json").is_file():
+        return True
+    config = model_dir / "tokenizer_config.json"
+    return config.is_file() and bool(_json_file(config, "tokenizer config").get("chat_template"))
+
+
+def check_model(model_dir: Path, needs_chat_template: bool) -> None:
+    """An HF model folder both engines can load: config, safetensors weights, tokenizer (and chat template)."""
+    model_dir = Path(model_dir)
+    config = _json_file(model_dir / "config.json", "model config")
+    if not isinstance(config, dict) or not config.get("model_type"):
+        raise HarnessError(f"model config {str(model_dir / 'config.json')!r} has no model_type; is it a Hugging Face model folder?")
+    for weights in _weight_files(model_dir):
+        check_safetensors(weights)
+    if not any((model_dir / name).is_file() for name in TOKENIZER_FILES):
+        raise HarnessError(f"model folder {str(model_dir)!r} has no tokenizer (one of: {', '.join(TOKENIZER_FILES)})")
+    if (model_dir / "tokenizer_config.json").is_file():
+        _json_file(model_dir / "tokenizer_config.json", "tokenizer config")
+    if needs_chat_template and not has_chat_template(model_dir):
+        raise HarnessError(
+            f"model folder {str(model_dir)!r} has no chat template (tokenizer_config.json 'chat_template' or "
+            "chat_template.jinja); the trainers train and generate in the chat format, so use an instruction-tuned model"
+        )
+
+
+def check_adapter(adapter: Path, max_rank: int) -> None:
+    if not adapter.is_dir():
+        raise HarnessError(f"adapter folder {str(adapter)!r} does not exist")
+    config = _json_file(adapter / "adapter_config.json", "adapter config") if (adapter / "adapter_config.json").is_file() else None
+    if config is None:
+        raise HarnessError(f"adapter folder {str(adapter)!r} has no adapter_config.json; is it a PEFT adapter?")
+    if not (adapter / "adapter_model.safetensors").is_file():
+        raise HarnessError(f"adapter folder {str(adapter)!r} has no adapter_model.safetensors")
+    check_safetensors(adapter / "adapter_model.safetensors")
+    rank = config.get("r")
+    if not isinstance(rank, int) or not 1 <= rank <= max_rank:
+        raise HarnessError(f"adapter {str(adapter)!r} has LoRA rank {rank!r}; vLLM serves ranks 1 to {max_rank}")
+
+
+# --------------------------------------------------------------------------------------------
+# The data folder: the loader lm-eval will call, called now
+# --------------------------------------------------------------------------------------------
+
+_LOADERS: dict[Path, ModuleType] = {}
+
+
+def _task_loader(task: TaskInfo) -> Callable | None:
+    """The task's `custom_dataset: !function module.name`, imported from the task's folder as lm-eval does."""
+    ref = read_yaml(task.yaml_path).get("custom_dataset")
+    if not (isinstance(ref, str) and ref.startswith("!function ")):
+        return None
+    module_name, _, attr = ref.split(" ", 1)[1].strip().rpartition(".")
+    path = task.yaml_path.parent / f"{module_name.replace('.', '/')}.py"
+    if path not in _LOADERS:
+        spec = importlib.util.spec_from_file_location(f"_preflight_{task.family}_{module_name}", path)
+        if spec is None or spec.loader is None:
+            raise HarnessError(f"{task.yaml_path}: cannot import {path} for custom_dataset")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _LOADERS[path] = module
+    return getattr(_LOADERS[path], attr)
+
+
+def check_data(tasks: Sequence[TaskInfo], data_dir: Path | None) -> None:
+    """Every task's local data read and validated row by row, by the task's own loader.
+
+    Hub data (no data folder) is not fetched here; it is checked when the evaluation loads it.
+    """
+    from tasks.dataio import resolve_data_dir
+
+    local = resolve_data_dir(data_dir)
+    if local is None:
+        return
+    root, source = local
+    if not root.is_dir():
+        raise HarnessError(f"data folder {str(root)!r} ({source}) does not exist")
+    for task in tasks:
+        loader = _task_loader(task)
+        if loader is not None:
+            loader(**task.metadata, data_dir=str(root))
+
+
+# --------------------------------------------------------------------------------------------
+# A whole run
+# --------------------------------------------------------------------------------------------
+
+
+def check_run(spec: Any, trains: bool, tasks: Sequence[TaskInfo], data_dir: Path | None, runs_dir: Path) -> Path:
+    """Everything `harness run` needs, checked before the spec is frozen; returns the model folder."""
+    from harness.core.models import resolve_model
+
+    check_run_name(spec.name, "run name")  # a default name is made from the model's, which may be long
+    check_writable(Path(runs_dir), "--runs-dir")
+    if (Path(runs_dir) / spec.name).exists():
+        check_writable(Path(runs_dir) / spec.name, "run folder")
+    # lexicons: the trainer's own check (pipeline.check_plan) and harness.services.doctor (fetched or induced ones)
+    check_data(tasks, data_dir)  # first: resolving a built-in model may build it
+    model_dir = resolve_model(spec.model)
+    check_model(model_dir, needs_chat_template=trains)
+    return model_dir
