@@ -17,13 +17,12 @@ from harness.engines.base import (
     EngineSettings,
     Generation,
     OnBatch,
-    check_parallel,
     get_engine,
     register_engine,
 )
 from harness.engines.vllm_engine import prepare_vllm_env  # registers "vllm"
 from harness.engines import hf_engine  # noqa: F401  (registers "hf")
-from harness.engines.routing import AUTO, Route, check_engine_name, engine_choices, pick_engine, route
+from harness.engines.routing import AUTO, Route, check_engine_name, check_parallel, engine_choices, pick_engine, route
 
 __all__ = [
     "ADAPTER_SERVING", "AUTO", "ENGINES", "Engine", "EngineSettings", "Generation", "OnBatch", "Route",

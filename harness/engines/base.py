@@ -106,16 +106,3 @@ def get_engine(name: str) -> Engine:
     except KeyError:
         raise unknown("engine", name, list(ENGINES)) from None
 
-
-def check_parallel(engine: str, tensor_parallel_size: int, data_parallel_size: int) -> None:
-    """Tensor / data parallelism only where every engine that `engine` routes to splits over devices."""
-    from harness.engines.routing import REQUEST_TYPES, pick_engine
-
-    used = {pick_engine(engine, kind) for kind in REQUEST_TYPES}
-    for name, value in (("tensor-parallel-size", tensor_parallel_size), ("data-parallel-size", data_parallel_size)):
-        if value < 1:
-            raise HarnessError(f"--{name} must be >= 1, got {value}")
-        single = sorted(e for e in used if not ENGINES[e].splits_over_devices)
-        if value > 1 and single:
-            needed = " or ".join(f"--engine {n}" for n, cls in ENGINES.items() if cls.splits_over_devices)
-            raise HarnessError(f"--{name} {value} needs {needed} (engine {engine!r} runs {', '.join(single)}, one copy on one device)")

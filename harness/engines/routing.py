@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.engines.base import ADAPTER_SERVING, ENGINES, on_gpu
-from harness.core.errors import unknown
+from harness.core.errors import HarnessError, unknown
 
 AUTO = "auto"
 REQUEST_TYPES = ("loglikelihood", "generation")
@@ -92,3 +92,15 @@ def route(name: str, task_kind: str, has_adapter: bool, adapter_serving: str = A
     kind = request_type(task_kind)
     engine = pick_engine(name, kind)
     return Route(engine, pick_serving(engine, kind, has_adapter, adapter_serving))
+
+
+def check_parallel(engine: str, tensor_parallel_size: int, data_parallel_size: int) -> None:
+    """Tensor / data parallelism only where every engine that `engine` routes to splits over devices."""
+    used = {pick_engine(engine, kind) for kind in REQUEST_TYPES}
+    for name, value in (("tensor-parallel-size", tensor_parallel_size), ("data-parallel-size", data_parallel_size)):
+        if value < 1:
+            raise HarnessError(f"--{name} must be >= 1, got {value}")
+        single = sorted(e for e in used if not ENGINES[e].splits_over_devices)
+        if value > 1 and single:
+            needed = " or ".join(f"--engine {n}" for n, cls in ENGINES.items() if cls.splits_over_devices)
+            raise HarnessError(f"--{name} {value} needs {needed} (engine {engine!r} runs {', '.join(single)}, one copy on one device)")
