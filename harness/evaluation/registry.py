@@ -188,13 +188,18 @@ def _name_language(name: str) -> tuple[str, str]:
     return DEFAULT_LANG, name
 
 
+def is_task_config(cfg: Any) -> bool:
+    """A YAML that is one task (not suites.yaml, an lm-eval group file or a Python-class task)."""
+    return isinstance(cfg, dict) and isinstance(cfg.get("task"), str) and "group" not in cfg and "class" not in cfg
+
+
 def _tasks_under(root: Path, source: str, include_root: Path | None = None) -> Iterable[TaskInfo]:
     for path in sorted(root.rglob("*.yaml")):
         if "__pycache__" in path.parts:
             continue
         cfg = read_yaml(path)
-        if not isinstance(cfg, dict) or not isinstance(cfg.get("task"), str) or "group" in cfg or "class" in cfg:
-            continue  # suites.yaml, lm-eval group files, Python-class tasks
+        if not is_task_config(cfg):
+            continue
         yield task_from_config(cfg, path, source, include_root)
 
 
@@ -257,8 +262,8 @@ def resolve_tasks(names: Sequence[str], include_paths: Sequence[Path] = ()) -> l
 
 
 def _unknown_task(name: str, known: dict[str, TaskInfo]) -> HarnessError:
-    ours = list(known)
-    listed = ", ".join(sorted(ours)[:SHOWN_VALID]) + (f", ... ({len(ours)} in all; `harness list tasks`)" if len(ours) > SHOWN_VALID else "")
+    ours = sorted(known, key=lambda n: (known[n].source != "include", n))  # the include paths' first: the likelier meant
+    listed = ", ".join(ours[:SHOWN_VALID]) + (f", ... ({len(ours)} in all; `harness list tasks`)" if len(ours) > SHOWN_VALID else "")
     return HarnessError(f"unknown task {name!r}: not in tasks/, the include paths or lm-eval's tasks; valid: {listed}")
 
 
