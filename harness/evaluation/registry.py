@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 import yaml
 
 from harness.core.errors import HarnessError, unknown
-from harness.core.langs import LANGUAGES, parse_languages
+from harness.core.langs import LANGUAGES, iso_code, parse_languages
 
 REQUIRED_METADATA = ("version", "family", "lang", "kind", "primary_metric", "config")
 # Metadata keys only a harness family task has (lm-eval's own YAML may carry version, even lang or
@@ -177,14 +177,14 @@ def plain_task_info(cfg: dict[str, Any], yaml_path: Path) -> TaskInfo:
 
 
 def _name_language(name: str) -> tuple[str, str]:
-    """(language, name less its language suffix) from a `<stem>_<code>` or `<stem>_<flores code>` name."""
-    by_flores = {lang.flores: code for code, lang in LANGUAGES.items()}
+    """(language, name less its language suffix) from a `<stem>_cs` or `<stem>_ces_Latn` name."""
     head, _, last = name.rpartition("_")
     if head and last in LANGUAGES:
         return last, head
-    stem, _, iso = head.rpartition("_")
-    if stem and f"{iso}_{last}" in by_flores:
-        return by_flores[f"{iso}_{last}"], stem
+    stem, _, script_part = head.rpartition("_")
+    code = iso_code(f"{script_part}_{last}")  # a script-tagged code ('ces_Latn') -> ours ('cs')
+    if stem and code in LANGUAGES:
+        return code, stem
     return DEFAULT_LANG, name
 
 
