@@ -26,12 +26,12 @@ def _include_dir(root: Path) -> Path:
     root.mkdir(parents=True)
     for name, rows in (("mc.jsonl", MC_ROWS), ("gen.jsonl", GEN_ROWS)):
         (root / name).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    (root / "toycopa_cs.yaml").write_text(
-        f"task: toycopa_cs\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {root / 'mc.jsonl'}\n"
+    (root / "userdir_copa_cs.yaml").write_text(
+        f"task: userdir_copa_cs\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {root / 'mc.jsonl'}\n"
         "test_split: test\noutput_type: multiple_choice\ndoc_to_text: \"{{premise}} Because\"\n"
         "doc_to_choice: \"{{[c1, c2]}}\"\ndoc_to_target: label\nmetric_list:\n  - metric: acc\n", encoding="utf-8")
-    (root / "toyarith.yaml").write_text(
-        f"task: toyarith\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {root / 'gen.jsonl'}\n"
+    (root / "userdir_arith.yaml").write_text(
+        f"task: userdir_arith\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {root / 'gen.jsonl'}\n"
         "test_split: test\noutput_type: generate_until\ndoc_to_text: \"{{q}}\"\ndoc_to_target: \"{{a}}\"\n"
         "generation_kwargs:\n  until: [\"\\n\"]\n  max_gen_toks: 4\nmetric_list:\n  - metric: exact_match\n", encoding="utf-8")
     return root
@@ -39,14 +39,14 @@ def _include_dir(root: Path) -> Path:
 
 def test_plain_yaml_is_read_as_lm_eval_reads_it(tmp_path):
     tasks = all_tasks(include_paths=[_include_dir(tmp_path / "inc")])
-    mc, gen = tasks["toycopa_cs"], tasks["toyarith"]
-    assert (mc.family, mc.lang, mc.kind, mc.primary_metric, mc.source) == ("toycopa", "cs", "comprehension", "acc", "include")
-    assert (gen.family, gen.lang, gen.kind, gen.primary_metric) == ("toyarith", "en", "generation", "exact_match")
+    mc, gen = tasks["userdir_copa_cs"], tasks["userdir_arith"]
+    assert (mc.family, mc.lang, mc.kind, mc.primary_metric, mc.source) == ("userdir_copa", "cs", "comprehension", "acc", "include")
+    assert (gen.family, gen.lang, gen.kind, gen.primary_metric) == ("userdir_arith", "en", "generation", "exact_match")
     flores_named = plain_task_info({"task": "x_ces_Latn", "output_type": "multiple_choice"}, tmp_path / "x.yaml")
     assert (flores_named.lang, flores_named.family, flores_named.primary_metric) == ("cs", "x", "acc")
     with pytest.raises(HarnessError, match=r"output_type .*'loglikelihood_rolling'.*valid: .*generate_until"):
         plain_task_info({"task": "p", "output_type": "loglikelihood_rolling"}, tmp_path / "p.yaml")
-    with pytest.raises(HarnessError, match=r"unknown task 'nosuch_task'.*valid: .*toyarith"):
+    with pytest.raises(HarnessError, match=r"unknown task 'nosuch_task'.*valid: .*userdir_arith"):
         resolve_tasks(["nosuch_task"], [tmp_path / "inc"])
 
 
@@ -55,24 +55,24 @@ def test_a_one_yaml_task_runs_from_an_include_path_and_is_cached_by_content(tiny
     out = tmp_path / "out"
 
     def run() -> dict[str, dict]:
-        assert main(["eval", "--include-path", str(inc), "--tasks", "toycopa_cs,toyarith", "--engine", "hf",
+        assert main(["eval", "--include-path", str(inc), "--tasks", "userdir_copa_cs,userdir_arith", "--engine", "hf",
                      "--model", str(tiny_llama), "--out", str(out)]) == 0
-        return {n: json.loads((out / "eval" / "base" / n / "scores.json").read_text()) for n in ("toycopa_cs", "toyarith")}
+        return {n: json.loads((out / "eval" / "base" / n / "scores.json").read_text()) for n in ("userdir_copa_cs", "userdir_arith")}
 
     first = run()
-    assert first["toycopa_cs"]["n_samples"] == 3 and 0.0 <= first["toycopa_cs"]["metrics"]["acc"] <= 1.0
-    assert first["toyarith"]["kind"] == "generation" and "exact_match" in first["toyarith"]["metrics"]
+    assert first["userdir_copa_cs"]["n_samples"] == 3 and 0.0 <= first["userdir_copa_cs"]["metrics"]["acc"] <= 1.0
+    assert first["userdir_arith"]["kind"] == "generation" and "exact_match" in first["userdir_arith"]["metrics"]
     assert not any(s.get("reused_from_cache") for s in first.values())
     shutil.rmtree(out)
     again = run()
     assert all(s.get("reused_from_cache") for s in again.values())
     assert {n: s["metrics"] for n, s in again.items()} == {n: s["metrics"] for n, s in first.items()}
-    yaml_path = inc / "toycopa_cs.yaml"
+    yaml_path = inc / "userdir_copa_cs.yaml"
     yaml_path.write_text(yaml_path.read_text().replace("Because", "So"), encoding="utf-8")
     shutil.rmtree(out)
     edited = run()
-    assert not edited["toycopa_cs"].get("reused_from_cache") and edited["toyarith"].get("reused_from_cache")
-    assert edited["toycopa_cs"]["eval_key"] != first["toycopa_cs"]["eval_key"]
+    assert not edited["userdir_copa_cs"].get("reused_from_cache") and edited["userdir_arith"].get("reused_from_cache")
+    assert edited["userdir_copa_cs"]["eval_key"] != first["userdir_copa_cs"]["eval_key"]
 
 
 def test_include_path_must_be_a_folder(tmp_path, capsys):

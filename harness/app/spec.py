@@ -21,9 +21,6 @@ class RunSpec:
     model: str  # as the user gave it: built-in name, local folder or hub id
     suite: str
     languages: tuple[str, ...]  # the suite's languages this run covers
-    # --tasks (empty: the suite's own) and --include-path, frozen: a resumed run resolves the same tasks
-    tasks: tuple[str, ...] = ()
-    include_paths: tuple[str, ...] = ()
     trainer_config: dict[str, Any] = field(default_factory=dict)
     engine: str = "auto"
     seed: int = 0
@@ -32,6 +29,9 @@ class RunSpec:
     max_model_len: int = 2048
     max_gen_toks: int | None = None
     adapter_serving: str = "auto"
+    # --tasks (empty: the suite's own) and --include-path, frozen: a resumed run resolves the same tasks
+    tasks: tuple[str, ...] = ()
+    include_paths: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
