@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
 from harness.core.langs import LANGUAGES, Language
-from harness.evaluation.registry import SUITES_FILE, load_suites, task_from_config
+from harness.core.errors import HarnessError
+from harness.evaluation.registry import SUITES_FILE, TaskInfo, is_task_config, load_suites, read_yaml, task_from_config
 
 TASKS_ROOT = Path(__file__).resolve().parent
 HEADER = (
@@ -33,11 +35,6 @@ HEADER = (
 VERSION = 1.0
 TEMPLATE = "_default_template_yaml"
 
-DATASETS = {
-    "belebele": "facebook/belebele",
-    "sib200": "Davlan/sib200",
-    "flores200": "openlanguagedata/flores_plus",
-}
 # Languages written without spaces between words: sacreBLEU's 13a would treat a whole sentence
 # as one token, so their BLEU fallback (when the flores200 SentencePiece model is unavailable)
 # is character-level.
@@ -60,13 +57,11 @@ def _dump(cfg: dict[str, Any]) -> str:
     return HEADER + yaml.dump(cfg, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1000)
 
 
-# Multiple-choice families: one task per language, differing only in family name.
-COMPREHENSION_FAMILIES = ("belebele", "sib200")
-
-
-def comprehension_task(family: str, lang: Language) -> tuple[str, dict[str, Any]]:
+def comprehension_task(spec: "FamilySpec", lang: Language) -> tuple[str, dict[str, Any]]:
+    """A multiple-choice task: one per language, its prompt and metrics in the family's template."""
+    family = spec.name
     name = f"{family}_{lang.code}"
-    return f"{family}/{name}.yaml", {
+    return f"{spec.folder}/{name}.yaml", {
         "include": TEMPLATE,
         "task": name,
         "metadata": {
@@ -76,7 +71,7 @@ def comprehension_task(family: str, lang: Language) -> tuple[str, dict[str, Any]
             "kind": "comprehension",
             "primary_metric": "acc",
             "config": lang.flores,
-            "dataset": DATASETS[family],
+            "dataset": spec.dataset,
         },
     }
 
@@ -94,10 +89,11 @@ def flores_generation_kwargs(src: Language) -> dict[str, Any]:
             "temperature": 0.0, "max_gen_toks": FLORES_MAX_GEN_TOKS}
 
 
-def flores200_task(src: Language, tgt: Language, fewshot: bool = False) -> tuple[str, dict[str, Any]]:
+def flores200_task(spec: "FamilySpec", src: Language, tgt: Language) -> tuple[str, dict[str, Any]]:
     direction = f"{src.code}-{tgt.code}"
     other = tgt if src.is_english else src
-    family = "flores200_fewshot" if fewshot else "flores200"
+    family = spec.name
+    fewshot = family.endswith("_fewshot")  # the few-shot variant, written for base models
     name = f"{family}_{direction}"
     if fewshot:
         prompt = f"{src.name}: {{{{source}}}}\n{tgt.name}:"
@@ -110,7 +106,7 @@ def flores200_task(src: Language, tgt: Language, fewshot: bool = False) -> tuple
             f"{src.name}: {{{{source}}}}\n{tgt.name}:"
         )
         head = {"include": TEMPLATE, "task": name, "doc_to_text": prompt}
-    return f"flores200/{name}.yaml", {
+    return f"{spec.folder}/{name}.yaml", {
         **head,
         "generation_kwargs": flores_generation_kwargs(src),
         "metadata": {
@@ -125,7 +121,7 @@ def flores200_task(src: Language, tgt: Language, fewshot: bool = False) -> tuple
             "target_lang": tgt.code,
             "source_config": src.flores,
             "target_config": tgt.flores,
-            "dataset": DATASETS["flores200"],
+            "dataset": spec.dataset,
             "sacrebleu": {
                 "bleu": {
                     "tokenize": "flores200",
@@ -141,44 +137,68 @@ def flores200_task(src: Language, tgt: Language, fewshot: bool = False) -> tuple
 INSTRUCT_MAX_GEN_TOKS = 512
 
 
-def instruct_task(lang: Language) -> tuple[str, dict[str, Any]]:
-    name = f"instruct_{lang.code}"
-    return f"instruct/{name}.yaml", {
+def instruct_task(spec: "FamilySpec", lang: Language) -> tuple[str, dict[str, Any]]:
+    name = f"{spec.name}_{lang.code}"
+    return f"{spec.folder}/{name}.yaml", {
         "include": TEMPLATE,
         "task": name,
         "generation_kwargs": {"until": [], "do_sample": False, "temperature": 0.0,
                               "max_gen_toks": INSTRUCT_MAX_GEN_TOKS},
         "metadata": {
             "version": VERSION,
-            "family": "instruct",
+            "family": spec.name,
             "lang": lang.code,
             "kind": "generation",
             "primary_metric": "lang_match",
             "config": lang.flores,
             "target_lang": lang.code,
-            "dataset": None,
+            "dataset": spec.dataset,
             "disjoint_from_training": "instruction",
         },
     }
 
 
+@dataclass(frozen=True)
+class FamilySpec:
+    """One generated task family: its tasks are `build(spec, lang)` for each language it covers.
+    Adding a family = one FAMILIES entry, tasks/<folder>/ with its template and utils.py, and its
+    fixture under tasks/fixtures/<folder>/ (tests read the family from this table)."""
+
+    name: str  # metadata.family, the task names' prefix
+    folder: str  # tasks/<folder>/ holds its template, utils.py and generated YAML
+    build: Callable[["FamilySpec", Language], list[tuple[str, dict[str, Any]]]]
+    dataset: str | None = None  # hub id the loader reads without a data folder
+    english: bool = True  # whether English has its own task (a translation family has none: en is one side)
+
+
+def _comprehension(spec: FamilySpec, lang: Language) -> list[tuple[str, dict[str, Any]]]:
+    return [comprehension_task(spec, lang)]
+
+
+def _flores(spec: FamilySpec, lang: Language) -> list[tuple[str, dict[str, Any]]]:
+    return [flores200_task(spec, src, tgt) for src, tgt in ((ENGLISH, lang), (lang, ENGLISH))]
+
+
+def _instruct(spec: FamilySpec, lang: Language) -> list[tuple[str, dict[str, Any]]]:
+    return [instruct_task(spec, lang)]
+
+
+FAMILIES = (
+    FamilySpec("belebele", "belebele", _comprehension, "facebook/belebele"),
+    FamilySpec("sib200", "sib200", _comprehension, "Davlan/sib200"),
+    FamilySpec("flores200", "flores200", _flores, "openlanguagedata/flores_plus", english=False),
+    FamilySpec("flores200_fewshot", "flores200", _flores, "openlanguagedata/flores_plus", english=False),
+    FamilySpec("instruct", "instruct", _instruct),
+)
+
+
 def task_configs() -> dict[str, dict[str, Any]]:
     """{relative path: config} of every generated task."""
     out: dict[str, dict[str, Any]] = {}
-    for lang in LANGUAGES.values():
-        for family in COMPREHENSION_FAMILIES:
-            path, cfg = comprehension_task(family, lang)
-            out[path] = cfg
-    for lang in LANGUAGES.values():
-        if lang.is_english:
-            continue
-        for fewshot in (False, True):
-            for src, tgt in ((ENGLISH, lang), (lang, ENGLISH)):
-                path, cfg = flores200_task(src, tgt, fewshot)
-                out[path] = cfg
-    for lang in LANGUAGES.values():
-        path, cfg = instruct_task(lang)
-        out[path] = cfg
+    for spec in FAMILIES:
+        for lang in LANGUAGES.values():
+            if spec.english or not lang.is_english:
+                out.update(spec.build(spec, lang))
     return out
 
 
@@ -187,10 +207,13 @@ def render(root: Path = TASKS_ROOT) -> dict[Path, str]:
     root = Path(root).resolve()
     configs = task_configs()
     files = {root / rel: _dump(cfg) for rel, cfg in configs.items()}
-    tasks = {}
+    tasks = hand_written(root)  # they join the suites' groups as the registry's suites hold them
     for rel, cfg in configs.items():
         meta_cfg = {k: v for k, v in cfg.items() if k != "include"}
         info = task_from_config(meta_cfg, root / rel)
+        if info.name in tasks:
+            raise HarnessError(f"{tasks[info.name].yaml_path} defines task {info.name!r}, which the generator writes; "
+                               "rename it or remove its family from tasks/generate.py's FAMILIES")
         tasks[info.name] = info
     raw_suites = yaml.safe_load((root / SUITES_FILE).read_text(encoding="utf-8"))["suites"]
     for name, suite in load_suites(root / SUITES_FILE, tasks).items():
@@ -203,6 +226,21 @@ def render(root: Path = TASKS_ROOT) -> dict[Path, str]:
         group["metadata"] = {"version": VERSION, "suite": name, "description": suite.description}
         files[root / f"suite_{name}.yaml"] = _dump(group)
     return files
+
+
+def hand_written(root: Path = TASKS_ROOT) -> dict[str, TaskInfo]:
+    """Task YAML under `root` the generator did not write (no HEADER): read, never rewritten or removed."""
+    root = Path(root).resolve()
+    generated = _generated_on_disk(root)
+    found: dict[str, TaskInfo] = {}
+    for path in sorted(root.rglob("*.yaml")):
+        if path in generated or "fixtures" in path.parts or "__pycache__" in path.parts:
+            continue
+        cfg = read_yaml(path)
+        if is_task_config(cfg):
+            info = task_from_config(cfg, path)
+            found[info.name] = info
+    return found
 
 
 def _generated_on_disk(root: Path) -> set[Path]:
@@ -245,14 +283,23 @@ def write(root: Path = TASKS_ROOT) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tasks.generate", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report out-of-date files; exit 1 if any")
+    parser.add_argument("--root", type=Path, default=TASKS_ROOT, help="the tasks folder (default: this one)")
     args = parser.parse_args(argv)
-    if args.check:
-        stale = outdated()
+    try:
+        return _run(args.check, args.root)
+    except HarnessError as exc:  # a malformed hand-written YAML, a bad suite: one line, no traceback
+        print(f"python -m tasks.generate: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(check: bool, root: Path) -> int:
+    if check:
+        stale = outdated(root)
         for path in stale:
             print(f"out of date: {path}")
         return 1 if stale else 0
-    touched = write()
-    print(f"{len(render())} generated files, {len(touched)} written or removed")
+    touched = write(root)
+    print(f"{len(render(root))} generated files, {len(touched)} written or removed")
     return 0
 
 

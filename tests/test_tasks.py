@@ -24,10 +24,9 @@ from harness.evaluation.registry import (
     task_from_config,
     tasks_dir,
 )
-from harness.evaluation import metrics
+from harness.evaluation import evalcache, metrics
 from tasks import dataio, generate
 
-FAMILIES = ("belebele", "sib200", "flores200")
 SIB_CATEGORIES = ["science/technology", "travel", "politics", "sports", "health", "entertainment", "geography"]
 NON_ENGLISH = [c for c in LANGUAGES if c != "en"]
 
@@ -147,11 +146,11 @@ def test_generator_detects_and_repairs_drift(tmp_path):
 
 def test_every_language_has_its_tasks_with_metadata():
     tasks = all_tasks()
-    expected = {f"{fam}_{c}" for fam in ("belebele", "sib200") for c in LANGUAGES}
-    expected |= {f"{fam}_{a}-{b}" for fam in ("flores200", "flores200_fewshot")
-                 for c in NON_ENGLISH for a, b in (("en", c), (c, "en"))}
-    expected |= {f"instruct_{c}" for c in LANGUAGES}
+    expected = {cfg["task"] for cfg in generate.task_configs().values()} | set(generate.hand_written())
     assert set(tasks) == expected
+    for family in generate.FAMILIES:  # every family covers every language (translation: every non-English one)
+        langs = {t.lang for t in tasks.values() if t.family == family.name}
+        assert langs == {c for c in LANGUAGES if family.english or c != "en"}, family.name
     for name, t in tasks.items():
         meta = t.metadata
         assert isinstance(t, TaskInfo) and t.yaml_path.is_file() and t.name == name
@@ -219,7 +218,8 @@ def test_registry_errors_name_bad_and_valid_values(tmp_path):
         get_suite("paper16")
     bad = tmp_path / "suites.yaml"
     bad.write_text("suites:\n  x:\n    languages: [cs]\n    families: [belebele, nosuchfamily]\n", encoding="utf-8")
-    with pytest.raises(HarnessError, match=r"unknown task family .*'nosuchfamily'; valid: belebele, flores200, flores200_fewshot, instruct, sib200"):
+    families = ", ".join(sorted({t.family for t in all_tasks().values()}))
+    with pytest.raises(HarnessError, match=rf"unknown task family .*'nosuchfamily'; valid: {families}$"):
         load_suites(bad, all_tasks())
     with pytest.raises(HarnessError, match=r"metadata lacks kind, primary_metric"):
         task_from_config({"task": "t", "metadata": {"version": 1, "family": "f", "lang": "cs", "config": "c"}}, bad)
@@ -234,10 +234,14 @@ def test_registry_names_no_family_or_task():
 # --------------------------------------------------------------------------- lm-eval loading
 
 
+MADE_FAMILIES = ("belebele", "sib200", "flores200", "flores200_fewshot", "instruct")  # what make_data writes
+
+
 def test_every_task_builds_docs_from_a_data_dir(tmp_path):
     data = make_data(tmp_path / "data")
-    loaded = load_tasks(all_tasks(), data_dir=str(data))
-    assert set(loaded) == set(all_tasks())
+    names = [n for n, t in all_tasks().items() if t.family in MADE_FAMILIES]
+    loaded = load_tasks(names, data_dir=str(data))
+    assert set(loaded) == set(names)
     for name, task in loaded.items():
         info = get_task(name)
         docs = list(task.eval_docs)
@@ -279,6 +283,20 @@ def test_every_task_builds_docs_from_a_data_dir(tmp_path):
                                       f"{src.name}: {src.flores} example 10\n{tgt.name}: {tgt.flores} example 10\n\n")
             assert context.count(" example ") == 10 and "sentence 3" not in context
             assert context.endswith(f"{src.name}: {src.flores} sentence 1\n{tgt.name}:")
+
+
+def test_every_generated_family_builds_docs_from_its_fixture():
+    """A family of the table, new ones included, reads its shipped fixture in every language it has one."""
+    fixtures = tasks_dir() / "fixtures"
+    for family in generate.FAMILIES:
+        tasks = [t for t in all_tasks().values() if t.family == family.name]
+        utils = evalcache._task_utils(tasks[0].yaml_path.parent / "utils.py")
+        covered = [t for t in tasks if all(f.is_file() for f in utils.data_files(fixtures.resolve(), t.metadata))]
+        assert covered, f"{family.name}: no fixture under {fixtures}"
+        loaded = load_tasks([t.name for t in covered], data_dir=str(fixtures))
+        for task in covered:
+            docs = list(loaded[task.name].eval_docs)
+            assert docs and all(isinstance(loaded[task.name].doc_to_text(d), str) for d in docs), task.name
 
 
 def test_metadata_data_dir_beats_env_and_env_is_a_fallback(tmp_path, monkeypatch):

@@ -53,11 +53,19 @@ def _add_fetch_and_doctor(sub) -> None:
     p.set_defaults(func=cmd_doctor)
 
 
+def _add_include_path(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--include-path", action="append", metavar="DIR",
+                   help="also a folder of lm-eval task YAML, as lm_eval's --include_path (repeatable or comma-separated)")
+
+
 def _add_model_run_options(p: argparse.ArgumentParser) -> None:
     """What `eval` and `run` share: the model, the tasks, the engine and where results go."""
     p.add_argument("--model", required=True, help="built-in name (harness list models), local HF folder, or hub id")
     p.add_argument("--suite", default="smoke", help="task suite (harness list suites)")
     p.add_argument("--langs", help="restrict the suite to these languages, e.g. cs,ja")
+    p.add_argument("--tasks", help="run exactly these tasks, comma-separated: the suite's, an --include-path folder's, "
+                   "or lm-eval's built-in ones by name")
+    _add_include_path(p)
     p.add_argument("--engine", default="auto", help="auto (default: the fastest measured engine per request type and hardware, harness/engines/routing.py), vllm or hf")
     p.add_argument("--data-dir", help="local data folder in the hub datasets' formats (default: the suite's, else the hub)")
     p.add_argument("--limit", type=int, help="at most N items per task (quick runs)")
@@ -75,7 +83,6 @@ def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a model (and optional LoRA adapter) on a suite")
     _add_model_run_options(p)
     p.add_argument("--adapter", help="LoRA adapter folder (PEFT, safetensors)")
-    p.add_argument("--tasks", help="only these tasks of the suite, comma-separated")
     p.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM: GPUs one model is split over (default 1)")
     p.add_argument("--data-parallel-size", type=int, default=1, help="vLLM: model replicas, through ray (default 1)")
     p.add_argument("--out", help="run folder to write into (default runs/eval-<model>-<suite>)")
@@ -140,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="languages, tasks, suites, trainers, a trainer's settings or built-in models")
     p.add_argument("what", help=" | ".join(LIST_WHATS))
     p.add_argument("--trainer", help="with `list settings`: the trainer whose settings to list")
+    _add_include_path(p)
     p.set_defaults(func=cmd_list)
     _add_eval(sub)
     _add_run(sub)

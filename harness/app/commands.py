@@ -43,11 +43,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         for lang in LANGUAGES.values():
             table.add_row(lang.code, lang.name, lang.flores, ", ".join(s for s, codes in LANGUAGE_SETS.items() if lang.code in codes))
     elif args.what == "tasks":
-        from harness.evaluation.registry import all_tasks
+        from harness.evaluation.registry import all_tasks, check_include_paths
 
-        table = Table("task", "family", "lang", "kind", "metric")
-        for task in all_tasks().values():
-            table.add_row(task.name, task.family, task.lang, task.kind, task.primary_metric)
+        table = Table("task", "family", "lang", "kind", "metric", "from")
+        for task in all_tasks(include_paths=check_include_paths(args.include_path or [])).values():
+            table.add_row(task.name, task.family, task.lang, task.kind, task.primary_metric, str(task.root or task.source))
     elif args.what == "suites":
         from harness.evaluation.registry import all_suites
 
@@ -102,23 +102,14 @@ def settings_listing(what: str, trainer: str | None) -> str:
     return "\n".join(lines)
 
 
-def _suite_tasks(suite_name: str, langs: str | None, task_names: str | None):
-    from harness.evaluation.registry import get_suite, get_task
+def _suite_tasks(args: argparse.Namespace):
+    """The suite (--suite, --langs) running --tasks, and the --include-path folders, all checked."""
+    from harness.evaluation.registry import check_include_paths, get_suite, parse_task_names, with_tasks
 
-    suite = get_suite(suite_name, langs)
-    if task_names is not None:
-        in_suite = {t.name for t in suite.tasks}
-        wanted = [get_task(n.strip()) for n in task_names.split(",") if n.strip()]
-        if not wanted:  # `--tasks ""` (an unset shell variable) must not mean "every task"
-            raise HarnessError(f"--tasks {shown(task_names)} names no task; valid: {', '.join(sorted(in_suite))}")
-        repeated = sorted({t.name for t in wanted if wanted.count(t) > 1})
-        if repeated:
-            raise HarnessError(f"--tasks names {', '.join(repeated)} more than once; name each task once")
-        for task in wanted:
-            if task.name not in in_suite:
-                raise unknown(f"task in suite {suite_name!r}:", task.name, sorted(in_suite))
-        return suite, wanted
-    return suite, suite.tasks
+    include = check_include_paths(args.include_path or [])
+    suite = get_suite(args.suite, args.langs)
+    names = parse_task_names(args.tasks, suite) if args.tasks is not None else None
+    return with_tasks(suite, names, include), include
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -132,7 +123,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     preflight.check_cli(args)
     check_parallel(args.engine, args.tensor_parallel_size, args.data_parallel_size)
-    suite, tasks = _suite_tasks(args.suite, args.langs, args.tasks)
+    suite, _ = _suite_tasks(args)
+    tasks = suite.tasks
     adapter = Path(args.adapter) if args.adapter else None
     if adapter is not None:
         preflight.check_adapter(adapter, EngineSettings().max_lora_rank)
@@ -234,7 +226,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.app.pipeline import run
     from harness.core.runstore import RunPaths, read_json
     from harness.app.spec import default_run_name
-    from harness.evaluation.registry import get_suite
 
     preflight.check_cli(args)
     from reports.power import parse_min_effect
@@ -251,14 +242,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         judge_dir = resolve_model(args.judge)  # a bad judge name fails here, before any work
     members = parse_members(args.trainer, args.ablations)
     seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
-    suite = get_suite(args.suite, args.langs)
+    suite, include = _suite_tasks(args)  # the task list and include paths are the run's (its spec keeps them)
     # Settings, lowest to highest precedence: the suite's own trainer settings (e.g. the offline smoke
     # suite's shipped data), a --config file, then each --set; a member's ablation preset wins over all.
     explicit = [load_config_file(args.config), _parse_settings(args.set or [])]
     layers = [suite.trainer_settings, *explicit]
     check_settings_known(members, layers, explicit)
 
-    make_spec = functools.partial(_run_spec, args, suite)
+    make_spec = functools.partial(_run_spec, args, suite, include)
     if len(members) == 1 and len(seeds) == 1:
         member = members[0]
         if args.steps is not None:
@@ -280,8 +271,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_spec(args: argparse.Namespace, suite: Any, member: Any, settings: dict[str, Any], seed: int,
-              name: str | None = None) -> Any:
+def _run_spec(args: argparse.Namespace, suite: Any, include: Sequence[Path], member: Any, settings: dict[str, Any],
+              seed: int, name: str | None = None) -> Any:
     """The RunSpec of one member and seed; building its trainer config validates the settings before any work."""
     from harness.app.spec import RunSpec
     from harness.trainer_api import build_config, get_trainer_class, settings_of
@@ -293,6 +284,8 @@ def _run_spec(args: argparse.Namespace, suite: Any, member: Any, settings: dict[
         model=args.model,
         suite=args.suite,
         languages=tuple(suite.languages),
+        tasks=tuple(t.name for t in suite.tasks) if args.tasks is not None else (),
+        include_paths=tuple(str(p) for p in include),
         trainer_config=settings_of(config),
         engine=args.engine,
         seed=seed,

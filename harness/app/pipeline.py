@@ -29,7 +29,7 @@ from harness.services.preflight import check_run
 from harness.core.progress import console, make_progress, say, stage
 from harness.core.runstore import STAGES, Manifest, RunLock, RunPaths, atomic_dir, read_jsonl, sha256_file, sha256_json, write_jsonl
 from harness.app.spec import RunSpec, check_same_run, save_spec, spec_digest
-from harness.evaluation.registry import get_suite
+from harness.evaluation.registry import Suite, check_include_paths, get_suite, with_tasks
 from harness.trainer_api import TrainContext, Trainer, build_config, get_trainer_class, settings_of
 
 def _forget(paths: RunPaths, manifest: Manifest, force: str, keep_cache: bool = False) -> None:
@@ -58,9 +58,15 @@ def check_plan(spec: RunSpec) -> Trainer:
     resources (lexicons, parallel data, files). Returns the configured trainer."""
     trainer_cls = get_trainer_class(spec.trainer)
     trainer = trainer_cls(build_config(trainer_cls, spec.trainer_config))
-    get_suite(spec.suite, ",".join(spec.languages))
+    run_suite(spec)
     trainer.check([get_language(code) for code in spec.languages])
     return trainer
+
+
+def run_suite(spec: RunSpec) -> Suite:
+    """The run's suite with the tasks its spec froze (--tasks, --include-path), resolved as `harness eval` does."""
+    suite = get_suite(spec.suite, ",".join(spec.languages))
+    return with_tasks(suite, list(spec.tasks) or None, check_include_paths(spec.include_paths))
 
 
 def eval_summary(scores: dict[str, dict], cached: bool) -> str:
@@ -75,7 +81,7 @@ def check_inputs(spec: RunSpec, runs_dir: Path, force: str | None = None) -> tup
     then harness.services.doctor's: what comes from outside), before anything is written or loaded.
     Returns the trainer, the suite and the data folder."""
     trainer = check_plan(spec)
-    suite = get_suite(spec.suite, ",".join(spec.languages))
+    suite = run_suite(spec)
     data_dir = Path(spec.data_dir) if spec.data_dir else suite.data_dir
     check_run(spec, type(trainer).trains, suite.tasks, data_dir, Path(runs_dir))
     # What must come from outside (hub data, instructions, models), before the run folder is written

@@ -29,16 +29,23 @@ class RunSpec:
     max_model_len: int = 2048
     max_gen_toks: int | None = None
     adapter_serving: str = "auto"
+    # --tasks (empty: the suite's own) and --include-path, frozen: a resumed run resolves the same tasks
+    tasks: tuple[str, ...] = ()
+    include_paths: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["languages"] = list(self.languages)
+        for key in _LIST_FIELDS:
+            d[key] = list(d[key])
         return d
 
     @property
     def digest(self) -> str:
         """The hash of a fresh run's spec; a resumed run hashes check_same_run's view (spec_digest)."""
         return spec_digest(self.to_dict())
+
+
+_LIST_FIELDS = ("languages", "tasks", "include_paths")  # tuples in the spec, lists in spec.yaml
 
 
 def default_run_name(trainer: str, model: str, suite: str) -> str:
@@ -81,7 +88,8 @@ def frozen_view(stored: dict[str, Any] | None, spec: RunSpec, trainer_defaults: 
     new = spec.to_dict()
     if stored is None:
         return new, []
-    fields = {f.name: f.default for f in dataclasses.fields(RunSpec) if f.default is not dataclasses.MISSING}
+    fields = {f.name: list(f.default) if f.name in _LIST_FIELDS else f.default
+              for f in dataclasses.fields(RunSpec) if f.default is not dataclasses.MISSING}
     top, changed = _at_defaults({k: v for k, v in stored.items() if k != "trainer_config"},
                                 {k: v for k, v in new.items() if k != "trainer_config"}, fields)
     settings, changed_settings = _at_defaults(stored.get("trainer_config") or {}, new["trainer_config"], trainer_defaults)

@@ -8,6 +8,7 @@ its path: an edited answer key is a new evaluation.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import os
@@ -15,14 +16,14 @@ from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 
-from harness.evaluation import comet, genmetrics, metrics
+from harness.evaluation import comet, genmetrics
 from harness.engines.routing import Route
 from harness.core.models import cache_root
 from harness.core.runstore import (
     damaged_file, file_record, json_text, read_json, read_jsonl, sha256_file, sha256_json, task_samples, task_scores,
     write_json, write_jsonl, write_text,
 )
-from harness.evaluation.registry import TaskInfo, tasks_dir
+from harness.evaluation.registry import TaskInfo, read_yaml, tasks_dir, yaml_files
 
 EVAL_FORMAT = 2  # bump when scores.json / samples.jsonl change shape: old caches are then ignored
 
@@ -48,24 +49,84 @@ def eval_key(req, task: TaskInfo, served: Route, model_fp: str, adapter_fp: str 
     )
 
 
+# Code a task's own Python imports from these packages is part of what it runs (the data loader,
+# the sacreBLEU helpers, translation hygiene); harness.core (errors, the language table) is not
+# scoring code, and what the language table puts in a task reaches the key through its YAML.
+SCORING_PACKAGES = ("tasks", "harness.evaluation")
+REPO_ROOT = tasks_dir().parent
+
+
+def task_files(task: TaskInfo) -> list[Path]:
+    """The files a task's evaluation runs: its YAML with its includes, the Python beside them (its
+    family's utils), and the modules of SCORING_PACKAGES those import. Never tasks/generate.py: the
+    generator's output is the YAML, hashed by content."""
+    yamls = yaml_files(task.yaml_path)
+    code = sorted({py for y in yamls for py in y.parent.glob("*.py")})
+    shared = sorted({m for py in code for m in _scoring_imports(py)} - set(code))
+    return [*yamls, *code, *shared]
+
+
 def _task_code_hash(task: TaskInfo) -> str:
-    """The task's YAML, its family's templates and utils, the shared task modules and the sacreBLEU helpers."""
-    folder = task.yaml_path.parent
-    shared = sorted([*tasks_dir().glob("*.py"), Path(metrics.__file__)], key=lambda f: f.name)  # order as when metrics.py lived in tasks/
-    files = [task.yaml_path, *sorted(folder.glob("_*")), *sorted(folder.glob("*.py")), *shared]
-    return sha256_json([(f.name, f.read_text(encoding="utf-8")) for f in files if f.is_file()])
+    return sha256_json([(f.name, f.read_text(encoding="utf-8")) for f in task_files(task)])
+
+
+def _scoring_imports(py: Path) -> set[Path]:
+    """Files of SCORING_PACKAGES a module imports (`from tasks import dataio`, `import harness.evaluation.metrics`)."""
+    try:
+        tree = ast.parse(py.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError):
+        return set()  # lm-eval reports a broken module when it imports it; the key still hashes its text
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    found = set()
+    for name in names:
+        if any(name == p or name.startswith(p + ".") for p in SCORING_PACKAGES):
+            path = REPO_ROOT / (name.replace(".", "/") + ".py")
+            if path.is_file():
+                found.add(path)
+    return found
 
 
 def data_fingerprint(task: TaskInfo, data_dir: Path | None) -> dict:
     """What identifies the data `task` evaluates: each local file it reads by content, or the hub dataset."""
+    family = _family_loader(task)
+    if family is None:
+        return _plain_data(task)
     dataio = _task_utils(tasks_dir() / "dataio.py")  # read as the task files read it: tasks/ is a floor above
     local = dataio.resolve_data_dir(data_dir)  # the same rule the loader follows ($SDRRL_DATA_DIR too)
     if local is None:
         return {"hub": task.metadata.get("dataset"), "revision": task.metadata.get("revision")}
     root = local[0]
-    files = _task_utils(task.yaml_path.parent / "utils.py").data_files(root, task.metadata)
+    files = family.data_files(root, task.metadata)
     # Relative names: the same data in another folder is the same evaluation.
     return {"files": {str(f.relative_to(root)): _content_hash(f) for f in files}}
+
+
+def _family_loader(task: TaskInfo) -> ModuleType | None:
+    """A harness family task's utils.py (it names the local files its loader reads), else None."""
+    utils = task.yaml_path.parent / "utils.py"
+    if "config" not in task.metadata or not utils.is_file():
+        return None
+    module = _task_utils(utils)
+    return module if hasattr(module, "data_files") else None
+
+
+def _plain_data(task: TaskInfo) -> dict:
+    """A plain lm-eval task's data, as its YAML names it: local `dataset_kwargs.data_files` by
+    content (resolved as the datasets library resolves them, from the working directory), else the
+    dataset's hub id, config and revision."""
+    cfg = read_yaml(task.yaml_path)
+    kwargs = cfg.get("dataset_kwargs") if isinstance(cfg.get("dataset_kwargs"), dict) else {}
+    given = kwargs.get("data_files")
+    if given:
+        names = [given] if isinstance(given, str) else list(given.values()) if isinstance(given, dict) else list(given)
+        flat = [str(n) for item in names for n in ([item] if isinstance(item, str) else item)]
+        return {"path": cfg.get("dataset_path"), "files": {n: _content_hash(Path(n).expanduser()) for n in sorted(flat)}}
+    return {"hub": cfg.get("dataset_path"), "name": cfg.get("dataset_name"), "revision": kwargs.get("revision")}
 
 
 @lru_cache(maxsize=None)

@@ -21,7 +21,7 @@ from harness.core.models import adapter_fingerprint, merged_model_dir, model_fin
 from harness.core.runstore import read_json, task_scores
 from harness.core.progress import say, silence_git_probe
 from harness.evaluation.samples import metric_values, sample_rows
-from harness.evaluation.registry import TaskInfo, tasks_dir
+from harness.evaluation.registry import TaskInfo, lm_eval_paths
 
 
 # Tasks scored by one lm-eval call (our default): fewer engine calls, larger batches; a killed run
@@ -48,7 +48,7 @@ class EvalRequest:
 class _Session:
     """What every task of one request shares while it runs."""
 
-    manager: Any  # lm-eval's TaskManager over tasks/
+    manager: Any  # lm-eval's TaskManager over tasks/, the tasks' include paths (and lm-eval's own, if needed)
     adapter_fp: str | None
     comet_settings: Any
 
@@ -136,7 +136,8 @@ def _run_pending(req: EvalRequest, pending: list[tuple[TaskInfo, str]], adapter_
     from lm_eval.tasks import TaskManager
 
     task_metadata = {"data_dir": str(req.data_dir)} if req.data_dir else {}
-    manager = TaskManager(include_path=str(tasks_dir()), include_defaults=False, metadata=task_metadata)
+    include_path, include_defaults = lm_eval_paths([task for task, _ in pending])
+    manager = TaskManager(include_path=include_path, include_defaults=include_defaults, metadata=task_metadata)
     session = _Session(manager, adapter_fp, comet_settings)
     by_route: dict[Route, list[tuple[TaskInfo, str]]] = {}
     for task, key in pending:  # tasks taking the same route share one engine, built once

@@ -1,24 +1,40 @@
-"""The task registry: tasks and suites as declared by the lm-eval YAML files under tasks/.
+"""The task registry: tasks and suites as declared by lm-eval YAML files.
 
-Everything here comes from data: a task is any YAML file with a `task:` name and a `metadata:`
-block (family, lang, kind, primary_metric, config, version, ...); a suite is an entry of
-tasks/suites.yaml selecting task families and languages. Reading them is cheap (plain YAML,
-no lm-eval import). No family or task is named in this module.
+Everything here comes from data: a task is any YAML file with a `task:` name, under tasks/ or in a
+user's include path (`--include-path`, as lm-eval names it), or one of lm-eval's built-in tasks.
+A harness family task carries a `metadata:` block with REQUIRED_METADATA (family, lang, kind,
+primary_metric, config, version); a plain lm-eval YAML without it is read as lm-eval reads it
+(plain_task_info). A suite is an entry of tasks/suites.yaml selecting task families and languages
+of the repository's tasks. Reading ours is cheap (plain YAML, no lm-eval import); lm-eval's own
+index is built only for a name found nowhere else. No family or task is named in this module.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 import yaml
 
 from harness.core.errors import HarnessError, unknown
-from harness.core.langs import LANGUAGES, parse_languages
+from harness.core.langs import LANGUAGES, iso_code, parse_languages
 
 REQUIRED_METADATA = ("version", "family", "lang", "kind", "primary_metric", "config")
+# Metadata keys only a harness family task has (lm-eval's own YAML may carry version, even lang or
+# family): one of them present means the task must carry all of REQUIRED_METADATA, so a typo in a
+# family's metadata is an error instead of a silently inferred task.
+HARNESS_METADATA = ("kind", "primary_metric", "config")
 KINDS = ("comprehension", "generation")
+# lm-eval's output_type -> our kind, and lm-eval's metric when a YAML names none (TaskConfig's defaults)
+OUTPUT_KINDS = {"multiple_choice": "comprehension", "loglikelihood": "comprehension", "generate_until": "generation"}
+DEFAULT_OUTPUT_TYPE = "generate_until"
+DEFAULT_METRICS = {"multiple_choice": "acc", "loglikelihood": "acc", "generate_until": "exact_match"}
+# A plain task with no metadata.lang and no language suffix in its name: most of lm-eval's unsuffixed
+# tasks (hellaswag, arc_easy, ...) are English; metadata.lang says otherwise.
+DEFAULT_LANG = "en"
+SOURCES = ("repo", "include", "lm-eval")  # where a task was found: tasks/, an include path, lm-eval's own
 SUITES_FILE = "suites.yaml"
 SUITE_KEYS = ("description", "languages", "families", "data_dir", "trainer_settings")
 
@@ -37,6 +53,8 @@ class TaskInfo:
     primary_metric: str
     metadata: dict[str, Any]
     yaml_path: Path
+    source: str = "repo"  # one of SOURCES: which TaskManager paths lm-eval needs to load it
+    root: Path | None = None  # the include path it was found under (source "include")
 
 
 @dataclass
@@ -58,16 +76,23 @@ class _Loader(yaml.SafeLoader):
 _Loader.add_constructor("!function", lambda loader, node: f"!function {loader.construct_scalar(node)}")
 
 
+def _read_one(path: Path) -> Any:
+    """One YAML file, its includes not merged; one line naming the file when it does not parse."""
+    try:
+        with Path(path).open(encoding="utf-8") as fh:
+            return yaml.load(fh, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except FileNotFoundError:
+        raise HarnessError(f"task file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise HarnessError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+
+
 def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> Any:
     """A task YAML with its `include:` files merged in (shallow, local keys win), as lm-eval does."""
     path = Path(path).resolve()
     if path in _seen:
         raise HarnessError(f"include cycle at {path}")
-    try:
-        with path.open(encoding="utf-8") as fh:
-            cfg = yaml.load(fh, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise HarnessError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    cfg = _read_one(path)
     if not isinstance(cfg, dict) or "include" not in cfg:
         return cfg
     merged: dict[str, Any] = {}
@@ -81,11 +106,30 @@ def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> Any:
     return merged
 
 
-def task_from_config(cfg: dict[str, Any], yaml_path: Path) -> TaskInfo:
+def yaml_files(path: Path, _seen: tuple[Path, ...] = ()) -> list[Path]:
+    """A task YAML and every file its `include:` chain reads, in reading order (what its content is)."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise HarnessError(f"include cycle at {path}")
+    cfg = _read_one(path)
+    includes = cfg.get("include") if isinstance(cfg, dict) else None
+    files = [path]
+    for inc in includes if isinstance(includes, list) else [includes] if includes else []:
+        files += yaml_files(Path(inc) if Path(inc).is_absolute() else path.parent / inc, _seen + (path,))
+    return files
+
+
+def task_from_config(cfg: dict[str, Any], yaml_path: Path, source: str = "repo", root: Path | None = None) -> TaskInfo:
     """A TaskInfo from a task's (merged) YAML config; errors name the file and what is wrong."""
     meta = cfg.get("metadata")
-    if not isinstance(meta, dict):
-        raise HarnessError(f"{yaml_path}: task {cfg.get('task')!r} has no metadata block")
+    if not isinstance(meta, dict) or not any(k in meta for k in HARNESS_METADATA):
+        info = plain_task_info(cfg, yaml_path)
+    else:
+        info = _family_task_info(cfg, meta, yaml_path)
+    return replace(info, source=source, root=Path(root).resolve() if root is not None else None)
+
+
+def _family_task_info(cfg: dict[str, Any], meta: dict[str, Any], yaml_path: Path) -> TaskInfo:
     missing = [k for k in REQUIRED_METADATA if k not in meta]
     if missing:
         raise HarnessError(f"{yaml_path}: metadata lacks {', '.join(missing)}")
@@ -104,28 +148,147 @@ def task_from_config(cfg: dict[str, Any], yaml_path: Path) -> TaskInfo:
     )
 
 
-def all_tasks(root: Path | None = None) -> dict[str, TaskInfo]:
-    """Every task under `root` (default tasks_dir()), by name, sorted."""
-    root = Path(root) if root is not None else tasks_dir()
-    found: dict[str, TaskInfo] = {}
+def plain_task_info(cfg: dict[str, Any], yaml_path: Path) -> TaskInfo:
+    """A plain lm-eval task YAML read as lm-eval reads it: kind from output_type, primary metric
+    from metric_list[0], lang from metadata.lang or a language suffix of the name (`_cs`,
+    `_ces_Latn`; else DEFAULT_LANG), family from metadata.family or the name less that suffix."""
+    name = str(cfg["task"])
+    meta = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
+    output_type = str(cfg.get("output_type", DEFAULT_OUTPUT_TYPE))
+    if output_type not in OUTPUT_KINDS:
+        raise unknown(f"output_type of task {name!r} in {yaml_path} (the harness scores)", output_type, list(OUTPUT_KINDS))
+    metrics = cfg.get("metric_list")
+    if metrics is not None and not (isinstance(metrics, list) and metrics and isinstance(metrics[0], dict) and "metric" in metrics[0]):
+        raise HarnessError(f"{yaml_path}: metric_list of task {name!r} must be a list of {{metric: NAME, ...}} entries")
+    lang, stem = _name_language(name)
+    if "lang" in meta:
+        if meta["lang"] not in LANGUAGES:
+            raise unknown(f"language in {yaml_path}", meta["lang"], list(LANGUAGES))
+        lang = str(meta["lang"])
+    return TaskInfo(
+        name=name,
+        family=str(meta.get("family") or stem),
+        lang=lang,
+        kind=OUTPUT_KINDS[output_type],
+        primary_metric=str(metrics[0]["metric"]) if metrics else DEFAULT_METRICS[output_type],
+        metadata=dict(meta),
+        yaml_path=Path(yaml_path).resolve(),
+    )
+
+
+def _name_language(name: str) -> tuple[str, str]:
+    """(language, name less its language suffix) from a `<stem>_cs` or `<stem>_ces_Latn` name."""
+    head, _, last = name.rpartition("_")
+    if head and last in LANGUAGES:
+        return last, head
+    stem, _, script_part = head.rpartition("_")
+    code = iso_code(f"{script_part}_{last}")  # a script-tagged code ('ces_Latn') -> ours ('cs')
+    if stem and code in LANGUAGES:
+        return code, stem
+    return DEFAULT_LANG, name
+
+
+def is_task_config(cfg: Any) -> bool:
+    """A YAML that is one task (not suites.yaml, an lm-eval group file or a Python-class task)."""
+    return isinstance(cfg, dict) and isinstance(cfg.get("task"), str) and "group" not in cfg and "class" not in cfg
+
+
+def _tasks_under(root: Path, source: str, include_root: Path | None = None) -> Iterable[TaskInfo]:
     for path in sorted(root.rglob("*.yaml")):
         if "__pycache__" in path.parts:
             continue
         cfg = read_yaml(path)
-        if not isinstance(cfg, dict) or not isinstance(cfg.get("task"), str) or "group" in cfg:
-            continue  # suites.yaml, lm-eval group files
-        info = task_from_config(cfg, path)
-        if info.name in found:
-            raise HarnessError(f"task {info.name!r} is defined twice: {found[info.name].yaml_path} and {path}")
-        found[info.name] = info
+        if not is_task_config(cfg):
+            continue
+        yield task_from_config(cfg, path, source, include_root)
+
+
+def check_include_paths(paths: Sequence[str | Path]) -> tuple[Path, ...]:
+    """--include-path values (each may be comma-separated) as resolved folders; one line for a missing one."""
+    found: list[Path] = []
+    for value in paths:
+        for part in str(value).split(","):
+            if not part.strip():
+                continue
+            path = Path(part.strip()).expanduser().resolve()
+            if not path.is_dir():
+                raise HarnessError(f"--include-path {part.strip()!r} is not a folder (resolved: {path})")
+            if path != tasks_dir() and path not in found:  # tasks/ is always searched
+                found.append(path)
+    return tuple(found)
+
+
+def all_tasks(root: Path | None = None, include_paths: Sequence[Path] = ()) -> dict[str, TaskInfo]:
+    """Every task under `root` (default tasks_dir()) and the include paths, by name, sorted."""
+    root = Path(root) if root is not None else tasks_dir()
+    found: dict[str, TaskInfo] = {}
+    sources = [(root, "repo", None)] + [(Path(p), "include", Path(p)) for p in include_paths]
+    for folder, source, include_root in sources:
+        for info in _tasks_under(folder, source, include_root):
+            if info.name in found:
+                raise HarnessError(f"task {info.name!r} is defined twice: {found[info.name].yaml_path} and {info.yaml_path}")
+            found[info.name] = info
     return dict(sorted(found.items()))
 
 
-def get_task(name: str) -> TaskInfo:
-    tasks = all_tasks()
+def get_task(name: str, include_paths: Sequence[Path] = ()) -> TaskInfo:
+    tasks = all_tasks(include_paths=include_paths)
     if name not in tasks:
         raise unknown("task", name, list(tasks))
     return tasks[name]
+
+
+def lm_eval_paths(tasks: Sequence[TaskInfo]) -> tuple[list[str], bool]:
+    """(include_path, include_defaults) of the lm-eval TaskManager that loads `tasks`: tasks/, the
+    include paths they came from, and lm-eval's own tasks only if one of them is built in (slow)."""
+    roots = sorted({str(t.root) for t in tasks if t.source == "include" and t.root is not None})
+    return [str(tasks_dir()), *roots], any(t.source == "lm-eval" for t in tasks)
+
+
+SHOWN_VALID = 40  # how many valid names an unknown --tasks name lists (lm-eval knows thousands)
+
+
+def resolve_tasks(names: Sequence[str], include_paths: Sequence[Path] = ()) -> list[TaskInfo]:
+    """The named tasks, in order: ours, the include paths', then lm-eval's built-in ones (its index
+    is built only when a name is found in neither, as it reads thousands of files)."""
+    known = all_tasks(include_paths=include_paths)
+    missing = [n for n in names if n not in known]
+    if missing:
+        known.update(_builtin_tasks(missing, include_paths, known))
+    for name in names:
+        if name not in known:
+            raise _unknown_task(name, known)
+    return [known[n] for n in names]
+
+
+def _unknown_task(name: str, known: dict[str, TaskInfo]) -> HarnessError:
+    ours = sorted(known, key=lambda n: (known[n].source != "include", n))  # the include paths' first: the likelier meant
+    listed = ", ".join(ours[:SHOWN_VALID]) + (f", ... ({len(ours)} in all; `harness list tasks`)" if len(ours) > SHOWN_VALID else "")
+    return HarnessError(f"unknown task {name!r}: not in tasks/, the include paths or lm-eval's tasks; valid: {listed}")
+
+
+@lru_cache(maxsize=4)
+def _lm_eval_index(include_paths: tuple[str, ...]) -> dict[str, Any]:
+    """lm-eval's index of its own tasks and ours (seconds: thousands of files), built once per process."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=[str(tasks_dir()), *include_paths], include_defaults=True).task_index
+
+
+def _builtin_tasks(names: Sequence[str], include_paths: Sequence[Path], ours: dict[str, TaskInfo]) -> dict[str, TaskInfo]:
+    index = _lm_eval_index(tuple(map(str, include_paths)))
+    found: dict[str, TaskInfo] = {}
+    for name in names:
+        entry = index.get(name)
+        if entry is None:
+            continue
+        kind = str(getattr(entry.kind, "name", entry.kind)).lower()
+        if kind != "task" or entry.yaml_path is None:
+            raise HarnessError(f"lm-eval's {name!r} is a {kind.replace('_', ' ')}, not a YAML task; name its tasks one by one "
+                               "(lm-eval's task list: `lm_eval ls tasks`)")
+        cfg = read_yaml(Path(entry.yaml_path))
+        found[name] = task_from_config({**cfg, "task": name}, Path(entry.yaml_path), "lm-eval")
+    return found
 
 
 def _language_codes(spec: Any, where: str) -> list[str]:
@@ -210,3 +373,27 @@ def get_suite(name: str, languages: str | None = None) -> Suite:
         tasks=[t for t in suite.tasks if t.lang in wanted],
         languages=[c for c in suite.languages if c in wanted],
     )
+
+
+def parse_task_names(text: str, suite: Suite) -> list[str]:
+    """--tasks A,B as names, each once; an empty value (an unset shell variable) names no task."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        listed = ", ".join(sorted(t.name for t in suite.tasks))
+        raise HarnessError(f"--tasks {text!r} names no task; the suite's: {listed} (or any of `harness list tasks`)")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise HarnessError(f"--tasks names {', '.join(repeated)} more than once; name each task once")
+    return names
+
+
+def with_tasks(suite: Suite, names: Sequence[str] | None, include_paths: Sequence[Path] = ()) -> Suite:
+    """The suite running exactly the named tasks (None: its own): a name of the suite keeps that task,
+    any other (ours, an include path's, lm-eval's) adds it. The suite's data folder and trainer
+    settings stay; a plain lm-eval task reads the data its YAML names and ignores them."""
+    if names is None:
+        return suite
+    in_suite = {t.name: t for t in suite.tasks}
+    outside = [n for n in names if n not in in_suite]
+    added = dict(zip(outside, resolve_tasks(outside, include_paths))) if outside else {}
+    return replace(suite, tasks=[in_suite.get(n) or added[n] for n in names])

@@ -42,8 +42,10 @@ def split_needs(suite: Suite) -> list[SplitNeed]:
     """Every (family, config, split) the suite's tasks read, in suite order, without repeats."""
     needs: dict[SplitNeed, None] = {}
     for task in suite.tasks:
-        cfg = read_yaml(task.yaml_path)
         meta = task.metadata
+        if "config" not in meta:
+            continue  # a plain lm-eval task: its YAML names its own data, read when it is evaluated
+        cfg = read_yaml(task.yaml_path)
         configs = [meta.get("source_config"), meta.get("target_config")] if meta.get("source_config") else [meta["config"]]
         splits = sorted({str(cfg[k]) for k in SPLIT_KEYS if cfg.get(k)})
         for config in configs:
