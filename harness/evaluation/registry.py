@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 
 import yaml
 
-from harness.core.errors import HarnessError, unknown
+from harness.core.errors import HarnessError, shown, unknown
 from harness.core.langs import LANGUAGES, iso_code, parse_languages
 
 REQUIRED_METADATA = ("version", "family", "lang", "kind", "primary_metric", "config")
@@ -212,7 +212,7 @@ def check_include_paths(paths: Sequence[str | Path]) -> tuple[Path, ...]:
                 continue
             path = Path(part.strip()).expanduser().resolve()
             if not path.is_dir():
-                raise HarnessError(f"--include-path {part.strip()!r} is not a folder (resolved: {path})")
+                raise HarnessError(f"--include-path {shown(part.strip())} is not a folder (resolved: {path})")
             if path != tasks_dir() and path not in found:  # tasks/ is always searched
                 found.append(path)
     return tuple(found)
@@ -264,7 +264,7 @@ def resolve_tasks(names: Sequence[str], include_paths: Sequence[Path] = ()) -> l
 def _unknown_task(name: str, known: dict[str, TaskInfo]) -> HarnessError:
     ours = sorted(known, key=lambda n: (known[n].source != "include", n))  # the include paths' first: the likelier meant
     listed = ", ".join(ours[:SHOWN_VALID]) + (f", ... ({len(ours)} in all; `harness list tasks`)" if len(ours) > SHOWN_VALID else "")
-    return HarnessError(f"unknown task {name!r}: not in tasks/, the include paths or lm-eval's tasks; valid: {listed}")
+    return HarnessError(f"unknown task {shown(name)}: not in tasks/, the include paths or lm-eval's tasks; valid: {listed}")
 
 
 @lru_cache(maxsize=4)
@@ -284,7 +284,7 @@ def _builtin_tasks(names: Sequence[str], include_paths: Sequence[Path], ours: di
             continue
         kind = str(getattr(entry.kind, "name", entry.kind)).lower()
         if kind != "task" or entry.yaml_path is None:
-            raise HarnessError(f"lm-eval's {name!r} is a {kind.replace('_', ' ')}, not a YAML task; name its tasks one by one "
+            raise HarnessError(f"lm-eval's {shown(name)} is a {kind.replace('_', ' ')}, not a YAML task; name its tasks one by one "
                                "(lm-eval's task list: `lm_eval ls tasks`)")
         cfg = read_yaml(Path(entry.yaml_path))
         found[name] = task_from_config({**cfg, "task": name}, Path(entry.yaml_path), "lm-eval")
@@ -380,7 +380,7 @@ def parse_task_names(text: str, suite: Suite) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         listed = ", ".join(sorted(t.name for t in suite.tasks))
-        raise HarnessError(f"--tasks {text!r} names no task; the suite's: {listed} (or any of `harness list tasks`)")
+        raise HarnessError(f"--tasks {shown(text)} names no task; the suite's: {listed} (or any of `harness list tasks`)")
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise HarnessError(f"--tasks names {', '.join(repeated)} more than once; name each task once")
