@@ -128,28 +128,26 @@ def test_tarone_gilbert_screening_on_a_hand_computed_family():
 
 
 def _one_strong_effect(tmp_path: Path) -> list[Path]:
-    """Two trained systems over 7 languages and 2 families (28 tests against the base model): one
-    strong effect (sdrrl on Czech, in both families), every other adapter answer is the base model's."""
-    langs = ("en", "fr", "cs", "da", "uk", "bg", "fi")
+    """Two trained systems over 13 languages (26 tests against the base model, as in the issue): one
+    strong effect (sdrrl on Czech), every other adapter answer is the base model's."""
+    langs = ("en", "fr", "cs", "da", "uk", "bg", "fi", "hu", "no", "id", "ja", "ko", "pt")
     root = tmp_path / "runs"
-    return [make_run(root, "sdrrl", trainer="sdrrl", langs=langs, families=("belebele", "sib200"), n=40,
-                     translation=False, adapter_acc={"cs": 0.95}),
-            make_run(root, "english_sft", trainer="english_sft", langs=langs, families=("belebele", "sib200"), n=40,
-                     translation=False, adapter_acc=0.5)]
+    return [make_run(root, "sdrrl", trainer="sdrrl", langs=langs, n=40, translation=False, adapter_acc={"cs": 0.95}),
+            make_run(root, "english_sft", trainer="english_sft", langs=langs, n=40, translation=False, adapter_acc=0.5)]
 
 
 def test_a_single_strong_effect_in_a_26_test_family_reaches_significance(tmp_path):
     report = build_report(_one_strong_effect(tmp_path), tmp_path / "out", n_resamples=1000)
     cells = _cells(report)
-    assert len(cells) == 28
+    assert len(cells) == 26
     strong = next(r["cells"][KEY] for d in report["deltas"] if d["family"] == "belebele" and d["reference"] == "base"
                   for r in d["rows"] if r["lang"] == "cs")
     assert strong["delta"] > 0.3 and significant(strong) and strong["p_adjusted"] < 0.05
     assert strong["p_value"] < 0.001  # not floored at 2 / (R + 1)
-    assert strong["test"]["p_min"] < 0.05 / 28
+    assert strong["test"]["p_min"] < 0.05 / 26
     screened = [c for c in cells if c["screened_out"]]
-    assert len(screened) == 26 and all(c["p_adjusted"] is None and not significant(c) for c in screened)
-    assert report["settings"]["multiple_comparisons"]["family_sizes"]["base · primary"] == {"tests": 28, "testable": 2}
+    assert len(screened) == 25 and all(c["p_adjusted"] is None and not significant(c) for c in screened)
+    assert report["settings"]["multiple_comparisons"]["family_sizes"]["base · primary"] == {"tests": 26, "testable": 1}
     assert "Tarone" in report["settings"]["multiple_comparisons"]["method"]
     md = (tmp_path / "out" / "report.md").read_text()
     assert "not testable" in md and "Tarone" in md
