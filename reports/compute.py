@@ -24,6 +24,7 @@ from reports.cost import run_cost
 from reports.estimates import Distribution, Estimates, bound_zero_width, mean_distribution, spread_of
 from reports.fmt import MACRO_LABEL, SIGNIFICANCE, is_english, lang_label, metric_label
 from reports.headline import headline
+from reports.sections import shown
 from reports.load import Run, TaskResult
 from reports.systems import System, make_systems, portable, seed_spread
 from reports.table_notes import bleu_fallback_caveats, table_notes
@@ -64,7 +65,7 @@ class TaskGroup:
 
 def compute_report(runs: list[Run], n_resamples: int = stats.DEFAULT_RESAMPLES, seed: int = 0,
                    min_effect: dict[str, float] | None = None,
-                   n_permutations: int = stats.DEFAULT_PERMUTATIONS) -> dict:
+                   n_permutations: int = stats.DEFAULT_PERMUTATIONS, heldout: list[dict] | None = None) -> dict:
     """Per task group and metric a score table, then its deltas against each reference; the p-values
     adjusted per family and the power marks; English retention; the headline from all of those;
     then budget, cost, signatures and the notes gathered on the way."""
@@ -86,7 +87,7 @@ def compute_report(runs: list[Run], n_resamples: int = stats.DEFAULT_RESAMPLES, 
                  for entry in retention_rows(by_table[(d["family"], d["group"], d["metric"])], d, by_key)]
     adapters = {s.key for s in systems if s.variant == "adapter"}
     budget_rows, budget_notes = compare_budgets(runs)
-    return {
+    report = {
         "format": "sdrrl-harness report v2",
         "settings": {"n_resamples": n_resamples, "n_permutations": n_permutations, "seed": seed,
                      **SETTINGS, "p_value": SETTINGS["p_value"].replace("{n_permutations}", str(n_permutations)),
@@ -101,11 +102,14 @@ def compute_report(runs: list[Run], n_resamples: int = stats.DEFAULT_RESAMPLES, 
         "tables": tables,
         "deltas": deltas,
         "english_retention": retention,
-        "cost": [run_cost(r) for r in runs],
         "budget": budget_rows,
+        "heldout": heldout or [],
+        "cost": [run_cost(r) for r in runs],
         "signatures": signatures(systems),
         "notes": budget_notes + notes + estimates.notes,
     }
+    report["sections"] = [s.title for s in shown(report)]  # the renderings' order, which the keys above follow
+    return report
 
 
 # --------------------------------------------------------------------------- layout

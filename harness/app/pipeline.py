@@ -221,9 +221,13 @@ def _evaluate_stage(state: _RunState, request: EvalRequest, adapter: Path | None
     console.print(eval_summary(scores, cached=manifest.is_done("evaluate", eval_hash)))
     if not manifest.is_done("evaluate", eval_hash):
         # Per-task times add up across resumed sessions; this session's elapsed time alone would not.
-        task_wall = sum(s["wall_s"] for by_task in scores.values() for s in by_task.values())
+        # A result reused from the shared cache cost this run nothing: its original time is recorded apart.
+        results = [s for by_task in scores.values() for s in by_task.values()]
+        task_wall = sum(s["wall_s"] for s in results if not s.get("reused_from_cache"))
+        reused_wall = sum(s["wall_s"] for s in results if s.get("reused_from_cache"))
         manifest.record("evaluate", eval_hash, max(time.perf_counter() - started, task_wall), seed=spec.seed,
-                        task_wall_s=round(task_wall, 3), tasks=len(request.tasks), variants=[v for v, _ in variants])
+                        task_wall_s=round(task_wall, 3), reused_wall_s=round(reused_wall, 3), tasks=len(request.tasks),
+                        variants=[v for v, _ in variants])
     return eval_hash
 
 
