@@ -133,3 +133,23 @@ def test_near_zero_bounds_keep_their_sign():
     assert num(-0.00015, 100.0, signed=True) == "−0.01" and num(-0.00009, 100.0, signed=True) == "−0.01"
     assert num(-0.0004, 100.0, signed=True) == "−0.04" and num(0.0, 100.0, signed=True) == "0.0"
     assert num(0.123, 100.0) == "12.3" and num(1e-12, 100.0, signed=True) == "0.0"
+
+
+def test_readme_documents_the_evaluation_cache_and_the_runs_folder(monkeypatch, tmp_path):
+    """Item 12: a user who wants a clean comparison finds both switches in the README, as the code reads them."""
+    from harness.app.cli import build_parser
+    from harness.evaluation.evalcache import shared_cache_dir
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    monkeypatch.setenv("SDRRL_EVAL_CACHE", str(tmp_path / "cache"))
+    assert shared_cache_dir() == tmp_path / "cache"  # the variable the README names is the one the code reads
+    monkeypatch.delenv("SDRRL_EVAL_CACHE")
+    monkeypatch.setenv("SDRRL_HOME", str(tmp_path / "home"))
+    assert shared_cache_dir() == tmp_path / "home" / "evals"  # the default the README states
+    run_help = next(a for a in build_parser()._subparsers._group_actions[0].choices["run"]._actions
+                    if "--runs-dir" in a.option_strings)
+    assert run_help.default == "runs"
+    clean = readme[readme.index("**A clean comparison**"):]
+    clean = clean[:clean.index("\n- ") if "\n- " in clean else len(clean)]
+    assert "`--runs-dir` (default `./runs`)" in clean and "`SDRRL_EVAL_CACHE`" in clean
+    assert "`$SDRRL_HOME/evals`" in clean and "SDRRL_EVAL_CACHE=$(mktemp -d) harness run" in clean
