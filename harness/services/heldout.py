@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.core.progress import say
+from harness.core.progress import run_line, say, shown_path
 from harness.core.runstore import RunPaths, read_json, read_jsonl, sha256_file, sha256_json, write_json
 # Bound at import: the held-out loss is measured with the training tokenization as written, so a
 # fault patched into the training path later (tests/test_mutations.py) cannot hide in the measurement.
@@ -105,7 +105,7 @@ def evaluate_heldout(model_dir: Path, adapter: Path, heldout_path: Path, out_pat
     if (kept := _kept(Path(out_path), key)) is not None:
         return kept
     records = read_jsonl(heldout_path)
-    say(f"evaluate: held-out loss of base and adapter on {len(records)} records of {heldout_path}")
+    run_line(f"evaluate: held-out loss of base and adapter on {len(records)} records of {shown_path(heldout_path)}")
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
