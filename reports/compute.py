@@ -36,7 +36,9 @@ SETTINGS = {
     "p_value": ("paired permutation test, two-sided, items the unit: exact over all 2^k swaps of the k items whose "
                 f"outputs differ when k <= {stats.EXACT_MAX_ITEMS}, else {{n_permutations}} random swaps, p = (1 + #extreme) / "
                 "(R + 1); sign-flip for mean metrics, approximate randomization for BLEU/chrF++; with several seeds "
-                "a swap acts in every seed pair (the seeds held fixed); macro averages: two-level bootstrap p, "
+                "a swap acts in every seed pair (the seeds held fixed), and p is the larger of that and the two-level "
+                "bootstrap p (seeds, then items): significant only when both reject (intersection-union); "
+                "macro averages: two-level bootstrap p, "
                 "min(1, 2 (1 + min(#{d* <= 0}, #{d* >= 0})) / (R + 1))"),
     "zero_width": ("an interval the bootstrap gives width 0 (identical outputs) is replaced: 0/1 metrics by the exact "
                    "Clopper-Pearson bound on the share of items that changed, other metrics by none"),
@@ -280,7 +282,7 @@ def macro_delta(cells: list[dict | None], distributions: list[Distribution]) -> 
     out["binary"] = all(c.get("binary") for c in cells)
     moved = [c.get("items_moved") for c in cells]
     if all(moved):
-        out["items_moved"] = {k: sum(m[k] for m in moved) for k in ("improved", "regressed", "of")}
+        out["items_moved"] = {k: sum(m.get(k, m["of"]) for m in moved) for k in ("improved", "regressed", "of", "items")}
     mean = mean_distribution(distributions)
     if mean is not None:
         iv = stats.percentile_interval(out["delta"], mean, 0)

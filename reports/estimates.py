@@ -32,12 +32,13 @@ class Estimates:
         self._counts: dict[tuple, np.ndarray] = {}
 
     def counts(self, n: int, *names: str) -> np.ndarray:
-        """Resample multiplicities for n items, one draw per (task, metric), shared by all systems."""
+        """Resample multiplicities for n items, one draw per task (every metric and system resamples the
+        same items); kept compact (uint16), handed out as floats for the matrix products."""
         key = (n,) + names
         if key not in self._counts:
             draw = stats.resample_counts(n, self.n_resamples, stats.task_seed(self.seed, *names))
-            self._counts[key] = draw.astype(float)
-        return self._counts[key]
+            self._counts[key] = draw.astype(np.uint16)
+        return self._counts[key].astype(float)
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -97,13 +98,13 @@ class Estimates:
         if isinstance(reported, (int, float)) and abs(reported - value) > 0.05:
             self.note(f"{result.task} / {system.label}: {metric_label(metric)} recomputed from samples "
                       f"is {value:.2f}, scores.json says {reported:.2f} (check the signature).")
-        return scorer.resampled(self.counts(len(scorer), result.task, metric)), value
+        return scorer.resampled(self.counts(len(scorer), result.task)), value
 
     def _mean_distribution(self, system: System, result: TaskResult, metric: str) -> tuple[Distribution, float | None]:
         values = self.item_values(system, result, metric)
         if not values:
             return None, None
-        interval, dist = stats.mean_distribution(values, counts=self.counts(len(values), result.task, metric))
+        interval, dist = stats.mean_distribution(values, counts=self.counts(len(values), result.task))
         return dist, interval.estimate
 
     def cell(self, system: System, task: str, metric: str) -> tuple[dict, Distribution]:
@@ -172,14 +173,22 @@ class Estimates:
         out["binary"] = all(cell["binary"] for cell in cells)
         moved = [cell["changes"] for cell in cells]
         if all(moved):
+            # moved counts over every seed pair; `items`: the distinct items (seeds re-measure the same ones)
             out["items_moved"] = {"improved": sum(c["improved"] for c in moved), "regressed": sum(c["regressed"] for c in moved),
-                                  "of": sum(cell["n"] for cell in cells)}
+                                  "of": sum(cell["n"] for cell in cells), "items": cells[0]["n"]}
         dist = self.hierarchical([d for _, d, _ in found])
         if dist is not None:
             iv = stats.percentile_interval(out["delta"], dist, 0)
             out.update(low=iv.low, high=iv.high, se=spread_of(dist))
             bound_zero_width(out)
         out.update(self.test(task, metric, [t for _, _, t in found], dist))
+        if len(found) > 1 and dist is not None and not out["test"].get("bootstrap"):
+            # Seed variance enters the test too: significant only when the permutation test (seeds held
+            # fixed) and the two-level bootstrap (seeds resampled) both reject, an intersection-union test.
+            p_seeds = stats.bootstrap_p_value(dist)
+            out["test"] = {**out["test"], "p_permutation": out["p_value"], "p_seeds": p_seeds,
+                           "p_min": max(out["test"]["p_min"], 2.0 / (len(dist) + 1))}
+            out["p_value"] = max(out["p_value"], p_seeds)
         return out, dist
 
     def test(self, task: str, metric: str, inputs: list[Any], dist: Distribution) -> dict[str, Any]:
@@ -212,7 +221,7 @@ class Estimates:
         if len(ref_items) < max(len(ref_result.samples), len(result.samples)):
             self.note(f"{task}: {reference.label} vs {system.label} paired on the {len(ref_items)} items both have "
                       f"({len(ref_result.samples)} and {len(result.samples)}).")
-        counts = self.counts(len(ref_items), "paired", task, metric)
+        counts = self.counts(len(ref_items), "paired", task)
         out: dict[str, Any] = {"mcnemar": None, "changes": None, "binary": False}
         if metric in stats.CORPUS_METRICS:
             ref_scorer, scorer = self.scorer(reference, ref_result, metric), self.scorer(system, result, metric)
@@ -252,7 +261,10 @@ def bound_zero_width(cell: dict) -> None:
         return
     moved = cell.get("items_moved")
     if cell.get("binary") and moved:
-        cell["low"], cell["high"] = stats.discordance_interval(moved["improved"], moved["regressed"], moved["of"])
+        items = moved.get("items", moved["of"])
+        per_item = items / moved["of"]  # with several seeds, the moved counts per seed pair on average
+        cell["low"], cell["high"] = stats.discordance_interval(round(moved["improved"] * per_item),
+                                                               round(moved["regressed"] * per_item), items)
         cell["interval_method"] = EXACT_DELTA
     else:
         cell["low"] = cell["high"] = None

@@ -12,13 +12,16 @@ p < 0.05 is expected by chance alone. The tests are adjusted in families:
 
 The tests are discrete: a permutation test on k differing items cannot give p below 2 / 2^k, and
 one on identical outputs (k = 0) only p = 1. Such a test can never be rejected, yet counted in the
-family it makes every other test's threshold stricter. So a family is first screened as Tarone (1990)
-proposed and Gilbert (2005) carried over to the false discovery rate: with p_min the smallest p-value
-each test could give (reports/stats.py), K is the smallest number such that at most K tests have
-p_min <= alpha / K, and only those tests ("testable") form the family. Within it the p-values are
-adjusted by Benjamini-Hochberg (`scipy.stats.false_discovery_control`, method "bh": the false
-discovery rate is held at alpha = 5%); a screened-out test gets `p_adjusted` None and `screened_out`
-True (never significant). A cell's `p_adjusted` sits beside its raw `p_value`, and the bold marks
+family it makes every other test's threshold stricter. So a family is first screened, after Tarone
+(1990), whose idea Gilbert (2005) carried over to the false discovery rate: with p_min the smallest
+p-value each test could give (reports/stats.py), a test with p_min > alpha could not be rejected by
+Benjamini-Hochberg at level alpha in any family (no BH threshold exceeds alpha), so it is left out
+("not testable") and only the others form the family. (Gilbert's own screen, the smallest K with at
+most K tests of p_min <= alpha / K, also drops tests that plain BH could reject; this one never makes
+a test lose significance.) Within the family the p-values are adjusted by Benjamini-Hochberg
+(`scipy.stats.false_discovery_control`, method "bh": the false discovery rate is held at alpha =
+5%); a screened-out test gets `p_adjusted` None and `screened_out` True (never significant).
+A cell's `p_adjusted` sits beside its raw `p_value`, and the bold marks
 and the headline's counts use `p_adjusted`. A cell without a paired test (no samples) is in no family.
 """
 
@@ -30,9 +33,9 @@ import numpy as np
 
 METHOD = ("Benjamini-Hochberg (scipy.stats.false_discovery_control, method='bh') over the testable tests: "
           "Tarone (1990) / Gilbert (2005) screening of discrete tests")
-SCREENING = ("tests that could not reach significance whatever the data (smallest attainable p above alpha/K, "
-             "Tarone 1990; e.g. identical outputs, whose p can only be 1) are left out of the family before the "
-             "Benjamini-Hochberg adjustment (Gilbert 2005) and are never significant")
+SCREENING = ("tests that could not reach significance whatever the data (smallest attainable p above alpha, after "
+             "Tarone 1990 and Gilbert 2005; e.g. identical outputs, whose p can only be 1) are left out of the family "
+             "before the Benjamini-Hochberg adjustment and are never significant")
 ALPHA = 0.05
 FAMILY = ("one family per reference and role within one report: all per-language paired tests of the primary "
           "metrics (English included, all systems); all tests of the secondary metrics; the primary macro-average tests")
@@ -49,13 +52,8 @@ def adjust(p_values: list[float]) -> list[float]:
 
 
 def testable(p_min: list[float], alpha: float = ALPHA) -> list[bool]:
-    """Tarone's screen: the smallest K with #{p_min <= alpha / K} <= K; the tests within it."""
-    m = len(p_min)
-    for k in range(1, m + 1):
-        keep = [p <= alpha / k for p in p_min]
-        if sum(keep) <= k:
-            return keep
-    return [True] * m  # unreachable: at K = m at most m tests remain
+    """The screen: a test whose smallest attainable p exceeds alpha can never be rejected, so it leaves the family."""
+    return [p <= alpha for p in p_min]
 
 
 def _cells(delta: dict, macro: bool) -> Iterator[dict]:

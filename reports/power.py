@@ -76,7 +76,7 @@ def resolution(cell: dict) -> float | None:
     """The smallest difference the cell's items can show as significant: for a 0/1 metric, k / n (see the
     module docstring); None for other metrics."""
     moved = cell.get("items_moved") or {}
-    items = moved.get("of") or cell.get("n")
+    items = moved.get("items") or moved.get("of") or cell.get("n")  # distinct items: seeds re-measure the same ones
     if not cell.get("binary") or not items:
         return None
     return min(1.0, smallest_significant_items(ALPHA) / items)

@@ -49,7 +49,10 @@ def cells_lead(settings: dict) -> list[LeadPart]:
             Emphasis("English retention", "em"),
             ". Deltas: ", SignificanceMark(),
             f" = significant after correction (adj p < {SIGNIFICANCE}; {mc.get('method', 'no correction')}); "
-            f"p = raw paired-bootstrap p, adj p = adjusted; McN = exact McNemar p; ↑/↓/= items improved / regressed / "
+            f"p = raw p of the paired permutation test (exact when few items differ; with several seeds the larger of it "
+            f"and the seeds-then-items bootstrap p), adj p = adjusted, not testable = "
+            f"left out of the correction because its smallest attainable p could not be significant (e.g. identical "
+            f"outputs); [no interval: identical outputs] = the bootstrap had no spread; McN = exact McNemar p; ↑/↓/= items improved / regressed / "
             f"unchanged; MDD = smallest detectable difference, {(settings.get('power') or {}).get('formula', '')}; "
             f"{UNDERPOWERED} = not significant and underpowered (MDD above the minimum effect: a difference that size "
             f"could have been missed). Correction families: {mc.get('family', 'none')}."]

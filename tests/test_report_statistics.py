@@ -116,15 +116,16 @@ def test_tarone_gilbert_screening_on_a_hand_computed_family():
     p_values = [0.0001] + [0.3] * 8 + [1.0] * 17
     p_min = [0.0001] + [0.0001] * 8 + [1.0] * 17
     keep = multiple.testable(p_min)
-    # K = 9: the 9 tests whose smallest attainable p is <= 0.05 / 9 (the 17 are not, at any K)
-    assert keep == [True] * 9 + [False] * 17
+    assert keep == [True] * 9 + [False] * 17  # the 17 could not reach p <= 0.05 whatever their data
     kept = [p for p, k in zip(p_values, keep) if k]
     assert multiple.adjust(kept)[0] == pytest.approx(0.0001 * 9)
     # without the screen BH over all 26 gives 0.0026; with the old bootstrap floor (2 / 1001) 0.052 > 0.05
     assert false_discovery_control([2 / 1001] + p_values[1:])[0] == pytest.approx(26 * 2 / 1001)
     assert 26 * 2 / 1001 > 0.05
-    # a test with 3 differing items (p_min 0.25) is screened out once K is small enough
+    # a test with 3 differing items (p_min 0.25) cannot reach 0.05; one with 8 (p_min 2 / 256) can, and stays,
+    # however many strong tests share its family (Gilbert's alpha / K screen would drop it among 20 others)
     assert multiple.testable([0.001, 0.25]) == [True, False]
+    assert multiple.testable([2 / 256] + [1e-4] * 20) == [True] * 21
 
 
 def _one_strong_effect(tmp_path: Path) -> list[Path]:
@@ -169,6 +170,9 @@ def test_seed_variance_widens_the_interval_and_every_delta_column_shows_the_spre
     assert per_seed[0] == 0.0 and per_seed[1] > 0.3 and cs["seeds"] == 2
     assert cs["low"] <= per_seed[0] + 1e-9  # the seed that did nothing is inside the interval
     assert cs["high"] >= per_seed[1] - 0.1
+    # and in the test: the seeds held fixed, the items alone say "different"; the seeds resampled do not
+    assert cs["test"]["p_permutation"] < 0.01 and cs["test"]["p_seeds"] > 0.05
+    assert cs["p_value"] == max(cs["test"]["p_permutation"], cs["test"]["p_seeds"]) and not significant(cs)
     entry = report["headline"][0]
     assert entry["english"]["seeds"] == 2 and entry["english"]["spread"] is not None
     md = (tmp_path / "out" / "report.md").read_text()
