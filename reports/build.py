@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from harness.core.errors import HarnessError
-from harness.services.heldout import heldout_markdown
+from harness.services.heldout import heldout_rows
 from harness.core.runstore import write_json, write_text
 from reports import stats
 from reports.compute import compute_report
@@ -27,12 +27,13 @@ def build_report(run_dirs: list[Path], out_dir: Path, n_resamples: int = stats.D
     if n_resamples < 1:
         raise HarnessError(f"n_resamples must be at least 1, got {n_resamples}")
     runs = load_runs([Path(d) for d in run_dirs])
-    report = compute_report(runs, n_resamples=n_resamples, seed=seed, min_effect=min_effect)
+    report = compute_report(runs, n_resamples=n_resamples, seed=seed, min_effect=min_effect,
+                            heldout=heldout_rows([Path(d) for d in run_dirs]))
     out_dir = Path(out_dir)
     for run in report["runs"]:  # no path of this machine in a report: run folders relative to the report's
         run["path"] = os.path.relpath(Path(run["path"]).resolve(), out_dir.resolve())
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "report.json", report)
-    write_text(out_dir / "report.md", render_markdown(report) + heldout_markdown([Path(d) for d in run_dirs]))
+    write_text(out_dir / "report.md", render_markdown(report))
     write_text(out_dir / "report.html", render_html(report))
     return report

@@ -6,7 +6,7 @@ share a trainer). Rows are languages, one table per task family (generation fami
 direction and metric). Cells: the score from scores.json with a 95% percentile bootstrap
 interval over items. The macro average is over the non-English languages every system has
 (English is reported separately as retention); its interval resamples each language's items
-independently. Deltas are paired on doc_hash: paired bootstrap p (two-sided), and for 0/1
+independently. Deltas are paired on doc_hash: paired permutation p (two-sided, reports/stats.py), and for 0/1
 metrics the exact McNemar p and improved / regressed / unchanged item counts.
 """
 
@@ -21,9 +21,10 @@ from harness.core.langs import LANGUAGES, iso_code
 from reports import multiple, power, stats
 from reports.budget import compare_budgets
 from reports.cost import run_cost
-from reports.estimates import Distribution, Estimates, mean_distribution, spread_of
+from reports.estimates import Distribution, Estimates, bound_zero_width, mean_distribution, spread_of
 from reports.fmt import MACRO_LABEL, SIGNIFICANCE, is_english, lang_label, metric_label
 from reports.headline import headline
+from reports.sections import shown
 from reports.load import Run, TaskResult
 from reports.systems import System, make_systems, portable, seed_spread
 from reports.table_notes import bleu_fallback_caveats, table_notes
@@ -31,8 +32,16 @@ from reports.table_notes import bleu_fallback_caveats, table_notes
 REFERENCE_TRAINERS = ("translate_sft",)  # besides base, deltas are reported against these trainers
 SETTINGS = {
     "ci_level": 0.95,
-    "interval": "percentile bootstrap over items",
-    "p_value": "paired bootstrap, two-sided: min(1, 2 (1 + min(#{d* <= 0}, #{d* >= 0})) / (R + 1))",
+    "interval": "percentile bootstrap over items (with several seeds: over seeds, then items)",
+    "p_value": ("paired permutation test, two-sided, items the unit: exact over all 2^k swaps of the k items whose "
+                f"outputs differ when k <= {stats.EXACT_MAX_ITEMS}, else {{n_permutations}} random swaps, p = (1 + #extreme) / "
+                "(R + 1); sign-flip for mean metrics, approximate randomization for BLEU/chrF++; with several seeds "
+                "a swap acts in every seed pair (the seeds held fixed), and p is the larger of that and the two-level "
+                "bootstrap p (seeds, then items): significant only when both reject (intersection-union); "
+                "macro averages: two-level bootstrap p, "
+                "min(1, 2 (1 + min(#{d* <= 0}, #{d* >= 0})) / (R + 1))"),
+    "zero_width": ("an interval the bootstrap gives width 0 (identical outputs) is replaced: 0/1 metrics by the exact "
+                   "Clopper-Pearson bound on the share of items that changed, other metrics by none"),
     "mcnemar": "exact binomial test on discordant pairs (0/1 metrics only)",
     "macro": "mean over the non-English languages all systems have; English is reported as retention",
     "significance": f"Benjamini-Hochberg adjusted p < {SIGNIFICANCE} (the bold marks and the headline's counts)",
@@ -57,12 +66,13 @@ class TaskGroup:
 
 
 def compute_report(runs: list[Run], n_resamples: int = stats.DEFAULT_RESAMPLES, seed: int = 0,
-                   min_effect: dict[str, float] | None = None) -> dict:
+                   min_effect: dict[str, float] | None = None,
+                   n_permutations: int = stats.DEFAULT_PERMUTATIONS, heldout: list[dict] | None = None) -> dict:
     """Per task group and metric a score table, then its deltas against each reference; the p-values
     adjusted per family and the power marks; English retention; the headline from all of those;
     then budget, cost, signatures and the notes gathered on the way."""
     systems, notes = make_systems(runs)
-    estimates = Estimates(n_resamples, seed)
+    estimates = Estimates(n_resamples, seed, n_permutations)
     by_key = {s.key: s for s in systems}
     references = reference_systems(systems)
     tables, deltas = [], []
@@ -79,11 +89,13 @@ def compute_report(runs: list[Run], n_resamples: int = stats.DEFAULT_RESAMPLES, 
                  for entry in retention_rows(by_table[(d["family"], d["group"], d["metric"])], d, by_key)]
     adapters = {s.key for s in systems if s.variant == "adapter"}
     budget_rows, budget_notes = compare_budgets(runs)
-    return {
+    report = {
         "format": "sdrrl-harness report v2",
-        "settings": {"n_resamples": n_resamples, "seed": seed, **SETTINGS,
+        "settings": {"n_resamples": n_resamples, "n_permutations": n_permutations, "seed": seed,
+                     **SETTINGS, "p_value": SETTINGS["p_value"].replace("{n_permutations}", str(n_permutations)),
                      "multiple_comparisons": {"method": multiple.METHOD, "family": multiple.FAMILY,
-                                              "fdr": SIGNIFICANCE, "family_sizes": family_sizes},
+                                              "fdr": SIGNIFICANCE, "screening": multiple.SCREENING,
+                                              "family_sizes": family_sizes},
                      "power": {"formula": power.FORMULA, "min_effect": effects}},
         "headline": headline(tables, deltas, retention, {s.key: s.label for s in systems}, adapters),
         "caveats": bleu_fallback_caveats(systems),
@@ -92,11 +104,14 @@ def compute_report(runs: list[Run], n_resamples: int = stats.DEFAULT_RESAMPLES, 
         "tables": tables,
         "deltas": deltas,
         "english_retention": retention,
-        "cost": [run_cost(r) for r in runs],
         "budget": budget_rows,
+        "heldout": heldout or [],
+        "cost": [run_cost(r) for r in runs],
         "signatures": signatures(systems),
         "notes": budget_notes + notes + estimates.notes,
     }
+    report["sections"] = [s.title for s in shown(report)]  # the renderings' order, which the keys above follow
+    return report
 
 
 # --------------------------------------------------------------------------- layout
@@ -264,11 +279,17 @@ def macro_delta(cells: list[dict | None], distributions: list[Distribution]) -> 
         return None
     out = {"delta": stats.macro([c["delta"] for c in cells]), "low": None, "high": None, "p_value": None,
            "n": None, "mcnemar": None, "changes": None}
+    out["binary"] = all(c.get("binary") for c in cells)
+    moved = [c.get("items_moved") for c in cells]
+    if all(moved):
+        out["items_moved"] = {k: sum(m.get(k, m["of"]) for m in moved) for k in ("improved", "regressed", "of", "items")}
     mean = mean_distribution(distributions)
     if mean is not None:
         iv = stats.percentile_interval(out["delta"], mean, 0)
         out.update(low=iv.low, high=iv.high, p_value=stats.bootstrap_p_value(mean), n=sum(c["n"] for c in cells),
                    se=spread_of(mean))
+        out["test"] = {"p_value": out["p_value"], "p_min": 2.0 / (len(mean) + 1), "bootstrap": True}
+        bound_zero_width(out)
     out.update(seed_macro(cells))
     return out
 

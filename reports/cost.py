@@ -34,8 +34,34 @@ def gpu_hours(stages: dict[str, dict], gpus: int) -> float | None:
     return hours
 
 
+def reused(run: Run) -> dict[str, dict]:
+    """Per variant, the task results this run took from the shared evaluation cache, and their original time."""
+    out: dict[str, dict] = {}
+    for variant, results in run.results.items():
+        cached = [r.scores for r in results.values() if r.scores.get("reused_from_cache")]
+        if cached:
+            out[variant] = {"tasks": len(cached), "wall_s": round(sum(float(s.get("wall_s") or 0.0) for s in cached), 3)}
+    return out
+
+
+def own_walls(run: Run, reuse: dict[str, dict]) -> dict[str, dict]:
+    """The stages' manifest entries with the evaluate wall made this run's own work. A manifest that
+    records `reused_wall_s` already left the reused results out; an older one counted their original
+    time (the larger of the session's time and the tasks' summed times): that sum is taken off again,
+    never below the time of the tasks this run evaluated itself."""
+    stages = {name: dict(entry) for name, entry in run.stages.items()}
+    evaluate = stages.get("evaluate")
+    reused_s = sum(r["wall_s"] for r in reuse.values())
+    if evaluate and reused_s and "reused_wall_s" not in evaluate and isinstance(evaluate.get("wall_s"), (int, float)):
+        own_tasks = sum(float(r.scores.get("wall_s") or 0.0) for results in run.results.values()
+                        for r in results.values() if not r.scores.get("reused_from_cache"))
+        evaluate["wall_s"] = round(max(evaluate["wall_s"] - reused_s, own_tasks), 3)
+    return stages
+
+
 def run_cost(run: Run) -> dict:
-    stages = run.stages
+    reuse = reused(run)
+    stages = own_walls(run, reuse)
     train = stages.get("train", {})
     device = train.get("device")
     gpus = train.get("num_processes") or 1
@@ -51,4 +77,5 @@ def run_cost(run: Run) -> dict:
         "device": device,
         "gpus": gpus if is_gpu(device) else None,
         "gpu_hours": gpu_hours(stages, gpus) if is_gpu(device) else None,
+        "reused": reuse,
     }

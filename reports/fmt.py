@@ -40,10 +40,11 @@ def num(value: float | None, scale: float = 1.0, signed: bool = False, digits: i
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     scaled = value * scale
-    if abs(scaled) < 0.5 * 10**-digits:
-        return f"{0:.{digits}f}"
-    text = f"{scaled:+.{digits}f}" if signed else f"{scaled:.{digits}f}"
-    return text.replace("-", "−")
+    for shown in range(digits, digits + 3):  # a near-zero value keeps its sign: more digits, not a bare 0.0
+        if abs(scaled) >= 0.5 * 10**-shown:
+            text = f"{scaled:+.{shown}f}" if signed else f"{scaled:.{shown}f}"
+            return text.replace("-", "−")
+    return f"{0:.{digits}f}"
 
 
 def p_text(p: float | None) -> str:
@@ -57,7 +58,7 @@ def p_text(p: float | None) -> str:
 
 def interval(cell: dict, scale: float, signed: bool = False) -> str:
     if cell.get("low") is None:
-        return ""
+        return "[no interval: identical outputs]" if str(cell.get("interval_method", "")).startswith("none") else ""
     return f"[{num(cell['low'], scale, signed)}, {num(cell['high'], scale, signed)}]"
 
 
@@ -100,6 +101,7 @@ def significant(cell: dict | None) -> bool:
     return p is not None and p < SIGNIFICANCE
 
 
+SCREENED = "not testable"  # left out of the correction: its smallest attainable p could not be significant
 UNDERPOWERED = "°"  # follows a delta that is not significant and whose smallest detectable difference exceeds the minimum effect
 
 
@@ -125,6 +127,8 @@ def delta_notes(cell: dict, scale: float) -> list[str]:
         tests.append(f"p{p_text(cell['p_value'])}")
     if cell.get("p_adjusted") is not None:
         tests.append(f"adj p{p_text(cell['p_adjusted'])}")
+    elif cell.get("screened_out"):
+        tests.append(SCREENED)
     if cell.get("mcnemar"):
         tests.append(f"McN p{p_text(cell['mcnemar']['p_value'])}")
     if tests:
@@ -134,4 +138,6 @@ def delta_notes(cell: dict, scale: float) -> list[str]:
         notes.append(f"{changes['improved']}↑ {changes['regressed']}↓ {changes['unchanged']}=")
     if cell.get("mdd") is not None:
         notes.append(f"MDD {num(cell['mdd'], scale)}")
+    elif cell.get("underpowered"):
+        notes.append("MDD unknown (no spread)")
     return notes

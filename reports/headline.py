@@ -30,7 +30,8 @@ def _comparison(delta: dict, key: str) -> dict | None:
     rows = [r for r in delta["rows"] if r["lang"] in delta["macro"]["langs"]]
     cells = [r["cells"][key] for r in rows if r["cells"].get(key)]
     tested = [c for c in cells if c.get("p_adjusted") is not None]
-    fields = ("delta", "low", "high", "p_value", "p_adjusted", "mdd", "underpowered", "seeds", "spread", "seed_deltas")
+    fields = ("delta", "low", "high", "p_value", "p_adjusted", "mdd", "underpowered", "seeds", "spread", "seed_deltas",
+              "interval_method")
     return {"reference": delta["reference"], "reference_label": delta["reference_label"],
             **{f: macro.get(f) for f in fields}, "significant": _significant(macro),
             "languages": len(rows), "tested": len(tested),
@@ -43,14 +44,19 @@ def _english(retention: list[dict], table: dict, key: str) -> dict | None:
     entry = next((e for e in retention if (e["family"], e["group"], e["metric"]) == _key(table) and e["system"] == key), None)
     if entry is None:
         return None
-    return {f: entry.get(f) for f in ("delta", "low", "high", "p_value", "p_adjusted", "underpowered")} | {
+    fields = ("delta", "low", "high", "p_value", "p_adjusted", "underpowered", "seeds", "spread", "interval_method")
+    return {f: entry.get(f) for f in fields} | {
         "significant": _significant(entry)}
 
 
-def _degenerate(tables: list[dict], table: dict, key: str) -> float | None:
+def _degenerate(tables: list[dict], table: dict, key: str) -> dict | None:
+    """The system's share of degenerate outputs over the macro's languages, beside the base model's."""
     other = next((t for t in tables if (t["family"], t["group"], t["metric"]) == (table["family"], table["group"], DEGENERATE)), None)
     cell = other["macro"]["cells"].get(key) if other else None
-    return cell.get("score") if cell else None
+    if not cell or cell.get("score") is None:
+        return None
+    base = other["macro"]["cells"].get("base") or {}
+    return {"share": cell["score"], "base": base.get("score"), "languages": other["macro"]["langs"]}
 
 
 def headline(tables: list[dict], deltas: list[dict], retention: list[dict], labels: dict[str, str],
@@ -82,7 +88,7 @@ def _unit(entry: dict) -> str:
 
 def _ci(cell: dict, scale: float) -> str:
     if cell.get("low") is None:
-        return "no interval"
+        return "no interval" + (": identical outputs" if str(cell.get("interval_method", "")).startswith("none") else "")
     return f"95% CI {num(cell['low'], scale, signed=True)} to {num(cell['high'], scale, signed=True)}"
 
 
@@ -100,6 +106,8 @@ def _versus(c: dict, entry: dict, first: bool) -> str:
                 f"{num(c['delta'], scale, signed=True)} {unit}, {_ci(c, scale)}{seeds})")
         if c.get("underpowered") and c.get("mdd") is not None:
             text += f"; a difference under about {num(c['mdd'], scale)} {unit} could not be detected"
+        elif c.get("underpowered"):
+            text += "; the outputs are identical, so these items cannot bound a difference"
     return text + "; " + _languages(c)
 
 
@@ -121,7 +129,10 @@ def sentence(entry: dict) -> str:
         verdict = "significant after correction" if english["significant"] else "not significant"
         text += (f"; English moves {num(english['delta'], scale, signed=True)} {_unit(entry)} "
                  f"({_ci(english, scale)}, {verdict})")
-    if entry.get("degenerate") and entry["metric"] == "lang_match":
-        text += (f"; {num(entry['degenerate'], 100.0)}% of its outputs echo the prompt or repeat themselves, "
-                 "so being in the right language is not the same as answering")
+    degenerate = entry.get("degenerate")
+    if degenerate and entry["metric"] == "lang_match":
+        base = degenerate.get("base")
+        versus = f" (the base model's: {num(base, 100.0)}%)" if base is not None else ""
+        text += (f"; in {', '.join(degenerate['languages'])}, {num(degenerate['share'], 100.0)}% of its outputs echo "
+                 f"the prompt or repeat themselves{versus}, so being in the right language is not the same as answering")
     return text + "."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 from reports import sections
@@ -42,6 +43,12 @@ svg text { font-family: -apple-system, BlinkMacSystemFont, "Segoe UI", Helvetica
 """
 
 Row = tuple[list[str], str]  # already-escaped <td> elements, and the <tr>'s class ("" for none)
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def prose(text: str) -> str:
+    """Escaped text whose `backticked` spans (commands, options) become <code>, as Markdown shows them."""
+    return _CODE.sub(r"<code>\1</code>", esc(text))
 
 
 def render_html(report: dict) -> str:
@@ -58,7 +65,7 @@ def render_html(report: dict) -> str:
 
 def _markup(part: LeadPart) -> str:
     if isinstance(part, str):
-        return esc(part)
+        return prose(part)
     if isinstance(part, SignificanceMark):
         return "highlighted"
     return f"<b>{esc(part.text)}</b>" if part.kind == "strong" else f"<i>{esc(part.text)}</i>"
@@ -67,12 +74,12 @@ def _markup(part: LeadPart) -> str:
 def _section_blocks(section: Section, report: dict, labels: dict[str, str]) -> list[str]:
     heading = f'<h2 id="{section.anchor}">{esc(section.title)}</h2>'
     if section is sections.NOTES:  # the list follows its heading on the same line, as it always has
-        return [heading + '<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in report["notes"]) + "</ul>"]
-    blocks = [heading] + ([f'<p class="lead">{esc(section.lead)}</p>'] if section.lead else [])
+        return [heading + '<ul class="notes">' + "".join(f"<li>{prose(n)}</li>" for n in report["notes"]) + "</ul>"]
+    blocks = [heading] + ([f'<p class="lead">{prose(section.lead)}</p>'] if section.lead else [])
     body = _BODIES[section.anchor](report, labels)
-    blocks += [f'<p class="small">{esc(section.empty)}</p>'] if section.empty and not body else body
+    blocks += [f'<p class="small">{prose(section.empty)}</p>'] if section.empty and not body else body
     if section.footnote:
-        blocks.append(f'<p class="small">{esc(section.footnote)}</p>')
+        blocks.append(f'<p class="small">{prose(section.footnote)}</p>')
     return blocks
 
 
@@ -205,10 +212,10 @@ def _headline(report: dict, labels: dict[str, str]) -> list[str]:
     header, rows = sections.headline_table(report)
     cells = [([f'<td class="lbl">{esc(c)}</td>' if isinstance(c, str) else td_delta(*c, notes=False) for c in row], "")
              for row in rows]
-    sentences = "".join(f"<li>{esc(entry['sentence'])}</li>" for entry in report["headline"])
-    return ([f'<p class="lead">{esc(sections.headline_lead(report))}</p>', _table(header, cells),
+    sentences = "".join(f"<li>{prose(entry['sentence'])}</li>" for entry in report["headline"])
+    return ([f'<p class="lead">{prose(sections.headline_lead(report))}</p>', _table(header, cells),
              f'<ul class="verdict">{sentences}</ul>']
-            + [f'<p class="caveat">{esc(c)}</p>' for c in report.get("caveats", [])])
+            + [f'<p class="caveat">{prose(c)}</p>' for c in report.get("caveats", [])])
 
 
 def _systems(report: dict, labels: dict[str, str]) -> list[str]:
@@ -219,7 +226,7 @@ def _systems(report: dict, labels: dict[str, str]) -> list[str]:
 def _folded(folded: sections.Folded, td: Callable[[dict | None, float], str]) -> str:
     rows = [([f'<td class="lbl">{esc(x)}</td>' for x in names] + [td(c, scale) for c, scale in cells],
              "macro" if is_macro else "") for names, cells, is_macro in folded.rows]
-    notes = "".join(f'<p class="small">{esc(n)}</p>' for n in folded.notes)
+    notes = "".join(f'<p class="small">{prose(n)}</p>' for n in folded.notes)
     return (f"<details><summary>{esc(folded.title)}</summary>" + _table(folded.header, rows) + notes + "</details>")
 
 
@@ -234,7 +241,7 @@ def _scores(report: dict, labels: dict[str, str]) -> list[str]:
         blocks += [f"<h3>{esc(table_title(table))}</h3>", _cells_table(table, labels, td_score)]
         if table["macro"]["excluded"]:
             blocks.append(f'<p class="small">Macro average leaves out: {esc(", ".join(table["macro"]["excluded"]))}.</p>')
-        blocks += [f'<p class="small">{esc(n)}</p>' for n in table.get("notes", [])]
+        blocks += [f'<p class="small">{prose(n)}</p>' for n in table.get("notes", [])]
     return blocks
 
 
@@ -261,6 +268,10 @@ def _budget(report: dict, labels: dict[str, str]) -> list[str]:
     return [_text_table(*sections.budget_table(report))]
 
 
+def _heldout(report: dict, labels: dict[str, str]) -> list[str]:
+    return [_text_table(*sections.heldout_table(report))]
+
+
 def _cost(report: dict, labels: dict[str, str]) -> list[str]:
     return [_text_table(*sections.cost_table(report))]
 
@@ -273,6 +284,7 @@ def _signatures(report: dict, labels: dict[str, str]) -> list[str]:
 
 _BODIES: dict[str, Callable[[dict, dict[str, str]], list[str]]] = {
     sections.HEADLINE.anchor: _headline, sections.SYSTEMS.anchor: _systems, sections.SCORES.anchor: _scores,
-    sections.DELTAS.anchor: _deltas, sections.RETENTION.anchor: _retention, sections.SECONDARY.anchor: _secondary, sections.BUDGET.anchor: _budget, sections.COST.anchor: _cost,
+    sections.DELTAS.anchor: _deltas, sections.RETENTION.anchor: _retention, sections.SECONDARY.anchor: _secondary, sections.BUDGET.anchor: _budget,
+    sections.HELDOUT.anchor: _heldout, sections.COST.anchor: _cost,
     sections.SIGNATURES.anchor: _signatures,
 }

@@ -148,6 +148,10 @@ def _budget(report: dict, labels: dict[str, str]) -> list[str]:
     return _table(*sections.budget_table(report), align="r") + [""]
 
 
+def _heldout(report: dict, labels: dict[str, str]) -> list[str]:
+    return _table(*sections.heldout_table(report), align="r") + [""]
+
+
 def _cost(report: dict, labels: dict[str, str]) -> list[str]:
     return _table(*sections.cost_table(report), align="r") + [""]
 
@@ -163,6 +167,7 @@ def _notes(report: dict, labels: dict[str, str]) -> list[str]:
 
 _BODIES: dict[str, Callable[[dict, dict[str, str]], list[str]]] = {
     sections.HEADLINE.anchor: _headline, sections.SYSTEMS.anchor: _systems, sections.SCORES.anchor: _scores,
-    sections.DELTAS.anchor: _deltas, sections.RETENTION.anchor: _retention, sections.SECONDARY.anchor: _secondary, sections.BUDGET.anchor: _budget, sections.COST.anchor: _cost,
+    sections.DELTAS.anchor: _deltas, sections.RETENTION.anchor: _retention, sections.SECONDARY.anchor: _secondary, sections.BUDGET.anchor: _budget,
+    sections.HELDOUT.anchor: _heldout, sections.COST.anchor: _cost,
     sections.SIGNATURES.anchor: _signatures, sections.NOTES.anchor: _notes,
 }

@@ -49,7 +49,10 @@ def cells_lead(settings: dict) -> list[LeadPart]:
             Emphasis("English retention", "em"),
             ". Deltas: ", SignificanceMark(),
             f" = significant after correction (adj p < {SIGNIFICANCE}; {mc.get('method', 'no correction')}); "
-            f"p = raw paired-bootstrap p, adj p = adjusted; McN = exact McNemar p; ↑/↓/= items improved / regressed / "
+            f"p = raw p of the paired permutation test (exact when few items differ; with several seeds the larger of it "
+            f"and the seeds-then-items bootstrap p), adj p = adjusted, not testable = "
+            f"left out of the correction because its smallest attainable p could not be significant (e.g. identical "
+            f"outputs); [no interval: identical outputs] = the bootstrap had no spread; McN = exact McNemar p; ↑/↓/= items improved / regressed / "
             f"unchanged; MDD = smallest detectable difference, {(settings.get('power') or {}).get('formula', '')}; "
             f"{UNDERPOWERED} = not significant and underpowered (MDD above the minimum effect: a difference that size "
             f"could have been missed). Correction families: {mc.get('family', 'none')}."]
@@ -83,20 +86,39 @@ SECONDARY = Section("secondary", "Secondary metrics: quality, fidelity, hygiene"
     "without answering."), empty="No secondary metrics in these runs.")
 BUDGET = Section("budget", "Training budget", "Budget", lead=(
     "Equal budgets: every trained run should take the same optimizer steps of about the same tokens; a comparison "
-    "sizes its members' batches to its first member's tokens per step (records/step then follow from their records' "
-    "length, marked ≈), else runs take the same records per step. ⚠ marks a figure more than 10% from the "
-    "comparison's reference."))
+    "sizes its members' batches to its first member's tokens per step (prompt and answer tokens; records/step then "
+    "follow from their records' length, marked ≈), else runs take the same records per step. The loss counts answer "
+    "tokens only, which are not equalised: answer tokens/step shows how much each run was trained on. Epochs: records "
+    "the steps took ÷ the run's training records (under 1 when a short last batch was dropped). ⚠ marks a "
+    "figure more than 10% from its seed's reference (the budget most runs of that seed share)."))
+HELDOUT = Section("heldout", "Held-out training loss", "Held-out loss", lead=(
+    "Mean cross-entropy per answer token on the run's own training data held out from training (whole groups, "
+    "chosen per language by a hash of seed and group). Lower with the adapter = training took."))
 COST = Section("cost", "Cost per run", "Cost", footnote=(
+    "Walls are this run's own work: an evaluation reused from the shared evaluation cache (another run's, e.g. the "
+    "base model's) is not counted again; its original time is shown beside. Training size: see Training budget. "
     "GPU hours: wall time × GPUs, summed over the stages that run the model (data, train, evaluate) "
     "when the device is a GPU; the data and evaluate stages count as run on the train stage's device. "
     "— when no stage ran on a GPU (or the run did not train, so its device is unknown)."))
 SIGNATURES = Section("signatures", "sacreBLEU signatures", "Signatures", empty="No sacreBLEU metrics in these runs.")
 NOTES = Section("notes", "Notes", "Notes")  # only when the report has notes
-SECTIONS = (HEADLINE, SYSTEMS, SCORES, DELTAS, RETENTION, SECONDARY, BUDGET, COST, SIGNATURES, NOTES)
+SECTIONS = (HEADLINE, SYSTEMS, SCORES, DELTAS, RETENTION, SECONDARY, BUDGET, HELDOUT, COST, SIGNATURES, NOTES)
+# Where report.json holds each section's data (its keys follow this order; the secondary metrics sit in
+# "tables" and "deltas", with role "secondary").
+JSON_KEYS = {HEADLINE.title: "headline", SYSTEMS.title: "systems", SCORES.title: "tables", DELTAS.title: "deltas",
+             RETENTION.title: "english_retention", BUDGET.title: "budget", HELDOUT.title: "heldout",
+             COST.title: "cost", SIGNATURES.title: "signatures", NOTES.title: "notes"}
 
 
 def shown(report: dict) -> list[Section]:
-    return [s for s in SECTIONS if s is not NOTES or report["notes"]]
+    """The sections a report has: notes and held-out loss only when there are some."""
+    return [s for s in SECTIONS if (s is not NOTES or report["notes"]) and (s is not HELDOUT or report.get("heldout"))]
+
+
+def heldout_table(report: dict) -> Table:
+    rows = [[r["run"], r["lang"], str(r["records"]), str(r["tokens"]), f"{r['base_loss']:.4f}",
+             f"{r['adapter_loss']:.4f}", f"{r['drop']:+.4f}"] for r in report.get("heldout") or []]
+    return ["run", "language", "records", "tokens", "base", "adapter", "base − adapter"], rows
 
 
 def labelled_rows(table: dict) -> list[tuple[str, dict, bool]]:
@@ -128,7 +150,8 @@ def _served_text(served: dict[str, dict[str, list[str]]]) -> str:
 
 
 def systems_table(report: dict) -> Table:
-    header = ["system", "trainer", "runs", "seeds", "settings that set it apart", "settings other than its trainer's defaults"]
+    header = ["system", "trainer", "runs", "seeds", "settings that set it apart",
+              "settings other than its trainer's defaults (budget: see Training budget)"]
     rows = [[s["label"], s["trainer"] if s["variant"] == "adapter" else "—", ", ".join(s["runs"]),
              ", ".join(str(x) for x in s.get("seeds") or []), _settings_text(s.get("differs")),
              _settings_text(s.get("non_default"))]
@@ -142,7 +165,8 @@ def _settings_text(settings: dict | None) -> str:
 
 def budget_table(report: dict) -> Table:
     header = ["run", "trainer", "seed", "train records", "steps", "epochs", "records/step", "training tokens",
-              "tokens/step", "answer tokens", "dropped cut-off answers", "dropped wrong-language answers", "wall"]
+              "tokens/step", "answer tokens", "answer tokens/step", "dropped cut-off answers",
+              "dropped wrong-language answers", "wall"]
 
     def mark(row: dict, field: str, text: str) -> str:
         return f"{text} ⚠" if field in row["unequal"] else text
@@ -151,6 +175,7 @@ def budget_table(report: dict) -> Table:
              f"{r['epochs']:g}" if isinstance(r.get("epochs"), (int, float)) else "—",
              mark(r, "records_per_step", _records_per_step(r)), count(r["train_tokens"]),
              mark(r, "tokens_per_step", count(r["tokens_per_step"])), count(r["answer_tokens"]),
+             mark(r, "answer_tokens_per_step", count(r.get("answer_tokens_per_step"))),
              count(r["dropped_truncated_answers"]), count(r.get("dropped_wrong_language_answers")), duration(r["wall_s"])]
             for r in report.get("budget", []) if r["trains"]]
     return header, rows
@@ -169,13 +194,19 @@ def cost_table(report: dict) -> Table:
         stages += [s for s in cost["wall_s"] if s not in stages]
     stages.sort(key=stage_rank)
     header = ["run", "trainer"] + [f"{s} wall" for s in stages] + [
-        "total wall", "train records", "train tokens", "steps", "device", "GPUs", "GPU hours"]
+        "total wall", "reused from the evaluation cache", "device", "GPUs", "GPU hours"]
     rows = [[cost["run"], cost["trainer"]] + [duration(cost["wall_s"].get(s)) for s in stages] + [
-            duration(cost["total_wall_s"]), count(cost["records"]), count(cost["train_tokens"]), count(cost["steps"]),
+            duration(cost["total_wall_s"]), _reused_text(cost.get("reused") or {}),
             str(cost["device"] or "—"), count(cost["gpus"]),
             f"{cost['gpu_hours']:.2f}" if cost["gpu_hours"] is not None else "—"]
             for cost in report["cost"]]
     return header, rows
+
+
+def _reused_text(reused: dict[str, dict]) -> str:
+    """'base: 13 tasks (evaluated once in 19m 11s)' per variant; '—' when nothing was reused."""
+    return "; ".join(f"{variant}: {r['tasks']} tasks (evaluated once in {duration(r['wall_s'])})"
+                     for variant, r in reused.items()) or "—"
 
 
 def signature_rows(report: dict) -> list[tuple[str, str, str]]:

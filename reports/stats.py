@@ -20,11 +20,11 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-DEFAULT_RESAMPLES = 1000
+DEFAULT_RESAMPLES = 2000  # the two-level bootstrap's p (several seeds) reaches 2 / 2001 = 0.001
 CORPUS_METRICS = ("bleu", "chrf")
 
 
@@ -182,11 +182,75 @@ class CorpusScorer:
     def score(self) -> float:
         return self.score_from_sums(self.stats.sum(axis=0))
 
+    def scores_from_sums(self, sums: np.ndarray) -> np.ndarray:
+        """The corpus score of each row of summed statistics (vectorised where sacreBLEU's formula allows)."""
+        sums = np.rint(np.asarray(sums, dtype=float)).astype(np.int64)
+        vectorised = {"bleu": _bleu_scores, "chrf": _chrf_scores}[self.metric](self._m, sums)
+        if vectorised is not None:
+            return vectorised
+        return np.array([self.score_from_sums(row) for row in sums], dtype=float)
+
     def resampled(self, counts: np.ndarray) -> np.ndarray:
         """Corpus score of each resample; `counts` is (R, n) from `resample_counts`."""
         # float matmul (BLAS) is exact here: the sums are integers far below 2**53
-        sums = np.rint(np.asarray(counts, dtype=float) @ self.stats.astype(float)).astype(np.int64)
-        return np.array([self.score_from_sums(row) for row in sums], dtype=float)
+        return self.scores_from_sums(np.asarray(counts, dtype=float) @ self.stats.astype(float))
+
+
+# --------------------------------------------------------------------------- corpus scores, many at once
+
+
+def _bleu_scores(metric_obj: Any, sums: np.ndarray) -> np.ndarray | None:
+    """sacreBLEU's BLEU.compute_bleu on each row of `sums`, vectorised; None for a configuration it
+    does not cover (add-k smoothing), which then goes row by row."""
+    if metric_obj.smooth_method not in ("exp", "none", "floor"):
+        return None
+    order = metric_obj.max_ngram_order
+    sums = np.asarray(sums, dtype=float)
+    sys_len, ref_len = sums[:, 0], sums[:, 1]
+    correct, total = sums[:, 2:2 + order], sums[:, 2 + order:2 + 2 * order]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bp = np.where(sys_len < ref_len, np.where(sys_len > 0, np.exp(1 - ref_len / np.maximum(sys_len, 1)), 0.0), 1.0)
+        precisions = np.zeros_like(correct)
+        smooth = np.ones(len(sums))
+        alive = np.ones(len(sums), dtype=bool)  # compute_bleu stops at the first order with no n-grams
+        eff = np.full(len(sums), order)
+        for n in range(order):
+            alive &= total[:, n] > 0
+            if metric_obj.effective_order:
+                eff = np.where(alive, n + 1, eff)
+            zero = correct[:, n] == 0
+            safe_total = np.maximum(total[:, n], 1)
+            if metric_obj.smooth_method == "exp":
+                smooth = np.where(alive & zero, smooth * 2, smooth)
+                at_zero = 100.0 / (smooth * safe_total)
+            elif metric_obj.smooth_method == "floor":
+                at_zero = 100.0 * metric_obj.smooth_value / safe_total
+            else:
+                at_zero = np.zeros(len(sums))
+            precisions[:, n] = np.where(alive, np.where(zero, at_zero, 100.0 * correct[:, n] / safe_total), 0.0)
+        logs = np.where(precisions > 0, np.log(np.where(precisions > 0, precisions, 1.0)), -9999999999.0)
+        used = np.arange(order)[None, :] < eff[:, None]
+        score = bp * np.exp((logs * used).sum(axis=1) / eff)
+    return np.where(correct.sum(axis=1) == 0, 0.0, score)
+
+
+def _chrf_scores(metric_obj: Any, sums: np.ndarray) -> np.ndarray | None:
+    """sacreBLEU's CHRF._compute_f_score on each row of `sums`, vectorised (not its eps_smoothing variant)."""
+    if metric_obj.eps_smoothing:
+        return None
+    sums = np.asarray(sums, dtype=float)
+    order, factor, eps = metric_obj.order, metric_obj.beta ** 2, 1e-16
+    hyp, ref, match = sums[:, 0:3 * order:3], sums[:, 1:3 * order:3], sums[:, 2:3 * order:3]
+    prec = np.where(hyp > 0, match / np.maximum(hyp, 1), eps)
+    rec = np.where(ref > 0, match / np.maximum(ref, 1), eps)
+    counted = (hyp > 0) & (ref > 0)
+    eff = counted.sum(axis=1)
+    avg_prec = np.where(eff > 0, (prec * counted).sum(axis=1) / np.maximum(eff, 1), 0.0)
+    avg_rec = np.where(eff > 0, (rec * counted).sum(axis=1) / np.maximum(eff, 1), 0.0)
+    denom = factor * avg_prec + avg_rec
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = 100 * (1 + factor) * avg_prec * avg_rec / np.where(denom > 0, denom, 1.0)
+    return np.where(avg_prec + avg_rec > 0, score, 0.0)
 
 
 # --------------------------------------------------------------------------- intervals
@@ -291,3 +355,139 @@ def item_changes(values_a: Sequence[float], values_b: Sequence[float], tol: floa
 def macro(values: Sequence[float]) -> float:
     vals = [v for v in values if v is not None and not math.isnan(v)]
     return float(sum(vals) / len(vals)) if vals else float("nan")
+
+
+# --------------------------------------------------------------------------- permutation tests
+#
+# The report's paired test (its p-values): a paired permutation test, items the unit. Under "no
+# difference", the two systems' outputs on an item are exchangeable, so each item's pair may be
+# swapped; the p-value is the share of swap patterns whose |statistic| reaches the observed one
+# (two-sided). Only items whose outputs differ change under a swap: with k of them there are 2^k
+# patterns, enumerated when k <= EXACT_MAX_ITEMS (an exact test), else DEFAULT_PERMUTATIONS random ones with
+# p = (1 + #{|T*| >= |T|}) / (R + 1) (Phipson & Smyth 2010: never 0). For a mean metric this is the
+# sign-flip test of the item differences; for BLEU / chrF++ the approximate randomization test
+# (Riezler & Maxwell 2005), the corpus score recomputed per pattern. With several seeds the statistic
+# is the seed mean of the seed-paired deltas, and a swap exchanges the item's outputs in every seed
+# pair at once: the test holds the trained seeds fixed (their variance enters the interval instead).
+# The smallest p a pattern set can give is 2 / 2^k (the observed pattern and its mirror image), or
+# 1 / (R + 1): a test with no differing item (identical outputs) can only give p = 1.
+
+DEFAULT_PERMUTATIONS = 9999
+EXACT_MAX_ITEMS = 16
+_CHUNK = 2048  # swap patterns evaluated at once (memory: CHUNK x items)
+
+
+@dataclass(frozen=True)
+class PermutationResult:
+    p_value: float
+    p_min: float  # the smallest p-value this test could give on these items, whatever the outputs
+    differing: int  # items whose outputs differ: the only ones a swap changes
+    exact: bool
+    n_permutations: int  # swap patterns evaluated (2^k when exact)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def smallest_p(differing: int, exact: bool, n_permutations: int) -> float:
+    if differing == 0:
+        return 1.0
+    floor = 2.0 ** (1 - differing)
+    return floor if exact else max(floor, 1.0 / (n_permutations + 1))
+
+
+def _swap_patterns(k: int, n_permutations: int, seed: Any) -> tuple[Iterator[np.ndarray], int, bool]:
+    """Chunks of (rows, k) 0/1 swap patterns: all 2^k when k is small, else `n_permutations` random ones."""
+    if k <= EXACT_MAX_ITEMS:
+        total = 2 ** k
+        bits = np.arange(k)
+
+        def exact() -> Iterator[np.ndarray]:
+            for start in range(0, total, _CHUNK):
+                codes = np.arange(start, min(start + _CHUNK, total))[:, None]
+                yield ((codes >> bits) & 1).astype(float)
+        return exact(), total, True
+    rng = np.random.default_rng(seed)
+
+    def sampled() -> Iterator[np.ndarray]:
+        for start in range(0, n_permutations, _CHUNK):
+            yield rng.integers(0, 2, size=(min(_CHUNK, n_permutations - start), k)).astype(float)
+    return sampled(), n_permutations, False
+
+
+def _permutation_p(observed: float, extreme: int, total: int, exact: bool) -> float:
+    return float(extreme / total) if exact else float((1 + extreme) / (total + 1))
+
+
+def _is_extreme(permuted: np.ndarray, observed: float) -> int:
+    tol = 1e-9 * max(1.0, abs(observed))  # float noise in the recomputed statistic counts as a tie
+    return int(np.sum(np.abs(permuted) >= abs(observed) - tol))
+
+
+def permutation_test_mean(differences: np.ndarray, n_permutations: int = DEFAULT_PERMUTATIONS,
+                          seed: Any = 0) -> PermutationResult:
+    """Sign-flip test of a mean metric: `differences` is (seed pairs, items) of B - A on aligned items."""
+    d = np.atleast_2d(np.asarray(differences, dtype=float)).mean(axis=0)
+    n = len(d)
+    nonzero = d[np.abs(d) > 1e-12]
+    k = len(nonzero)
+    if k == 0:
+        return PermutationResult(1.0, 1.0, 0, True, 1)
+    observed = float(nonzero.sum() / n)
+    patterns, total, exact = _swap_patterns(k, n_permutations, seed)
+    extreme = sum(_is_extreme((nonzero * (1.0 - 2.0 * m)).sum(axis=1) / n, observed) for m in patterns)
+    return PermutationResult(_permutation_p(observed, extreme, total, exact), smallest_p(k, exact, total), k, exact, total)
+
+
+def permutation_test_corpus(pairs: Sequence[tuple[CorpusScorer, CorpusScorer]],
+                            n_permutations: int = DEFAULT_PERMUTATIONS, seed: Any = 0) -> PermutationResult:
+    """Approximate randomization of a corpus metric: `pairs` are (A, B) scorers per seed pair, item i of
+    each being the same item; a swap exchanges A's and B's statistics on an item in every pair."""
+    if any(len(a) != len(pairs[0][0]) or len(b) != len(a) for a, b in pairs):
+        raise ValueError("paired corpora differ in length")
+    stacked = np.stack([b.stats - a.stats for a, b in pairs])  # (pairs, items, stats)
+    differing = np.flatnonzero(np.any(stacked != 0, axis=(0, 2)))
+    k = len(differing)
+    if k == 0:
+        return PermutationResult(1.0, 1.0, 0, True, 1)
+    totals = [(a.stats.sum(axis=0).astype(float), b.stats.sum(axis=0).astype(float)) for a, b in pairs]
+    moved = [stacked[j][differing].astype(float) for j in range(len(pairs))]
+
+    def statistic(m: np.ndarray) -> np.ndarray:
+        deltas = [b.scores_from_sums(tb - m @ dj) - a.scores_from_sums(ta + m @ dj)
+                  for (a, b), (ta, tb), dj in zip(pairs, totals, moved)]
+        return np.mean(deltas, axis=0)
+
+    observed = float(statistic(np.zeros((1, k)))[0])
+    patterns, total, exact = _swap_patterns(k, n_permutations, seed)
+    extreme = sum(_is_extreme(statistic(m), observed) for m in patterns)
+    return PermutationResult(_permutation_p(observed, extreme, total, exact), smallest_p(k, exact, total), k, exact, total)
+
+
+# --------------------------------------------------------------------------- exact bounds for 0/1 metrics
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) interval of a binomial share k / n."""
+    from scipy.stats import beta
+
+    alpha = 1.0 - level
+    low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return low, high
+
+
+def discordance_interval(improved: int, regressed: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """An interval for a paired 0/1 difference whose items all move one way (or none moves), where the
+    bootstrap has no spread: the exact interval of the moved share, with the direction's sign; with no
+    item moved, either direction (± its upper bound)."""
+    moved = improved + regressed
+    low, high = clopper_pearson(moved, n, level)
+    if moved == 0:
+        return -high, high
+    return (low, high) if improved else (-high, -low)
+
+
+def smallest_significant_items(alpha: float = 0.05) -> int:
+    """The fewest differing items with which a paired permutation test can reach p < alpha (2 / 2^k < alpha)."""
+    return int(math.floor(1 + math.log2(1 / alpha))) + 1

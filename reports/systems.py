@@ -59,7 +59,9 @@ class System:
                 "non_default": {k: portable(v) for k, v in self.non_default.items()}}
 
 
-BUDGET_SET = ("max_steps", "tokens_per_step")  # a comparison sets them for its members: the budget table shows them
+# The budget's settings: a comparison overrides some for its members (max_steps then outweighs epochs),
+# so the systems table leaves all of them to the budget table, which shows what the runs actually took.
+BUDGET_SET = ("max_steps", "tokens_per_step", "epochs", "batch_size", "grad_accum_steps")
 
 
 @lru_cache(maxsize=None)

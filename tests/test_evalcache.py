@@ -107,7 +107,7 @@ def test_a_restored_task_says_it_comes_from_the_cache(tiny_llama, tmp_path, eval
     capsys.readouterr()
     with make_progress() as progress:
         evaluate(_request(tmp_path, FIXTURES, name="second", model=tiny_llama), progress)
-    assert "eval base: belebele_cs: 2 items from the shared evaluation cache" in capsys.readouterr().err
+    assert "eval base: 1 task result (2 items) from the shared evaluation cache" in capsys.readouterr().err
 
 
 def _entry(eval_cache: Path) -> Path:

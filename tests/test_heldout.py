@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.services.heldout import heldout_markdown, split_heldout
+from harness.services.heldout import heldout_rows, split_heldout
 from harness.core.runstore import write_json
 
 
@@ -39,7 +39,10 @@ def test_report_section_shows_base_and_adapter_loss(tmp_path):
     run = tmp_path / "r1"
     write_json(run / "eval" / "heldout.json", {"key": "k", "records": 2, "langs": {
         "cs": {"n_records": 2, "tokens": 40, "base_loss": 3.0, "adapter_loss": 2.25}}})
-    text = heldout_markdown([run, tmp_path / "no-heldout"])
-    assert "## Held-out training loss" in text
-    assert "| r1 | cs | 2 | 40 | 3.0000 | 2.2500 | +0.7500 |" in text
-    assert heldout_markdown([tmp_path / "no-heldout"]) == ""
+    rows = heldout_rows([run, tmp_path / "no-heldout"])
+    assert rows == [{"run": "r1", "lang": "cs", "records": 2, "tokens": 40, "base_loss": 3.0, "adapter_loss": 2.25,
+                     "drop": 0.75}]
+    assert heldout_rows([tmp_path / "no-heldout"]) == []
+    from reports import sections
+
+    assert sections.heldout_table({"heldout": rows})[1] == [["r1", "cs", "2", "40", "3.0000", "2.2500", "+0.7500"]]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.core.errors import HarnessError
+from harness.core.progress import run_line, shown_path
 from harness.trainer_api import Trainer, TrainContext
 from trainers import checkpoint as ckpt
 from trainers.checkpoint import LoopState
@@ -137,7 +138,7 @@ def run_loop(step: StepRunner, data: TrainingData, state: LoopState, checkpoints
                          "input_tokens": sum(len(e["input_ids"]) for e in examples), "time": time.time()})
             progress.update(task, advance=1, loss=f"{loss:.4f}")
             if main and (state.step % log_every == 0 or state.step == data.total_steps):
-                progress.console.print(f"step {state.step}/{data.total_steps} loss {loss:.4f} lr {lr:.2e}")
+                run_line(f"step {state.step}/{data.total_steps} loss {loss:.4f} lr {lr:.2e}")
             if checkpoints is not None and checkpoints.due(state.step, data.total_steps):
                 checkpoints.save(state, step)
     result.loop_s = time.time() - started
@@ -188,8 +189,8 @@ def train_lora(
     if placement.on_gpu:
         torch.cuda.reset_peak_memory_stats(accelerator.device)
     if accelerator.is_main_process:
-        progress.console.print(_announcement(config, data, n_trainable, placement)
-                               + (f"; resumed after step {resumed_from} from {checkpoint_dir}" if resumed_from else ""))
+        run_line(_announcement(config, data, n_trainable, placement)
+                 + (f"; resumed after step {resumed_from} from {shown_path(checkpoint_dir)}" if resumed_from else ""))
     loop = run_loop(step, data, state or LoopState(), checkpoints, progress, config.log_every or max(1, data.total_steps // 20), on_step)
 
     accelerator.wait_for_everyone()

@@ -107,10 +107,9 @@ class SDRRLTrainer(LoRATrainer):
         check_translation_sources(cfg.translation, cfg.parallel, targets)  # lexicons: harness.services.doctor's plan-stage check (they may be fetched or induced)
 
     def build_dataset(self, ctx: TrainContext) -> list[dict]:
-        from rich.console import Console
+        from harness.core.progress import run_line, shown_path
 
         cfg: SDRRLConfig = self.config
-        console = Console(stderr=True)
         src = source_language(cfg.translation)
         langs = ctx.targets(src.code)
         self.check(ctx.languages)
@@ -118,10 +117,10 @@ class SDRRLTrainer(LoRATrainer):
         translator = make_config_translator(cfg.translation, ctx)
 
         examples, origin = load_source_instructions(cfg.instruction_set, cfg.translation, ctx.seed, translator)
-        console.print(f"{self.name}: {len(examples)} {src.name} instructions from {cfg.instruction_set.instructions}; answers: {cfg.answers.answer_source}")
+        run_line(f"{self.name}: {len(examples)} {src.name} instructions from {shown_path(cfg.instruction_set.instructions) if str(cfg.instruction_set.instructions).startswith('/') else cfg.instruction_set.instructions}; answers: {cfg.answers.answer_source}")
         examples, questions, answers, answer_stats = self._answers(ctx, examples)
 
-        console.print(f"{self.name}: translating {len(questions)} question/answer pairs into {', '.join(l.code for l in langs)} ({cfg.translation.translator})")
+        run_line(f"{self.name}: translating {len(questions)} question/answer pairs into {', '.join(l.code for l in langs)} ({cfg.translation.translator})")
         translated = translate_pairs(translator, questions, answers, src, langs) if langs else {}
         records, variant_stats = self._records(examples, questions, answers, translated, src, langs, lexicons, ctx.seed)
         records = add_parallel(records, src, langs, cfg.parallel, ctx.seed)
@@ -135,7 +134,7 @@ class SDRRLTrainer(LoRATrainer):
             "by_kind": kind_counts(records),
         }
         write_json(Path(ctx.work_dir) / "sdrrl_stats.json", self.data_stats)
-        console.print(f"{self.name}: {len(records)} records in {self.data_stats['groups']} groups: {self.data_stats['by_kind']}")
+        run_line(f"{self.name}: {len(records)} records in {self.data_stats['groups']} groups: {self.data_stats['by_kind']}")
         return records
 
     def _records(self, examples: list[dict], questions: list[str], answers: list[str], translated: dict, src: Language,

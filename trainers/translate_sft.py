@@ -48,10 +48,9 @@ class TranslateSFTTrainer(LoRATrainer):
         check_translation_sources(cfg.translation, cfg.parallel, targets)
 
     def build_dataset(self, ctx: TrainContext) -> list[dict]:
-        from rich.console import Console
+        from harness.core.progress import run_line
 
         cfg: TranslateSFTConfig = self.config
-        console = Console(stderr=True)
         src = source_language(cfg.translation)
         langs = ctx.targets(src.code)
         self.check(ctx.languages)
@@ -60,7 +59,7 @@ class TranslateSFTTrainer(LoRATrainer):
         examples = [ex for ex in examples if ex["output"]]
         questions = [question_of(ex) for ex in examples]
         answers = [ex["output"] for ex in examples]
-        console.print(f"{self.name}: translating {len(examples)} reference pairs into {', '.join(l.code for l in langs)} ({cfg.translation.translator})")
+        run_line(f"{self.name}: translating {len(examples)} reference pairs into {', '.join(l.code for l in langs)} ({cfg.translation.translator})")
         translated = translate_pairs(translator, questions, answers, src, langs) if langs else {}
         records = []
         for n, (ex, q, a) in enumerate(zip(examples, questions, answers)):
@@ -70,5 +69,5 @@ class TranslateSFTTrainer(LoRATrainer):
                 records.append(record(ex["id"], "mt_ref", lang.code, translated[lang.code][0][n], translated[lang.code][1][n]))
         records = add_parallel(records, src, langs, cfg.parallel, ctx.seed)
         self.data_stats = {"instructions_from": origin, "records": len(records), "by_kind": kind_counts(records)}
-        console.print(f"{self.name}: {len(records)} records: {self.data_stats['by_kind']}")
+        run_line(f"{self.name}: {len(records)} records: {self.data_stats['by_kind']}")
         return records

@@ -203,6 +203,8 @@ def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = N
                    min_effect: dict[str, float] | None = None) -> Path:
     """Run every member (per seed, the budget member first), then one report over all of them."""
     from harness.app import pipeline
+    from harness.core.comparison_progress import ComparisonProgress
+    from harness.core.progress import say
     from reports.build import build_report
 
     root = Path(runs_dir) / comparison.name
@@ -218,22 +220,24 @@ def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = N
     budgets: dict[int, int | None] = {}
     token_budgets: dict[int, int | None] = {}
     run_dirs: list[Path] = []
-    for seed in comparison.seeds:
-        steps, tokens = comparison.steps, comparison.tokens_per_step
-        for member in sorted(comparison.members, key=lambda m: m != budget_member):
-            spec = with_budget(comparison, member, comparison.specs[(member.label, seed)], steps, tokens)
-            pipeline.console.print(f"[bold]comparison[/] {comparison.name}: {member.label}, seed {seed}, "
-                                   + (f"{steps} steps" if steps else "its epochs set the budget")
-                                   + (f", {tokens} tokens per step" if tokens else ""))
-            run_dir = pipeline.run(spec, root, force=force, keep_cache=keep_cache, min_effect=min_effect)
-            run_dirs.append(run_dir)
-            if member == budget_member:
-                train = Manifest(run_dir).stages.get("train", {})
-                if steps is None:
-                    steps = train.get("steps")
-                if tokens is None and train.get("tokens_per_step"):  # what it measured: the others' batches are sized to it
-                    tokens = round(train["tokens_per_step"])
-        budgets[seed], token_budgets[seed] = steps, tokens
+    screen = ComparisonProgress(comparison.name, len(comparison.seeds) * len(comparison.members))
+    with screen:
+        for seed in comparison.seeds:
+            steps, tokens = comparison.steps, comparison.tokens_per_step
+            for member in sorted(comparison.members, key=lambda m: m != budget_member):
+                spec = with_budget(comparison, member, comparison.specs[(member.label, seed)], steps, tokens)
+                screen.member_started(member.label, seed, (f"{steps} steps" if steps else "its epochs set the budget")
+                                      + (f", {tokens} tokens per step" if tokens else ""))
+                run_dir = pipeline.run(spec, root, force=force, keep_cache=keep_cache, min_effect=min_effect)
+                screen.member_finished(member.label, seed, run_dir)
+                run_dirs.append(run_dir)
+                if member == budget_member:
+                    train = Manifest(run_dir).stages.get("train", {})
+                    if steps is None:
+                        steps = train.get("steps")
+                    if tokens is None and train.get("tokens_per_step"):  # what it measured: the others' batches are sized to it
+                        tokens = round(train["tokens_per_step"])
+            budgets[seed], token_budgets[seed] = steps, tokens
     write_json(RunPaths(root).comparison, {
         "members": [dataclasses.asdict(m) for m in comparison.members],
         "seeds": comparison.seeds,
@@ -244,5 +248,5 @@ def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = N
         "runs": [str(d.relative_to(root)) for d in run_dirs],
     })
     build_report(run_dirs, root, min_effect=min_effect)
-    pipeline.console.print(f"report: {RunPaths(root).report_md}")
+    say(screen.summary(RunPaths(root).report_md))
     return root

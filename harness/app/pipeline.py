@@ -8,6 +8,8 @@ A stage is skipped when the manifest holds it with the same input hash (and its 
 
 from __future__ import annotations
 
+import os
+
 import dataclasses
 import gc
 import shutil
@@ -26,7 +28,7 @@ from harness.services.heldout import HELDOUT_VERSION, evaluate_heldout, split_he
 from harness.core.langs import get_language
 from harness.core.models import adapter_fingerprint, resolve_model
 from harness.services.preflight import check_run
-from harness.core.progress import console, make_progress, say, stage
+from harness.core.progress import console, make_progress, run_line, say, shown_path, stage
 from harness.core.runstore import STAGES, Manifest, RunLock, RunPaths, atomic_dir, read_jsonl, sha256_file, sha256_json, write_jsonl
 from harness.app.spec import RunSpec, check_same_run, save_spec, spec_digest
 from harness.evaluation.registry import Suite, check_include_paths, get_suite, with_tasks
@@ -67,6 +69,11 @@ def run_suite(spec: RunSpec) -> Suite:
     """The run's suite with the tasks its spec froze (--tasks, --include-path), resolved as `harness eval` does."""
     suite = get_suite(spec.suite, ",".join(spec.languages))
     return with_tasks(suite, list(spec.tasks) or None, check_include_paths(spec.include_paths))
+
+
+def shown_model(model: str) -> str:
+    """A model as the screen shows it: a local folder relative to where the user stands, a hub id or name as is."""
+    return shown_path(model) if os.path.isabs(str(model)) else str(model)
 
 
 def eval_summary(scores: dict[str, dict], cached: bool) -> str:
@@ -130,7 +137,7 @@ def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_di
     if not manifest.is_done("plan", state.digest):
         save_spec(frozen, paths.spec)
         manifest.record("plan", state.digest, 0.0, seed=spec.seed)
-    console.print(f"[bold]run[/] {spec.name}  trainer={spec.trainer} model={spec.model} suite={spec.suite} -> {paths.root}")
+    run_line(f"run {spec.name}  trainer={spec.trainer} model={shown_model(spec.model)} suite={spec.suite} -> {shown_path(paths.root)}")
     model_dir = resolve_model(spec.model)
     ctx = TrainContext(model_dir=model_dir, languages=languages, work_dir=paths.work, engine=spec.engine, seed=spec.seed,
                        settings=settings, checkpoint_dir=paths.train_checkpoints)
@@ -165,7 +172,7 @@ def _data_stage(state: _RunState, trainer: Trainer, ctx: TrainContext) -> None:
     spec, paths, manifest = state.spec, state.paths, state.manifest
     data_hash = sha256_json({"spec": state.digest, "stage": "data", "heldout": HELDOUT_VERSION})
     if _cached(state, "data", data_hash, "rebuilding the data stage") and paths.train_data.exists() and paths.heldout_data.exists():
-        console.print(f"data: cached ({paths.train_data})")
+        run_line(f"data: cached ({shown_path(paths.train_data)})")
         return
     started = time.perf_counter()
     records = trainer.build_dataset(ctx)
@@ -181,7 +188,7 @@ def _data_stage(state: _RunState, trainer: Trainer, ctx: TrainContext) -> None:
         records=len(records), heldout_records=len(heldout), groups=len({r.get("group") for r in records}), kinds=dict(kinds), langs=dict(langs),
         trainer_stats=trainer.data_stats, outputs=[paths.train_data, paths.heldout_data],
     )
-    console.print(f"data: {len(records)} records ({dict(kinds)})")
+    run_line(f"data: {len(records)} records ({dict(kinds)})")
 
 
 def _train_stage(state: _RunState, trainer: Trainer, ctx: TrainContext) -> Path:
@@ -189,7 +196,7 @@ def _train_stage(state: _RunState, trainer: Trainer, ctx: TrainContext) -> Path:
     spec, paths, manifest = state.spec, state.paths, state.manifest
     train_hash = sha256_json({"data": sha256_file(paths.train_data), "spec": state.digest})
     if _cached(state, "train", train_hash, "training again") and paths.adapter_weights.exists():
-        console.print(f"train: cached ({paths.adapter})")
+        run_line(f"train: cached ({shown_path(paths.adapter)})")
         return paths.adapter
     records = read_jsonl(paths.train_data)
     started = time.perf_counter()
@@ -198,7 +205,7 @@ def _train_stage(state: _RunState, trainer: Trainer, ctx: TrainContext) -> Path:
         shutil.rmtree(ctx.checkpoint_dir, ignore_errors=True)
     manifest.record("train", train_hash, time.perf_counter() - started, seed=spec.seed,
                     outputs=[f for f in paths.adapter.rglob("*") if f.is_file()], **stats)
-    console.print(f"train: done ({stats.get('steps', '?')} steps, loss {stats.get('final_loss', '?')})")
+    run_line(f"train: done ({stats.get('steps', '?')} steps, loss {stats.get('final_loss', '?')})")
     return paths.adapter
 
 
@@ -218,12 +225,16 @@ def _evaluate_stage(state: _RunState, request: EvalRequest, adapter: Path | None
     if adapter is not None:
         evaluate_heldout(request.model_dir, adapter, paths.heldout_data, paths.heldout_scores,
                          int(spec.trainer_config.get("max_seq_len", 1024)))
-    console.print(eval_summary(scores, cached=manifest.is_done("evaluate", eval_hash)))
+    run_line(eval_summary(scores, cached=manifest.is_done("evaluate", eval_hash)))
     if not manifest.is_done("evaluate", eval_hash):
         # Per-task times add up across resumed sessions; this session's elapsed time alone would not.
-        task_wall = sum(s["wall_s"] for by_task in scores.values() for s in by_task.values())
+        # A result reused from the shared cache cost this run nothing: its original time is recorded apart.
+        results = [s for by_task in scores.values() for s in by_task.values()]
+        task_wall = sum(s["wall_s"] for s in results if not s.get("reused_from_cache"))
+        reused_wall = sum(s["wall_s"] for s in results if s.get("reused_from_cache"))
         manifest.record("evaluate", eval_hash, max(time.perf_counter() - started, task_wall), seed=spec.seed,
-                        task_wall_s=round(task_wall, 3), tasks=len(request.tasks), variants=[v for v, _ in variants])
+                        task_wall_s=round(task_wall, 3), reused_wall_s=round(reused_wall, 3), tasks=len(request.tasks),
+                        variants=[v for v, _ in variants])
     return eval_hash
 
 
@@ -234,4 +245,4 @@ def _report_stage(state: _RunState, eval_hash: str, min_effect: dict[str, float]
     started = time.perf_counter()
     build_report([state.paths.root], state.paths.root, min_effect=min_effect)
     state.manifest.record("report", eval_hash, time.perf_counter() - started)
-    console.print(f"report: {state.paths.report_md}")
+    run_line(f"report: {shown_path(state.paths.report_md)}")

@@ -131,20 +131,44 @@ def _eta(done: float, total: float | None, rate: float | None) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def _bar_rows(bars: Iterable[Any]) -> Table:
-    """One line per running library bar: what it counts, done/total, items/s, ETA."""
+def _bar_rows(bars: list[Any]) -> Table:
+    """The libraries' bars as one sub-line: the newest running one (the one that moves: lm-eval's outer
+    request bar waits while vLLM's prompt bar under it counts), what it counts, done/total, items/s, ETA;
+    how many others are open."""
     table = Table.grid(padding=(0, 1))
-    for bar in bars:
-        stats = bar.format_dict
-        done, total = stats["n"], stats["total"]
-        rate = stats["rate"] or (done / stats["elapsed"] if stats["elapsed"] else None)
-        table.add_row(
-            Text(f"  ↳ {bar.desc or 'working'}", style="dim"),
-            Text(f"{done}/{int(total)}" if total else f"{done}", style="progress.download"),
-            Text(f"{rate:.2f} {stats['unit']}/s" if rate else "", style="progress.data.speed"),
-            Text(f"ETA {_eta(done, total, rate)}", style="progress.remaining"),
-        )
+    bar = bars[-1]
+    stats = bar.format_dict
+    done, total = stats["n"], stats["total"]
+    rate = stats["rate"] or (done / stats["elapsed"] if stats["elapsed"] else None)
+    more = f" (+{len(bars) - 1} more)" if len(bars) > 1 else ""
+    table.add_row(
+        Text(f"  ↳ {bar.desc or 'working'}{more}", style="dim"),
+        Text(f"{done}/{int(total)}" if total else f"{done}", style="progress.download"),
+        Text(f"{rate:.2f} {stats['unit']}/s" if rate else "", style="progress.data.speed"),
+        Text(f"ETA {_eta(done, total, rate)}", style="progress.remaining"),
+    )
     return table
+
+
+def shown_path(path: Any) -> str:
+    """A path as the screen shows it: relative to where the user stands, else only its last part (a
+    machine's absolute paths stay off the screen)."""
+    absolute = os.path.abspath(str(path))
+    relative = os.path.relpath(absolute, os.getcwd())
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return "…/" + os.path.basename(absolute.rstrip(os.sep))
+    return relative
+
+
+def run_line(text: str) -> None:
+    """A run's own progress line (stage results, trainer messages): on the screen for a single run; in a
+    comparison the member's folder keeps its details and the screen shows one line per finished member
+    (harness/core/comparison_progress.py)."""
+    if not _quiet_members:
+        say(text)
+
+
+_quiet_members: list[Any] = []  # the comparison screens open now
 
 
 class RunProgress(Progress):
@@ -164,6 +188,7 @@ class RunProgress(Progress):
             disable=os.environ.get("RANK", "0") != "0",  # under `accelerate launch`, the first process draws
         )
         self._stage_row: Any = None
+        self._reused: dict[str, list[float]] = {}  # per "eval <variant>": tasks, items, original seconds
 
     def __enter__(self) -> "RunProgress":
         super().__enter__()
@@ -172,7 +197,19 @@ class RunProgress(Progress):
 
     def __exit__(self, *exc: Any) -> None:
         _active_displays.remove(self)
+        self.print_reused()
         super().__exit__(*exc)
+
+    def print_reused(self) -> None:
+        """One line per variant for the task results restored from the shared evaluation cache (in a
+        comparison, the member's line says it instead)."""
+        for group, (tasks, items, seconds) in self._reused.items():
+            if _quiet_members:
+                _quiet_members[-1].reused(group.removeprefix("eval "), int(tasks), seconds)
+                continue
+            self.console.print(f"{group}: {int(tasks)} task result{'s' if tasks != 1 else ''} ({int(items)} items) from the "
+                               f"shared evaluation cache (evaluated once in {seconds:.1f} s)", soft_wrap=True, markup=False)
+        self._reused.clear()
 
     def get_renderables(self) -> Iterable[RenderableType]:
         yield self.make_tasks_table(self.tasks)
@@ -188,16 +225,21 @@ class RunProgress(Progress):
         self.update(self._stage_row, description=description, completed=number)
 
     def task_done(self, label: str, items: int, seconds: float, from_cache: bool = False) -> None:
-        """A kept line per finished task; one restored from the shared cache says so (`seconds`: its
+        """A kept line per finished task; those restored from the shared cache are counted per variant
+        (the label's part before ": ") and said in one line when the display closes (`seconds`: their
         original evaluation's time)."""
         if self.disable:
             return
         if from_cache:
-            self.console.print(f"{label}: {items} items from the shared evaluation cache (evaluated in {seconds:.1f} s)",
-                               soft_wrap=True, markup=False)
+            group = label.split(": ", 1)[0]
+            tasks, counted, total = self._reused.get(group, [0, 0, 0.0])
+            self._reused[group] = [tasks + 1, counted + items, total + seconds]
             return
         rate = f", {items / seconds:.2f} items/s" if seconds > 0 else ""
-        self.console.print(f"{label}: {items} items in {seconds:.1f} s{rate}")
+        line = f"{label}: {items} items in {seconds:.1f} s{rate}"
+        if _quiet_members:
+            return
+        self.console.print(line, soft_wrap=True, markup=False)
 
 
 def say(line: str) -> None:

@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.core.progress import say
+from harness.core.progress import run_line, say, shown_path
 from harness.core.runstore import RunPaths, read_json, read_jsonl, sha256_file, sha256_json, write_json
 # Bound at import: the held-out loss is measured with the training tokenization as written, so a
 # fault patched into the training path later (tests/test_mutations.py) cannot hide in the measurement.
@@ -105,7 +105,7 @@ def evaluate_heldout(model_dir: Path, adapter: Path, heldout_path: Path, out_pat
     if (kept := _kept(Path(out_path), key)) is not None:
         return kept
     records = read_jsonl(heldout_path)
-    say(f"evaluate: held-out loss of base and adapter on {len(records)} records of {heldout_path}")
+    run_line(f"evaluate: held-out loss of base and adapter on {len(records)} records of {shown_path(heldout_path)}")
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -125,22 +125,16 @@ def evaluate_heldout(model_dir: Path, adapter: Path, heldout_path: Path, out_pat
     return out
 
 
-def heldout_markdown(run_dirs: list[Path]) -> str:
-    """A report section: held-out loss of base and adapter per language, per run ('' when no run has it)."""
+def heldout_rows(run_dirs: list[Path]) -> list[dict]:
+    """Per run and language: held-out records, tokens, base and adapter loss and their difference
+    (the report's held-out section; none for a run without held-out scores)."""
     rows = []
     for run_dir in run_dirs:
         path = RunPaths(Path(run_dir)).heldout_scores
         if not path.exists():
             continue
         for lang, v in read_json(path)["langs"].items():
-            drop = v["base_loss"] - v["adapter_loss"]
-            rows.append(f"| {Path(run_dir).name} | {lang} | {v['n_records']} | {v['tokens']} | "
-                        f"{v['base_loss']:.4f} | {v['adapter_loss']:.4f} | {drop:+.4f} |")
-    if not rows:
-        return ""
-    head = ["", "## Held-out training loss", "",
-            "Mean cross-entropy per answer token on the run's own training data held out from training "
-            "(whole groups, chosen per language by a hash of seed and group). Lower with the adapter = training took.", "",
-            "| run | language | records | tokens | base | adapter | base − adapter |",
-            "|---|---|--:|--:|--:|--:|--:|"]
-    return "\n".join(head + rows) + "\n"
+            rows.append({"run": Path(run_dir).name, "lang": lang, "records": v["n_records"], "tokens": v["tokens"],
+                         "base_loss": v["base_loss"], "adapter_loss": v["adapter_loss"],
+                         "drop": v["base_loss"] - v["adapter_loss"]})
+    return rows
