@@ -19,6 +19,7 @@ from harness.app.commands import (
     cmd_list,
     cmd_report,
     cmd_run,
+    cmd_selftest,
 )
 from harness.core.errors import HarnessError
 from harness.core.progress import quiet_libraries
@@ -52,6 +53,13 @@ def _add_fetch_and_doctor(sub) -> None:
     p.add_argument("--data-dir", help="local data / mirror folder the run will get")
     p.add_argument("--runs-dir", default="runs")
     p.set_defaults(func=cmd_doctor)
+
+
+def _add_selftest(sub) -> None:
+    p = sub.add_parser("selftest", help="check and time every installed engine on this machine; --engine auto then takes the fastest verified")
+    p.add_argument("--model", default="smollm2-135m", help="the model to test on (default: the built-in smollm2-135m)")
+    p.add_argument("--engine", help="only these engines, comma-separated (default: every installed one; harness list engines)")
+    p.set_defaults(func=cmd_selftest)
 
 
 def _add_include_path(p: argparse.ArgumentParser) -> None:
@@ -153,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_run(sub)
     _add_fetch_and_doctor(sub)
+    _add_selftest(sub)
     _add_results(sub)
     for command in sub.choices.values():
         command.add_argument("-v", "--verbose", action="store_true", help="show the libraries' own progress bars and logs")

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from harness.core.configfile import load_config_file
 from harness.core.errors import HarnessError, shown, unknown
 
-LIST_WHATS = ("langs", "tasks", "suites", "trainers", "settings", "models")
+LIST_WHATS = ("langs", "tasks", "suites", "trainers", "settings", "models", "engines")
 
 
 def _parse_settings(pairs: Sequence[str]) -> dict[str, str]:
@@ -61,6 +61,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name, cls in sorted(load_trainers().items()):
             presets = ", ".join(f"{a} ({', '.join(f'{k}={v}' for k, v in p.items())})" for a, p in cls.ablations.items())
             table.add_row(name, "yes" if cls.trains else "no", presets or "-", cls.description)
+    elif args.what == "engines":
+        from harness.engines import all_engines
+
+        table = Table("engine", "request types", "adapter servings", "LoRA served on a GPU for", "here")
+        for name, cls in all_engines().items():
+            table.add_row(name, ", ".join(cls.request_types), ", ".join(cls.adapter_servings),
+                          ", ".join(cls.lora_preferred_for) or "-", cls.missing() or "installed")
     else:
         from harness.core.models import BUILTIN_MODELS
 
@@ -218,6 +225,41 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     failed = sum(c.status == "fail" for c in checks)
     print(f"{failed} failing requirement(s)" if failed else "ready")
     return 1 if failed else 0
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.core.models import resolve_model
+    from harness.engines import all_engines
+    from harness.services.selftest import run_selftest
+
+    wanted = [n.strip() for n in (args.engine or "").split(",") if n.strip()] or None
+    for name in wanted or []:
+        if name not in all_engines():
+            raise unknown("engine to test", name, list(all_engines()))
+    model_dir = resolve_model(args.model)
+    console = Console(stderr=True)
+    result = run_selftest(model_dir, wanted, on_served=lambda s: console.print(
+        f"selftest: {s.label}: " + (s.error or ", ".join(f"{k} {v:.1f} items/s" for k, v in s.items_per_s.items()))))
+    table = Table("engine", "adapter", "log-likelihood items/s", "generation items/s", "result")
+    failed = set(result.table.failed)
+    for s in result.served:
+        rates = [f"{s.items_per_s[k]:.1f}" if k in s.items_per_s else "-" for k in ("loglikelihood", "generation")]
+        table.add_row(s.engine, s.serving, *rates, "error" if s.error else ("FAIL" if s.engine in failed else "ok"))
+    Console().print(table)
+    for name, why in result.skipped.items():
+        print(f"skipped {name}: {why}")
+    for kind, chosen in result.table.routes.items():
+        print(f"auto on this machine: {kind} -> {chosen.engine} (an adapter {chosen.serving}), {chosen.items_per_s:.1f} items/s")
+    if result.routes_path:
+        print(f"route table written to {result.routes_path} (--engine auto reads it)")
+    for finding in result.findings:
+        print(f"harness: {finding.line()}", file=sys.stderr)
+    return 1 if result.findings else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
