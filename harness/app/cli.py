@@ -191,7 +191,12 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()  # reads the installed engine plugins for the help texts
+    except HarnessError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     quiet_libraries(args.verbose)
     try:
         with _sigterm_interrupts():
