@@ -39,10 +39,6 @@ class EngineSettings:
     tensor_parallel_size: int = 1
     data_parallel_size: int = 1
 
-    @property
-    def dtype(self) -> str:
-        return "auto" if on_gpu() else "float32"
-
 
 class Generation(NamedTuple):
     text: str
