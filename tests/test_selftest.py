@@ -126,3 +126,20 @@ def test_an_adapter_dropped_on_the_way_fails_in_one_line_per_engine(tiny_llama, 
     assert read_routes().failed == ("hf", "vllm")
     with pytest.raises(HarnessError, match="no engine left for loglikelihood requests"):
         route("auto", "comprehension", True)
+
+
+def test_doctor_reads_the_engines_from_the_registry_and_says_to_run_the_selftest(home, monkeypatch, capsys):
+    from harness.engines.vllm_engine import VLLMEngine
+
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setattr(VLLMEngine, "missing", classmethod(lambda cls: "vLLM not installed -> bash scripts/install.sh, or --engine hf"))
+    assert main(["doctor", "--engine", "hf"]) == 0  # not needed by this run: a warning
+    out = capsys.readouterr().out
+    assert "engine vllm " in out and "vLLM not installed" in out and "engine hf (this run)" in out
+    assert "--engine auto takes the design default (not measured here)" in out and "harness selftest (once on new hardware" in out
+    assert main(["doctor"]) == 1  # auto routes generation to vLLM on CPU: needed, so it fails
+    assert "FAIL" in capsys.readouterr().out
+    write_routes(_table({"loglikelihood": ("hf", "lora"), "generation": ("hf", "merged")}, failed=["vllm"]))
+    assert main(["doctor"]) == 0  # the measured routes avoid the failed engine
+    out = capsys.readouterr().out
+    assert "measured here by harness selftest (2026-01-01T00:00:00+00:00, tiny): loglikelihood hf+lora, generation hf+merged" in out

@@ -82,6 +82,11 @@ class Engine(ABC):
         """One line for `harness doctor` when the engine can run (its version, its build)."""
         return ""
 
+    @classmethod
+    def caveat(cls) -> str | None:
+        """It runs, but not as it should here ("what -> fix"): `harness doctor` warns. None: nothing to say."""
+        return None
+
     @abstractmethod
     def model_args(self, model_dir: Path, adapter: Path | None, settings: EngineSettings) -> dict:
         """Keyword arguments for lm-eval's model class of this backend."""

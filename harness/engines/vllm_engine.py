@@ -45,9 +45,14 @@ class VLLMEngine(Engine):
     @classmethod
     def about(cls) -> str:
         version = importlib.metadata.version("vllm")
-        if version.endswith("+cpu") and on_gpu():
-            return f"{version}: CPU build on a GPU machine (runs on the CPU); install the CUDA vllm (README, Real run)"
         return f"{version} ({'CPU build' if version.endswith('+cpu') else 'CUDA build'})"
+
+    @classmethod
+    def caveat(cls) -> str | None:
+        version = importlib.metadata.version("vllm")
+        if version.endswith("+cpu") and on_gpu():
+            return f"{version}: CPU build on a GPU machine (runs on the CPU) -> install the CUDA vllm (README, Real run)"
+        return None
 
     def model_args(self, model_dir: Path, adapter: Path | None, settings: EngineSettings) -> dict:
         return lm_eval_args(model_dir, adapter, settings, current_device())

@@ -74,18 +74,23 @@ def _engines(used: set[str]) -> list[Check]:
     for name, cls in all_engines().items():
         item = f"engine {name}" + (" (this run)" if name in used else "")
         declared = f"runs {', '.join(cls.request_types)}; adapters {', '.join(cls.adapter_servings)}"
-        why = cls.missing()
+        why, caveat = cls.missing(), None
         if why:
-            fix = why.split(" -> ", 1)[1] if " -> " in why else ""
-            checks.append(Check(item, "fail" if name in used else "warn", why.split(" -> ", 1)[0], fix))
+            checks.append(Check(item, "fail" if name in used else "warn", *_what_and_fix(why)))
         elif table is not None and name in table.failed:
             checks.append(Check(item, "warn", f"failed harness selftest ({table.measured_at}): --engine auto avoids it",
                                 "harness selftest shows the finding; fix it and run it again"))
+        elif caveat := cls.caveat():
+            checks.append(Check(item, "warn", *_what_and_fix(caveat)))
         else:
-            about = cls.about()
-            checks.append(Check(item, "warn" if "CPU build on a GPU" in about else "ok",
-                                "; ".join(x for x in (about, declared) if x)))
+            checks.append(Check(item, "ok", "; ".join(x for x in (cls.about(), declared) if x)))
     return checks
+
+
+def _what_and_fix(line: str) -> tuple[str, str]:
+    """An engine's "what -> fix" line as the table's detail and fix."""
+    what, _, fix = line.partition(" -> ")
+    return what, fix
 
 
 def _routes() -> Check:
