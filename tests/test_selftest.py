@@ -141,5 +141,11 @@ def test_doctor_reads_the_engines_from_the_registry_and_says_to_run_the_selftest
     assert "FAIL" in capsys.readouterr().out
     write_routes(_table({"loglikelihood": ("hf", "lora"), "generation": ("hf", "merged")}, failed=["vllm"]))
     assert main(["doctor"]) == 0  # the measured routes avoid the failed engine
-    out = capsys.readouterr().out
-    assert "measured here by harness selftest (2026-01-01T00:00:00+00:00, tiny): loglikelihood hf+lora, generation hf+merged" in out
+    from harness.services.doctor import RunPlan, check_environment
+
+    rows = {c.item: c for c in check_environment(RunPlan(suite=None, model=None))}
+    assert rows["auto routes"].detail == ("measured here by harness selftest (2026-01-01T00:00:00+00:00, tiny): "
+                                          "loglikelihood hf+lora, generation hf+merged")
+    monkeypatch.setattr(VLLMEngine, "missing", classmethod(lambda cls: None))  # installed, but failed the selftest
+    vllm_row = next(c for c in check_environment(RunPlan(suite=None, model=None)) if c.item.startswith("engine vllm"))
+    assert vllm_row.status == "warn" and vllm_row.detail.startswith("failed harness selftest (2026-01-01")
