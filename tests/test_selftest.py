@@ -111,13 +111,16 @@ def test_an_adapter_dropped_on_the_way_fails_in_one_line_per_engine(tiny_llama, 
 
     real_args = HFEngine.model_args
     monkeypatch.setattr(HFEngine, "model_args", lambda self, *a: {k: v for k, v in real_args(self, *a).items() if k != "peft"})
-    real_init = SharedPrefixVLLM.__init__
+    real_generate = SharedPrefixVLLM._model_generate
 
-    def without_lora(self, *args, **kwargs):
-        real_init(self, *args, **kwargs)
-        self.lora_request = None
+    def without_lora(self, *args, **kwargs):  # lm-eval's VLLM sends self.lora_request with each call
+        kept, self.lora_request = self.lora_request, None
+        try:
+            return real_generate(self, *args, **kwargs)
+        finally:
+            self.lora_request = kept
 
-    monkeypatch.setattr(SharedPrefixVLLM, "__init__", without_lora)
+    monkeypatch.setattr(SharedPrefixVLLM, "_model_generate", without_lora)
     assert main(["selftest", "--model", str(tiny_llama)]) == 1
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("harness: selftest:")]
     assert len(lines) == 2, lines
