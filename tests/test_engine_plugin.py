@@ -88,6 +88,16 @@ def test_a_plugin_engine_is_listed_named_in_help_and_checked_by_doctor(engine_on
                                                "engine 'plain_hf' serves an adapter: auto, merged")
 
 
+def test_a_task_kind_the_engine_does_not_run_is_refused_before_loading(engine_on_path, capsys):
+    from harness.plugin import all_engines
+
+    plain = all_engines()["plain_hf"]
+    plain.request_types = ("generation",)  # the class is the test's own (its module is dropped after the test)
+    assert main(["eval", "--model", "/no/model", "--engine", "plain_hf", "--tasks", "sib200_en"]) == 2
+    assert capsys.readouterr().err.strip() == ("harness: error: engine 'plain_hf' does not run loglikelihood requests "
+                                               "(it runs: generation)")
+
+
 def test_an_engine_registered_under_another_name_is_refused(tmp_path, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(_install(tmp_path / "site", "renamed")))
     try:

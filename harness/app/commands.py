@@ -122,6 +122,7 @@ def _suite_tasks(args: argparse.Namespace):
 def cmd_eval(args: argparse.Namespace) -> int:
     from harness.services import preflight
     from harness.engines import EngineSettings, check_parallel
+    from harness.engines.routing import check_routes
     from harness.evaluation.evaluate import EvalRequest, evaluate
     from harness.core.models import resolve_model
     from harness.core.progress import console, make_progress
@@ -132,6 +133,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     check_parallel(args.engine, args.tensor_parallel_size, args.data_parallel_size)
     suite, _ = _suite_tasks(args)
     tasks = suite.tasks
+    check_routes(args.engine, {t.kind for t in tasks}, bool(args.adapter), args.adapter_serving)
     adapter = Path(args.adapter) if args.adapter else None
     if adapter is not None:
         preflight.check_adapter(adapter, EngineSettings().max_lora_rank)
@@ -268,6 +270,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.app.pipeline import run
     from harness.core.runstore import RunPaths, read_json
     from harness.app.spec import default_run_name
+    from harness.engines.routing import check_routes
 
     preflight.check_cli(args)
     from reports.power import parse_min_effect
@@ -285,6 +288,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     members = parse_members(args.trainer, args.ablations)
     seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
     suite, include = _suite_tasks(args)  # the task list and include paths are the run's (its spec keeps them)
+    check_routes(args.engine, {t.kind for t in suite.tasks}, True, args.adapter_serving)
     # Settings, lowest to highest precedence: the suite's own trainer settings (e.g. the offline smoke
     # suite's shipped data), a --config file, then each --set; a member's ablation preset wins over all.
     explicit = [load_config_file(args.config), _parse_settings(args.set or [])]

@@ -134,10 +134,16 @@ def route(name: str, task_kind: str, has_adapter: bool, adapter_serving: str = A
     return Route(engine, pick_serving(engine, kind, has_adapter, adapter_serving), basis)
 
 
+def check_routes(name: str, task_kinds: set[str], has_adapter: bool, adapter_serving: str = AUTO) -> None:
+    """Every task kind of a run has a route under `--engine name` (before any work; HarnessError otherwise)."""
+    for kind in sorted(task_kinds):
+        route(name, kind, has_adapter, adapter_serving)
+
+
 def check_parallel(engine: str, tensor_parallel_size: int, data_parallel_size: int) -> None:
     """Tensor / data parallelism only where every engine that `engine` routes to splits over devices."""
     engines = all_engines()
-    used = {pick_engine(engine, kind) for kind in REQUEST_TYPES}
+    used = {pick_engine(engine, kind) for kind in REQUEST_TYPES} if engine == AUTO else {check_engine_name(engine)}
     for name, value in (("tensor-parallel-size", tensor_parallel_size), ("data-parallel-size", data_parallel_size)):
         if value < 1:
             raise HarnessError(f"--{name} must be >= 1, got {value}")
