@@ -152,3 +152,22 @@ def test_doctor_reads_the_engines_from_the_registry_and_says_to_run_the_selftest
     monkeypatch.setattr(VLLMEngine, "missing", classmethod(lambda cls: None))  # installed, but failed the selftest
     vllm_row = next(c for c in check_environment(RunPlan(suite=None, model=None)) if c.item.startswith("engine vllm"))
     assert vllm_row.status == "warn" and vllm_row.detail.startswith("failed harness selftest (2026-01-01")
+
+
+def test_the_route_is_the_fastest_verified_engine_and_the_default_wins_a_near_tie():
+    from harness.services.selftest import Served, fastest_routes
+
+    def runs(engine: str, ll: float, gen: float, lora_gen: float) -> dict[str, Served]:
+        return {"none": Served(engine, "none", items_per_s={"loglikelihood": ll, "generation": gen}),
+                "merged": Served(engine, "merged", items_per_s={"loglikelihood": ll, "generation": gen}),
+                "lora": Served(engine, "lora", items_per_s={"loglikelihood": ll / 2, "generation": lora_gen})}
+
+    by_engine = {"vllm": runs("vllm", 10.0, 30.0, 40.0), "hf": runs("hf", 10.5, 5.0, 1.0)}
+    default = {"loglikelihood": "vllm", "generation": "vllm"}
+    routes = fastest_routes(by_engine, set(), default)
+    assert (routes["loglikelihood"].engine, routes["loglikelihood"].serving) == ("vllm", "merged")  # 5% faster is noise
+    assert (routes["generation"].engine, routes["generation"].serving) == ("vllm", "lora")
+    by_engine["hf"] = runs("hf", 20.0, 5.0, 1.0)
+    assert fastest_routes(by_engine, set(), default)["loglikelihood"].engine == "hf"  # 2x: measured wins
+    assert fastest_routes(by_engine, {"hf"}, default)["loglikelihood"].engine == "vllm"  # never a failed engine
+    assert fastest_routes(by_engine, {"hf", "vllm"}, default) == {}
