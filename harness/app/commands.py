@@ -261,7 +261,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
         print(f"route table written to {result.routes_path} (--engine auto reads it)")
     for finding in result.findings:
         print(f"harness: {finding.line()}", file=sys.stderr)
-    return 1 if result.findings else 0
+    return 0 if result.passed else 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
