@@ -74,7 +74,7 @@ class Engine(ABC):
 
     @classmethod
     def missing(cls) -> str | None:
-        """Why this engine cannot run here (a package not installed), with the fix; None: it can."""
+        """Why this engine cannot run here (a package not installed) as "what -> fix"; None: it can."""
         return None
 
     @classmethod
