@@ -168,3 +168,35 @@ def test_every_generate_call_carries_the_lora_request(tmp_path, vllm_modules):
     lm._model_generate([[1, 2, 3, 4]], generate=False)
     assert len(lm.model.calls) == 2
     assert all(c["lora_request"] is not None and c["lora_request"].lora_path == adapter for c in lm.model.calls)
+
+
+def test_data_parallel_replicas_get_the_lora_request_too(tmp_path, monkeypatch, vllm_modules):
+    """PR 2433's half of lm-eval issue 2432: with data_parallel_size > 1 each ray replica builds its own
+    LLM and must be handed the LoRA request. Ray is stood in for (each remote call runs here)."""
+    import sys
+    import types
+
+    import lm_eval.models.vllm_causallms as lm_eval_vllm
+    from harness.engines.scoring_vllm import SharedPrefixVLLM
+
+    replicas: list[_RecordingLLM] = []
+
+    def make_llm(**kwargs):
+        replicas.append(_RecordingLLM())
+        return replicas[-1]
+
+    def remote(*args, **kwargs):
+        wrap = lambda fn: types.SimpleNamespace(remote=fn)
+        return wrap(args[0]) if args and callable(args[0]) else wrap
+
+    fake_ray = types.SimpleNamespace(remote=remote, get=lambda refs: refs, shutdown=lambda: None)
+    monkeypatch.setitem(sys.modules, "ray", fake_ray)
+    monkeypatch.setattr(lm_eval_vllm, "LLM", make_llm)
+    lm = SharedPrefixVLLM.__new__(SharedPrefixVLLM)
+    adapter = str(_adapter(tmp_path, 8))
+    lm.lora_request = vllm_modules["LoRARequest"]("finetuned", 1, adapter)
+    lm.data_parallel_size, lm.tensor_parallel_size, lm.batch_size = 2, 1, "auto"
+    lm.model_args = lm_eval_args(_model(tmp_path), Path(adapter), EngineSettings(max_model_len=512, data_parallel_size=2), CPU)
+    lm._model_generate([[1, 2], [3, 4], [5, 6]], generate=False)
+    assert [len(r.calls) for r in replicas] == [1, 1]  # one LLM per replica, one generate call each
+    assert all(c["lora_request"] is not None and c["lora_request"].lora_path == adapter for r in replicas for c in r.calls)
