@@ -12,6 +12,7 @@ from harness.engines import EngineSettings
 from harness.evaluation.evaluate import EvalRequest, evaluate
 from harness.core.runstore import read_json, read_jsonl
 from harness.evaluation.registry import get_suite
+from harness.services.selftest import LOGLIKELIHOOD_TOLERANCE  # the same agreement harness selftest requires
 
 pytestmark = pytest.mark.slow
 TINY = EngineSettings(max_model_len=1024, max_gen_toks=48)
@@ -35,7 +36,7 @@ def test_vllm_and_hf_agree_on_multiple_choice(tiny_llama, tmp_path, eval_cache):
         assert [r["doc_hash"] for r in v_rows] == [r["doc_hash"] for r in h_rows]
         assert [r["prediction"] for r in v_rows] == [r["prediction"] for r in h_rows]
         worst = max(abs(a - b) for rv, rh in zip(v_rows, h_rows) for a, b in zip(rv["loglikelihoods"], rh["loglikelihoods"]))
-        assert worst < 1e-3, f"{task.name}: log-likelihoods differ by {worst}"
+        assert worst < LOGLIKELIHOOD_TOLERANCE, f"{task.name}: log-likelihoods differ by {worst}"
 
 
 def test_generation_tasks_score_and_record_signatures(tiny_llama, tmp_path, eval_cache):
