@@ -23,7 +23,28 @@ plugin package's pyproject.toml:
         def build_dataset(self, ctx: TrainContext) -> list[dict]:
             ...                            # log with f"{self.name}: ..."; records from `record(...)`
 
-`harness list trainers` then lists it, `harness list settings --trainer my_sft` shows its settings,
+An engine is a class registered under the entry-point group `sdrrl_harness.engines`:
+
+    [project.entry-points."sdrrl_harness.engines"]
+    my_engine = "my_package.engine:MyEngine"
+
+    from harness.plugin import Engine, EngineSettings, Generation
+
+    class MyEngine(Engine):
+        name = "my_engine"                               # the entry-point name
+        request_types = ("loglikelihood", "generation")  # what it runs (ENGINE_REQUEST_TYPES)
+        adapter_servings = ("merged",)                   # "merged" (a base model to it) and/or "lora"
+        lora_preferred_for = ()                          # request types --adapter-serving auto serves as a LoRA on a GPU
+
+        def model_args(self, model_dir, adapter, settings): ...   # keyword arguments for `lm`
+        def lm(self, args, hf_batch_size): ...                    # an lm-eval LM (loglikelihood, generate_until)
+        def generate_chat(self, model_dir, conversations, max_new_tokens, settings, on_batch=None): ...
+        def prompt_generator(self, model_dir, tokenizer, as_chat, max_new_tokens): ...
+
+`harness list engines` then lists it, `--engine my_engine` runs every request type on it, `harness
+doctor` shows it, and `harness selftest` checks and times it, so `--engine auto` may route to it.
+
+`harness list trainers` then lists a trainer, `harness list settings --trainer my_sft` shows its settings,
 and `harness run --trainer my_sft` validates them (each concern's rules, then the Config's own
 `validate`) before any model is loaded. A built-in trainer is extended by subclassing it and its Config
 from here (with its own `name`). What lies behind these names may move between modules; these names stay.
@@ -34,6 +55,12 @@ from __future__ import annotations
 from harness.core.errors import HarnessError
 from harness.core.langs import Language, get_language
 from harness.core.rules import PAPER_WORDS, Rule, above, at_least, between, check_rules, one_of, setting
+# --- engines (plugin engines: entry-point group sdrrl_harness.engines)
+from harness.engines import ENTRY_POINT_GROUP as ENGINE_ENTRY_POINT_GROUP
+from harness.engines import REQUEST_TYPES as ENGINE_REQUEST_TYPES
+from harness.engines import Engine, EngineSettings, Generation, OnBatch, all_engines, get_engine
+from harness.engines.base import context_length
+# --- end engines
 from harness.trainer_api import (
     ENTRY_POINT_GROUP,
     SettingInfo,
@@ -64,6 +91,9 @@ __all__ = [
     "record", "question_of", "load_instructions", "kind_counts",
     # languages and errors
     "Language", "get_language", "HarnessError",
+    # engines: the interface, its registry and what a backend needs
+    "Engine", "EngineSettings", "Generation", "OnBatch", "ENGINE_ENTRY_POINT_GROUP", "ENGINE_REQUEST_TYPES",
+    "all_engines", "get_engine", "context_length",
     # the built-in trainers and their Configs, to extend
     "BaseModelTrainer", "BaseConfig", "EnglishSFTTrainer", "EnglishSFTConfig",
     "TranslateSFTTrainer", "TranslateSFTConfig", "SDRRLTrainer", "SDRRLConfig",

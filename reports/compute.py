@@ -343,7 +343,9 @@ def served_by(run: Run) -> dict[str, dict[str, list[str]]]:
         for result in results.values():
             s = result.scores
             kind = "generation" if s.get("kind") == "generation" else "multiple choice"
-            served = Route(str(s.get("engine", "?")), s.get("adapter_served_as") or "none")
+            # Results from before route_basis was recorded: auto then always took the design default.
+            basis = s.get("route_basis") or ("default" if s.get("engine_requested") == "auto" else "named")
+            served = Route(str(s.get("engine", "?")), s.get("adapter_served_as") or "none", basis)
             found.setdefault(variant, {}).setdefault(kind, set()).add(served.label)
     order = sorted(found, key=lambda v: (v != "base", v))  # the base model first
     return {v: {k: sorted(labels) for k, labels in sorted(found[v].items())} for v in order}

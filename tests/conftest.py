@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ from tiny_model import build_tiny_llama
 os.environ.setdefault("SDRRL_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# No test reads a route table `harness selftest` wrote on this machine: `--engine auto` starts from the
+# design default (tests that need a table write their own, tests/test_selftest.py).
+os.environ["SDRRL_ROUTES"] = os.path.join(tempfile.mkdtemp(prefix="sdrrl-routes-"), "routes.json")
 
 
 @pytest.fixture(scope="session")

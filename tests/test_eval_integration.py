@@ -12,6 +12,7 @@ from harness.engines import EngineSettings
 from harness.evaluation.evaluate import EvalRequest, evaluate
 from harness.core.runstore import read_json, read_jsonl
 from harness.evaluation.registry import get_suite
+from harness.services.selftest import APPLIED_MIN_SHIFT, LOGLIKELIHOOD_TOLERANCE  # what harness selftest requires too
 
 pytestmark = pytest.mark.slow
 TINY = EngineSettings(max_model_len=1024, max_gen_toks=48)
@@ -35,7 +36,7 @@ def test_vllm_and_hf_agree_on_multiple_choice(tiny_llama, tmp_path, eval_cache):
         assert [r["doc_hash"] for r in v_rows] == [r["doc_hash"] for r in h_rows]
         assert [r["prediction"] for r in v_rows] == [r["prediction"] for r in h_rows]
         worst = max(abs(a - b) for rv, rh in zip(v_rows, h_rows) for a, b in zip(rv["loglikelihoods"], rh["loglikelihoods"]))
-        assert worst < 1e-3, f"{task.name}: log-likelihoods differ by {worst}"
+        assert worst < LOGLIKELIHOOD_TOLERANCE, f"{task.name}: log-likelihoods differ by {worst}"
 
 
 def test_generation_tasks_score_and_record_signatures(tiny_llama, tmp_path, eval_cache):
@@ -99,10 +100,10 @@ def test_adapter_scores_agree_merged_lora_and_hf(tiny_llama, tiny_adapter, tmp_p
         lls[name] = [ll for t in tasks for r in read_jsonl(tmp_path / name / t.name / "samples.jsonl") for ll in r["loglikelihoods"]]
     base = evaluate(_request(tiny_llama, tasks, tmp_path / "base", "hf", limit=3))
     base_lls = [ll for t in tasks for r in read_jsonl(tmp_path / "base" / t.name / "samples.jsonl") for ll in r["loglikelihoods"]]
-    assert base and max(abs(a - b) for a, b in zip(lls["hf-lora"], base_lls)) > 1e-2  # the adapter matters
+    assert base and max(abs(a - b) for a, b in zip(lls["hf-lora"], base_lls)) > APPLIED_MIN_SHIFT  # the adapter matters
     for name in ("vllm-merged", "vllm-lora", "hf-merged"):
         worst = max(abs(a - b) for a, b in zip(lls[name], lls["hf-lora"]))  # HF + PEFT is the reference
-        assert worst < 1e-3, f"{name} vs hf-lora: {worst}"
+        assert worst < LOGLIKELIHOOD_TOLERANCE, f"{name} vs hf-lora: {worst}"
 
 
 def test_adapter_greedy_outputs_agree_merged_and_lora(tiny_llama, tiny_adapter, tmp_path, eval_cache):

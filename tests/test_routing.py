@@ -23,8 +23,8 @@ def test_auto_takes_the_measured_engine_per_request_type(hardware):
     for kind, request_type in (("comprehension", "loglikelihood"), ("generation", "generation")):
         assert route("auto", kind, False).engine == routing.AUTO_ENGINE[(hardware, request_type)]
     if hardware == "cpu":  # RESULTS.md section 8: HF scores log-likelihoods faster, vLLM generates faster
-        assert route("auto", "comprehension", False) == routing.Route("hf", "none")
-        assert route("auto", "generation", False) == routing.Route("vllm", "none")
+        assert route("auto", "comprehension", False) == routing.Route("hf", "none", "default")
+        assert route("auto", "generation", False) == routing.Route("vllm", "none", "default")
 
 
 def test_a_named_engine_runs_every_request_type(hardware):

@@ -19,9 +19,11 @@ from harness.app.commands import (
     cmd_list,
     cmd_report,
     cmd_run,
+    cmd_selftest,
 )
 from harness.core.errors import HarnessError
 from harness.core.progress import quiet_libraries
+from harness.engines.routing import engines_help
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + traceback-like noise
@@ -33,7 +35,7 @@ def _add_fetch_and_doctor(sub) -> None:
         p.add_argument("--suite", default=suite_default, help="task suite (harness list suites)")
         p.add_argument("--model", help="built-in name, local HF folder, or hub id")
         p.add_argument("--langs", help="restrict the suite to these languages, e.g. cs,ja")
-        p.add_argument("--engine", default="auto", help="auto (default: the fastest measured engine per request type and hardware, harness/engines/routing.py), vllm or hf")
+        p.add_argument("--engine", default="auto", help=engines_help())
         p.add_argument("--set", action="append", metavar="KEY=VALUE", help="trainer setting; repeatable")
         p.add_argument("--config", help="YAML file of trainer settings")
 
@@ -53,6 +55,13 @@ def _add_fetch_and_doctor(sub) -> None:
     p.set_defaults(func=cmd_doctor)
 
 
+def _add_selftest(sub) -> None:
+    p = sub.add_parser("selftest", help="check and time every installed engine on this machine; --engine auto then takes the fastest verified")
+    p.add_argument("--model", default="smollm2-135m", help="the model to test on (default: the built-in smollm2-135m)")
+    p.add_argument("--engine", help="only these engines, comma-separated (default: every installed one; harness list engines)")
+    p.set_defaults(func=cmd_selftest)
+
+
 def _add_include_path(p: argparse.ArgumentParser) -> None:
     p.add_argument("--include-path", action="append", metavar="DIR",
                    help="also a folder of lm-eval task YAML, as lm_eval's --include_path (repeatable or comma-separated)")
@@ -66,7 +75,7 @@ def _add_model_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks", help="run exactly these tasks, comma-separated: the suite's, an --include-path folder's, "
                    "or lm-eval's built-in ones by name")
     _add_include_path(p)
-    p.add_argument("--engine", default="auto", help="auto (default: the fastest measured engine per request type and hardware, harness/engines/routing.py), vllm or hf")
+    p.add_argument("--engine", default="auto", help=engines_help())
     p.add_argument("--data-dir", help="local data folder in the hub datasets' formats (default: the suite's, else the hub)")
     p.add_argument("--limit", type=int, help="at most N items per task (quick runs)")
     p.add_argument("--seed", type=int, default=0, help="the run's seed (data sampling, training; a comparison takes --seeds)")
@@ -105,7 +114,7 @@ def _add_run(sub) -> None:
                    "(evaluations are recomputed, not taken from the shared cache)")
     p.add_argument("--keep-cache", action="store_true", help="with --force: reuse evaluations from the shared cache")
     p.add_argument("--judge", metavar="MODEL", help="judge the open-ended answers pairwise against the base model's")
-    p.add_argument("--judge-engine", default="auto", help="engine serving the judge: auto (default), vllm or hf")
+    p.add_argument("--judge-engine", default="auto", help="engine serving the judge: " + engines_help())
     _add_min_effect(p)
     p.set_defaults(func=cmd_run)
 
@@ -152,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_run(sub)
     _add_fetch_and_doctor(sub)
+    _add_selftest(sub)
     _add_results(sub)
     for command in sub.choices.values():
         command.add_argument("-v", "--verbose", action="store_true", help="show the libraries' own progress bars and logs")
@@ -181,7 +191,12 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()  # reads the installed engine plugins for the help texts
+    except HarnessError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     quiet_libraries(args.verbose)
     try:
         with _sigterm_interrupts():

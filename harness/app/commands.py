@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from harness.core.configfile import load_config_file
 from harness.core.errors import HarnessError, shown, unknown
 
-LIST_WHATS = ("langs", "tasks", "suites", "trainers", "settings", "models")
+LIST_WHATS = ("langs", "tasks", "suites", "trainers", "settings", "models", "engines")
 
 
 def _parse_settings(pairs: Sequence[str]) -> dict[str, str]:
@@ -61,6 +61,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name, cls in sorted(load_trainers().items()):
             presets = ", ".join(f"{a} ({', '.join(f'{k}={v}' for k, v in p.items())})" for a, p in cls.ablations.items())
             table.add_row(name, "yes" if cls.trains else "no", presets or "-", cls.description)
+    elif args.what == "engines":
+        from harness.engines import all_engines
+
+        table = Table("engine", "request types", "adapter servings", "LoRA served on a GPU for", "here")
+        for name, cls in all_engines().items():
+            table.add_row(name, ", ".join(cls.request_types), ", ".join(cls.adapter_servings),
+                          ", ".join(cls.lora_preferred_for) or "-", cls.missing() or "installed")
     else:
         from harness.core.models import BUILTIN_MODELS
 
@@ -115,6 +122,7 @@ def _suite_tasks(args: argparse.Namespace):
 def cmd_eval(args: argparse.Namespace) -> int:
     from harness.services import preflight
     from harness.engines import EngineSettings, check_parallel
+    from harness.engines.routing import check_routes
     from harness.evaluation.evaluate import EvalRequest, evaluate
     from harness.core.models import resolve_model
     from harness.core.progress import console, make_progress
@@ -125,6 +133,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     check_parallel(args.engine, args.tensor_parallel_size, args.data_parallel_size)
     suite, _ = _suite_tasks(args)
     tasks = suite.tasks
+    check_routes(args.engine, {t.kind for t in tasks}, bool(args.adapter), args.adapter_serving)
     adapter = Path(args.adapter) if args.adapter else None
     if adapter is not None:
         preflight.check_adapter(adapter, EngineSettings().max_lora_rank)
@@ -220,12 +229,48 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_selftest(args: argparse.Namespace) -> int:
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.core.models import resolve_model
+    from harness.engines import all_engines
+    from harness.services.selftest import run_selftest
+
+    wanted = [n.strip() for n in (args.engine or "").split(",") if n.strip()] or None
+    for name in wanted or []:
+        if name not in all_engines():
+            raise unknown("engine to test", name, list(all_engines()))
+    model_dir = resolve_model(args.model)
+    console = Console(stderr=True)
+    result = run_selftest(model_dir, wanted, on_served=lambda s: console.print(
+        f"selftest: {s.label}: " + (s.error or ", ".join(f"{k} {v:.1f} items/s" for k, v in s.items_per_s.items()))))
+    table = Table("engine", "adapter", "log-likelihood items/s", "generation items/s", "result")
+    failed = set(result.table.failed)
+    for s in result.served:
+        rates = [f"{s.items_per_s[k]:.1f}" if k in s.items_per_s else "-" for k in ("loglikelihood", "generation")]
+        table.add_row(s.engine, s.serving, *rates, "error" if s.error else ("FAIL" if s.engine in failed else "ok"))
+    Console().print(table)
+    for name, why in result.skipped.items():
+        print(f"skipped {name}: {why}")
+    for kind, chosen in result.table.routes.items():
+        print(f"auto on this machine: {kind} -> {chosen.engine} (an adapter {chosen.serving}), {chosen.items_per_s:.1f} items/s")
+    if result.routes_path:
+        print(f"route table written to {result.routes_path} (--engine auto reads it)")
+    for finding in result.findings:
+        print(f"harness: {finding.line()}", file=sys.stderr)
+    return 0 if result.passed else 1
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.services import preflight
     from harness.app.compare import check_settings_known, member_settings, parse_members, parse_seeds, plan_comparison, run_comparison
     from harness.app.pipeline import run
     from harness.core.runstore import RunPaths, read_json
     from harness.app.spec import default_run_name
+    from harness.engines.routing import check_routes
 
     preflight.check_cli(args)
     from reports.power import parse_min_effect
@@ -243,6 +288,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     members = parse_members(args.trainer, args.ablations)
     seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
     suite, include = _suite_tasks(args)  # the task list and include paths are the run's (its spec keeps them)
+    check_routes(args.engine, {t.kind for t in suite.tasks}, True, args.adapter_serving)
     # Settings, lowest to highest precedence: the suite's own trainer settings (e.g. the offline smoke
     # suite's shipped data), a --config file, then each --set; a member's ablation preset wins over all.
     explicit = [load_config_file(args.config), _parse_settings(args.set or [])]

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable, ClassVar, NamedTuple, TypeVar
 
-from harness.core.errors import HarnessError, unknown
+from harness.core.errors import HarnessError, shown, unknown
 
 # How a LoRA adapter reaches the engine: see EngineSettings.adapter_serving (harness.engines.routing).
 ADAPTER_SERVING = ("auto", "merged", "lora")
+# What evaluation asks of an engine: multiple choice asks for log-likelihoods, generation tasks for text.
+REQUEST_TYPES = ("loglikelihood", "generation")
+ENTRY_POINT_GROUP = "sdrrl_harness.engines"
 
 
 def on_gpu() -> bool:
@@ -33,10 +38,6 @@ class EngineSettings:
     # vLLM only: GPUs one model is split over, and model replicas (lm-eval's vLLM runs replicas through ray).
     tensor_parallel_size: int = 1
     data_parallel_size: int = 1
-
-    @property
-    def dtype(self) -> str:
-        return "auto" if on_gpu() else "float32"
 
 
 class Generation(NamedTuple):
@@ -63,6 +64,28 @@ class Engine(ABC):
     splits_over_devices: ClassVar[bool] = False  # tensor / data parallelism
     # Its model keeps memory the process cannot take back: trainers generate in a child process.
     generates_in_child: ClassVar[bool] = False
+    # What routing, doctor, selftest and the help texts read (harness.engines.routing):
+    # the request types it runs (of REQUEST_TYPES), the ways it can be given an adapter ("merged":
+    # a base model to the engine, so every engine can; "lora": served as a LoRA), and the request
+    # types for which `--adapter-serving auto` serves a LoRA as a LoRA on a GPU.
+    request_types: ClassVar[tuple[str, ...]] = REQUEST_TYPES
+    adapter_servings: ClassVar[tuple[str, ...]] = ("merged",)
+    lora_preferred_for: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def missing(cls) -> str | None:
+        """Why this engine cannot run here (a package not installed) as "what -> fix"; None: it can."""
+        return None
+
+    @classmethod
+    def about(cls) -> str:
+        """One line for `harness doctor` when the engine can run (its version, its build)."""
+        return ""
+
+    @classmethod
+    def caveat(cls) -> str | None:
+        """It runs, but not as it should here ("what -> fix"): `harness doctor` warns. None: nothing to say."""
+        return None
 
     @abstractmethod
     def model_args(self, model_dir: Path, adapter: Path | None, settings: EngineSettings) -> dict:
@@ -100,9 +123,52 @@ def register_engine(name: str) -> Callable[[EngineClass], EngineClass]:
     return register
 
 
+def _check_declarations(name: str, cls: type[Engine]) -> None:
+    for field, allowed in (("request_types", REQUEST_TYPES), ("adapter_servings", ("merged", "lora")),
+                           ("lora_preferred_for", REQUEST_TYPES)):
+        bad = [v for v in getattr(cls, field) if v not in allowed]
+        if bad:
+            raise HarnessError(f"engine {name!r} declares {field} {shown(bad[0])}; expected some of: {', '.join(allowed)}")
+    if cls.lora_preferred_for and "lora" not in cls.adapter_servings:
+        raise HarnessError(f"engine {name!r} prefers LoRA serving for {', '.join(cls.lora_preferred_for)} "
+                           "but does not declare 'lora' in adapter_servings")
+
+
+_plugins_seen: dict[tuple[str, ...], dict[str, type[Engine]]] = {}
+
+
+def _plugin_engines() -> dict[str, type[Engine]]:
+    """Engines registered by installed packages under the entry-point group, read once per import path."""
+    key = tuple(sys.path)
+    if key not in _plugins_seen:
+        found: dict[str, type[Engine]] = {}
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            cls = ep.load()
+            if not (isinstance(cls, type) and issubclass(cls, Engine)):
+                raise HarnessError(f"engine entry point {ep.name!r} ({ep.value}) is not a harness Engine subclass")
+            if getattr(cls, "name", None) != ep.name:
+                raise HarnessError(f"engine entry point {ep.name!r} ({ep.value}) is an engine named "
+                                   f"{shown(getattr(cls, 'name', None))}; set name = {ep.name!r} in the class")
+            if ep.name in ENGINES and ENGINES[ep.name] is not cls:
+                raise HarnessError(f"engine entry point {ep.name!r} ({ep.value}) takes a built-in engine's name; rename it")
+            _check_declarations(ep.name, cls)
+            found[ep.name] = cls
+        _plugins_seen[key] = found
+    return _plugins_seen[key]
+
+
+def all_engines() -> dict[str, type[Engine]]:
+    """Every engine by name: the built-in ones, then those of installed plugins (`sdrrl_harness.engines`)."""
+    return {**ENGINES, **_plugin_engines()}
+
+
+def engine_class(name: str) -> type[Engine]:
+    engines = all_engines()
+    if name not in engines:
+        raise unknown("engine", name, ["auto", *engines])
+    return engines[name]
+
+
 def get_engine(name: str) -> Engine:
-    try:
-        return ENGINES[name]()
-    except KeyError:
-        raise unknown("engine", name, list(ENGINES)) from None
+    return engine_class(name)()
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.engines.base import Engine, EngineSettings, Generation, OnBatch, context_length, on_gpu, register_engine
+from harness.engines.base import REQUEST_TYPES, Engine, EngineSettings, Generation, OnBatch, context_length, on_gpu, register_engine
 from harness.core.errors import HarnessError
 
 
 @register_engine("hf")
 class HFEngine(Engine):
     generate_batch_size = 8
+    adapter_servings = ("merged", "lora")  # lora: lm-eval's HFLM loads it through PEFT (`peft=`)
+    lora_preferred_for = REQUEST_TYPES
 
     def model_args(self, model_dir: Path, adapter: Path | None, settings: EngineSettings) -> dict:
         args = {

@@ -30,13 +30,15 @@ from __future__ import annotations
 from lm_eval.models.vllm_causallms import VLLM
 
 from harness.engines.scoring import ScoringCounts
+from harness.engines.vllm_args import scoring_params
 
 CONTEXTS_PER_ROUND = 64  # contexts whose blocks must stay cached between the two rounds
 
 
 class SharedPrefixVLLM(VLLM):
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, enable_prefix_caching=True, **kwargs)
+        kwargs.setdefault("enable_prefix_caching", True)  # the two rounds below need it
+        super().__init__(*args, **kwargs)
         self.counts = ScoringCounts()
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False):
@@ -74,7 +76,7 @@ class SharedPrefixVLLM(VLLM):
 
         if not indices:
             return []
-        params = SamplingParams(temperature=0, prompt_logprobs=1, max_tokens=1, detokenize=False, skip_reading_prefix_cache=not read_cache)
+        params = SamplingParams(**scoring_params(read_cache))
         prompts = [requests[i][1] + requests[i][2] for i in indices]
         outputs = self._model_generate(requests=prompts, generate=True, sampling_params=params)
         missed = []

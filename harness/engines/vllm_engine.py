@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.engines.base import Engine, EngineSettings, Generation, OnBatch, context_length, on_gpu, register_engine
+from harness.engines.base import Engine, EngineSettings, Generation, OnBatch, on_gpu, register_engine
+from harness.engines.vllm_args import current_device, greedy_params, llm_kwargs, lm_eval_args
 
 
 def prepare_vllm_env() -> None:
@@ -24,26 +27,35 @@ def prepare_vllm_env() -> None:
 class VLLMEngine(Engine):
     splits_over_devices = True
     generates_in_child = True
+    adapter_servings = ("merged", "lora")
+    # vLLM issue 16668: LoRA with prompt log-probabilities fails for a step of several requests, so
+    # multiple choice gets the merged copy unless a user forces LoRA.
+    lora_preferred_for = ("generation",)
     # Conversations per llm.chat call when finished answers are kept as they come: vLLM's default
     # max_num_seqs, so each call can fill one scheduling batch (our default; each call waits for its
     # longest answer, so smaller batches lose more time to the tail).
     chat_batch_size = 256
 
+    @classmethod
+    def missing(cls) -> str | None:
+        if importlib.util.find_spec("vllm") is None:
+            return "vLLM not installed -> bash scripts/install.sh, or --engine hf"
+        return None
+
+    @classmethod
+    def about(cls) -> str:
+        version = importlib.metadata.version("vllm")
+        return f"{version} ({'CPU build' if version.endswith('+cpu') else 'CUDA build'})"
+
+    @classmethod
+    def caveat(cls) -> str | None:
+        version = importlib.metadata.version("vllm")
+        if version.endswith("+cpu") and on_gpu():
+            return f"{version}: CPU build on a GPU machine (runs on the CPU) -> install the CUDA vllm (README, Real run)"
+        return None
+
     def model_args(self, model_dir: Path, adapter: Path | None, settings: EngineSettings) -> dict:
-        args: dict = {
-            "pretrained": str(model_dir),
-            "dtype": settings.dtype,
-            "max_model_len": context_length(model_dir, settings.max_model_len),
-            "seed": settings.seed,
-            "enforce_eager": not on_gpu(),  # CUDA graphs / torch.compile buy nothing on CPU and cost minutes
-        }
-        if adapter is not None:
-            args.update(lora_local_path=str(adapter), max_lora_rank=settings.max_lora_rank)
-        if settings.tensor_parallel_size > 1:
-            args["tensor_parallel_size"] = settings.tensor_parallel_size
-        if settings.data_parallel_size > 1:
-            args["data_parallel_size"] = settings.data_parallel_size
-        return args
+        return lm_eval_args(model_dir, adapter, settings, current_device())
 
     def lm(self, args: dict, hf_batch_size: int) -> Any:
         prepare_vllm_env()
@@ -61,14 +73,8 @@ class VLLMEngine(Engine):
         prepare_vllm_env()
         from vllm import LLM, SamplingParams
 
-        llm = LLM(
-            model=str(model_dir),
-            dtype=settings.dtype,
-            max_model_len=context_length(model_dir, settings.max_model_len),
-            enforce_eager=not on_gpu(),
-            seed=settings.seed,
-        )
-        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+        llm = LLM(**llm_kwargs(model_dir, settings, current_device()))
+        params = SamplingParams(**greedy_params(max_new_tokens))
         # Batches, so finished answers can be kept (on_batch) while the rest are generated; without
         # a caller that keeps them, one call (vLLM schedules every prompt together).
         size = self.chat_batch_size if on_batch is not None else len(conversations)
@@ -85,6 +91,6 @@ class VLLMEngine(Engine):
         prepare_vllm_env()
         from vllm import LLM, SamplingParams
 
-        llm = LLM(model=str(model_dir), dtype="float32", enforce_eager=True, seed=0)
-        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+        llm = LLM(**llm_kwargs(model_dir, EngineSettings(seed=0), current_device()))
+        params = SamplingParams(**greedy_params(max_new_tokens))
         return lambda prompts: [o.outputs[0].text for o in llm.generate([as_chat(p) for p in prompts], params)]

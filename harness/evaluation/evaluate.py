@@ -219,6 +219,7 @@ def _task_scores(req: EvalRequest, session: _Session, lm: Any, served: Route, ta
         "engine": served.engine, "engine_requested": req.engine, "model": str(req.model_dir),
         "adapter": str(req.adapter) if req.adapter else None, "adapter_sha256": session.adapter_fp,
         "adapter_served_as": None if served.serving == "none" else served.serving,
+        "route_basis": served.basis,  # named by the user, measured here by `harness selftest`, or the design default
         "variant": req.variant, "chat_template": chat, "limit": req.limit, "eval_key": key,
     }
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.core import hub, mirror
+from harness.engines import all_engines
+from harness.engines.measured import machine_id, read_any_routes, read_routes, routes_file
 from harness.engines.routing import REQUEST_TYPES, pick_engine
 from harness.core.errors import HarnessError
 from harness.services.requirements import split_needs, spm_tokenizers, trainer_needs
@@ -59,10 +61,48 @@ class RunPlan:
 
 def check_environment(plan: RunPlan) -> list[Check]:
     checks = [_datasets_version(), _token()]
-    if "vllm" in {pick_engine(plan.engine, kind) for kind in REQUEST_TYPES}:
-        checks.append(_vllm())
+    checks += _engines({pick_engine(plan.engine, kind) for kind in REQUEST_TYPES}) + [_routes()]
     checks += [_comet(), _gpu(plan), _disk(plan)]
     return checks
+
+
+def _engines(used: set[str]) -> list[Check]:
+    """One row per registered engine (built in or a plugin): here or not, what it runs, what the selftest found.
+    An engine the run needs and cannot have fails; one it does not need only warns."""
+    table = read_routes()
+    checks = []
+    for name, cls in all_engines().items():
+        item = f"engine {name}" + (" (this run)" if name in used else "")
+        declared = f"runs {', '.join(cls.request_types)}; adapters {', '.join(cls.adapter_servings)}"
+        why, caveat = cls.missing(), None
+        if why:
+            checks.append(Check(item, "fail" if name in used else "warn", *_what_and_fix(why)))
+        elif table is not None and name in table.failed:
+            checks.append(Check(item, "warn", f"failed harness selftest ({table.measured_at}): --engine auto avoids it",
+                                "harness selftest shows the finding; fix it and run it again"))
+        elif caveat := cls.caveat():
+            checks.append(Check(item, "warn", *_what_and_fix(caveat)))
+        else:
+            checks.append(Check(item, "ok", "; ".join(x for x in (cls.about(), declared) if x)))
+    return checks
+
+
+def _what_and_fix(line: str) -> tuple[str, str]:
+    """An engine's "what -> fix" line as the table's detail and fix."""
+    what, _, fix = line.partition(" -> ")
+    return what, fix
+
+
+def _routes() -> Check:
+    """Whether --engine auto runs on routes measured on this machine or on the design default."""
+    table = read_routes()
+    if table is not None:
+        chosen = ", ".join(f"{kind} {r.engine}+{r.serving}" for kind, r in table.routes.items()) or "none passed"
+        return Check("auto routes", "ok", f"measured here by harness selftest ({table.measured_at}, {table.model}): {chosen}")
+    other = read_any_routes()
+    where = f"the table at {routes_file()} was measured on {other.machine}, this is {machine_id()}" if other else "not measured here"
+    return Check("auto routes", "warn", f"--engine auto takes the design default ({where})",
+                 "harness selftest (once on new hardware: checks and times every installed engine)")
 
 
 def _datasets_version() -> Check:
@@ -83,17 +123,6 @@ def _token() -> Check:
         return Check("HF token", "ok", "set (gated repositories readable once their terms are accepted)")
     return Check("HF token", "warn", "none: gated repositories (FLORES+, some models) cannot be read from the hub",
                  f"accept the terms on the repository's page, then {hub.TOKEN_HINT}")
-
-
-def _vllm() -> Check:
-    try:
-        version = importlib.metadata.version("vllm")
-    except importlib.metadata.PackageNotFoundError:
-        return Check("vLLM", "fail", "not installed", "bash scripts/install.sh, or --engine hf")
-    platform = "CPU build" if version.endswith("+cpu") else "CUDA build"
-    if version.endswith("+cpu") and _gpu_info() is not None:
-        return Check("vLLM", "warn", f"{version}: {platform} on a GPU machine (runs on the CPU)", "install the CUDA vllm (README, Real run)")
-    return Check("vLLM", "ok", f"{version} ({platform})")
 
 
 def _comet() -> Check:

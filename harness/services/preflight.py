@@ -54,6 +54,13 @@ def check_cli(args: argparse.Namespace) -> None:
     _at_least("--seed", args.seed, 0, MAX_SEED)
     if args.adapter_serving not in ADAPTER_SERVING:
         raise unknown("--adapter-serving", args.adapter_serving, ADAPTER_SERVING)
+    if args.engine != "auto" and args.adapter_serving != "auto":
+        from harness.engines import engine_class
+
+        servings = engine_class(args.engine).adapter_servings
+        if args.adapter_serving not in servings:
+            raise HarnessError(f"bad value for --adapter-serving: {shown(args.adapter_serving)}; engine {args.engine!r} "
+                               f"serves an adapter: auto, {', '.join(servings)}")
     if args.data_dir is not None and not Path(args.data_dir).expanduser().is_dir():
         raise HarnessError(f"--data-dir {args.data_dir!r} is not a folder (expected <data_dir>/<family>/<flores code>/<split>.jsonl)")
     if getattr(args, "force", None) is not None:
