@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, NamedTuple, TypeVar
 
+from harness.core import device
 from harness.core.errors import HarnessError, unknown
 
 # How a LoRA adapter reaches the engine: see EngineSettings.adapter_serving (harness.engines.routing).
@@ -15,9 +16,7 @@ ADAPTER_SERVING = ("auto", "merged", "lora")
 
 
 def on_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+    return device.cuda_available()  # the one probe tests set (harness.core.device)
 
 
 @dataclass(frozen=True)
