@@ -26,13 +26,13 @@ def bf16_supported() -> bool:
     return torch.cuda.is_bf16_supported()
 
 
-def free_memory_bytes() -> int | None:
-    """Free memory of the current CUDA device (None without one)."""
+def free_memory_bytes(device: Any = None) -> int | None:
+    """Free memory of a CUDA device (the current one by default; None without a GPU)."""
     if not cuda_available():
         return None
     import torch
 
-    free, _total = torch.cuda.mem_get_info()
+    free, _total = torch.cuda.mem_get_info(device)
     return int(free)
 
 
