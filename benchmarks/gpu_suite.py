@@ -240,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     big = build_llama(TOY_LLAMA if args.tiny else LLAMA2_7B, vocab, args.tokenizer, args.models_dir / "llama-7b-shape", device)
     small = build_llama(TOY_LLAMA if args.tiny else SMOLLM2_135M, vocab, args.tokenizer, args.models_dir / "smollm2-135m-shape", device)
     if "train" in parts:
+        # gradient_checkpointing=auto decides by trainers.recompute's memory estimate: off here on an 80 GB GPU.
+        run_part("train 7B-shape, checkpointing auto", part_train, big, args, "7b_auto",
+                 ["batch_size=16", "micro_batch_size=8", "gradient_checkpointing=auto", "precision=auto"])
         run_part("train 7B-shape, no checkpointing", part_train, big, args, "7b_nockpt",
                  ["batch_size=16", "micro_batch_size=8", "gradient_checkpointing=false", "precision=auto"])
         run_part("train 7B-shape, gradient checkpointing", part_train, big, args, "7b_ckpt",

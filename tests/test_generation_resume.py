@@ -26,7 +26,7 @@ EN, CS = LANGUAGES["en"], LANGUAGES["cs"]
 SETTINGS = {"instructions": "builtin:alpaca-smoke", "num_instructions": "4", "translator": "lexicon",
             "parallel_data": "builtin:opus-smoke", "parallel_per_lang": "1", "code_switch_variants": "1",
             "answer_max_new_tokens": "8", "keep_truncated_answers": "true"}
-BATCH = 2  # conversations per HF generation batch in these tests: 4 instructions are 2 batches
+BATCH = 2  # conversations per HF generation batch (and per kept window) in these tests: 4 instructions are 2 batches
 
 # Builds the SDRRL data set with the HF engine and SIGKILLs itself right after the first batch of
 # self-answers is stored.
@@ -41,6 +41,7 @@ DRIVER = textwrap.dedent("""
     from trainers.sdrrl import SDRRLTrainer
 
     HFEngine.generate_batch_size = int(sys.argv[4])
+    HFEngine.keep_every_batches = 1
     real_call = generation.CacheBatches.__call__
 
     def call_then_die(self, start, answers):
@@ -88,6 +89,7 @@ def test_a_kill_during_self_distillation_keeps_the_finished_answers(tiny_llama, 
         fh.write('{"key": "torn", "answer": "half a li')  # a writer killed mid-line: ignored, never a row
 
     monkeypatch.setattr(HFEngine, "generate_batch_size", BATCH)
+    monkeypatch.setattr(HFEngine, "keep_every_batches", 1)
     asked = _recording_generate_chat(monkeypatch)
     resumed = SDRRLTrainer(build_config(SDRRLTrainer, SETTINGS)).build_dataset(_ctx(tiny_llama, work))
     assert len(asked) == 4 - BATCH and not set(asked) & set(kept)  # only the unfinished answers

@@ -181,9 +181,9 @@ def test_placement_on_cpu_reads_precision_and_gradient_checkpointing():
     """auto means fp32 and no recomputation on a CPU; any true/false word the settings accept is honoured."""
     from trainers.lora_model import place
 
-    auto = place(TrainConfig())
+    auto = place(TrainConfig(), Path("not-read-on-cpu"))
     assert (auto.precision, auto.checkpointing, auto.on_gpu) == ("fp32", False, False)
-    assert [place(TrainConfig(gradient_checkpointing=word)).checkpointing for word in ("true", "on", "1", "off", "no")] == [True, True, True, False, False]
+    assert [place(TrainConfig(gradient_checkpointing=word), Path("not-read")).checkpointing for word in ("true", "on", "1", "off", "no")] == [True, True, True, False, False]
 
 
 # --- end to end -----------------------------------------------------------------------------

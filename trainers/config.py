@@ -73,7 +73,11 @@ class TrainConfig:
     lr_scheduler: str = setting("cosine", paper="unknown", help="the learning rate after warm-up: cosine | linear | constant")
     weight_decay: float = setting(0.0, paper="unknown", help="AdamW weight decay on the LoRA weights")
     max_grad_norm: float = setting(1.0, paper="unknown", help="gradient clipping; 0 disables it")
-    gradient_checkpointing: str = setting("auto", paper="n/a", help="recompute activations to save memory: auto (on GPU only) | true | false")
+    gradient_checkpointing: str = setting(
+        "auto", paper="n/a",
+        help="recompute activations to save memory: auto | true | false. auto (our rule): on only on a GPU where weights "
+             "(parameters x 2 bytes in bf16) + activations (micro_batch_size x max_seq_len tokens x layers x hidden x 34 "
+             "bytes in bf16, plus tokens x vocab x 8 bytes of fp32 logits) exceed 85% of the free GPU memory; off on CPU")
     precision: str = setting("auto", paper="n/a", help="auto (bf16 on a bf16-capable GPU, else fp32) | bf16 | fp32")
     same_batch: bool = setting(
         True, paper="third-party",

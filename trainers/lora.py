@@ -167,7 +167,7 @@ def train_lora(
     if not records:
         raise HarnessError("no training records")
     started = time.time()
-    placement = place(config)
+    placement = place(config, model_dir)
     accelerator = placement.accelerator
     torch.manual_seed(seed)
     data = encode(model_dir, records, config, seed, accelerator)
@@ -191,6 +191,7 @@ def train_lora(
     if accelerator.is_main_process:
         run_line(_announcement(config, data, n_trainable, placement)
                  + (f"; resumed after step {resumed_from} from {shown_path(checkpoint_dir)}" if resumed_from else ""))
+        run_line(placement.checkpointing_reason)
     loop = run_loop(step, data, state or LoopState(), checkpoints, progress, config.log_every or max(1, data.total_steps // 20), on_step)
 
     accelerator.wait_for_everyone()

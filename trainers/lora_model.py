@@ -2,8 +2,8 @@
 checkpointing), the base model wrapped in a fresh LoRA, the optimiser and its schedule, one
 optimizer step, and the adapter saved as safetensors.
 
-Precision: fp32 on CPU; bf16 autocast (base weights in bf16, LoRA weights in fp32) plus gradient
-checkpointing on GPU.
+Precision: fp32 on CPU; bf16 autocast (base weights in bf16, LoRA weights in fp32) on GPU. Gradient
+checkpointing on a GPU only where the memory estimate says it is needed (trainers.recompute).
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.core import device as devices  # its probes are looked up at call time: tests set them
 from harness.core.errors import HarnessError, unknown
 from harness.core.rules import TRUE_WORDS
 from harness.core.runstore import atomic_dir
 from trainers.config import LR_SCHEDULERS, TrainConfig
 from trainers.encoding import IGNORE_INDEX, collate, n_targets
+from trainers.recompute import decide
 
 
 @dataclass
@@ -29,24 +31,29 @@ class Placement:
     accelerator: Any
     precision: str
     checkpointing: bool
+    checkpointing_reason: str = ""  # one line for the training log: which, and why
 
     @property
     def on_gpu(self) -> bool:
         return self.accelerator.device.type == "cuda"
 
 
-def place(config: TrainConfig) -> Placement:
-    """The accelerator for `config.precision` (auto: bf16 on a bf16-capable GPU, else fp32)."""
-    import torch
+def place(config: TrainConfig, model_dir: Path) -> Placement:
+    """The accelerator for `config.precision` (auto: bf16 on a bf16-capable GPU, else fp32), and whether
+    activations are recomputed (auto: only when the memory estimate of trainers.recompute needs it)."""
     from accelerate import Accelerator
 
-    gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    gpu_bf16 = devices.cuda_available() and devices.bf16_supported()
     precision = ("bf16" if gpu_bf16 else "fp32") if config.precision == "auto" else config.precision
     accelerator = Accelerator(mixed_precision="bf16" if precision == "bf16" else "no")
     on_gpu = accelerator.device.type == "cuda"
     # config.validate() accepts auto and the true/false words (harness.core.rules.FLAG_WORDS) only.
-    checkpointing = on_gpu if config.gradient_checkpointing == "auto" else config.gradient_checkpointing.lower() in TRUE_WORDS
-    return Placement(accelerator, precision, checkpointing)
+    word = config.gradient_checkpointing
+    recompute = decide(word, None if word == "auto" else word.lower() in TRUE_WORDS,
+                       devices.model_shape(model_dir) if on_gpu and word == "auto" else None,
+                       config.micro_batch_size * config.max_seq_len, 2 if precision == "bf16" else 4,
+                       devices.free_memory_bytes(accelerator.device) if on_gpu else None)
+    return Placement(accelerator, precision, recompute.on, recompute.reason)
 
 
 def device_name(accelerator) -> str:

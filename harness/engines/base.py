@@ -10,6 +10,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable, ClassVar, NamedTuple, TypeVar
 
+from harness.core import device
 from harness.core.errors import HarnessError, shown, unknown
 
 # How a LoRA adapter reaches the engine: see EngineSettings.adapter_serving (harness.engines.routing).
@@ -20,9 +21,7 @@ ENTRY_POINT_GROUP = "sdrrl_harness.engines"
 
 
 def on_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+    return device.cuda_available()  # the one probe tests set (harness.core.device)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.core.device import load_causal_lm
 from harness.core.progress import run_line, say, shown_path
 from harness.core.runstore import RunPaths, read_json, read_jsonl, sha256_file, sha256_json, write_json
 # Bound at import: the held-out loss is measured with the training tokenization as written, so a
@@ -68,8 +69,8 @@ def _losses(model, tokenizer, records: list[dict], max_seq_len: int) -> dict[str
         example = encode_chat(tokenizer, r["messages"], max_seq_len)
         if example is None:
             continue
-        ids = torch.tensor([example["input_ids"]])
-        labels = torch.tensor(example["labels"][1:])
+        ids = torch.tensor([example["input_ids"]], device=model.device)
+        labels = torch.tensor(example["labels"][1:], device=model.device)
         with torch.no_grad():
             logits = model(input_ids=ids).logits[0, :-1].float()
         total = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum").item()
@@ -106,12 +107,11 @@ def evaluate_heldout(model_dir: Path, adapter: Path, heldout_path: Path, out_pat
         return kept
     records = read_jsonl(heldout_path)
     run_line(f"evaluate: held-out loss of base and adapter on {len(records)} records of {shown_path(heldout_path)}")
-    import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True).eval()
+    model = load_causal_lm(model_dir)  # the GPU in bf16 when there is one (harness.core.device)
     base = _losses(model, tokenizer, records, max_seq_len)
     model = PeftModel.from_pretrained(model, str(adapter)).eval()
     tuned = _losses(model, tokenizer, records, max_seq_len)
