@@ -106,6 +106,10 @@ def _add_run(sub) -> None:
     p.add_argument("--keep-cache", action="store_true", help="with --force: reuse evaluations from the shared cache")
     p.add_argument("--judge", metavar="MODEL", help="judge the open-ended answers pairwise against the base model's")
     p.add_argument("--judge-engine", default="auto", help="engine serving the judge: auto (default), vllm or hf")
+    p.add_argument("--report-to", metavar="TRACKERS",
+                   help="log training loss, learning rate, tokens/s, held-out loss and final scores through accelerate's "
+                        "trackers: tensorboard, wandb, mlflow, trackio or none; several comma-separated "
+                        "(files under <run>/tracking/)")
     _add_min_effect(p)
     p.set_defaults(func=cmd_run)
 

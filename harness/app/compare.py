@@ -200,7 +200,7 @@ def with_budget(comparison: Comparison, member: Member, spec: RunSpec, steps: in
 
 
 def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = None, keep_cache: bool = False,
-                   min_effect: dict[str, float] | None = None) -> Path:
+                   min_effect: dict[str, float] | None = None, report_to: tuple[str, ...] = ()) -> Path:
     """Run every member (per seed, the budget member first), then one report over all of them."""
     from harness.app import pipeline
     from reports.build import build_report
@@ -225,7 +225,7 @@ def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = N
             pipeline.console.print(f"[bold]comparison[/] {comparison.name}: {member.label}, seed {seed}, "
                                    + (f"{steps} steps" if steps else "its epochs set the budget")
                                    + (f", {tokens} tokens per step" if tokens else ""))
-            run_dir = pipeline.run(spec, root, force=force, keep_cache=keep_cache, min_effect=min_effect)
+            run_dir = pipeline.run(spec, root, force=force, keep_cache=keep_cache, min_effect=min_effect, report_to=report_to)
             run_dirs.append(run_dir)
             if member == budget_member:
                 train = Manifest(run_dir).stages.get("train", {})
