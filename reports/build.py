@@ -14,9 +14,12 @@ from harness.services.heldout import heldout_markdown
 from harness.core.runstore import write_json, write_text
 from reports import stats
 from reports.compute import compute_report
+from reports.curves import training_curves
+from reports.explorer import item_explorer
 from reports.html import render_html
 from reports.load import load_runs
 from reports.markdown import render_markdown
+from reports.systems import make_systems
 
 
 def build_report(run_dirs: list[Path], out_dir: Path, n_resamples: int = stats.DEFAULT_RESAMPLES,
@@ -28,6 +31,8 @@ def build_report(run_dirs: list[Path], out_dir: Path, n_resamples: int = stats.D
         raise HarnessError(f"n_resamples must be at least 1, got {n_resamples}")
     runs = load_runs([Path(d) for d in run_dirs])
     report = compute_report(runs, n_resamples=n_resamples, seed=seed, min_effect=min_effect)
+    report["curves"] = training_curves(runs)  # reports/curves.py, reports/explorer.py
+    report["explorer"] = item_explorer(make_systems(runs)[0])
     out_dir = Path(out_dir)
     for run in report["runs"]:  # no path of this machine in a report: run folders relative to the report's
         run["path"] = os.path.relpath(Path(run["path"]).resolve(), out_dir.resolve())
