@@ -99,6 +99,6 @@ def test_a_smoke_run_with_report_to_tensorboard_leaves_the_loss_per_step(tiny_ll
     losses = read_json(run / "manifest.json")["stages"]["train"]["losses"]
     scalars = _scalars(run / "tracking" / "tensorboard" / "tracked")
     assert [step for step, _ in scalars["train/loss"]] == [1, 2, 3]
-    assert [round(v, 4) for _, v in scalars["train/loss"]] == [round(v, 4) for v in losses]
+    assert [v for _, v in scalars["train/loss"]] == pytest.approx(losses, abs=1e-4)  # event files hold float32
     assert set(scalars) >= {"train/lr", "heldout/loss_base", "heldout/loss_adapter", "eval/adapter/belebele_cs/acc"}
     assert os.path.getsize(next((run / "tracking" / "tensorboard" / "tracked").glob("events.out.tfevents.*"))) > 0
