@@ -178,7 +178,7 @@ def plain_task_info(cfg: dict[str, Any], yaml_path: Path) -> TaskInfo:
 
 # A name's last part that looks like a language pair: 'en-cs', 'eng_Latn-ces_Latn', 'en2cs'
 _PAIR = re.compile(r"^(?P<head>.+?)_(?P<pair>[a-z]{2,3}(?:_[A-Z][a-z]{3})?(?:-|2)[a-z]{2,3}(?:_[A-Z][a-z]{3})?)$")
-_SCRIPT_CODE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")  # a FLORES-200 style code, 'deu_Latn'
+_SCRIPT_CODE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")  # a script-tagged code (ISO 639-3 + ISO 15924), 'deu_Latn'
 
 
 def name_rule(name: str, meta: dict[str, Any], yaml_path: Path) -> tuple[str, str, str | None]:
@@ -186,7 +186,7 @@ def name_rule(name: str, meta: dict[str, Any], yaml_path: Path) -> tuple[str, st
 
     metadata.lang, metadata.family and metadata.direction ('<src>-<tgt>') win; without metadata.lang,
     a direction gives the pair's non-English side (its target when neither is English). Else the name:
-    `<family>_<code>` or `<family>_<FLORES code>` (`_cs`, `_ces_Latn`) with a code of the language
+    `<family>_<code>` or `<family>_<script-tagged code>` (`_cs`, `_ces_Latn`) with a code of the language
     table, or no language suffix at all: DEFAULT_LANG, family = the name. A name ending in a pair
     (`wordtr_en-cs`) or in a language code the table lacks (`_de`, `_deu_Latn`) is refused with one
     line naming the metadata to add."""
@@ -219,7 +219,7 @@ def name_rule(name: str, meta: dict[str, Any], yaml_path: Path) -> tuple[str, st
 
 
 def _direction(value: Any, where: str) -> str:
-    """metadata.direction as '<src>-<tgt>' in harness codes (FLORES codes read as ours)."""
+    """metadata.direction as '<src>-<tgt>' in harness codes (script-tagged codes read as ours)."""
     parts = str(value).split("-")
     codes = [iso_code(p) for p in parts]
     if len(parts) != 2 or not all(c in LANGUAGES for c in codes):
@@ -242,7 +242,7 @@ def _name_language(name: str) -> tuple[str, str | None]:
 
 
 def _language_suffix(name: str) -> str | None:
-    """The name's last part(s) when they look like a language code the table lacks: `_<FLORES-style code>`
+    """The name's last part(s) when they look like a language code the table lacks: `_<script-tagged code>`
     (`_deu_Latn`) or `_<xx>`, a two-letter code of a language the language identifier knows (ISO 639-1);
     None for a word (`_easy`, `_mc1`)."""
     parts = name.split("_")
