@@ -110,3 +110,27 @@ def test_a_plain_tasks_sacrebleu_metrics_carry_their_signatures(tmp_path):
     signatures = evaluate._signatures(all_tasks(include_paths=[inc])["plainmt_arith"])
     assert set(signatures) == {"bleu", "chrf"}
     assert "tok:13a" in signatures["bleu"] and "nw:0" in signatures["chrf"]  # lm-eval scores at sacreBLEU's defaults
+
+
+@pytest.mark.slow
+def test_a_task_with_max_gen_toks_8_generates_at_most_8_tokens_under_a_cap_of_16(tiny_llama, tmp_path, eval_cache, monkeypatch):
+    from lm_eval.models.huggingface import HFLM
+
+    generated: list[int] = []  # tokens each generate call produced, counted on the model's own output
+    original = HFLM._model_generate
+
+    def counting(self, context, max_length, stop, **kwargs):
+        out = original(self, context, max_length, stop, **kwargs)
+        generated.append(out.shape[1] - context.shape[1])
+        return out
+
+    monkeypatch.setattr(HFLM, "_model_generate", counting)
+    inc = tmp_path / "inc"
+    inc.mkdir()
+    (inc / "gen.jsonl").write_text('{"q": "1+1=", "a": "2"}\n{"q": "2+2=", "a": "4"}\n', encoding="utf-8")
+    _task_yaml(inc, "capped_arith", "generation_kwargs:\n  until: [\"<never>\"]\n  do_sample: false\n  max_gen_toks: 8\n"
+               "metric_list:\n  - metric: exact_match\n", data="gen.jsonl")
+    assert main(["eval", "--include-path", str(inc), "--tasks", "capped_arith", "--engine", "hf", "--model", str(tiny_llama),
+                 "--max-gen-toks", "16", "--out", str(tmp_path / "out")]) == 0
+    # the random model does not stop early: it generated 16 when the flag replaced the task's own 8
+    assert generated and max(generated) == 8, generated
