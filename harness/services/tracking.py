@@ -4,7 +4,8 @@ One tracker run per harness run (a comparison: one per member), named after the 
 settings as hyperparameters. What is logged, and at which step:
 
   train/loss, train/lr          every optimizer step
-  train/tokens_per_s            every step after the first (prompt and answer tokens over the step's time)
+  train/tokens_per_s            every step after the first: prompt and answer tokens over the step's time (under
+                                accelerate launch, the main process's own tokens)
   heldout/loss_base, heldout/loss_adapter   after evaluation, at the last step (the learning signal; also
                                             per language: heldout/<lang>/loss_base, ...)
   eval/<variant>/<task>/<metric>            each task's primary score, at the last step
