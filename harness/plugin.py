@@ -44,6 +44,12 @@ An engine is a class registered under the entry-point group `sdrrl_harness.engin
 `harness list engines` then lists it, `--engine my_engine` runs every request type on it, `harness
 doctor` shows it, and `harness selftest` checks and times it, so `--engine auto` may route to it.
 
+A trainer that builds its own recipe uses the data-building helpers below (the block "building a
+training set"): the configured translator (`make_config_translator`), the source-language instructions
+(`load_source_instructions`), question/answer pairs translated into every target language
+(`translate_pairs`), parallel-data records (`add_parallel`), and the plan-stage checks they need
+(`check_translation_sources`). tests/test_plugin_recipe.py builds an `mt_only` trainer from them alone.
+
 `harness list trainers` then lists a trainer, `harness list settings --trainer my_sft` shows its settings,
 and `harness run --trainer my_sft` validates them (each concern's rules, then the Config's own
 `validate`) before any model is loaded. A built-in trainer is extended by subclassing it and its Config
@@ -80,6 +86,13 @@ from trainers.lora import LoRATrainer, train_lora
 from trainers.sdrrl import SDRRLConfig, SDRRLTrainer
 from trainers.translate_sft import TranslateSFTConfig, TranslateSFTTrainer
 
+# --- building a training set: the helpers the built-in trainers build their recipes from ---
+from trainers.instructions import chat
+from trainers.parallel import add_parallel, load_parallel, parallel_records
+from trainers.sources import (check_translation_sources, load_source_instructions, make_config_translator, source_language,
+                              translate_pairs)
+from trainers.translators import TRANSLATORS, Translator, make_translator
+
 __all__ = [
     # the interface and its registry
     "Trainer", "TrainContext", "LoRATrainer", "train_lora", "ENTRY_POINT_GROUP", "load_trainers", "get_trainer_class",
@@ -97,4 +110,7 @@ __all__ = [
     # the built-in trainers and their Configs, to extend
     "BaseModelTrainer", "BaseConfig", "EnglishSFTTrainer", "EnglishSFTConfig",
     "TranslateSFTTrainer", "TranslateSFTConfig", "SDRRLTrainer", "SDRRLConfig",
+    # building a training set: source instructions, translation, parallel data, chat records
+    "source_language", "load_source_instructions", "make_config_translator", "translate_pairs", "check_translation_sources",
+    "Translator", "TRANSLATORS", "make_translator", "add_parallel", "parallel_records", "load_parallel", "chat",
 ]

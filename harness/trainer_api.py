@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from harness.engines import EngineSettings
 from harness.core.errors import HarnessError, shown, unknown
@@ -39,6 +39,9 @@ class TrainContext:
     seed: int = 0
     settings: EngineSettings = field(default_factory=EngineSettings)  # the run's: seed, max_model_len
     checkpoint_dir: Path | None = None  # where training keeps resumable checkpoints; None: none
+    # called after every optimizer step with {step, loss, lr, answer_tokens, input_tokens, time}
+    # (trainers.lora.train_lora's on_step): the run's trackers (--report-to) listen here
+    on_step: Callable[[dict], None] | None = None
 
     def targets(self, source: str) -> list[Language]:
         return [lang for lang in self.languages if lang.code != source]

@@ -21,7 +21,9 @@ from harness.core.langs import LANGUAGES, iso_code
 from reports import multiple, power, stats
 from reports.budget import compare_budgets
 from reports.cost import run_cost
+from reports.curves import training_curves
 from reports.estimates import Distribution, Estimates, bound_zero_width, mean_distribution, spread_of
+from reports.explorer import item_explorer
 from reports.fmt import MACRO_LABEL, SIGNIFICANCE, is_english, lang_label, metric_label
 from reports.headline import headline
 from reports.sections import shown
@@ -104,7 +106,9 @@ def compute_report(runs: list[Run], n_resamples: int = stats.DEFAULT_RESAMPLES, 
         "tables": tables,
         "deltas": deltas,
         "english_retention": retention,
+        "explorer": item_explorer(systems),  # reports/explorer.py
         "budget": budget_rows,
+        "curves": training_curves(runs),  # reports/curves.py
         "heldout": heldout or [],
         "cost": [run_cost(r) for r in runs],
         "signatures": signatures(systems),

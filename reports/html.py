@@ -8,6 +8,8 @@ from typing import Callable
 from reports import sections
 from reports.fmt import (SIGNIFICANCE, delta_notes, delta_title, esc, interval, num, p_text, power_mark,
                          seeds_text, significant, system_labels, table_title)
+from reports.curves import curves_html
+from reports.explorer import explorer_html
 from reports.forest import color_range, forest_svg, units
 from reports.sections import LeadPart, Section, SignificanceMark
 
@@ -39,6 +41,7 @@ ul.verdict li { margin: 4px 0; } p.caveat { background: #fff8c5; border: 1px sol
 details { margin: 10px 0; } summary { cursor: pointer; font-weight: 600; } .up { color: #9a6700; }
 nav { background: #f6f8fa; border: 1px solid #d1d9e0; border-radius: 6px; padding: 8px 16px; margin: 16px 0; }
 nav a { margin-right: 14px; color: #0969da; text-decoration: none; }
+#item-explorer details.fold summary { font-weight: 400; } #item-explorer .xt { white-space: pre-wrap; }
 svg text { font-family: -apple-system, BlinkMacSystemFont, "Segoe UI", Helvetica, Arial, sans-serif; }
 """
 
@@ -287,4 +290,5 @@ _BODIES: dict[str, Callable[[dict, dict[str, str]], list[str]]] = {
     sections.DELTAS.anchor: _deltas, sections.RETENTION.anchor: _retention, sections.SECONDARY.anchor: _secondary, sections.BUDGET.anchor: _budget,
     sections.HELDOUT.anchor: _heldout, sections.COST.anchor: _cost,
     sections.SIGNATURES.anchor: _signatures,
+    sections.EXPLORER.anchor: explorer_html, sections.CURVES.anchor: lambda report, labels: curves_html(report),
 }

@@ -7,6 +7,8 @@ from typing import Callable
 from reports import sections
 from reports.fmt import (delta_notes, delta_title, interval, num, power_mark, seeds_text, significant,
                          system_labels, table_title)
+from reports.curves import curves_markdown
+from reports.explorer import explorer_markdown
 from reports.sections import LeadPart, Section, SignificanceMark
 
 
@@ -170,4 +172,5 @@ _BODIES: dict[str, Callable[[dict, dict[str, str]], list[str]]] = {
     sections.DELTAS.anchor: _deltas, sections.RETENTION.anchor: _retention, sections.SECONDARY.anchor: _secondary, sections.BUDGET.anchor: _budget,
     sections.HELDOUT.anchor: _heldout, sections.COST.anchor: _cost,
     sections.SIGNATURES.anchor: _signatures, sections.NOTES.anchor: _notes,
+    sections.EXPLORER.anchor: explorer_markdown, sections.CURVES.anchor: lambda report, labels: curves_markdown(report),
 }

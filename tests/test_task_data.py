@@ -31,7 +31,7 @@ def _include_dir(root: Path) -> Path:
         "test_split: test\noutput_type: multiple_choice\ndoc_to_text: \"{{premise}} Because\"\n"
         "doc_to_choice: \"{{[c1, c2]}}\"\ndoc_to_target: label\nmetric_list:\n  - metric: acc\n", encoding="utf-8")
     (root / "userdir_arith.yaml").write_text(
-        f"task: userdir_arith\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {root / 'gen.jsonl'}\n"
+        "task: userdir_arith\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: gen.jsonl\n"  # relative: from the YAML's folder
         "test_split: test\noutput_type: generate_until\ndoc_to_text: \"{{q}}\"\ndoc_to_target: \"{{a}}\"\n"
         "generation_kwargs:\n  until: [\"\\n\"]\n  max_gen_toks: 4\nmetric_list:\n  - metric: exact_match\n", encoding="utf-8")
     return root

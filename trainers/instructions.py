@@ -145,6 +145,7 @@ def question_of(example: dict) -> str:
 
 
 def chat(question: str, answer: str) -> list[dict]:
+    """A record's messages: the question as the user's turn, the answer as the assistant's (the trained part)."""
     return [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
 
 
@@ -155,6 +156,7 @@ def record(group: str, kind: str, lang: str, question: str, answer: str, variant
 
 
 def kind_counts(records: list[dict]) -> dict[str, int]:
+    """How many records of each kind and language ({"mt/cs": 8, ...}): what a trainer's data_stats report."""
     counts: dict[str, int] = {}
     for r in records:
         key = f"{r['kind']}/{r['lang']}"

@@ -254,4 +254,5 @@ class LoRATrainer(Trainer):
     Config holds the loop's settings as `train` (trainers.config.TrainConfig)."""
 
     def train(self, ctx: TrainContext, records: list[dict], adapter_dir: Path) -> dict:
-        return train_lora(ctx.model_dir, records, adapter_dir, self.config.train, seed=ctx.seed, checkpoint_dir=ctx.checkpoint_dir)
+        return train_lora(ctx.model_dir, records, adapter_dir, self.config.train, seed=ctx.seed, on_step=ctx.on_step,
+                          checkpoint_dir=ctx.checkpoint_dir)

@@ -35,6 +35,7 @@ def make_config_translator(translation: TranslationConfig, ctx):
 
 
 def source_language(translation: TranslationConfig) -> Language:
+    """The resource-rich language the trainer learns from (`source_lang=`, en or fr)."""
     return get_language(translation.source_lang)
 
 

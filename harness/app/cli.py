@@ -80,7 +80,8 @@ def _add_model_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="at most N items per task (quick runs)")
     p.add_argument("--seed", type=int, default=0, help="the run's seed (data sampling, training; a comparison takes --seeds)")
     p.add_argument("--max-model-len", type=int, default=2048)
-    p.add_argument("--max-gen-toks", type=int, help="cap on generated tokens per item (default: each task's own)")
+    p.add_argument("--max-gen-toks", type=int, help="cap on generated tokens per item: a task runs with the smaller of this "
+                   "and its own max_gen_toks (default: each task's own)")
     p.add_argument("--adapter-serving", default="auto",
                    help="how an adapter reaches the engine: auto (default: merged into a cached copy of the weights on CPU "
                         "and for vLLM multiple choice, LoRA otherwise), merged, or lora (vLLM multiple choice then "
@@ -115,6 +116,10 @@ def _add_run(sub) -> None:
     p.add_argument("--keep-cache", action="store_true", help="with --force: reuse evaluations from the shared cache")
     p.add_argument("--judge", metavar="MODEL", help="judge the open-ended answers pairwise against the base model's")
     p.add_argument("--judge-engine", default="auto", help="engine serving the judge: " + engines_help())
+    p.add_argument("--report-to", metavar="TRACKERS",
+                   help="log training loss, learning rate, tokens/s, held-out loss and final scores through accelerate's "
+                        "trackers: tensorboard, wandb, mlflow, trackio or none; several comma-separated "
+                        "(files under <run>/tracking/)")
     _add_min_effect(p)
     p.set_defaults(func=cmd_run)
 

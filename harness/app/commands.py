@@ -269,6 +269,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.app.compare import check_settings_known, member_settings, parse_members, parse_seeds, plan_comparison, run_comparison
     from harness.app.pipeline import run
     from harness.core.runstore import RunPaths, read_json
+    from harness.services.tracking import parse_report_to
     from harness.app.spec import default_run_name
     from harness.engines.routing import check_routes
 
@@ -276,6 +277,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from reports.power import parse_min_effect
 
     min_effect = parse_min_effect(args.min_effect)
+    report_to = parse_report_to(args.report_to)  # an unknown or uninstalled tracker: one line, before any model
     if args.steps is not None and args.steps < 1:
         raise HarnessError(f"bad value for --steps: {args.steps}; expected an integer >= 1")
     judge_dir = None
@@ -302,14 +304,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             layers.append({"max_steps": args.steps})
         name = args.name or default_run_name(member.label, args.model, args.suite)
         spec = make_spec(member, member_settings(member, layers), seeds[0], name)
-        run_dir = run(spec, Path(args.runs_dir), force=args.force, keep_cache=args.keep_cache, min_effect=min_effect)
+        run_dir = run(spec, Path(args.runs_dir), force=args.force, keep_cache=args.keep_cache, min_effect=min_effect,
+                      report_to=report_to)
         if judge_dir is not None:
             _judge([run_dir], run_dir, judge_dir, args.judge, args.judge_engine, min_effect)
     else:
         name = args.name or default_run_name("compare", args.model, args.suite)
         comparison = plan_comparison(name, members, seeds, layers, make_spec, steps=args.steps)
         run_dir = run_comparison(comparison, Path(args.runs_dir), force=args.force, keep_cache=args.keep_cache,
-                                 min_effect=min_effect)
+                                 min_effect=min_effect, report_to=report_to)
         if judge_dir is not None:
             members = [run_dir / r for r in read_json(RunPaths(run_dir).comparison)["runs"]]
             _judge(members, run_dir, judge_dir, args.judge, args.judge_engine, min_effect)

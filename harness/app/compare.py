@@ -200,7 +200,7 @@ def with_budget(comparison: Comparison, member: Member, spec: RunSpec, steps: in
 
 
 def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = None, keep_cache: bool = False,
-                   min_effect: dict[str, float] | None = None) -> Path:
+                   min_effect: dict[str, float] | None = None, report_to: tuple[str, ...] = ()) -> Path:
     """Run every member (per seed, the budget member first), then one report over all of them."""
     from harness.app import pipeline
     from harness.core.comparison_progress import ComparisonProgress
@@ -228,7 +228,8 @@ def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = N
                 spec = with_budget(comparison, member, comparison.specs[(member.label, seed)], steps, tokens)
                 screen.member_started(member.label, seed, (f"{steps} steps" if steps else "its epochs set the budget")
                                       + (f", {tokens} tokens per step" if tokens else ""))
-                run_dir = pipeline.run(spec, root, force=force, keep_cache=keep_cache, min_effect=min_effect)
+                run_dir = pipeline.run(spec, root, force=force, keep_cache=keep_cache, min_effect=min_effect,
+                                       report_to=report_to)
                 screen.member_finished(member.label, seed, run_dir)
                 run_dirs.append(run_dir)
                 if member == budget_member:

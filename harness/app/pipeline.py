@@ -28,6 +28,7 @@ from harness.services.heldout import HELDOUT_VERSION, evaluate_heldout, split_he
 from harness.core.langs import get_language
 from harness.core.models import adapter_fingerprint, resolve_model
 from harness.services.preflight import check_run
+from harness.services.tracking import RunTracker, start_tracking
 from harness.core.progress import console, make_progress, run_line, say, shown_path, stage
 from harness.core.runstore import STAGES, Manifest, RunLock, RunPaths, atomic_dir, read_jsonl, sha256_file, sha256_json, write_jsonl
 from harness.app.spec import RunSpec, check_same_run, save_spec, spec_digest
@@ -98,14 +99,20 @@ def check_inputs(spec: RunSpec, runs_dir: Path, force: str | None = None) -> tup
 
 
 def run(spec: RunSpec, runs_dir: Path, force: str | None = None, keep_cache: bool = False,
-        min_effect: dict[str, float] | None = None) -> Path:
+        min_effect: dict[str, float] | None = None, report_to: tuple[str, ...] = ()) -> Path:
     """Check every input, then run the stages holding the run folder's lock; `min_effect` reaches the
-    report (reports.power), not the run's identity."""
+    report (reports.power), `report_to` names the trackers (harness.services.tracking); neither is part
+    of the run's identity."""
     trainer, suite, data_dir = check_inputs(spec, runs_dir, force)  # nothing is written before this
     with RunLock(Path(runs_dir) / spec.name) as lock, make_progress():
         if lock.stale_owner:
             console.print(f"run folder lock: taking over from pid {lock.stale_owner.get('pid')} on {lock.stale_owner.get('host')}, which is gone")
-        return _run_stages(spec, Path(runs_dir), trainer, suite, data_dir, force, keep_cache, min_effect)
+        tracker = start_tracking(report_to, spec.name, Path(runs_dir) / spec.name, spec.to_dict())
+        try:
+            return _run_stages(spec, Path(runs_dir), trainer, suite, data_dir, force, keep_cache, min_effect, tracker)
+        finally:
+            if tracker is not None:
+                tracker.finish()
 
 
 @dataclass(frozen=True)
@@ -119,7 +126,7 @@ class _RunState:
 
 
 def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_dir: Path | None, force: str | None,
-                keep_cache: bool, min_effect: dict[str, float] | None = None) -> Path:
+                keep_cache: bool, min_effect: dict[str, float] | None = None, tracker: RunTracker | None = None) -> Path:
     paths = RunPaths(Path(runs_dir) / spec.name)
     manifest = Manifest(paths.root)
     if force:
@@ -140,7 +147,8 @@ def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_di
     run_line(f"run {spec.name}  trainer={spec.trainer} model={shown_model(spec.model)} suite={spec.suite} -> {shown_path(paths.root)}")
     model_dir = resolve_model(spec.model)
     ctx = TrainContext(model_dir=model_dir, languages=languages, work_dir=paths.work, engine=spec.engine, seed=spec.seed,
-                       settings=settings, checkpoint_dir=paths.train_checkpoints)
+                       settings=settings, checkpoint_dir=paths.train_checkpoints,
+                       on_step=tracker.on_step if tracker is not None else None)
 
     adapter: Path | None = None
     if type(trainer).trains:
@@ -151,7 +159,7 @@ def _run_stages(spec: RunSpec, runs_dir: Path, trainer: Any, suite: Any, data_di
     # out_dir, variant and adapter are set per variant
     request = EvalRequest(model_dir=model_dir, tasks=suite.tasks, out_dir=paths.eval_root, engine=spec.engine,
                           data_dir=data_dir, limit=spec.limit, settings=settings, use_shared_cache=not fresh_eval)
-    eval_hash = _evaluate_stage(state, request, adapter)
+    eval_hash = _evaluate_stage(state, request, adapter, tracker)
     _report_stage(state, eval_hash, min_effect)
     return paths.root
 
@@ -209,7 +217,7 @@ def _train_stage(state: _RunState, trainer: Trainer, ctx: TrainContext) -> Path:
     return paths.adapter
 
 
-def _evaluate_stage(state: _RunState, request: EvalRequest, adapter: Path | None) -> str:
+def _evaluate_stage(state: _RunState, request: EvalRequest, adapter: Path | None, tracker: RunTracker | None = None) -> str:
     """The base model always, the adapter when there is one; returns the stage's input hash."""
     stage("evaluate")
     spec, paths, manifest = state.spec, state.paths, state.manifest
@@ -222,9 +230,12 @@ def _evaluate_stage(state: _RunState, request: EvalRequest, adapter: Path | None
             req = dataclasses.replace(request, out_dir=paths.eval_dir(variant), variant=variant, adapter=adapter_dir)
             scores[variant] = evaluate(req, progress)
             gc.collect()
+    heldout = None
     if adapter is not None:
-        evaluate_heldout(request.model_dir, adapter, paths.heldout_data, paths.heldout_scores,
-                         int(spec.trainer_config.get("max_seq_len", 1024)))
+        heldout = evaluate_heldout(request.model_dir, adapter, paths.heldout_data, paths.heldout_scores,
+                                   int(spec.trainer_config.get("max_seq_len", 1024)))
+    if tracker is not None:
+        tracker.log_results(heldout, scores, (manifest.stages.get("train") or {}).get("steps"))
     run_line(eval_summary(scores, cached=manifest.is_done("evaluate", eval_hash)))
     if not manifest.is_done("evaluate", eval_hash):
         # Per-task times add up across resumed sessions; this session's elapsed time alone would not.

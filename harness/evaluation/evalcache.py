@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 
-from harness.evaluation import comet, genmetrics
+from harness.evaluation import comet, genmetrics, taskdata
 from harness.engines.routing import Route
 from harness.core.models import cache_root
 from harness.core.runstore import (
@@ -117,15 +117,13 @@ def _family_loader(task: TaskInfo) -> ModuleType | None:
 
 def _plain_data(task: TaskInfo) -> dict:
     """A plain lm-eval task's data, as its YAML names it: local `dataset_kwargs.data_files` by
-    content (resolved as the datasets library resolves them, from the working directory), else the
+    content (a relative path read from the YAML's folder: harness.evaluation.taskdata), else the
     dataset's hub id, config and revision."""
     cfg = read_yaml(task.yaml_path)
     kwargs = cfg.get("dataset_kwargs") if isinstance(cfg.get("dataset_kwargs"), dict) else {}
-    given = kwargs.get("data_files")
-    if given:
-        names = [given] if isinstance(given, str) else list(given.values()) if isinstance(given, dict) else list(given)
-        flat = [str(n) for item in names for n in ([item] if isinstance(item, str) else item)]
-        return {"path": cfg.get("dataset_path"), "files": {n: _content_hash(Path(n).expanduser()) for n in sorted(flat)}}
+    files = taskdata.data_files(task)
+    if files:
+        return {"path": cfg.get("dataset_path"), "files": {str(f): _content_hash(f) for f in sorted(files)}}
     return {"hub": cfg.get("dataset_path"), "name": cfg.get("dataset_name"), "revision": kwargs.get("revision")}
 
 

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.evaluation import comet, genmetrics, metrics
+from harness.evaluation import comet, genmetrics, metrics, taskdata
 from harness.engines import AUTO, EngineSettings, Route, get_engine, route
 from harness.evaluation.evalcache import eval_key, read_entry, read_samples, shared_cache_dir, write_entry
 from harness.core.models import adapter_fingerprint, merged_model_dir, model_fingerprint
 from harness.core.runstore import read_json, task_scores
 from harness.core.progress import say, silence_git_probe
 from harness.evaluation.samples import metric_values, sample_rows
-from harness.evaluation.registry import TaskInfo, lm_eval_paths
+from harness.evaluation.registry import TaskInfo, lm_eval_paths, read_yaml
 
 
 # Tasks scored by one lm-eval call (our default): fewer engine calls, larger batches; a killed run
@@ -146,7 +146,7 @@ def _run_pending(req: EvalRequest, pending: list[tuple[TaskInfo, str]], adapter_
     bar = progress.add_task(f"eval {req.variant}", total=len(pending)) if progress else None
     for served, tasks in by_route.items():
         lm = build_lm(req, served, adapter_fp)
-        for call in _calls(lm, tasks):
+        for call in _calls(lm, tasks, req.settings.max_gen_toks):
             if progress:
                 progress.update(bar, description=f"eval {req.variant}: {_call_label(call, served)}")
             for name, (scores, rows) in _run_call(req, session, lm, served, call).items():
@@ -163,21 +163,25 @@ def _run_pending(req: EvalRequest, pending: list[tuple[TaskInfo, str]], adapter_
 
 @dataclass(frozen=True)
 class _Call:
-    """Tasks scored by one lm-eval call: one kind, one chat setting, so one engine pass per request type."""
+    """Tasks scored by one lm-eval call: one kind, one chat setting, one generation budget (lm-eval's
+    gen_kwargs apply to every task of a call), so one engine pass per request type."""
 
     kind: str
     chat: bool
     tasks: list[tuple[TaskInfo, str]]
+    max_gen_toks: int | None = None  # set only under --max-gen-toks: each task's own limit, capped by it
 
 
-def _calls(lm: Any, tasks: list[tuple[TaskInfo, str]]) -> list[_Call]:
+def _calls(lm: Any, tasks: list[tuple[TaskInfo, str]], cap: int | None = None) -> list[_Call]:
     """The route's tasks grouped into calls of at most TASKS_PER_CALL tasks: lm-eval then sends every
-    request of a type in the call to the engine at once (vLLM: one generate for all of them)."""
-    groups: dict[tuple[str, bool], list[tuple[TaskInfo, str]]] = {}
+    request of a type in the call to the engine at once (vLLM: one generate for all of them). Under a
+    --max-gen-toks cap, generation tasks are grouped by their capped budget too."""
+    groups: dict[tuple[str, bool, int | None], list[tuple[TaskInfo, str]]] = {}
     for task, key in tasks:
-        groups.setdefault((task.kind, _uses_chat_template(lm, task)), []).append((task, key))
-    return [_Call(kind, chat, group[i : i + TASKS_PER_CALL])
-            for (kind, chat), group in groups.items() for i in range(0, len(group), TASKS_PER_CALL)]
+        budget = genmetrics.task_max_gen_toks(task, cap) if cap and task.kind == "generation" else None
+        groups.setdefault((task.kind, _uses_chat_template(lm, task), budget), []).append((task, key))
+    return [_Call(kind, chat, group[i : i + TASKS_PER_CALL], budget)
+            for (kind, chat, budget), group in groups.items() for i in range(0, len(group), TASKS_PER_CALL)]
 
 
 def _call_label(call: _Call, served: Route) -> str:
@@ -190,7 +194,7 @@ def _run_call(req: EvalRequest, session: _Session, lm: Any, served: Route, call:
     get_engine(served.engine).before_task(lm, served.serving, call.kind)
     counted_before = dict(vars(lm.counts)) if hasattr(lm, "counts") else None
     started = time.perf_counter()
-    out = _simple_evaluate(req, lm, [task.name for task, _ in call.tasks], session.manager, call.chat)
+    out = _simple_evaluate(req, lm, [_task_spec(task) for task, _ in call.tasks], session.manager, call.chat, call.max_gen_toks)
     wall = time.perf_counter() - started
     rows = {task.name: sample_rows(out["samples"][task.name], task.kind) for task, _ in call.tasks}
     items = sum(len(r) for r in rows.values()) or 1
@@ -215,7 +219,7 @@ def _task_scores(req: EvalRequest, session: _Session, lm: Any, served: Route, ta
     return {
         "task": task.name, "family": task.family, "lang": task.lang, "kind": task.kind,
         "primary_metric": task.primary_metric, "metrics": values, "n_samples": len(rows),
-        "signatures": metrics.sacrebleu_signatures(task.metadata), "metadata": task.metadata,
+        "signatures": _signatures(task), "metadata": task.metadata,
         "engine": served.engine, "engine_requested": req.engine, "model": str(req.model_dir),
         "adapter": str(req.adapter) if req.adapter else None, "adapter_sha256": session.adapter_fp,
         "adapter_served_as": None if served.serving == "none" else served.serving,
@@ -224,17 +228,38 @@ def _task_scores(req: EvalRequest, session: _Session, lm: Any, served: Route, ta
     }
 
 
-def _simple_evaluate(req: EvalRequest, lm: Any, task_names: list[str], manager: Any, chat: bool) -> dict:
+def _signatures(task: TaskInfo) -> dict[str, str]:
+    """How the task's sacreBLEU scores were computed: a family task's metadata.sacrebleu settings, else
+    the lm-eval metrics its YAML lists."""
+    if (task.metadata or {}).get("sacrebleu"):
+        return metrics.sacrebleu_signatures(task.metadata)
+    listed = read_yaml(task.yaml_path).get("metric_list") or []
+    return metrics.lm_eval_signatures([str(m.get("metric")) for m in listed if isinstance(m, dict)])
+
+
+def _task_spec(task: TaskInfo) -> str | dict[str, Any]:
+    """What lm-eval loads for `task`: its name, or for a plain task with local data files its YAML as
+    lm-eval reads it with those files resolved against the YAML's folder (harness.evaluation.taskdata)."""
+    kwargs = taskdata.dataset_kwargs(task)
+    if kwargs is None:
+        return task.name
+    from lm_eval.tasks._yaml_loader import load_yaml  # what lm-eval's TaskFactory reads a task YAML with
+
+    return {**load_yaml(task.yaml_path, resolve_func=True), "task": task.name, "dataset_kwargs": kwargs}
+
+
+def _simple_evaluate(req: EvalRequest, lm: Any, tasks: list[str | dict[str, Any]], manager: Any, chat: bool,
+                     max_gen_toks: int | None = None) -> dict:
     from lm_eval import simple_evaluate
 
     return simple_evaluate(
         model=lm,
-        tasks=task_names,
+        tasks=tasks,
         task_manager=manager,
         limit=req.limit,
         log_samples=True,
         apply_chat_template=chat,
-        gen_kwargs={"max_gen_toks": req.settings.max_gen_toks} if req.settings.max_gen_toks else None,
+        gen_kwargs={"max_gen_toks": max_gen_toks} if max_gen_toks else None,
         bootstrap_iters=0,  # intervals come from our own bootstrap in reports/
         random_seed=req.settings.seed,
         numpy_random_seed=req.settings.seed,

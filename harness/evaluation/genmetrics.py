@@ -30,12 +30,15 @@ class GenSettings:
     comet: comet.CometSettings | None = None
 
 
-def task_max_gen_toks(task: TaskInfo, override: int | None) -> int | None:
-    """The generation budget a task ran with: the engine setting, else the task's YAML."""
-    if override:
-        return int(override)
+def task_max_gen_toks(task: TaskInfo, cap: int | None) -> int | None:
+    """The generation budget a task runs with: its YAML's own max_gen_toks, capped by the engine setting
+    (--max-gen-toks): the smaller of the two wins. A task naming none runs with the cap (None: the
+    engine's default)."""
     value = (read_yaml(task.yaml_path).get("generation_kwargs") or {}).get("max_gen_toks")
-    return int(value) if value else None
+    own = int(value) if value else None
+    if cap and own:
+        return min(int(cap), own)
+    return int(cap) if cap else own
 
 
 def scored_text(task: TaskInfo, row: dict) -> str:

@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Sequence
 
-from sacrebleu.metrics import BLEU, CHRF
+from sacrebleu.metrics import BLEU, CHRF, TER
 
 from harness.core.errors import HarnessError
 from harness.core.hub import OFFLINE_ENV, downloads_allowed
@@ -160,7 +160,17 @@ def chrf_signature(char_order: int = 6, word_order: int = 2) -> str:
     return _signature(CHRF(char_order=char_order, word_order=word_order))
 
 
-def _signature(metric: BLEU | CHRF) -> str:
+# lm-eval's own sacreBLEU metrics (lm_eval/api/metrics.py) and the sacreBLEU settings they score with:
+# corpus_bleu / corpus_chrf / corpus_ter at sacreBLEU's defaults, chrfpp with word_order=2.
+LM_EVAL_SACREBLEU = {"bleu": lambda: BLEU(), "chrf": lambda: CHRF(), "chrfpp": lambda: CHRF(word_order=2), "ter": lambda: TER()}
+
+
+def lm_eval_signatures(metric_names: Sequence[str]) -> dict[str, str]:
+    """The sacreBLEU signatures of a plain lm-eval task's metrics (its metric_list), by metric name."""
+    return {name: _signature(LM_EVAL_SACREBLEU[name]()) for name in metric_names if name in LM_EVAL_SACREBLEU}
+
+
+def _signature(metric: BLEU | CHRF | TER) -> str:
     # sacreBLEU learns the reference count while scoring; these helpers score one reference per
     # segment (corpus_bleu/corpus_chrf above), so the signature says nrefs:1.
     metric.num_refs = 1

@@ -11,6 +11,7 @@ index is built only for a name found nowhere else. No family or task is named in
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -31,8 +32,8 @@ KINDS = ("comprehension", "generation")
 OUTPUT_KINDS = {"multiple_choice": "comprehension", "loglikelihood": "comprehension", "generate_until": "generation"}
 DEFAULT_OUTPUT_TYPE = "generate_until"
 DEFAULT_METRICS = {"multiple_choice": "acc", "loglikelihood": "acc", "generate_until": "exact_match"}
-# A plain task with no metadata.lang and no language suffix in its name: most of lm-eval's unsuffixed
-# tasks (hellaswag, arc_easy, ...) are English; metadata.lang says otherwise.
+# A plain task with no metadata.lang and no language suffix in its name (name_rule): most of lm-eval's
+# unsuffixed tasks (hellaswag, arc_easy, ...) are English; metadata.lang says otherwise.
 DEFAULT_LANG = "en"
 SOURCES = ("repo", "include", "lm-eval")  # where a task was found: tasks/, an include path, lm-eval's own
 SUITES_FILE = "suites.yaml"
@@ -150,8 +151,8 @@ def _family_task_info(cfg: dict[str, Any], meta: dict[str, Any], yaml_path: Path
 
 def plain_task_info(cfg: dict[str, Any], yaml_path: Path) -> TaskInfo:
     """A plain lm-eval task YAML read as lm-eval reads it: kind from output_type, primary metric
-    from metric_list[0], lang from metadata.lang or a language suffix of the name (`_cs`,
-    `_ces_Latn`; else DEFAULT_LANG), family from metadata.family or the name less that suffix."""
+    from metric_list[0]; language, family and direction from `metadata` or the naming rule
+    (name_rule). A name the rule cannot read is refused, never guessed."""
     name = str(cfg["task"])
     meta = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
     output_type = str(cfg.get("output_type", DEFAULT_OUTPUT_TYPE))
@@ -160,32 +161,104 @@ def plain_task_info(cfg: dict[str, Any], yaml_path: Path) -> TaskInfo:
     metrics = cfg.get("metric_list")
     if metrics is not None and not (isinstance(metrics, list) and metrics and isinstance(metrics[0], dict) and "metric" in metrics[0]):
         raise HarnessError(f"{yaml_path}: metric_list of task {name!r} must be a list of {{metric: NAME, ...}} entries")
-    lang, stem = _name_language(name)
-    if "lang" in meta:
-        if meta["lang"] not in LANGUAGES:
-            raise unknown(f"language in {yaml_path}", meta["lang"], list(LANGUAGES))
-        lang = str(meta["lang"])
+    lang, family, direction = name_rule(name, meta, yaml_path)
+    metadata = dict(meta)
+    if direction:
+        metadata["direction"] = direction  # the report's en→xx / xx→en grouping reads it
     return TaskInfo(
         name=name,
-        family=str(meta.get("family") or stem),
+        family=family,
         lang=lang,
         kind=OUTPUT_KINDS[output_type],
         primary_metric=str(metrics[0]["metric"]) if metrics else DEFAULT_METRICS[output_type],
-        metadata=dict(meta),
+        metadata=metadata,
         yaml_path=Path(yaml_path).resolve(),
     )
 
 
-def _name_language(name: str) -> tuple[str, str]:
-    """(language, name less its language suffix) from a `<stem>_cs` or `<stem>_ces_Latn` name."""
+# A name's last part that looks like a language pair: 'en-cs', 'eng_Latn-ces_Latn', 'en2cs'
+_PAIR = re.compile(r"^(?P<head>.+?)_(?P<pair>[a-z]{2,3}(?:_[A-Z][a-z]{3})?(?:-|2)[a-z]{2,3}(?:_[A-Z][a-z]{3})?)$")
+_SCRIPT_CODE = re.compile(r"^[a-z]{3}_[A-Z][a-z]{3}$")  # a script-tagged code (ISO 639-3 + ISO 15924), 'deu_Latn'
+
+
+def name_rule(name: str, meta: dict[str, Any], yaml_path: Path) -> tuple[str, str, str | None]:
+    """(language, family, direction) of a plain task, by the rule README "Adding a task" documents:
+
+    metadata.lang, metadata.family and metadata.direction ('<src>-<tgt>') win; without metadata.lang,
+    a direction gives the pair's non-English side (its target when neither is English). Else the name:
+    `<family>_<code>` or `<family>_<script-tagged code>` (`_cs`, `_ces_Latn`) with a code of the language
+    table, or no language suffix at all: DEFAULT_LANG, family = the name. A name ending in a pair
+    (`wordtr_en-cs`) or in a language code the table lacks (`_de`, `_deu_Latn`) is refused with one
+    line naming the metadata to add."""
+    where = f"task {shown(name)} ({yaml_path})"
+    direction = _direction(meta.get("direction"), where) if "direction" in meta else None
+    if "lang" in meta:
+        if meta["lang"] not in LANGUAGES:
+            raise unknown(f"metadata.lang of {where}", meta["lang"], list(LANGUAGES))
+        lang: str | None = str(meta["lang"])
+    elif direction:
+        src, tgt = direction.split("-")
+        lang = tgt if src == "en" else src
+    else:
+        lang = None
+    pair = _PAIR.match(name)
+    head, last = (pair["head"], pair["pair"]) if pair else (name, "")
+    if pair and not direction:
+        guess = last if "-" in last else last.replace("2", "-", 1)
+        raise HarnessError(f"{where}: the name ends in {last!r}, which looks like a language pair the naming rule does not "
+                           f"read; add to its YAML: metadata: {{direction: {guess}, lang: <the task's language>, family: "
+                           f"{head}}} (language codes: {', '.join(LANGUAGES)})")
+    stem, code = (head, None) if pair else _name_language(name)
+    if lang is None and code is None and _language_suffix(name):
+        raise HarnessError(f"{where}: the name ends in {_language_suffix(name)!r}, read as a language code the harness's "
+                           f"language table lacks; add to its YAML: metadata: {{lang: <one of {', '.join(LANGUAGES)}>, "
+                           f"family: <its family>}} (lang: en if the suffix is no language)")
+    lang = lang or code or DEFAULT_LANG
+    family = str(meta.get("family") or stem)
+    return lang, family, direction
+
+
+def _direction(value: Any, where: str) -> str:
+    """metadata.direction as '<src>-<tgt>' in harness codes (script-tagged codes read as ours)."""
+    parts = str(value).split("-")
+    codes = [iso_code(p) for p in parts]
+    if len(parts) != 2 or not all(c in LANGUAGES for c in codes):
+        raise HarnessError(f"metadata.direction of {where} is {shown(value)}; expected <source>-<target> with codes "
+                           f"of the language table: {', '.join(LANGUAGES)} (e.g. en-cs)")
+    return "-".join(codes)
+
+
+def _name_language(name: str) -> tuple[str, str | None]:
+    """(name less its language suffix, language) of a `<stem>_cs` or `<stem>_ces_Latn` name; (name, None)
+    when its last parts are no code of the language table."""
     head, _, last = name.rpartition("_")
     if head and last in LANGUAGES:
-        return last, head
+        return head, last
     stem, _, script_part = head.rpartition("_")
     code = iso_code(f"{script_part}_{last}")  # a script-tagged code ('ces_Latn') -> ours ('cs')
     if stem and code in LANGUAGES:
-        return code, stem
-    return DEFAULT_LANG, name
+        return stem, code
+    return name, None
+
+
+def _language_suffix(name: str) -> str | None:
+    """The name's last part(s) when they look like a language code the table lacks: `_<script-tagged code>`
+    (`_deu_Latn`) or `_<xx>`, a two-letter code of a language the language identifier knows (ISO 639-1);
+    None for a word (`_easy`, `_mc1`)."""
+    parts = name.split("_")
+    if len(parts) >= 3 and _SCRIPT_CODE.match(f"{parts[-2]}_{parts[-1]}"):
+        return f"{parts[-2]}_{parts[-1]}"
+    if len(parts) >= 2 and len(parts[-1]) == 2 and parts[-1] in _iso_639_1():
+        return parts[-1]
+    return None
+
+
+@lru_cache(maxsize=1)
+def _iso_639_1() -> frozenset[str]:
+    import py3langid.langid as lid
+
+    lid.classify("")  # loads the model, whose classes are the language codes
+    return frozenset(c for c in lid.IDENTIFIER.nb_classes if len(c) == 2)
 
 
 def is_task_config(cfg: Any) -> bool:

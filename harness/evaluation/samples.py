@@ -2,7 +2,8 @@
 
 Per item: the scored output, plus continuous signals the regression check compares
 (reports/check.py): sentence chrF++ and a hash of the raw output for generation; the gold and
-the chosen choice's log-likelihood for multiple choice.
+the chosen choice's log-likelihood for multiple choice. The prompt the model saw (and a multiple-choice
+item's choices) go along for the report's item explorer (reports/explorer.py).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def sample_rows(samples: list[dict], kind: str) -> list[dict]:
     for sample in sorted(samples, key=lambda s: s["doc_id"]):
         numeric = {m: float(sample[m]) for m in sample.get("metrics", []) if isinstance(sample.get(m), (int, float))}
         row: dict[str, Any] = {"doc_id": sample["doc_id"], "doc_hash": sample["doc_hash"], "target": sample["target"],
-                               "metrics": numeric}
+                               "metrics": numeric, **_prompt_fields(sample.get("arguments") or [], kind)}
         responses = sample.get("filtered_resps") or []
         if kind == "generation":
             row.update(_generation_fields(sample, responses, chrf))
@@ -48,6 +49,20 @@ def sample_rows(samples: list[dict], kind: str) -> list[dict]:
             row.update(_choice_fields(sample, responses))
         rows.append(row)
     return rows
+
+
+def _prompt_fields(arguments: list, kind: str) -> dict[str, Any]:
+    """The prompt (the first request's context) and, for multiple choice, each request's continuation.
+    lm-eval keeps each request's args as a tuple; its saved files write {"gen_args_0": {"arg_0": ...}}."""
+    if isinstance(arguments, dict):
+        arguments = [[v[k] for k in sorted(v)] for v in arguments.values() if isinstance(v, dict)]
+    args = [a for a in arguments if isinstance(a, (list, tuple)) and a]
+    if not args:
+        return {}
+    fields: dict[str, Any] = {"prompt": str(args[0][0])}
+    if kind != "generation":
+        fields["choices"] = [str(a[1]).strip() for a in args if len(a) > 1]
+    return fields
 
 
 def _generation_fields(sample: dict, responses: list, chrf: Any) -> dict[str, Any]:

@@ -234,10 +234,14 @@ def _task_loader(task: TaskInfo) -> Callable | None:
 def check_data(tasks: Sequence[TaskInfo], data_dir: Path | None) -> None:
     """Every task's local data read and validated row by row, by the task's own loader.
 
-    Hub data (no data folder) is not fetched here; it is checked when the evaluation loads it.
+    Hub data (no data folder) is not fetched here; it is checked when the evaluation loads it. A plain
+    task's own data files (its YAML's data_files, relative ones read from its folder) must exist.
     """
+    from harness.evaluation.taskdata import check_data_files
     from tasks.dataio import resolve_data_dir
 
+    for task in tasks:
+        check_data_files(task)
     local = resolve_data_dir(data_dir)
     if local is None:
         return
