@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
+import sys
 import time
 from pathlib import Path
 
@@ -199,3 +199,21 @@ def test_one_comparison_gives_the_same_results_sequential_parallel_and_on_slurm_
     assert _results(root) == sequential
     assert read_json(root / "report.json").get("missing_runs") is None
     print("tiny comparison wall s (loaded shared machine):", {k: round(v, 1) for k, v in timings.items()})
+
+
+def test_the_cost_models_wall_clock_follows_the_plans_dependencies():
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "benchmarks" / "cost_model.py"
+    spec = importlib.util.spec_from_file_location("cost_model", path)
+    cost = importlib.util.module_from_spec(spec)
+    sys.modules["cost_model"] = cost  # dataclasses look their module up there
+    spec.loader.exec_module(cost)
+    hours = cost.estimate(cost.Assumptions())
+    jobs = cost.member_jobs(hours, trainers=3, seeds=2, measured_budget=True)
+    assert cost.wall_clock(jobs, 1) == pytest.approx(sum(h for _, h, _ in jobs))  # one GPU: all in a row
+    base, first, other = jobs[0][1], jobs[1][1], jobs[2][1]
+    # enough GPUs: the base evaluation, the budget member, then the others at once
+    assert cost.wall_clock(jobs, 8) == pytest.approx(base + first + other)
+    given = cost.member_jobs(hours, trainers=3, seeds=2, measured_budget=False)
+    assert cost.wall_clock(given, 8) == pytest.approx(base + first)  # nothing to wait for but the base
