@@ -224,8 +224,10 @@ def member_states(root: Path, plan: Plan) -> dict[str, str]:
     states = {}
     for job in plan.jobs:
         record = read_record(root, job.id)
-        states[job.id] = record.get("state", "pending") if record.get("launch") == plan.launch else (
-            "done" if record.get("state") == "done" else "pending")
+        if record.get("launch") == plan.launch:
+            states[job.id] = record.get("state", "pending")
+        else:  # an earlier launch's: its finished jobs stay finished, unless this launch forces a stage again
+            states[job.id] = "done" if record.get("state") == "done" and not plan.options.get("force") else "pending"
     return states
 
 
