@@ -68,9 +68,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-launchers-"))
     model = build_tiny_llama(work / "model")
     cluster = SlurmCluster(work / "slurm").start()
-    os.environ.update({"SDRRL_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "SDRRL_SLURM_GPUS": "0"})
+    os.environ.update({"SDRRL_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
     arms = {"sequential": [], "parallel 2": ["--parallel", "2"],
-            "slurm": ["--launcher", "slurm", "--cpus-per-member", "1", "--time-min", "30"]}
+            "slurm": ["--launcher", "slurm", "--cpus-per-member", "1", "--gpus-per-member", "0", "--time-min", "30"]}
     walls: dict[str, list[float]] = {arm: [] for arm in arms}
     try:
         for r in range(args.rounds):

@@ -159,9 +159,12 @@ def test_one_comparison_gives_the_same_results_sequential_parallel_and_on_slurm_
     assert set(sequential) == {"sdrrl-s0", "english_sft-s0", "sdrrl-s1", "english_sft-s1"}
     assert read_plan(runs / "sequential").job("english_sft-s1").budget_from == "sdrrl-s1"
 
-    assert run("parallel", "--parallel", "2", cache="par") == 0
-    records = {j: read_json(runs / "parallel" / "jobs" / f"{j}.json") for j in sequential}
-    assert len({r["pid"] for r in records.values()}) == 4 and all(r["pid"] != os.getpid() for r in records.values())
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # two "GPUs" to pin (CPU torch ignores them)
+    assert run("parallel", "--parallel", "2", "--gpus-per-member", "1", cache="par") == 0
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    records = {j: read_json(runs / "parallel" / "jobs" / f"{j}.json") for j in [BASE_JOB, *sequential]}
+    assert len({r["pid"] for r in records.values()}) == 5 and all(r["pid"] != os.getpid() for r in records.values())
+    assert {r["cuda_visible_devices"] for r in records.values()} == {"0", "1"}  # one GPU each, both used
     assert _results(runs / "parallel") == sequential
 
     # Slurm: submitted and detached; one member is preempted mid-training (SIGTERM then USR2, as Slurm
@@ -169,9 +172,8 @@ def test_one_comparison_gives_the_same_results_sequential_parallel_and_on_slurm_
     preempted = "english_sft-s1"
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent / "slow_steps"), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("SDRRL_TEST_SLOW_JOB", preempted)
-    monkeypatch.setenv("SDRRL_SLURM_GPUS", "0")
     started = time.perf_counter()
-    assert run("slurm", "--launcher", "slurm", "--detach", "--cpus-per-member", "1", "--time-min", "30", cache="slurm") == 0
+    assert run("slurm", "--launcher", "slurm", "--detach", "--cpus-per-member", "1", "--gpus-per-member", "0", "--time-min", "30", cache="slurm") == 0
     root = runs / "slurm"
     ids = read_json(root / "jobs" / "slurm_ids.json")["ids"]
     assert set(ids) == {BASE_JOB, *sequential}

@@ -36,7 +36,7 @@ class LaunchOptions:
 
     launcher: str = "local"
     parallel: int = 1  # local: jobs at once
-    gpus_per_member: int = 1  # local --parallel: GPUs pinned per job when the machine has GPUs; slurm: --gpus-per-node
+    gpus_per_member: int = 1  # local --parallel: GPUs pinned per job when the machine has GPUs; slurm: --gpus-per-node (0: none)
     partition: str | None = None
     account: str | None = None
     cpus_per_member: int | None = None
@@ -280,7 +280,7 @@ def submit_slurm(plan: Plan, root: Path, options: LaunchOptions) -> dict[str, st
                 params["cpus_per_task"] = options.cpus_per_member
             if options.mem_gb:
                 params["mem"] = f"{options.mem_gb}GB"
-            if options.gpus_per_member and visible_gpus_on_cluster():
+            if options.gpus_per_member:  # 0 on a CPU partition
                 params["gpus_per_node"] = options.gpus_per_member
             deps = [ids[d] for d in job.after if d in ids]
             params["additional_parameters"] = {"kill-on-invalid-dep": "yes",
@@ -291,11 +291,6 @@ def submit_slurm(plan: Plan, root: Path, options: LaunchOptions) -> dict[str, st
             member_started(plan, job, f"Slurm job {submitted.job_id}")
     write_json(slurm_ids_path(root), {"launch": plan.launch, "ids": {**_slurm_ids(root), **ids}})
     return ids
-
-
-def visible_gpus_on_cluster() -> bool:
-    """Whether to ask Slurm for GPUs: SDRRL_SLURM_GPUS=0 turns it off (a CPU cluster, and the tests)."""
-    return os.environ.get("SDRRL_SLURM_GPUS", "1") != "0"
 
 
 def _slurm_ids(root: Path) -> dict[str, str]:
