@@ -219,3 +219,25 @@ def test_the_cost_models_wall_clock_follows_the_plans_dependencies():
     assert cost.wall_clock(jobs, 8) == pytest.approx(base + first + other)
     given = cost.member_jobs(hours, trainers=3, seeds=2, measured_budget=False)
     assert cost.wall_clock(given, 8) == pytest.approx(base + first)  # nothing to wait for but the base
+
+
+def test_a_report_over_an_unfinished_comparison_names_the_missing_members(tmp_path, capsys):
+    from run_fixtures import make_run
+
+    plan = build_plan(_comparison([{"batch_size": 4}], members="sdrrl,english_sft", seeds=(0,)), None, False, None)
+    root = tmp_path / "cmp"
+    write_plan(plan, root)
+    for job, state in ((BASE_JOB, "done"), ("sdrrl-s0", "done"), ("english_sft-s0", "failed")):
+        write_json(root / "jobs" / f"{job}.json", {"state": state, "launch": plan.launch, "attempt": 1})
+    make_run(root, "sdrrl-s0", trainer="sdrrl", langs=("cs",), translation=False)
+    assert main(["report", str(root)]) == 0
+    assert "not finished, so not in the report: english_sft-s0" in capsys.readouterr().err
+    report = read_json(root / "report.json")
+    assert report["missing_runs"] == ["english_sft-s0"]
+    assert report["notes"][0].startswith("Incomplete comparison: 1 planned run(s) did not finish") and "english_sft-s0" in report["notes"][0]
+    assert "english_sft-s0" in (root / "report.md").read_text()
+    assert read_json(root / "comparison.json")["missing"] == ["english_sft-s0"]
+    # nothing finished: no report of nothing, but why
+    write_json(root / "jobs" / "sdrrl-s0.json", {"state": "failed", "launch": plan.launch, "attempt": 1})
+    assert main(["report", str(root)]) == 2
+    assert "no member of comparison 'cmp' has finished" in capsys.readouterr().err
