@@ -122,7 +122,7 @@ def slurm_cluster(tmp_path_factory):
 
 def _tiny_args(model, runs, name):
     return ["run", "--trainer", "sdrrl,english_sft", "--seeds", "0,1", "--model", str(model), "--suite", "smoke",
-            "--langs", "cs", "--tasks", "belebele_cs,flores_en-cs", "--engine", "hf", "--runs-dir", str(runs), "--name", name,
+            "--langs", "cs", "--tasks", "belebele_cs,flores200_en-cs", "--engine", "hf", "--runs-dir", str(runs), "--name", name,
             "--limit", "2", "--max-gen-toks", "8", "--max-model-len", "512",
             "--set", "num_instructions=6", "--set", "answer_max_new_tokens=8", "--set", "keep_truncated_answers=true",
             "--set", "keep_wrong_language_answers=true", "--set", "parallel_per_lang=2", "--set", "epochs=1",
