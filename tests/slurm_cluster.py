@@ -51,6 +51,7 @@ class SlurmCluster:
     procs: list[subprocess.Popen] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
         self.conf = self.root / "slurm.conf"
         # munged checks every folder above its socket and key: not under pytest's root-only tmp tree
         self.munge_dir = Path(tempfile.mkdtemp(prefix="sdrrl-munge-"))
