@@ -17,13 +17,13 @@ import subprocess
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from harness.core.errors import HarnessError, shown, unknown
 from harness.core.runstore import read_json, write_json
-from harness.app.plan import BASE_JOB, Job, Plan, job_log, jobs_dir, member_states, read_record, run_job
+from harness.app.plan import Job, Plan, job_log, jobs_dir, member_states, read_record, run_job
 
 LAUNCHERS = ("local", "slurm")
 FINAL = ("done", "failed", "cancelled", "blocked")
@@ -361,7 +361,7 @@ def states_table(plan: Plan, rows: list[dict[str, Any]]) -> Any:
     return table
 
 
-def wait_slurm(plan: Plan, root: Path, options: LaunchOptions, on_poll: Callable[[list[dict]], None] | None = None) -> dict[str, str]:
+def wait_slurm(plan: Plan, root: Path, options: LaunchOptions) -> dict[str, str]:
     """Wait for every job with a live table of their states; returns each job's final state."""
     from rich.live import Live
 
@@ -376,8 +376,6 @@ def wait_slurm(plan: Plan, root: Path, options: LaunchOptions, on_poll: Callable
                 if row["state"] != seen.get(row["job"]) and row["state"] in FINAL and seen:
                     member_finished(plan, plan.job(row["job"]), row["state"], root)
                 seen[row["job"]] = row["state"]
-            if on_poll:
-                on_poll(rows)
             if all(row["state"] in FINAL for row in rows):
                 return {row["job"]: row["state"] for row in rows}
             time.sleep(options.poll_s)
@@ -392,5 +390,3 @@ def launch(plan: Plan, root: Path, options: LaunchOptions) -> dict[str, str] | N
         return None
     return wait_slurm(plan, root, options)
 
-
-__all__ = ["BASE_JOB", "LaunchOptions", "launch", "launch_options", "check_launcher", "job_states", "states_table"]
