@@ -71,18 +71,59 @@ def estimate(a: Assumptions) -> dict[str, float]:
     return hours
 
 
+def member_jobs(hours: dict[str, float], trainers: int, seeds: int, measured_budget: bool) -> list[tuple[str, float, tuple[str, ...]]]:
+    """The plan's jobs (harness/app/plan.py) with their hours and dependencies: the base evaluation, then per
+    seed the budget member (it also builds the self-distilled and translated data) and the other trainers,
+    which wait for it when their budget is measured from it (no --steps / tokens_per_step given)."""
+    data = hours["self-distillation (7B generates English answers)"] + hours["translation (NLLB-600M, Q and A into 14 languages)"]
+    member = hours["training, one trainer (sdrrl-sized data)"] + hours["evaluation, one adapter"]
+    jobs = [("base", hours["evaluation, base model"], ())]
+    for seed in range(seeds):
+        budget = f"t0-s{seed}"
+        jobs.append((budget, data + member, ("base",)))
+        jobs += [(f"t{t}-s{seed}", member, ("base", budget) if measured_budget else ("base",)) for t in range(1, trainers)]
+    return jobs
+
+
+def wall_clock(jobs: list[tuple[str, float, tuple[str, ...]]], gpus: int) -> float:
+    """Hours until the last job ends with `gpus` one-GPU member jobs at once: whenever a GPU is free,
+    the first job of the plan whose dependencies are done starts (what --parallel N does; a Slurm
+    queue with N GPUs does about the same)."""
+    now, running, end = 0.0, [], {}  # running: (end time, name)
+    left = list(jobs)
+    while left or running:
+        for name, h, after in list(left):
+            if len(running) < gpus and all(d in end and end[d] <= now for d in after):
+                running.append((now + h, name))
+                left.remove((name, h, after))
+        running.sort()
+        now, name = running.pop(0)
+        end[name] = now
+    return max(end.values())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per trainer, for the wall-clock table (default 1)")
     args = parser.parse_args(argv)
     a = Assumptions()
     hours = estimate(a)
+    gpu_counts = (1, 2, 3, 4, 8)
+    walls = {measured: {n: wall_clock(member_jobs(hours, a.trainers, args.seeds, measured), n) for n in gpu_counts}
+             for measured in (True, False)}
     if args.json:
-        print(json.dumps({"assumptions": asdict(a), "hours": hours}, indent=2))
+        print(json.dumps({"assumptions": asdict(a), "hours": hours, "seeds": args.seeds,
+                          "wall_clock_hours": {"budget_measured": walls[True], "budget_given": walls[False]}}, indent=2))
         return 0
     print("| stage | hours (estimate) |\n|---|---:|")
     for stage, h in hours.items():
         print(f"| {stage} | {h:.2f} |")
+    gpu_hours = sum(h for _, h, _ in member_jobs(hours, a.trainers, args.seeds, True))
+    print(f"\nWall-clock hours, {a.trainers} trainers x {args.seeds} seed(s) ({gpu_hours:.1f} GPU-hours), one GPU per member job:\n")
+    print("| GPUs | " + " | ".join(map(str, gpu_counts)) + " |\n|---|" + "---:|" * len(gpu_counts))
+    print("| budget measured by the first trainer (default) | " + " | ".join(f"{walls[True][n]:.1f}" for n in gpu_counts) + " |")
+    print("| `--steps N --set tokens_per_step=T` given | " + " | ".join(f"{walls[False][n]:.1f}" for n in gpu_counts) + " |")
     return 0
 
 

@@ -17,18 +17,24 @@ from reports.compute import compute_report
 from reports.html import render_html
 from reports.load import load_runs
 from reports.markdown import render_markdown
+from reports.sections import shown
 
 
 def build_report(run_dirs: list[Path], out_dir: Path, n_resamples: int = stats.DEFAULT_RESAMPLES,
-                 seed: int = 0, min_effect: dict[str, float] | None = None) -> dict:
+                 seed: int = 0, min_effect: dict[str, float] | None = None, missing: list[str] | None = None) -> dict:
     """Compare the runs in `run_dirs`; write out_dir/report.{md,html,json}; return the report dict.
     `min_effect`: per metric, the difference below which a comparison counts as underpowered
-    (reports.power; default its DEFAULT_MIN_EFFECT)."""
+    (reports.power; default its DEFAULT_MIN_EFFECT). `missing`: planned runs that did not finish."""
     if n_resamples < 1:
         raise HarnessError(f"n_resamples must be at least 1, got {n_resamples}")
     runs = load_runs([Path(d) for d in run_dirs])
     report = compute_report(runs, n_resamples=n_resamples, seed=seed, min_effect=min_effect,
                             heldout=heldout_rows([Path(d) for d in run_dirs]))
+    if missing:  # a comparison's members that did not finish: named, never compared silently without them
+        report["missing_runs"] = list(missing)
+        report["notes"].insert(0, f"Incomplete comparison: {len(missing)} planned run(s) did not finish and are not in "
+                                  f"this report: {', '.join(missing)}.")
+        report["sections"] = [s.title for s in shown(report)]  # Notes is shown now
     out_dir = Path(out_dir)
     for run in report["runs"]:  # no path of this machine in a report: run folders relative to the report's
         run["path"] = os.path.relpath(Path(run["path"]).resolve(), out_dir.resolve())

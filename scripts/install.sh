@@ -23,6 +23,13 @@ if [ "${1:-}" = "--comet" ]; then
   exit 0
 fi
 
+# Slurm and munge for the launcher tests' single-node cluster (tests/slurm_cluster.py). Only as root with
+# apt (CI's machines); elsewhere skipped, and the Slurm tests say what is missing. Idempotent.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! { command -v slurmd && command -v munged; } >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null \
+    || echo "install.sh: slurm-wlm/munge not installed: the Slurm launcher test will skip" >&2
+fi
+
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 pip() { "$VENV/bin/python" -m pip "$@"; }
 pip install -q --upgrade pip

@@ -146,3 +146,45 @@ def test_a_damaged_cache_entry_is_a_miss_and_is_rewritten(damage, tiny_llama, tm
     assert read_json(task_scores(entry))["metrics"] == truth["metrics"] and task_samples(entry).read_bytes() == samples
     third = evaluate(_request(tmp_path, FIXTURES, name="third", model=tiny_llama))["belebele_cs"]
     assert third["reused_from_cache"] and third["metrics"] == truth["metrics"]
+
+
+def _publish_many(entry: str, writer: int, times: int) -> None:
+    for i in range(times):
+        scores = {"eval_key": "k", "task": "t", "wall_s": writer * 1000 + i}  # each writer's entry differs
+        evalcache.publish_entry(Path(entry), scores, [{"doc_id": d, "writer": writer, "i": i} for d in range(200)], replace=True)
+
+
+def test_concurrent_writers_of_one_cache_entry_never_show_a_reader_a_damaged_one(tmp_path):
+    """Members running at once write the same base-model entries: a reader sees a whole entry or none."""
+    import multiprocessing
+
+    entry = tmp_path / "cache" / "k"
+    ctx = multiprocessing.get_context("fork")
+    writers = [ctx.Process(target=_publish_many, args=(str(entry), w, 60)) for w in (1, 2)]
+    for w in writers:
+        w.start()
+    seen, damaged = 0, []
+    while any(w.is_alive() for w in writers):
+        scores, damage = evalcache.read_entry(entry, "k")
+        if damage:
+            damaged.append(damage)
+        elif scores is not None:
+            seen += 1  # (read_entry checked samples and scores against one integrity record)
+    for w in writers:
+        w.join()
+        assert w.exitcode == 0
+    assert not damaged, damaged[:3]
+    assert seen > 0 and evalcache.read_entry(entry, "k")[0] is not None
+    assert not [p for p in entry.parent.iterdir() if p.name.endswith((".tmp", ".stale"))]  # no scratch left behind
+
+
+def test_the_first_intact_entry_of_a_key_stays_unless_replaced(tmp_path):
+    entry = tmp_path / "k"
+    assert evalcache.publish_entry(entry, {"eval_key": "k", "wall_s": 1}, [{"doc_id": 0}])
+    assert not evalcache.publish_entry(entry, {"eval_key": "k", "wall_s": 2}, [{"doc_id": 0}])
+    assert evalcache.read_entry(entry, "k")[0]["wall_s"] == 1
+    (entry / "samples.jsonl").write_text("cut short")  # damaged: the next writer replaces it
+    assert evalcache.publish_entry(entry, {"eval_key": "k", "wall_s": 3}, [{"doc_id": 0}])
+    assert evalcache.read_entry(entry, "k")[0]["wall_s"] == 3
+    assert evalcache.publish_entry(entry, {"eval_key": "k", "wall_s": 4}, [{"doc_id": 0}], replace=True)  # --force
+    assert evalcache.read_entry(entry, "k")[0]["wall_s"] == 4

@@ -17,9 +17,11 @@ from harness.app.commands import (
     cmd_eval,
     cmd_fetch,
     cmd_list,
+    cmd_member,
     cmd_report,
     cmd_run,
     cmd_selftest,
+    cmd_status,
 )
 from harness.core.errors import HarnessError
 from harness.core.progress import quiet_libraries
@@ -121,7 +123,23 @@ def _add_run(sub) -> None:
                         "trackers: tensorboard, wandb, mlflow, trackio or none; several comma-separated "
                         "(files under <run>/tracking/)")
     _add_min_effect(p)
+    _add_launcher(p)
     p.set_defaults(func=cmd_run)
+
+
+def _add_launcher(p: argparse.ArgumentParser) -> None:
+    """How a comparison's member jobs start (harness/app/launchers.py); also a `launcher:` block in --config."""
+    g = p.add_argument_group("launcher (a comparison's members as jobs; also a launcher: block in --config)")
+    g.add_argument("--launcher", help="local (default: on this machine) or slurm (one Slurm job per member, through submitit)")
+    g.add_argument("--parallel", type=int, help="local: run up to N members at once, each pinned to its own GPU(s) (default 1)")
+    g.add_argument("--gpus-per-member", type=int, help="GPUs per member job (default 1)")
+    g.add_argument("--partition", help="slurm: partition")
+    g.add_argument("--account", help="slurm: account")
+    g.add_argument("--cpus-per-member", type=int, help="slurm: CPUs per member job")
+    g.add_argument("--mem-gb", type=int, help="slurm: memory per member job, GB")
+    g.add_argument("--time-min", type=int, help="slurm: time limit per member job in minutes (default 1440); a job that hits "
+                   "it is requeued and resumes")
+    g.add_argument("--detach", action="store_true", help="slurm: submit and return; then harness status / harness report RUN_DIR")
 
 
 def _add_min_effect(p: argparse.ArgumentParser) -> None:
@@ -131,9 +149,18 @@ def _add_min_effect(p: argparse.ArgumentParser) -> None:
 
 
 def _add_results(sub) -> None:
-    """report, check and baseline: commands over finished run folders."""
+    """report, check and baseline: commands over finished run folders; status and member: a comparison's jobs."""
+    p = sub.add_parser("status", help="the state of each member job of a comparison (runs/<comparison>)")
+    p.add_argument("comparison", help="comparison folder")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("member", help="run one job of a comparison's plan (what the launchers start)")
+    p.add_argument("comparison", help="comparison folder holding plan.json")
+    p.add_argument("job", help="the job's id in the plan: base or <member>-s<seed>")
+    p.set_defaults(func=cmd_member)
+
     p = sub.add_parser("report", help="compare runs: Markdown, HTML and JSON")
-    p.add_argument("runs", nargs="+", help="run folders")
+    p.add_argument("runs", nargs="+", help="run folders, or one comparison folder (its finished members)")
     p.add_argument("--out", help="folder for report.{md,html,json} (default: the first run's folder)")
     _add_min_effect(p)
     p.set_defaults(func=cmd_report)

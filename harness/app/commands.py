@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -174,7 +175,9 @@ def _trainer_config(trainer_cls, suite, args: argparse.Namespace):
     from harness.trainer_api import build_config
 
     member = Member(trainer_cls.name, trainer_cls.name)
-    explicit = [load_config_file(args.config), _parse_settings(args.set or [])]
+    config = load_config_file(args.config)
+    config.pop("launcher", None)  # how `harness run` starts a comparison's members, not a trainer setting
+    explicit = [config, _parse_settings(args.set or [])]
     check_settings_known([member], [suite.trainer_settings, *explicit], explicit)
     return build_config(trainer_cls, member_settings(member, [suite.trainer_settings, *explicit]))
 
@@ -267,6 +270,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.services import preflight
     from harness.app.compare import check_settings_known, member_settings, parse_members, parse_seeds, plan_comparison, run_comparison
+    from harness.app.launchers import LaunchOptions
     from harness.app.pipeline import run
     from harness.core.runstore import RunPaths, read_json
     from harness.services.tracking import parse_report_to
@@ -293,11 +297,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_routes(args.engine, {t.kind for t in suite.tasks}, True, args.adapter_serving)
     # Settings, lowest to highest precedence: the suite's own trainer settings (e.g. the offline smoke
     # suite's shipped data), a --config file, then each --set; a member's ablation preset wins over all.
-    explicit = [load_config_file(args.config), _parse_settings(args.set or [])]
+    config = load_config_file(args.config)
+    launcher_block = config.pop("launcher", None)  # how members start, not a trainer setting
+    explicit = [config, _parse_settings(args.set or [])]
     layers = [suite.trainer_settings, *explicit]
     check_settings_known(members, layers, explicit)
 
     make_spec = functools.partial(_run_spec, args, suite, include)
+    launch = _launch_options(args, launcher_block)
+    if len(members) == 1 and len(seeds) == 1 and launch != LaunchOptions():
+        raise HarnessError("--launcher, --parallel and the other launcher settings run a comparison's members as jobs: "
+                           "give several trainers (--trainer a,b) or seeds (--seeds 0,1)")
     if len(members) == 1 and len(seeds) == 1:
         member = members[0]
         if args.steps is not None:
@@ -311,12 +321,55 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         name = args.name or default_run_name("compare", args.model, args.suite)
         comparison = plan_comparison(name, members, seeds, layers, make_spec, steps=args.steps)
-        run_dir = run_comparison(comparison, Path(args.runs_dir), force=args.force, keep_cache=args.keep_cache,
-                                 min_effect=min_effect, report_to=report_to)
-        if judge_dir is not None:
+        if launch.detach and judge_dir is not None:
+            raise HarnessError("--judge waits for every member: drop --detach, or judge later with harness run ... --judge")
+        run_dir, states = run_comparison(comparison, Path(args.runs_dir), force=args.force, keep_cache=args.keep_cache,
+                                         min_effect=min_effect, launch=launch,
+                                         report_to=report_to)
+        unfinished = sorted(job for job, state in (states or {}).items() if state != "done")
+        if unfinished:
+            print(run_dir)
+            print(f"harness: {len(unfinished)} job(s) did not finish: {', '.join(unfinished)} (why: above, or harness status "
+                  f"{run_dir}); the report leaves them out and names them; rerun the same command to run them again", file=sys.stderr)
+            return 1
+        if judge_dir is not None and states is not None:
             members = [run_dir / r for r in read_json(RunPaths(run_dir).comparison)["runs"]]
             _judge(members, run_dir, judge_dir, args.judge, args.judge_engine, min_effect)
     print(run_dir)
+    return 0
+
+
+def _launch_options(args: argparse.Namespace, block: Any) -> Any:
+    from harness.app.launchers import launch_options
+
+    flags = {name: getattr(args, name, None) for name in ("launcher", "parallel", "gpus_per_member", "partition", "account",
+                                                          "cpus_per_member", "mem_gb", "time_min", "detach")}
+    return launch_options(block, flags)
+
+
+def cmd_member(args: argparse.Namespace) -> int:
+    from harness.app.plan import run_job
+
+    print(run_job(Path(args.comparison), args.job))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from harness.app.launchers import failure_text, job_states, states_table
+    from harness.app.plan import read_plan
+
+    root = Path(args.comparison)
+    plan = read_plan(root)
+    rows = job_states(plan, root)
+    console = Console()
+    console.print(states_table(plan, rows))
+    for row in rows:
+        if row["state"] in ("failed", "cancelled"):
+            console.print(f"[red]{row['job']} {row['state']}[/]" + failure_text(root, row["job"]), markup=True, highlight=False)
+    done = sum(row["state"] == "done" for row in rows)
+    print(f"{done} of {len(rows)} jobs done" + ("; harness report " + str(root) + " builds the report" if done == len(rows) else ""))
     return 0
 
 
@@ -364,6 +417,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from reports.power import parse_min_effect
 
     min_effect = parse_min_effect(args.min_effect)
+    from harness.app.plan import finish, plan_path, read_plan
+
+    if len(args.runs) == 1 and plan_path(Path(args.runs[0])).is_file() and not args.out:
+        report, missing = finish(Path(args.runs[0]), read_plan(Path(args.runs[0])))
+        if missing:
+            print(f"note: not finished, so not in the report: {', '.join(missing)} (harness status {args.runs[0]})", file=sys.stderr)
+        print(report)
+        return 0
     out = Path(args.out) if args.out else Path(args.runs[0])
     build_report([Path(r) for r in args.runs], out, min_effect=min_effect)
     print(RunPaths(out).report_md)

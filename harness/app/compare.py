@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.core.errors import HarnessError, shown, unknown
-from harness.core.runstore import Manifest, RunPaths, write_json
 from harness.app.spec import RunSpec
 from harness.trainer_api import Trainer, build_config, get_trainer_class, load_trainers, setting_names, settings_of
 
@@ -200,13 +199,18 @@ def with_budget(comparison: Comparison, member: Member, spec: RunSpec, steps: in
 
 
 def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = None, keep_cache: bool = False,
-                   min_effect: dict[str, float] | None = None, report_to: tuple[str, ...] = ()) -> Path:
-    """Run every member (per seed, the budget member first), then one report over all of them."""
+                   min_effect: dict[str, float] | None = None, launch: Any = None,
+                   report_to: tuple[str, ...] = ()) -> tuple[Path, dict[str, str] | None]:
+    """Check every member's inputs, write the plan of jobs (harness.app.plan), start them with the
+    launcher (harness.app.launchers; default: one after another in this process), then one report
+    over all of them. Returns the comparison folder and each job's final state (None: detached)."""
     from harness.app import pipeline
+    from harness.app.launchers import LaunchOptions, check_launcher, launch as start
+    from harness.app.plan import build_plan, finish, write_plan
     from harness.core.comparison_progress import ComparisonProgress
-    from harness.core.progress import say
-    from reports.build import build_report
+    from harness.core.progress import say, shown_path
 
+    options = launch or LaunchOptions()
     root = Path(runs_dir) / comparison.name
     # Every member's inputs are checked before any model is loaded. The model folder, the data and
     # the runs folder are the same for all members, so they are checked once; the rest per member.
@@ -217,37 +221,21 @@ def run_comparison(comparison: Comparison, runs_dir: Path, force: str | None = N
     for spec in comparison.specs.values():
         if spec is not first:
             pipeline.check_plan(spec)
-    budgets: dict[int, int | None] = {}
-    token_budgets: dict[int, int | None] = {}
-    run_dirs: list[Path] = []
-    screen = ComparisonProgress(comparison.name, len(comparison.seeds) * len(comparison.members))
-    with screen:
-        for seed in comparison.seeds:
-            steps, tokens = comparison.steps, comparison.tokens_per_step
-            for member in sorted(comparison.members, key=lambda m: m != budget_member):
-                spec = with_budget(comparison, member, comparison.specs[(member.label, seed)], steps, tokens)
-                screen.member_started(member.label, seed, (f"{steps} steps" if steps else "its epochs set the budget")
-                                      + (f", {tokens} tokens per step" if tokens else ""))
-                run_dir = pipeline.run(spec, root, force=force, keep_cache=keep_cache, min_effect=min_effect,
-                                       report_to=report_to)
-                screen.member_finished(member.label, seed, run_dir)
-                run_dirs.append(run_dir)
-                if member == budget_member:
-                    train = Manifest(run_dir).stages.get("train", {})
-                    if steps is None:
-                        steps = train.get("steps")
-                    if tokens is None and train.get("tokens_per_step"):  # what it measured: the others' batches are sized to it
-                        tokens = round(train["tokens_per_step"])
-            budgets[seed], token_budgets[seed] = steps, tokens
-    write_json(RunPaths(root).comparison, {
-        "members": [dataclasses.asdict(m) for m in comparison.members],
-        "seeds": comparison.seeds,
-        "steps_per_seed": budgets,
-        "budget_set_by": "user" if comparison.steps else (budget_member.label if budget_member else None),
-        "tokens_per_step_per_seed": token_budgets,  # None or 0: batches sized in records
-        "tokens_per_step_set_by": "user" if comparison.tokens_per_step is not None else (budget_member.label if budget_member else None),
-        "runs": [str(d.relative_to(root)) for d in run_dirs],
-    })
-    build_report(run_dirs, root, min_effect=min_effect)
-    say(screen.summary(RunPaths(root).report_md))
-    return root
+    check_launcher(options)
+    plan = build_plan(comparison, force, keep_cache, min_effect, report_to)
+    write_plan(plan, root)  # before anything runs: every launcher runs the jobs from it
+    if options.launcher == "local":  # the comparison's screen; Slurm's driver shows its own table of jobs
+        with ComparisonProgress(comparison.name, len(plan.members)) as screen:
+            states = start(plan, root, options)
+    else:
+        screen, states = None, start(plan, root, options)
+    if states is None:
+        say(f"submitted; `harness status {shown_path(root)}` shows the members, `harness report {shown_path(root)}` "
+            "builds the report when all are done")
+        return root, None
+    report, missing = finish(root, plan)
+    if screen is not None:
+        say(screen.summary(report) + (f" (without {', '.join(missing)}: not finished)" if missing else ""))
+    else:
+        say(f"report: {shown_path(report)}" + (f" (without {', '.join(missing)}: not finished)" if missing else ""))
+    return root, states

@@ -115,6 +115,26 @@ def run(spec: RunSpec, runs_dir: Path, force: str | None = None, keep_cache: boo
                 tracker.finish()
 
 
+def evaluate_base(spec: RunSpec, runs_dir: Path, force: str | None = None, keep_cache: bool = False) -> Path:
+    """The base model's evaluation as `spec`'s run would do it, into runs_dir/base/eval/base: a comparison
+    runs it once as its own job, and its members then find every base result in the shared cache."""
+    check_plan(spec)
+    suite = run_suite(spec)
+    data_dir = Path(spec.data_dir) if spec.data_dir else suite.data_dir
+    paths = RunPaths(Path(runs_dir) / "base")
+    fresh_eval = bool(force) and force != "report" and not keep_cache
+    settings = EngineSettings(max_model_len=spec.max_model_len, seed=spec.seed, max_gen_toks=spec.max_gen_toks, adapter_serving=spec.adapter_serving)
+    request = EvalRequest(model_dir=resolve_model(spec.model), tasks=suite.tasks, out_dir=paths.eval_dir("base"), engine=spec.engine,
+                          data_dir=data_dir, limit=spec.limit, settings=settings, use_shared_cache=not fresh_eval, variant="base")
+    with RunLock(paths.root), make_progress() as progress:
+        stage("evaluate")
+        if fresh_eval:
+            shutil.rmtree(paths.eval_root, ignore_errors=True)
+        scores = evaluate(request, progress)
+    console.print(eval_summary({"base": scores}, cached=False))
+    return paths.root
+
+
 @dataclass(frozen=True)
 class _RunState:
     """One run while its stages go: what it is, where it lives, what is done."""

@@ -21,6 +21,15 @@ from harness.core import progress
 from harness.core.progress import RunProgress, shown_path
 
 
+def active() -> "ComparisonProgress | None":
+    """The comparison screen open now (the launchers report their jobs to it), if any."""
+    return progress._quiet_members[-1] if progress._quiet_members else None
+
+
+def _member(label: str, seed: int | None) -> str:
+    return label + (f", seed {seed}" if seed is not None else "")
+
+
 def clock_text(seconds: float) -> str:
     seconds = int(round(max(seconds, 0)))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
@@ -34,6 +43,7 @@ class ComparisonProgress(RunProgress):
         super().__init__(console)
         self.name, self.members, self.clock = name, members, clock
         self.durations: list[float] = []
+        self._started: dict[str, float] = {}  # the running jobs (several under --parallel), by label
         self.started_at: float | None = None
         self.began = clock()
         self.current = ""
@@ -71,9 +81,11 @@ class ComparisonProgress(RunProgress):
         return (f"comparison {self.name}: members {len(self.durations)}/{self.members}{now} · "
                 f"ETA {clock_text(eta) if eta is not None else '-:--:-- (after the first member)'}")
 
-    def member_started(self, label: str, seed: int, detail: str = "") -> None:
-        self.started_at = self.clock()
-        self.current = f"{label}, seed {seed}" + (f" ({detail})" if detail else "")
+    def member_started(self, label: str, seed: int | None, detail: str = "") -> None:
+        key = _member(label, seed)
+        self._started[key] = self.clock()
+        self.started_at = min(self._started.values())
+        self.current = ", ".join(self._started) + (f" ({detail})" if detail and len(self._started) == 1 else "")
         self._reuse = {}
         self.update(self._row, description=self._description())
 
@@ -83,15 +95,21 @@ class ComparisonProgress(RunProgress):
             counted, total = table.get(variant, [0, 0.0])
             table[variant] = [counted + tasks, total + seconds]
 
-    def member_finished(self, label: str, seed: int, run_dir: Any) -> None:
-        took = self.clock() - (self.started_at if self.started_at is not None else self.began)
-        self.durations.append(took)
+    def member_finished(self, label: str, seed: int | None, run_dir: Any, counted: bool = True) -> None:
+        """A finished job: one kept line; `counted` False for a job that is not a member (the shared base
+        evaluation), which neither counts among the members nor enters the ETA."""
+        key = _member(label, seed)
+        started = self._started.pop(key, self.began)
+        took = self.clock() - started
+        if counted:
+            self.durations.append(took)
         reuse = "; ".join(f"{variant}: {int(n)} task results from the shared evaluation cache"
                           for variant, (n, _) in self._reuse.items())
-        self.console.print(f"member {len(self.durations)}/{self.members} {label}, seed {seed}: done in "
-                           f"{clock_text(took)} → {shown_path(run_dir)}" + (f" ({reuse})" if reuse else ""),
-                           soft_wrap=True, markup=False, highlight=False)
-        self.current, self.started_at = "", None
+        position = f"member {len(self.durations)}/{self.members} " if counted else ""
+        self.console.print(f"{position}{key}: done in {clock_text(took)} → {shown_path(run_dir)}"
+                           + (f" ({reuse})" if reuse else ""), soft_wrap=True, markup=False, highlight=False)
+        self.current = ", ".join(self._started)
+        self.started_at = min(self._started.values()) if self._started else None
         self.update(self._row, completed=len(self.durations), description=self._description())
 
     def summary(self, report: Any = None) -> str:

@@ -12,6 +12,7 @@ import ast
 import hashlib
 import importlib.util
 import os
+import time
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -172,9 +173,66 @@ def write_entry(task_dir: Path, scores: dict, rows: list[dict]) -> None:
     write_text(task_scores(task_dir), text.decode("utf-8"))  # written last: its presence marks the task done
 
 
+def publish_entry(entry: Path, scores: dict, rows: list[dict], replace: bool = False) -> bool:
+    """Put one task's result into the shared cache, safe with concurrent writers and readers (the
+    members of a comparison run at once): the entry is written into a scratch folder beside it and
+    renamed into place, so a reader sees the whole entry or none; the first intact entry of a key
+    stays (writers of one key computed the same evaluation), a damaged one is replaced; `replace`
+    (a forced recomputation) replaces an intact one too. Returns whether this call's entry was published."""
+    import fcntl
+    import shutil
+    import tempfile
+
+    entry = Path(entry)
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=entry.parent))
+    try:
+        write_entry(scratch, scores, rows)
+        with open(entry.parent / f".{entry.name}.lock", "a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # one publisher of a key at a time; readers never wait
+            if not replace and read_entry(entry, scores["eval_key"])[0] is not None:
+                return False
+            if entry.exists():  # damaged, another key's or replaced: moved aside whole, then removed
+                stale = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".stale", dir=entry.parent))
+                os.replace(entry, stale / "entry")
+                shutil.rmtree(stale, ignore_errors=True)
+            os.chmod(scratch, 0o777 & ~_umask())
+            os.replace(scratch, entry)
+            return True
+    finally:
+        if scratch.exists():
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def read_entry(task_dir: Path, key: str) -> tuple[dict | None, str | None]:
     """(scores, None) when `task_dir` holds this key's result intact; (None, how it is damaged) when
-    it holds a damaged one; (None, None) when it holds none, or another key's (a stale result)."""
+    it holds a damaged one; (None, None) when it holds none, or another key's (a stale result).
+    Read again before calling it damaged: a shared entry replaced (publish_entry) while it was
+    read shows files of two entries for a moment."""
+    for _ in range(READ_ATTEMPTS - 1):
+        try:
+            found = _read_entry_once(task_dir, key)
+        except FileNotFoundError:
+            found = None, "vanished"
+        if found[1] is None:
+            return found
+        time.sleep(0.05)
+    try:
+        return _read_entry_once(task_dir, key)
+    except FileNotFoundError:
+        return None, None  # removed while read: none there now
+
+
+READ_ATTEMPTS = 3
+
+
+def _read_entry_once(task_dir: Path, key: str) -> tuple[dict | None, str | None]:
     scores_path = task_scores(task_dir)
     if not scores_path.exists():
         return None, None
@@ -204,5 +262,5 @@ def read_samples(task_dir: Path) -> list[dict] | None:
     """The sample rows of an entry read_entry found intact (None if they still fail to parse)."""
     try:
         return read_jsonl(task_samples(task_dir))
-    except (ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, UnicodeDecodeError):
         return None

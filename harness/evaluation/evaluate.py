@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.evaluation import comet, genmetrics, metrics, taskdata
 from harness.engines import AUTO, EngineSettings, Route, get_engine, route
-from harness.evaluation.evalcache import eval_key, read_entry, read_samples, shared_cache_dir, write_entry
+from harness.evaluation.evalcache import eval_key, publish_entry, read_entry, read_samples, shared_cache_dir, write_entry
 from harness.core.models import adapter_fingerprint, merged_model_dir, model_fingerprint
 from harness.core.runstore import read_json, task_scores
 from harness.core.progress import say, silence_git_probe
@@ -151,7 +151,7 @@ def _run_pending(req: EvalRequest, pending: list[tuple[TaskInfo, str]], adapter_
                 progress.update(bar, description=f"eval {req.variant}: {_call_label(call, served)}")
             for name, (scores, rows) in _run_call(req, session, lm, served, call).items():
                 _write_task(req.out_dir / name, scores, rows)
-                _write_task(shared_cache_dir() / scores["eval_key"], scores, rows)
+                publish_entry(shared_cache_dir() / scores["eval_key"], scores, rows, replace=not req.use_shared_cache)
                 results[name] = scores
                 if progress:
                     progress.task_done(f"eval {req.variant}: {name}", len(rows), scores["wall_s"])
