@@ -203,3 +203,54 @@ def baseline_runs(root: Path) -> dict[str, Path]:
     other = make_run(root, "paper15-run", langs=("en", "cs"), n=4, suite="paper15", model="other-model")
     record_baseline(other, root / "paper15.json")
     return {"smoke": smoke, "paper15_baseline": root / "paper15.json"}
+
+
+def _write_safetensors(path: Path, shapes: dict[str, list[int]]) -> None:
+    """A safetensors file of zero-filled F32 tensors: only its header matters to the checks."""
+    header, offset = {}, 0
+    for name, shape in shapes.items():
+        size = 4
+        for d in shape:
+            size *= d
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    blob = json.dumps(header).encode()
+    path.write_bytes(len(blob).to_bytes(8, "little") + blob + b"\0" * offset)
+
+
+def _lora_shapes(model_dir: Path, modules: tuple[str, ...] = ("q_proj", "v_proj"), rank: int = 4) -> dict[str, list[int]]:
+    """LoRA A/B shapes for `modules` of every layer of the model, read from its weights' header."""
+    from harness.core.safetensors_header import read_header
+
+    shapes = {}
+    for name, tensor in read_header(model_dir / "model.safetensors").items():
+        stem = name.removesuffix(".weight")
+        if stem.rsplit(".", 1)[-1] in modules:
+            out_f, in_f = tensor["shape"]
+            shapes[f"base_model.model.{stem}.lora_A.weight"] = [rank, in_f]
+            shapes[f"base_model.model.{stem}.lora_B.weight"] = [out_f, rank]
+    return shapes
+
+
+def broken_adapters(model_dir: Path, root: Path) -> dict[str, Path]:
+    """A LoRA adapter that fits `model_dir`, and ones made for another base model, architecture or size."""
+    def adapter(name: str, shapes: dict[str, list[int]], **config) -> Path:
+        target = root / name
+        target.mkdir(parents=True)
+        _write_safetensors(target / "adapter_model.safetensors", shapes)
+        base = {"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"],
+                "base_model_name_or_path": str(model_dir)}
+        (target / "adapter_config.json").write_text(json.dumps({**base, **config}))
+        return target
+
+    fits = _lora_shapes(model_dir)
+    wider = {k: ([v[0], v[1] * 2] if ".lora_A." in k else v) for k, v in fits.items()}
+    gpt2 = {"base_model.model.transformer.h.0.attn.c_attn.lora_A.weight": [4, 32],
+            "base_model.model.transformer.h.0.attn.c_attn.lora_B.weight": [96, 4]}
+    return {
+        "fits": adapter("fits", fits),
+        "other_base": adapter("other-base", fits, base_model_name_or_path="Qwen/Qwen2.5-0.5B-Instruct"),
+        "other_arch": adapter("other-arch", gpt2, target_modules=["c_attn"], base_model_name_or_path=""),
+        "other_size": adapter("other-size", wider, base_model_name_or_path="/gone/since/model"),
+        "gone_base": adapter("gone-base", fits, base_model_name_or_path="/gone/since/model"),
+    }

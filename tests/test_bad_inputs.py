@@ -20,9 +20,9 @@ from harness.app.cli import main
 from harness.evaluation.registry import all_tasks as real_all_tasks
 
 try:  # tests/ as a plain folder on sys.path (pytest's default) or as a package
-    from broken_inputs import baseline_runs, broken_data, broken_models, misc_files
+    from broken_inputs import baseline_runs, broken_adapters, broken_data, broken_models, misc_files
 except ImportError:
-    from tests.broken_inputs import baseline_runs, broken_data, broken_models, misc_files
+    from tests.broken_inputs import baseline_runs, broken_adapters, broken_data, broken_models, misc_files
 
 _TABLE: list[tuple[str, float, str]] = []
 
@@ -93,6 +93,7 @@ def world(tiny_llama, tmp_path_factory) -> dict[str, dict[str, Path] | Path]:
         "data": broken_data(root / "data"),
         "misc": misc_files(root / "misc"),
         "runs": baseline_runs(root / "runs"),
+        "adapters": broken_adapters(tiny_llama, root / "adapters"),
     }
 
 
@@ -320,6 +321,15 @@ CASES = [
     ("run --min-effect acc=-1", run_with("--min-effect", "acc=-1"), ["acc=-1", "> 0"]),
     ("run --min-effect acx=0.1", run_with("--min-effect", "acx=0.1"), ["'acx'", "acc", "bleu"]),
     ("report --min-effect bleu", lambda w: ["report", "/no/such/run", "--min-effect", "bleu"], ["'bleu'", "bleu=1"]),
+    # --- issue 25: an adapter is checked against the base model it is applied to -------------------
+    ("eval --adapter of another base model", lambda w: [*eval_with()(w), "--adapter", str(w["adapters"]["other_base"])],
+     ["other-base", "'Qwen/Qwen2.5-0.5B-Instruct'", "base_model_name_or_path", "--model"]),
+    ("eval --adapter of another architecture", lambda w: [*eval_with()(w), "--adapter", str(w["adapters"]["other_arch"])],
+     ["other-arch", "'transformer.h.0.attn.c_attn'", "does not have", "another architecture"]),
+    ("eval --adapter of another model size", lambda w: [*eval_with()(w), "--adapter", str(w["adapters"]["other_size"])],
+     ["other-size", "lora_A.weight has shape [4, 64]", "q_proj.weight has shape [128, 32]"]),
+    ("eval --out onto a run of another model", lambda w: [*eval_with()(w), "--out", str(w["runs"]["smoke"])],
+     ["--out", "smoke-run", "model 'tiny-model'", "another model's", "give another --out"]),
 ]
 
 
@@ -350,6 +360,9 @@ ACCEPTED = [
     ("--ablations with one trainer of presets and one without: adds sdrrl's", lambda w: [
         *run_with("--trainer", "sdrrl,english_sft", "--ablations", "--runs-dir", "runs")(w)]),
     ("--config with a small alias: what it expands to is a settings file's size", run_config("small_alias_yaml")),
+    ("eval --adapter that fits the model it names", lambda w: [*eval_with()(w), "--adapter", str(w["adapters"]["fits"])]),
+    ("eval --adapter naming a base folder gone since: its module shapes fit", lambda w: [
+        *eval_with()(w), "--adapter", str(w["adapters"]["gone_base"])]),
 ]
 
 

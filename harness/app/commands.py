@@ -133,6 +133,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     preflight.check_data(tasks, Path(args.data_dir).resolve() if args.data_dir else suite.data_dir)
     model_dir = resolve_model(args.model)
     preflight.check_model(model_dir, needs_chat_template=False)
+    if adapter is not None:
+        preflight.check_adapter_fits(adapter, model_dir, args.model)
+    preflight.check_eval_out(out, args.model, model_dir, adapter)
     variant = "adapter" if adapter else "base"
     req = EvalRequest(
         model_dir=model_dir, tasks=tasks, out_dir=RunPaths(out).eval_dir(variant), variant=variant, adapter=adapter,

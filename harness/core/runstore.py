@@ -313,6 +313,7 @@ class JsonlCache:
 
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"  # PEFT's file name: its presence marks an adapter folder
+ADAPTER_CONFIG = "adapter_config.json"
 STAGES = ("plan", "data", "train", "evaluate", "report")  # a run's stages, in order
 
 

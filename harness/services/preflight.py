@@ -13,13 +13,13 @@ import importlib.util
 import json
 import os
 import re
-import struct
 import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Sequence
 
 from harness.core.errors import HarnessError, shown, unknown
+from harness.core.safetensors_header import read_header, tensor_shapes
 from harness.evaluation.registry import TaskInfo, read_yaml
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")  # '+': comparison members, "sdrrl+no_cs-s0"
@@ -128,21 +128,10 @@ def _json_file(path: Path, what: str) -> Any:
 
 def check_safetensors(path: Path) -> None:
     """The header parses and the file is as long as the header says (a truncated copy is not)."""
-    size = path.stat().st_size
-    try:
-        with open(path, "rb") as fh:
-            (n,) = struct.unpack("<Q", fh.read(8))
-            if n > min(size - 8, 100 << 20):
-                raise ValueError("header length past the end of the file")
-            header = json.loads(fh.read(n))
-        end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
-    except (struct.error, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise HarnessError(f"weights file {str(path)!r} is not a valid safetensors file ({exc})") from None
-    if 8 + n + end > size:
-        raise HarnessError(f"weights file {str(path)!r} is truncated: {size} bytes, its header needs {8 + n + end}")
+    read_header(path)
 
 
-def _weight_files(model_dir: Path) -> list[Path]:
+def weight_files(model_dir: Path) -> list[Path]:
     index = model_dir / "model.safetensors.index.json"
     if index.is_file():
         shards = sorted(set(_json_file(index, "weights index").get("weight_map", {}).values()))
@@ -173,7 +162,7 @@ def check_model(model_dir: Path, needs_chat_template: bool) -> None:
     config = _json_file(model_dir / "config.json", "model config")
     if not isinstance(config, dict) or not config.get("model_type"):
         raise HarnessError(f"model config {str(model_dir / 'config.json')!r} has no model_type; is it a Hugging Face model folder?")
-    for weights in _weight_files(model_dir):
+    for weights in weight_files(model_dir):
         check_safetensors(weights)
     if not any((model_dir / name).is_file() for name in TOKENIZER_FILES):
         raise HarnessError(f"model folder {str(model_dir)!r} has no tokenizer (one of: {', '.join(TOKENIZER_FILES)})")
@@ -198,6 +187,90 @@ def check_adapter(adapter: Path, max_rank: int) -> None:
     rank = config.get("r")
     if not isinstance(rank, int) or not 1 <= rank <= max_rank:
         raise HarnessError(f"adapter {str(adapter)!r} has LoRA rank {rank!r}; vLLM serves ranks 1 to {max_rank}")
+
+
+_LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<part>A|B)(?:\.[^.]+)?\.weight$")
+
+
+def check_adapter_fits(adapter: Path, model_dir: Path, model: str) -> None:
+    """The adapter was made for this base model: the base model its config names (when that can be
+    told apart from this one) and, always, the modules it adapts with their shapes, read from the
+    safetensors headers of both, so an adapter for another architecture fails before any load."""
+    config = _json_file(adapter / "adapter_config.json", "adapter config")
+    named = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+    if isinstance(named, str) and named.strip() and not _same_base(named.strip(), Path(model_dir), model):
+        raise HarnessError(
+            f"adapter {str(adapter)!r} was made for base model {shown(named)} (its adapter_config.json "
+            f"base_model_name_or_path); this model is {shown(model)}: give --model {shown(named)}, or an adapter of this model"
+        )
+    base = tensor_shapes(weight_files(Path(model_dir)))
+    for key, tensor in read_header(adapter / "adapter_model.safetensors").items():
+        found = _LORA_KEY.match(key)
+        if not found:
+            continue
+        module = found["module"]
+        weight = base.get(f"{module}.weight")
+        if weight is None:
+            raise HarnessError(
+                f"adapter {str(adapter)!r} adapts module {shown(module)}, which model {shown(model)} does not have "
+                "(an adapter for another architecture?)"
+            )
+        shape = tuple(int(d) for d in tensor.get("shape", ()))
+        # lora_A is [rank, in features], lora_B is [out features, rank]; the base weight is [out, in]
+        want, got = (weight[-1], shape[-1]) if found["part"] == "A" else (weight[0], shape[0] if shape else None)
+        if len(weight) == 2 and got != want:
+            raise HarnessError(
+                f"adapter {str(adapter)!r} does not fit model {shown(model)}: {key} has shape {list(shape)}, "
+                f"the model's {module}.weight has shape {list(weight)} (an adapter for another model size?)"
+            )
+
+
+def _same_base(named: str, model_dir: Path, model: str) -> bool:
+    """Whether the base model an adapter names is this one, as far as names and folders tell."""
+    if named == model:
+        return True
+    path = Path(named).expanduser()
+    if path.is_dir():
+        return path.resolve() == model_dir.resolve() or _config_text(path) == _config_text(model_dir)
+    if named.startswith(("/", ".", "~")):
+        return True  # a folder gone since (a run folder moved elsewhere): the module shapes decide
+    # A hub id: this model is that repository's snapshot, or its config says it came from there.
+    repo_folder = "models--" + named.replace("/", "--")
+    config = _json_file(model_dir / "config.json", "model config")
+    from_config = config.get("_name_or_path") if isinstance(config, dict) else None
+    return repo_folder in model_dir.parts or from_config == named
+
+
+def _config_text(model_dir: Path) -> str | None:
+    try:
+        return json.dumps(json.loads((model_dir / "config.json").read_text(encoding="utf-8")), sort_keys=True)
+    except (OSError, ValueError):
+        return None
+
+
+def check_eval_out(out: Path, model: str, model_dir: Path, adapter: Path | None) -> None:
+    """`harness eval --out` onto a run folder writes that run's results: only with the run's own model
+    (and adapter), or its report would compare the adapter with another model's base."""
+    from harness.core.runstore import RunPaths
+
+    paths = RunPaths(Path(out))
+    if not paths.spec.is_file():
+        return
+    import yaml
+
+    try:
+        spec = yaml.safe_load(paths.spec.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raise HarnessError(f"--out {str(out)!r} holds a spec.yaml that cannot be read; give another --out") from None
+    run_model = str(spec.get("model")) if isinstance(spec, dict) else None
+    same = run_model is not None and (run_model == model or Path(run_model).expanduser().resolve() == Path(model_dir).resolve()
+                                      or Path(run_model).expanduser().resolve() == Path(model).expanduser().resolve())
+    if not same:
+        raise HarnessError(f"--out {str(out)!r} is a run of model {shown(run_model)}; evaluating model {shown(model)} into it "
+                           "would replace that run's results with another model's: give another --out")
+    if adapter is not None and Path(adapter).resolve() != paths.adapter.resolve():
+        raise HarnessError(f"--out {str(out)!r} is a run whose adapter is {str(paths.adapter)!r}; evaluating adapter "
+                           f"{str(adapter)!r} into it would replace that run's adapter results: give another --out")
 
 
 # --------------------------------------------------------------------------------------------
