@@ -28,6 +28,9 @@ def build_report(run_dirs: list[Path], out_dir: Path, n_resamples: int = stats.D
         raise HarnessError(f"n_resamples must be at least 1, got {n_resamples}")
     runs = load_runs([Path(d) for d in run_dirs])
     report = compute_report(runs, n_resamples=n_resamples, seed=seed, min_effect=min_effect)
+    unfinished = [run.unfinished for run in runs if run.unfinished]
+    report["unfinished"] = unfinished
+    report["notes"] = unfinished + report["notes"]  # first: every number below is of a partial evaluation
     out_dir = Path(out_dir)
     for run in report["runs"]:  # no path of this machine in a report: run folders relative to the report's
         run["path"] = os.path.relpath(Path(run["path"]).resolve(), out_dir.resolve())

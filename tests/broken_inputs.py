@@ -202,7 +202,10 @@ def baseline_runs(root: Path) -> dict[str, Path]:
     smoke = make_run(root, "smoke-run", langs=("en", "cs"), n=4)
     other = make_run(root, "paper15-run", langs=("en", "cs"), n=4, suite="paper15", model="other-model")
     record_baseline(other, root / "paper15.json")
-    return {"smoke": smoke, "paper15_baseline": root / "paper15.json"}
+    record_baseline(smoke, root / "smoke.json")
+    tampered = make_run(root, "tampered-run", langs=("en", "cs"), n=4)
+    _edit_json(tampered / "eval" / "adapter" / "belebele_cs" / "scores.json", lambda s: s["metrics"].update(acc=1.0))
+    return {"smoke": smoke, "paper15_baseline": root / "paper15.json", "smoke_baseline": root / "smoke.json", "tampered": tampered}
 
 
 def _write_safetensors(path: Path, shapes: dict[str, list[int]]) -> None:

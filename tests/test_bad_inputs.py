@@ -328,6 +328,10 @@ CASES = [
      ["other-arch", "'transformer.h.0.attn.c_attn'", "does not have", "another architecture"]),
     ("eval --adapter of another model size", lambda w: [*eval_with()(w), "--adapter", str(w["adapters"]["other_size"])],
      ["other-size", "lora_A.weight has shape [4, 64]", "q_proj.weight has shape [128, 32]"]),
+    ("report: a hand-edited scores.json", lambda w: ["report", str(w["runs"]["tampered"])],
+     ["tampered-run/eval/adapter/belebele_cs/scores.json is damaged", "integrity record", "cannot be trusted", "harness run"]),
+    ("check: a hand-edited scores.json", lambda w: ["check", str(w["runs"]["tampered"]), "--against", str(w["runs"]["smoke_baseline"])],
+     ["tampered-run/eval/adapter/belebele_cs/scores.json is damaged", "cannot be trusted"]),
     ("eval --out onto a run of another model", lambda w: [*eval_with()(w), "--out", str(w["runs"]["smoke"])],
      ["--out", "smoke-run", "model 'tiny-model'", "another model's", "give another --out"]),
 ]

@@ -13,7 +13,7 @@ from harness.app.cli import main
 from harness.core.errors import HarnessError
 from harness.core.runstore import read_json, read_jsonl, write_json, write_jsonl
 from reports.check import FLOORS, FORMAT, check_run, moves_table, record_baseline, update_baseline
-from run_fixtures import make_run
+from run_fixtures import make_run, reseal
 
 
 def _signals(run: Path, shift: float = 0.0) -> None:
@@ -28,6 +28,7 @@ def _signals(run: Path, shift: float = 0.0) -> None:
             else:
                 r["gold_ll"], r["chosen_ll"] = -1.5 - 0.01 * r["doc_id"] + shift, -1.0 + shift
         write_jsonl(samples, rows)
+        reseal(samples.parent)
     write_json(run / "eval" / "heldout.json", {"key": "k", "records": 6, "langs": {
         lang: {"n_records": 3, "tokens": 90, "base_loss": 3.0 + shift, "adapter_loss": 2.5 + shift} for lang in ("en", "cs")}})
     manifest = read_json(run / "manifest.json")
@@ -45,6 +46,8 @@ def _edit(path: Path, change) -> None:
     data = read_json(path) if path.suffix == ".json" else read_jsonl(path)
     change(data)
     (write_json if path.suffix == ".json" else write_jsonl)(path, data)
+    if path.name in ("scores.json", "samples.jsonl"):
+        reseal(path.parent)  # a changed evaluation, as the harness would write it
 
 
 def test_baseline_holds_every_cell_kind_and_the_noise(tmp_path):

@@ -312,6 +312,7 @@ def _judge(run_dirs: list[Path], report_dir: Path, judge_dir: Path, judge_model:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from harness.core.progress import say
     from harness.core.runstore import RunPaths
     from reports.build import build_report
 
@@ -319,7 +320,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     min_effect = parse_min_effect(args.min_effect)
     out = Path(args.out) if args.out else Path(args.runs[0])
-    build_report([Path(r) for r in args.runs], out, min_effect=min_effect)
+    report = build_report([Path(r) for r in args.runs], out, min_effect=min_effect)
+    for line in report["unfinished"]:
+        say(f"warning: {line}; the report covers the task results it has")
     print(RunPaths(out).report_md)
     return 0
 
