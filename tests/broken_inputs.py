@@ -205,7 +205,27 @@ def baseline_runs(root: Path) -> dict[str, Path]:
     record_baseline(smoke, root / "smoke.json")
     tampered = make_run(root, "tampered-run", langs=("en", "cs"), n=4)
     _edit_json(tampered / "eval" / "adapter" / "belebele_cs" / "scores.json", lambda s: s["metrics"].update(acc=1.0))
-    return {"smoke": smoke, "paper15_baseline": root / "paper15.json", "smoke_baseline": root / "smoke.json", "tampered": tampered}
+    baselines = {"smoke": smoke, "paper15_baseline": root / "paper15.json", "smoke_baseline": root / "smoke.json", "tampered": tampered}
+    good = json.loads((root / "smoke.json").read_text())
+    acc_cell = "adapter/belebele_cs/acc"
+    edits = {  # a baseline a tool or a hand wrote: each would make `check` pass (or fail) everything
+        "nan_tolerance": lambda b: b["tolerance"].update(acc=float("nan")),
+        "inf_tolerance": lambda b: b["tolerance"].update(acc=float("inf")),
+        "negative_tolerance": lambda b: b["tolerance"].update(acc=-0.1),
+        "text_tolerance": lambda b: b["tolerance"].update(acc="0.1"),
+        "nan_value": lambda b: b["cells"][acc_cell].update(value=float("nan")),
+        "inf_value": lambda b: b["cells"][acc_cell].update(value=float("-inf")),
+        "text_n_samples": lambda b: b["cells"][acc_cell].update(n_samples="four"),
+        "text_min": lambda b: b["cells"][acc_cell].update(min="half"),
+        "text_multiple": lambda b: b["tolerance_rule"].update(multiple="three"),
+        "no_noise": lambda b: b.pop("noise"),
+    }
+    for name, edit in edits.items():
+        changed = json.loads(json.dumps(good))
+        edit(changed)
+        baselines[f"baseline_{name}"] = root / f"{name}.json"
+        baselines[f"baseline_{name}"].write_text(json.dumps(changed))
+    return baselines
 
 
 def _write_safetensors(path: Path, shapes: dict[str, list[int]]) -> None:

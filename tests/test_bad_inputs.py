@@ -332,6 +332,24 @@ CASES = [
      ["tampered-run/eval/adapter/belebele_cs/scores.json is damaged", "integrity record", "cannot be trusted", "harness run"]),
     ("check: a hand-edited scores.json", lambda w: ["check", str(w["runs"]["tampered"]), "--against", str(w["runs"]["smoke_baseline"])],
      ["tampered-run/eval/adapter/belebele_cs/scores.json is damaged", "cannot be trusted"]),
+    # --- issue 25: a baseline's tolerances and values are finite and non-negative -------------------
+    *[(f"baseline --noise-multiple {v}", (lambda v: lambda w: ["baseline", str(w["runs"]["smoke"]), "--out", "x.json", "--noise-multiple", v])(v),
+       ["--noise-multiple", "finite number > 0"]) for v in ("nan", "inf", "-1", "0")],
+    *[(f"check: baseline with {what}", (lambda name: lambda w: ["check", str(w["runs"]["smoke"]), "--against", str(w["runs"][f"baseline_{name}"])])(name), parts)
+      for what, name, parts in [
+          ("a NaN tolerance", "nan_tolerance", ["nan_tolerance.json", "tolerance of 'acc' is nan", "finite number >= 0"]),
+          ("an infinite tolerance", "inf_tolerance", ["inf_tolerance.json", "tolerance of 'acc' is inf", "finite number >= 0"]),
+          ("a negative tolerance", "negative_tolerance", ["negative_tolerance.json", "tolerance of 'acc' is -0.1", ">= 0"]),
+          ("a tolerance in quotes", "text_tolerance", ["text_tolerance.json", "tolerance of 'acc' is '0.1'", "finite number"]),
+          ("a NaN cell value", "nan_value", ["nan_value.json", "'adapter/belebele_cs/acc' has value nan", "finite number"]),
+          ("an infinite cell value", "inf_value", ["inf_value.json", "'adapter/belebele_cs/acc' has value -inf", "finite number"]),
+          ("n_samples in words", "text_n_samples", ["text_n_samples.json", "n_samples 'four'", "an integer >= 0"]),
+          ("a min in words", "text_min", ["text_min.json", "min 'half'", "finite number"]),
+          ("a multiple in words", "text_multiple", ["text_multiple.json", "multiple is 'three'", "finite number > 0"]),
+      ]],
+    ("check --update: baseline without its noise", lambda w: ["check", str(w["runs"]["smoke"]), "--against", str(w["runs"]["baseline_no_noise"]), "--update"],
+     ["no_noise.json", "'noise'", "--update", "harness baseline"]),
+    ("run --min-effect acc=inf", run_with("--min-effect", "acc=inf"), ["acc=inf", "finite number > 0"]),
     ("eval --out onto a run of another model", lambda w: [*eval_with()(w), "--out", str(w["runs"]["smoke"])],
      ["--out", "smoke-run", "model 'tiny-model'", "another model's", "give another --out"]),
 ]
