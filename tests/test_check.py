@@ -183,7 +183,7 @@ def test_cli_baseline_prints_tolerances_and_records_noise_runs(tmp_path, capsys)
     (f'{{"format": "{FORMAT}", "cells": {{}}}}', "no 'cells'"),
     (f'{{"format": "{FORMAT}", "tolerance": {{"acc": 0}}, "cells": {{"adapter/x/acc": {{"kind": "acc"}}}}}}', "needs 'kind' and 'value'"),
     (f'{{"format": "{FORMAT}", "tolerance": {{"acc": 0}}, "cells": {{"acc": {{"kind": "acc", "value": 1}}}}}}', "is not <variant>"),
-    (f'{{"format": "{FORMAT}", "tolerance": {{"acc": "x"}}, "cells": {{"a/b/acc": {{"kind": "acc", "value": 1}}}}}}', "'tolerance'"),
+    (f'{{"format": "{FORMAT}", "tolerance": {{"acc": "x"}}, "cells": {{"a/b/acc": {{"kind": "acc", "value": 1}}}}}}', "tolerance of 'acc' is 'x'"),
     (f'{{"format": "{FORMAT}", "tolerance": {{}}, "cells": {{"a/b/acc": {{"kind": "acc", "value": 1}}}}}}', "no tolerance for kind"),
 ])
 def test_bad_baseline_file_is_a_one_line_error(tmp_path, content, message):
@@ -200,7 +200,7 @@ def test_bad_tolerance_multiple_noise_run_and_run_are_errors(tmp_path, capsys):
     run = _run(tmp_path)
     with pytest.raises(HarnessError, match="bad tolerance"):
         record_baseline(run, tmp_path / "b.json", tolerance={"acc": -1})
-    with pytest.raises(HarnessError, match="bad noise multiple"):
+    with pytest.raises(HarnessError, match="bad value for --noise-multiple"):
         record_baseline(run, tmp_path / "b.json", multiple=0)
     other = make_run(tmp_path / "runs", "other", trainer="sdrrl", langs=("en", "cs"), n=8, model="another")
     with pytest.raises(HarnessError, match="not run with the same settings"):
