@@ -149,7 +149,7 @@ CASES = [
     ("data: missing field", run_data("missing_field"), ["test.jsonl", "question"]),
     ("data: correct_answer_num 7", run_data("answer_7"), ["correct_answer_num", "'7'", "'1'..'4'"]),
     ("trainer base --set x=1", setting("x=1", trainer="base"), ["'base'", "no settings", "'x'"]),
-    ("set epochs=abc", setting("epochs=abc"), ["'abc'", "an integer", ">= 0", "max_steps"]),
+    ("set epochs=abc", setting("epochs=abc"), ["'abc'", "an integer", "[0, 1000]", "max_steps"]),
     # --- every CLI flag ----------------------------------------------------------------------
     ("--limit 0", run_with("--limit", "0"), ["--limit", "0", ">= 1"]),
     ("--limit abc", run_with("--limit", "abc"), ["--limit", "'abc'"]),
@@ -210,7 +210,7 @@ CASES = [
     ("set target_modules=", setting("target_modules="), ["target_modules", "non-empty"]),
     ("set learning_rate=abc", setting("learning_rate=abc"), ["learning_rate", "'abc'", "a number >= 0"]),
     ("set learning_rate=nan", setting("learning_rate=nan"), ["learning_rate", "nan"]),
-    ("set max_steps=-1", setting("max_steps=-1"), ["max_steps", ">= 0"]),
+    ("set max_steps=-1", setting("max_steps=-1"), ["max_steps", "[0, 10000000]"]),
     ("set batch_size=0", setting("batch_size=0"), ["batch_size", ">= 1"]),
     ("set grad_accum_steps=0", setting("grad_accum_steps=0"), ["grad_accum_steps", ">= 1"]),
     ("set micro_batch_size=0", setting("micro_batch_size=0"), ["micro_batch_size", ">= 1"]),

@@ -25,6 +25,9 @@ from harness.core.progress import quiet_libraries
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + traceback-like noise
+        if message.endswith(": expected one argument") and message.startswith("argument "):
+            flag = message.removeprefix("argument ").split(":")[0].split("/")[-1]
+            message += f" (a value starting with '-' is read as an option: write {flag}=VALUE)"
         self.exit(2, f"harness: error: {message}\n")
 
 
@@ -69,7 +72,7 @@ def _add_model_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default="auto", help="auto (default: the fastest measured engine per request type and hardware, harness/engines/routing.py), vllm or hf")
     p.add_argument("--data-dir", help="local data folder in the hub datasets' formats (default: the suite's, else the hub)")
     p.add_argument("--limit", type=int, help="at most N items per task (quick runs)")
-    p.add_argument("--seed", type=int, default=0, help="the run's seed (data sampling, training; a comparison takes --seeds)")
+    p.add_argument("--seed", type=int, help="the run's seed (data sampling, training; default 0; a comparison takes --seeds)")
     p.add_argument("--max-model-len", type=int, default=2048)
     p.add_argument("--max-gen-toks", type=int, help="cap on generated tokens per item (default: each task's own)")
     p.add_argument("--adapter-serving", default="auto",

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from harness.core.configfile import load_config_file
 from harness.core.errors import HarnessError, shown, unknown
+from harness.core.rules import MAX_STEPS
 
 LIST_WHATS = ("langs", "tasks", "suites", "trainers", "settings", "models")
 
@@ -22,6 +23,8 @@ def _parse_settings(pairs: Sequence[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise HarnessError(f"--set expects key=value, got {shown(pair)}")
+        if key.strip() in settings:  # as a config file's repeated key: which one was meant is a guess
+            raise HarnessError(f"--set {shown(key.strip())} is given twice ({shown(settings[key.strip()])} and {shown(value.strip())}); give each setting once")
         settings[key.strip()] = value.strip()
     return settings
 
@@ -229,22 +232,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.app.pipeline import run
     from harness.core.runstore import RunPaths, read_json
     from harness.app.spec import default_run_name
+    from harness.trainer_api import get_trainer_class
 
     preflight.check_cli(args)
     from reports.power import parse_min_effect
 
     min_effect = parse_min_effect(args.min_effect)
-    if args.steps is not None and args.steps < 1:
-        raise HarnessError(f"bad value for --steps: {args.steps}; expected an integer >= 1")
+    if args.steps is not None and not 1 <= args.steps <= MAX_STEPS:
+        raise HarnessError(f"bad value for --steps: {args.steps}; expected an integer in [1, {MAX_STEPS}]")
+    from harness.engines import check_engine_name
+
+    check_engine_name(args.judge_engine)
+    if args.judge_engine != "auto" and not args.judge:
+        raise HarnessError(f"--judge-engine {shown(args.judge_engine)} applies with --judge MODEL only")
+    members = parse_members(args.trainer, args.ablations)
+    if args.steps is not None and not any(get_trainer_class(m.trainer).trains for m in members):
+        raise HarnessError(f"--steps {args.steps} applies to a trainer that trains; {', '.join(repr(m.trainer) for m in members)} train(s) nothing")
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else [args.seed]
     judge_dir = None
     if args.judge:
-        from harness.engines import check_engine_name
         from harness.core.models import resolve_model
 
-        check_engine_name(args.judge_engine)
         judge_dir = resolve_model(args.judge)  # a bad judge name fails here, before any work
-    members = parse_members(args.trainer, args.ablations)
-    seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
     suite, include = _suite_tasks(args)  # the task list and include paths are the run's (its spec keeps them)
     # Settings, lowest to highest precedence: the suite's own trainer settings (e.g. the offline smoke
     # suite's shipped data), a --config file, then each --set; a member's ablation preset wins over all.
@@ -312,7 +321,10 @@ def _judge(run_dirs: list[Path], report_dir: Path, judge_dir: Path, judge_model:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    import os
+
     from harness.core.progress import say
+    from harness.services.preflight import check_writable
     from harness.core.runstore import RunPaths
     from reports.build import build_report
 
@@ -320,6 +332,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     min_effect = parse_min_effect(args.min_effect)
     out = Path(args.out) if args.out else Path(args.runs[0])
+    if args.out:
+        check_writable(out, "--out")
+    else:  # the first run's folder: a missing one is named by the report as "not a run folder"
+        for name in ("report.md", "report.html", "report.json"):
+            if (out / name).exists() and not os.access(out / name, os.W_OK):
+                raise HarnessError(f"{str(out / name)!r} is read-only; give --out FOLDER")
+        if out.is_dir():
+            check_writable(out, "the run folder (report.md goes there; or give --out)")
     report = build_report([Path(r) for r in args.runs], out, min_effect=min_effect)
     for line in report["unfinished"]:
         say(f"warning: {line}; the report covers the task results it has")
@@ -328,9 +348,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from harness.services.preflight import check_output_file
     from reports.check import check_run, moves_table, update_baseline
 
     if args.update:
+        check_output_file(Path(args.against), "check --update: baseline")
         changed = update_baseline(Path(args.run), Path(args.against))
         if changed:
             print(moves_table(changed, limit=len(changed), names=("new", "old")))

@@ -83,6 +83,11 @@ def _read_one(path: Path) -> Any:
             return yaml.load(fh, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except FileNotFoundError:
         raise HarnessError(f"task file {path} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise HarnessError(f"task file {path} is not UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                           "save it as UTF-8") from None
+    except OSError as exc:
+        raise HarnessError(f"task file {path} cannot be read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         raise HarnessError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
 

@@ -48,12 +48,20 @@ def check_cli(args: argparse.Namespace) -> None:
     from harness.engines import ADAPTER_SERVING, check_engine_name
 
     check_engine_name(args.engine)
+    if getattr(args, "seeds", None) is not None and args.seed is not None:
+        raise HarnessError(f"--seed {args.seed} and --seeds {shown(args.seeds)} both given; a comparison's seeds are --seeds alone")
+    if args.seed is None:
+        args.seed = 0  # our default
     _at_least("--limit", args.limit, 1)
     _at_least("--max-gen-toks", args.max_gen_toks, 1)
     _at_least("--max-model-len", args.max_model_len, 16)
     _at_least("--seed", args.seed, 0, MAX_SEED)
     if args.adapter_serving not in ADAPTER_SERVING:
         raise unknown("--adapter-serving", args.adapter_serving, ADAPTER_SERVING)
+    env_data = os.environ.get("SDRRL_DATA_DIR", "").strip()
+    if env_data and not Path(env_data).expanduser().is_dir():  # read by the task loaders wherever no data folder is given
+        raise HarnessError(f"$SDRRL_DATA_DIR {shown(env_data)} is not a folder (expected <data_dir>/<family>/<flores code>/<split>.jsonl); "
+                           "fix it or unset it")
     if args.data_dir is not None and not Path(args.data_dir).expanduser().is_dir():
         raise HarnessError(f"--data-dir {args.data_dir!r} is not a folder (expected <data_dir>/<family>/<flores code>/<split>.jsonl)")
     if getattr(args, "force", None) is not None:
@@ -65,6 +73,24 @@ def check_cli(args: argparse.Namespace) -> None:
         check_run_name(args.name, "--name")
     if getattr(args, "keep_cache", False) and not getattr(args, "force", None):
         raise HarnessError("--keep-cache only applies with --force STAGE")
+    check_cache_dirs()
+
+
+def check_cache_dirs() -> None:
+    """The harness's own folders (built-in models, merged adapters, the shared evaluation cache) are
+    folders it can write, before any work: not a file, not under a read-only home."""
+    from harness.core.models import cache_root
+    from harness.evaluation.evalcache import shared_cache_dir
+
+    for folder, named in ((cache_root(), "SDRRL_HOME"), (shared_cache_dir(), "SDRRL_EVAL_CACHE")):
+        source = f"{named} {str(folder)!r}" if named in os.environ else f"the default cache folder {str(folder)!r}"
+        existing = next((p for p in [folder, *folder.parents] if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise HarnessError(f"{source}: {str(existing)!r} is a file, not a folder; set {named} to a folder")
+        try:
+            check_writable(folder, named)
+        except HarnessError as exc:
+            raise HarnessError(f"{source} is not a writable folder ({str(exc).rsplit('(', 1)[-1]}; set {named} to a writable folder") from None
 
 
 def check_run_name(name: str, what: str) -> None:
@@ -75,18 +101,24 @@ def check_run_name(name: str, what: str) -> None:
 
 
 def check_output_file(path: Path, flag: str) -> None:
-    """`path` can be written as a file: not a folder, its folder not a file."""
+    """`path` can be written as a file: not a folder, its folder not a file, and writable (the file is
+    replaced by a rename, so its folder must be writable; an existing read-only file is not replaced)."""
     path = Path(path).expanduser()
     if path.is_dir():
         raise HarnessError(f"{flag} {str(path)!r} is a folder; expected the path of a file to write")
     parent = next((p for p in path.parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise HarnessError(f"{flag} {str(path)!r}: {str(parent)!r} is a file, not a folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise HarnessError(f"{flag} {str(path)!r} is read-only; make it writable or write elsewhere")
+    check_writable(path.parent, flag)
 
 
 def check_writable(path: Path, flag: str) -> None:
     """`path` is (or can become) a folder we can write into: made if missing, probed with a temp file."""
     path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise HarnessError(f"{flag} {str(path)!r} is a file; expected a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=path)
@@ -176,6 +208,8 @@ def check_model(model_dir: Path, needs_chat_template: bool) -> None:
 
 
 def check_adapter(adapter: Path, max_rank: int) -> None:
+    if adapter.exists() and not adapter.is_dir():
+        raise HarnessError(f"--adapter {str(adapter)!r} is a file; expected a PEFT adapter folder (adapter_config.json, adapter_model.safetensors)")
     if not adapter.is_dir():
         raise HarnessError(f"adapter folder {str(adapter)!r} does not exist")
     config = _json_file(adapter / "adapter_config.json", "adapter config") if (adapter / "adapter_config.json").is_file() else None
@@ -297,6 +331,26 @@ def _task_loader(task: TaskInfo) -> Callable | None:
     return getattr(_LOADERS[path], attr)
 
 
+def check_hub_data(tasks: Sequence[TaskInfo], local_data: bool) -> None:
+    """A task that loads a hub data set (lm-eval's own tasks: `dataset_path`) needs it in the local
+    cache or a reachable hub: said now, not as a ConnectionError after the model has loaded."""
+    from harness.core import hub
+
+    reachable: bool | None = None
+    for task in tasks:
+        config = read_yaml(task.yaml_path)
+        repo = config.get("dataset_path") if isinstance(config, dict) else None
+        if (local_data and config.get("custom_dataset")) or not isinstance(repo, str) or not hub.is_hub_id(repo):
+            continue
+        if hub.cached_dataset(repo) is not None:
+            continue
+        reachable = hub.reachable() if reachable is None else reachable
+        if not reachable:
+            why = "downloads are off (SDRRL_OFFLINE / HF_HUB_OFFLINE)" if not hub.downloads_allowed() else "the hub is unreachable"
+            raise HarnessError(f"task {task.name!r} loads the Hugging Face hub data set {repo!r}, which is not in the local cache, "
+                               f"and {why}: fetch it on a connected machine first (`harness fetch`, or the datasets cache), then rerun")
+
+
 def check_data(tasks: Sequence[TaskInfo], data_dir: Path | None) -> None:
     """Every task's local data read and validated row by row, by the task's own loader.
 
@@ -305,6 +359,7 @@ def check_data(tasks: Sequence[TaskInfo], data_dir: Path | None) -> None:
     from tasks.dataio import resolve_data_dir
 
     local = resolve_data_dir(data_dir)
+    check_hub_data(tasks, local_data=local is not None)
     if local is None:
         return
     root, source = local
