@@ -103,9 +103,27 @@ def broken_data(root: Path) -> dict[str, Path]:
     def mixed_types(rows: list) -> None:
         rows[0]["question_number"], rows[1]["question_number"] = 1, "two"
 
+    def raw_belebele(d: Path, change) -> None:
+        path = d / "belebele" / "ces_Latn" / "test.jsonl"
+        path.write_text(change(path.read_text(encoding="utf-8")), encoding="utf-8")
+
+    def replace_file(d: Path, make) -> None:
+        path = d / "belebele" / "ces_Latn" / "test.jsonl"
+        path.unlink()
+        make(path)
+
     root.mkdir(parents=True, exist_ok=True)
     (root / "a-file").write_text("not a folder")
     return {
+        "numeric_text": variant("numeric_text", lambda d: belebele_rows(d, lambda rows: rows[1].update(question=5))),
+        "list_question": variant("list_question", lambda d: belebele_rows(d, lambda rows: rows[1].update(question=["a", "b"]))),
+        "key_twice": variant("key_twice", lambda d: raw_belebele(d, lambda text: '{"question": "first?", ' + text[1:])),
+        "pretty_array": variant("pretty_array", lambda d: raw_belebele(d, lambda text: json.dumps(
+            [json.loads(line) for line in text.splitlines() if line.strip()], indent=2, ensure_ascii=False))),
+        "folder_as_file": variant("folder_as_file", lambda d: replace_file(d, lambda p: p.mkdir())),
+        "symlink_loop": variant("symlink_loop", lambda d: replace_file(d, lambda p: p.symlink_to(p.name))),
+        "flores_string_ids": variant("flores_string_ids", lambda d: flores_rows(
+            d, "jpn_Jpan", lambda rows: [r.update(id=str(r["id"])) for r in rows])),
         "null_question": variant("null_question", lambda d: belebele_rows(d, lambda rows: rows[2].update(question=None))),
         "null_passage": variant("null_passage", lambda d: belebele_rows(d, lambda rows: rows[0].update(flores_passage=None))),
         "null_instruct": variant("null_instruct", lambda d: _write_lines(
@@ -159,6 +177,10 @@ def misc_files(root: Path) -> dict[str, Path]:
         "underscore_yaml": "epochs: 1_000\n",
         "bomb_yaml": _alias_bomb(),
         "small_alias_yaml": "lora_rank: &r 8\nsdrrl.lora_rank: *r\n",
+        "octal_yaml": "epochs: 010\n",
+        "int_key_yaml": "1: 2\n",
+        "max_steps_list_yaml": "max_steps: [1]\n",
+        "max_steps_null_yaml": "max_steps: null\n",
     }
     out = {}
     for name, text in files.items():
@@ -179,6 +201,10 @@ def misc_files(root: Path) -> dict[str, Path]:
     header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
     (adapter / "adapter_model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + b"\0\0\0\0")
     out["adapter_empty"], out["adapter_r128"] = root / "adapter-empty", adapter
+    latin1_tasks = root / "tasks-latin1"
+    latin1_tasks.mkdir()
+    (latin1_tasks / "mytask.yaml").write_bytes("task: mytask\n# été\n".encode("latin-1"))
+    out["tasks_latin1"] = latin1_tasks
     out["run_folder_no_spec"] = root / "adapter-empty"
     lexicons = root / "lexicons-cs-only"
     lexicons.mkdir()

@@ -350,9 +350,76 @@ CASES = [
     ("check --update: baseline without its noise", lambda w: ["check", str(w["runs"]["smoke"]), "--against", str(w["runs"]["baseline_no_noise"]), "--update"],
      ["no_noise.json", "'noise'", "--update", "harness baseline"]),
     ("run --min-effect acc=inf", run_with("--min-effect", "acc=inf"), ["acc=inf", "finite number > 0"]),
+    # --- issue 25: the internal errors, now one line before any model ----------------------------
+    *[(f"comparison: max_steps {what}", (lambda extra: lambda w: [*run_with("--trainer", "sdrrl,english_sft")(w), *extra(w)])(extra),
+       ["max_steps", shown_value]) for what, extra, shown_value in [
+          ("abc", lambda w: ["--set", "max_steps=abc"], "'abc'"),
+          ("1.5", lambda w: ["--set", "max_steps=1.5"], "'1.5'"),
+          ("a list in a config file", lambda w: ["--config", str(w["misc"]["max_steps_list_yaml"])], "[1]"),
+          ("null in a config file", lambda w: ["--config", str(w["misc"]["max_steps_null_yaml"])], "None"),
+      ]],
+    ("--seeds 5000000000", run_with("--seeds", "0,5000000000"), ["--seeds", "'0,5000000000'", "[0, 4294967295]"]),
+    ("report --out is a file", lambda w: ["report", str(w["runs"]["smoke"]), "--out", str(w["models"]["a_file"])], ["--out", "a-file", "is a file"]),
+    ("report --out read-only", lambda w: ["report", str(w["runs"]["smoke"]), "--out", "/sys/sdrrl-report"], ["--out", "/sys/sdrrl-report", "not a writable folder"]),
+    ("baseline --out read-only", lambda w: ["baseline", str(w["runs"]["smoke"]), "--out", "/sys/sdrrl-baseline.json"], ["--out", "/sys", "not a writable folder"]),
+    ("check --update onto a read-only folder", lambda w: ["check", str(w["runs"]["smoke"]), "--against", "/sys/sdrrl-baseline.json", "--update"],
+     ["check --update: baseline", "/sys", "not a writable folder"]),
+    ("--include-path with a Latin-1 YAML (run)", lambda w: [*run_with()(w), "--include-path", str(w["misc"]["tasks_latin1"])],
+     ["mytask.yaml", "not UTF-8", "byte 0xe9"]),
+    ("--include-path with a Latin-1 YAML (list tasks)", lambda w: ["list", "tasks", "--include-path", str(w["misc"]["tasks_latin1"])],
+     ["mytask.yaml", "not UTF-8"]),
+    ("eval --tasks arc_easy offline", eval_with("--tasks", "arc_easy"), ["'arc_easy'", "'allenai/ai2_arc'", "hub", "harness fetch"]),
+    # --- issue 25: accepted before, refused now -----------------------------------------------
+    ("--seeds ''", run_with("--seeds", ""), ["--seeds", "e.g. 0,1,2"]),
+    ("--seeds in Arabic-Indic digits", run_with("--seeds", "\u0660,\u0661"), ["--seeds", "'\u0660'"]),
+    ("set epochs=010", setting("epochs=010"), ["sdrrl.epochs", "'010'", "an integer"]),
+    ("--config epochs: 010", run_config("octal_yaml"), ["epochs", "'010'", "an integer"]),
+    ("set epochs=1000000000", setting("epochs=1000000000"), ["sdrrl.epochs", "1000000000", "[0, 1000]"]),
+    ("--steps 1000000000", run_with("--steps", "1000000000"), ["--steps", "1000000000", "[1, 10000000]"]),
+    ("--set a key twice", run_with("--set", "epochs=1", "--set", "epochs=2"), ["--set 'epochs'", "twice", "'1'", "'2'"]),
+    ("--steps with --trainer base", lambda w: ["run", "--trainer", "base", "--suite", "smoke", "--model", str(w["model"]), "--steps", "5"],
+     ["--steps 5", "'base'", "trains"]),
+    ("--seed beside --seeds", run_with("--seed", "1", "--seeds", "0,1"), ["--seed 1", "--seeds '0,1'"]),
+    ("--judge-engine tensorrt without --judge", run_with("--judge-engine", "tensorrt"), ["'tensorrt'", "hf", "vllm"]),
+    ("--judge-engine hf without --judge", run_with("--judge-engine", "hf"), ["--judge-engine 'hf'", "--judge MODEL"]),
+    ("data: a number as the question", run_data("numeric_text"), ["belebele/ces_Latn/test.jsonl:2", "'question'", "a number", "a text"]),
+    ("data: a list as the question", run_data("list_question"), ["belebele/ces_Latn/test.jsonl:2", "'question'", "a list"]),
+    ("data: a key twice in one record", run_data("key_twice"), ["belebele/ces_Latn/test.jsonl:1", "'question'", "twice"]),
+    ("set target_modules=foo_proj", setting("target_modules=foo_proj"), ["'foo_proj'", "no layer", "q_proj", "v_proj"]),
+    # --- issue 25: messages that now name the bad value and the valid ones -------------------------
+    ("--name -x", run_with("--name", "-x"), ["--name", "--name=VALUE"]),
+    ("--config key 1: 2", run_config("int_key_yaml"), ["int_key_yaml", "key 1", "setting name"]),
+    ("set translate_sft.epochs on an sdrrl run", setting("translate_sft.epochs=2"), ["'translate_sft.epochs'", "'translate_sft'", "does not train", "--trainer"]),
+    ("comparison: max_steps=-3", run_with("--trainer", "sdrrl,english_sft", "--set", "max_steps=-3"), ["max_steps", "-3", "[0, 10000000]"]),
+    ("eval --adapter is a file", lambda w: [*eval_with()(w), "--adapter", str(w["models"]["a_file"])], ["a-file", "is a file", "adapter folder"]),
+    ("data: a pretty-printed JSON array", run_data("pretty_array"), ["belebele/ces_Latn/test.jsonl:1", "pretty-printed", "one JSON object per line"]),
+    ("data: a folder as the data file", run_data("folder_as_file"), ["belebele/ces_Latn/test.jsonl", "is a folder"]),
+    ("data: a symlink loop as the data file", run_data("symlink_loop"), ["belebele/ces_Latn/test.jsonl", "leads nowhere"]),
+    ("data: FLORES ids as strings in one file", run_data("flores_string_ids"), ["jpn_Jpan/devtest.jsonl", "strings", "numbers", "same ids"]),
     ("eval --out onto a run of another model", lambda w: [*eval_with()(w), "--out", str(w["runs"]["smoke"])],
      ["--out", "smoke-run", "model 'tiny-model'", "another model's", "give another --out"]),
 ]
+
+
+# (id, environment: name -> value (None: unset), argv, parts the one line must hold)
+ENV_CASES = [
+    ("SDRRL_HOME is a file", lambda w: {"SDRRL_HOME": str(w["models"]["a_file"])}, run_with(), ["SDRRL_HOME", "a-file", "is a file"]),
+    ("SDRRL_EVAL_CACHE is a file", lambda w: {"SDRRL_EVAL_CACHE": str(w["models"]["a_file"])}, eval_with(), ["SDRRL_EVAL_CACHE", "a-file", "is a file"]),
+    ("a read-only HOME without SDRRL_HOME", lambda w: {"HOME": "/sys/sdrrl-home", "SDRRL_HOME": None}, run_with(),
+     ["default cache folder", "/sys/sdrrl-home/.cache/sdrrl-harness", "not a writable folder", "SDRRL_HOME"]),
+    ("SDRRL_DATA_DIR pointing nowhere", lambda w: {"SDRRL_DATA_DIR": "/no/such/data"}, run_with(), ["$SDRRL_DATA_DIR", "'/no/such/data'", "not a folder"]),
+]
+
+
+@pytest.mark.parametrize("case, env, argv, parts", ENV_CASES, ids=[c[0] for c in ENV_CASES])
+def test_a_bad_environment_fails_in_one_line_before_any_model_loads(case, env, argv, parts, world, no_model_loads, capsys, monkeypatch):
+    for name, value in env(world).items():
+        monkeypatch.delenv(name, raising=False) if value is None else monkeypatch.setenv(name, value)
+    code, err, seconds = _call(argv(world), capsys)
+    _TABLE.append((case, seconds, err))
+    assert code == 2 and "Traceback" not in err and len(err.splitlines()) == 1 and err.startswith("harness: error:"), err
+    for part in parts:
+        assert part in err, f"{part!r} not in: {err}"
 
 
 @pytest.mark.parametrize("case, argv, parts", CASES, ids=[c[0] for c in CASES])

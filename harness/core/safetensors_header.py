@@ -33,6 +33,24 @@ def read_header(path: Path) -> dict[str, dict]:
     return tensors
 
 
+def model_weight_files(model_dir: Path) -> list[Path]:
+    """A model folder's safetensors files: the shards its index names, else every *.safetensors."""
+    index = Path(model_dir) / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values()))
+        except (OSError, ValueError, AttributeError):
+            shards = []
+        return [Path(model_dir) / s for s in shards if (Path(model_dir) / s).is_file()]
+    return sorted(Path(model_dir).glob("*.safetensors"))
+
+
+def linear_modules(model_dir: Path) -> list[str]:
+    """Names of the model's modules with a 2-D weight (the layers LoRA can adapt), from the headers alone."""
+    shapes = tensor_shapes(model_weight_files(model_dir))
+    return sorted(name.removesuffix(".weight") for name, shape in shapes.items() if name.endswith(".weight") and len(shape) == 2)
+
+
 def tensor_shapes(files: list[Path]) -> dict[str, tuple[int, ...]]:
     """Every tensor's shape over a model's weight files (one file or the shards)."""
     shapes: dict[str, tuple[int, ...]] = {}

@@ -78,8 +78,8 @@ def _docs(split, family, source_config, target_config, dataset, sacrebleu, data_
         raise HarnessError(f"sentence ids of {src_where} are {words.get(*kinds[0], *kinds[0])} (e.g. {shown(src[0]['id'])}) but those of "
                            f"{tgt_where} are {words.get(*kinds[1], *kinds[1])} (e.g. {shown(tgt[0]['id'])}); give both files the same ids")
     if missing:
-        shown = ", ".join(str(i) for i in missing[:5]) + (", ..." if len(missing) > 5 else "")
-        raise HarnessError(f"{len(missing)} sentence id(s) of {src_where} are missing from {tgt_where}: {shown}")
+        listed = ", ".join(str(i) for i in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise HarnessError(f"{len(missing)} sentence id(s) of {src_where} are missing from {tgt_where}: {listed}")
     bleu = (sacrebleu or {}).get("bleu", {})
     chrf = (sacrebleu or {}).get("chrf", {})
     return [
