@@ -126,7 +126,9 @@ def _finished(req: EvalRequest, task: TaskInfo, key: str, progress: Any = None) 
             say(f"evaluate: shared evaluation cache: {damage}; a miss, {task.name} is recomputed")
         return None
     # The same model, adapter, task file, data and settings were evaluated by another run.
-    _write_task(task_dir, {**cached, "variant": req.variant, "reused_from_cache": True}, rows)
+    # The entry names the folders of the run that computed it; this result is of this run's (same content).
+    here = {"model": str(req.model_dir), "adapter": str(req.adapter) if req.adapter else None}
+    _write_task(task_dir, {**cached, **here, "variant": req.variant, "reused_from_cache": True}, rows)
     if progress:
         progress.task_done(f"eval {req.variant}: {task.name}", len(rows), cached.get("wall_s", 0.0), from_cache=True)
     return read_json(task_scores(task_dir))
