@@ -25,9 +25,10 @@ def _generation(doc_id: int, prompt_words: int, max_gen_toks: int | None) -> dic
 
 
 def test_items_longer_than_the_window_are_counted():
-    samples = [_choice(0, 60), _choice(1, 62), _choice(2, 78)]  # + 2 continuation words each
-    assert overlong_items(samples, _words, 64) == 1
-    assert overlong_items(samples, _words, 63) == 2  # 62 + 2: one choice is enough
+    samples = [_choice(0, 60), _choice(1, 64), _choice(2, 78)]  # + 2 continuation words each (+ 1 for the other choice)
+    assert overlong_items(samples, _words, 64) == 2  # 66 and 80 tokens: past 64 fed + 1 predicted
+    assert overlong_items(samples, _words, 65) == 1  # 64 + 2 fits: the last token is predicted, not fed
+    assert overlong_items(samples, _words, 60) == 3  # 60 + 2 > 61: one choice over is enough
     assert overlong_items(samples, _words, 128) == 0
     assert overlong_items(samples, _words, None) == 0  # the model's own window: nothing cut by us
 
@@ -47,7 +48,7 @@ def test_the_report_says_which_tasks_were_cut(tmp_path):
     (task / "scores.json").write_text(json.dumps({**scores, "overlong_items": 3}))
     reseal(task)
     notes = build_report([run], tmp_path / "out", n_resamples=20)["notes"]
-    assert any("run short-window, adapter: belebele_cs: 3 of 4 items are longer than --max-model-len" in n for n in notes)
+    assert any("run short-window, adapter: belebele_cs: 3 of 4 items are longer than the context window" in n for n in notes)
 
 
 @pytest.mark.slow
@@ -62,7 +63,7 @@ def test_a_short_window_is_said_by_a_real_evaluation(tiny_llama, tmp_path, eval_
     req = EvalRequest(model_dir=tiny_llama, tasks=[task], out_dir=tmp_path / "short", engine="hf", data_dir=suite.data_dir,
                       limit=2, settings=EngineSettings(max_model_len=32))
     assert evaluate(req)[task.name]["overlong_items"] == 2
-    assert f"{task.name}: 2 of 2 items are longer than --max-model-len 32 tokens" in capsys.readouterr().out
+    assert f"{task.name}: 2 of 2 items are longer than the context window of 32 tokens" in capsys.readouterr().out
     wide = EvalRequest(model_dir=tiny_llama, tasks=[task], out_dir=tmp_path / "wide", engine="hf", data_dir=suite.data_dir,
                        limit=2, settings=EngineSettings(max_model_len=2048))
     assert evaluate(wide)[task.name]["overlong_items"] == 0

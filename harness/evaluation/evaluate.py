@@ -17,6 +17,7 @@ from typing import Any
 from harness.evaluation import comet, genmetrics, metrics
 from harness.evaluation.contextlen import overlong_items, overlong_line
 from harness.engines import AUTO, EngineSettings, Route, get_engine, route
+from harness.engines.base import context_length
 from harness.evaluation.evalcache import eval_key, read_entry, read_samples, shared_cache_dir, write_entry
 from harness.core.models import adapter_fingerprint, merged_model_dir, model_fingerprint
 from harness.core.runstore import read_json, task_scores
@@ -205,10 +206,11 @@ def _run_call(req: EvalRequest, session: _Session, lm: Any, served: Route, call:
     for task, key in call.tasks:
         share = wall * len(rows[task.name]) / items  # the call's wall time, split by items
         scores = _task_scores(req, session, lm, served, task, key, out, rows[task.name], call.chat)
-        scores["overlong_items"] = overlong_items(out["samples"][task.name], _token_counter(lm), req.settings.max_model_len,
+        window = context_length(req.model_dir, req.settings.max_model_len) if req.settings.max_model_len else None
+        scores["overlong_items"] = overlong_items(out["samples"][task.name], _token_counter(lm), window,
                                                   genmetrics.task_max_gen_toks(task, req.settings.max_gen_toks))
         if scores["overlong_items"]:
-            say(f"evaluate: warning: {overlong_line(task.name, scores['overlong_items'], len(rows[task.name]), req.settings.max_model_len)}")
+            say(f"evaluate: warning: {overlong_line(task.name, scores['overlong_items'], len(rows[task.name]), window)}")
         results[task.name] = ({**scores, "wall_s": round(share, 3), "engine_call": shared}, rows[task.name])
     return results
 
