@@ -94,7 +94,16 @@ def world(tiny_llama, tmp_path_factory) -> dict[str, dict[str, Path] | Path]:
         "misc": misc_files(root / "misc"),
         "runs": baseline_runs(root / "runs"),
         "adapters": broken_adapters(tiny_llama, root / "adapters"),
+        "same_model_run": _same_model_run(tiny_llama, root / "runs"),
     }
+
+
+def _same_model_run(model: Path, root: Path) -> Path:
+    try:
+        from run_fixtures import make_run
+    except ImportError:
+        from tests.run_fixtures import make_run
+    return make_run(root, "same-model-run", langs=("en", "cs"), n=2, model=str(model))
 
 
 # --------------------------------------------------------------------------------------------
@@ -450,6 +459,7 @@ ACCEPTED = [
         *run_with("--trainer", "sdrrl,english_sft", "--ablations", "--runs-dir", "runs")(w)]),
     ("--config with a small alias: what it expands to is a settings file's size", run_config("small_alias_yaml")),
     ("eval --adapter that fits the model it names", lambda w: [*eval_with()(w), "--adapter", str(w["adapters"]["fits"])]),
+    ("eval --out onto a run of the same model: a base evaluation added to it", lambda w: [*eval_with()(w), "--out", str(w["same_model_run"])]),
     ("eval --adapter naming a base folder gone since: its module shapes fit", lambda w: [
         *eval_with()(w), "--adapter", str(w["adapters"]["gone_base"])]),
 ]

@@ -282,6 +282,19 @@ def _config_text(model_dir: Path) -> str | None:
         return None
 
 
+def _same_model(named: str, model: str, model_dir: Path) -> bool:
+    """Whether a run's model (as its spec names it: a built-in, a folder, a hub id) is `model`, resolved to `model_dir`."""
+    from harness.core.models import BUILTIN_MODELS, cache_root
+
+    if named == model:
+        return True
+    if named in BUILTIN_MODELS:
+        return (cache_root() / "models" / named).resolve() == model_dir.resolve()
+    if Path(named).expanduser().exists():
+        return Path(named).expanduser().resolve() == model_dir.resolve()
+    return "models--" + named.replace("/", "--") in model_dir.parts  # a hub id: its snapshot in the HF cache
+
+
 def check_eval_out(out: Path, model: str, model_dir: Path, adapter: Path | None) -> None:
     """`harness eval --out` onto a run folder writes that run's results: only with the run's own model
     (and adapter), or its report would compare the adapter with another model's base."""
@@ -296,10 +309,8 @@ def check_eval_out(out: Path, model: str, model_dir: Path, adapter: Path | None)
         spec = yaml.safe_load(paths.spec.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         raise HarnessError(f"--out {str(out)!r} holds a spec.yaml that cannot be read; give another --out") from None
-    run_model = str(spec.get("model")) if isinstance(spec, dict) else None
-    same = run_model is not None and (run_model == model or Path(run_model).expanduser().resolve() == Path(model_dir).resolve()
-                                      or Path(run_model).expanduser().resolve() == Path(model).expanduser().resolve())
-    if not same:
+    run_model = str(spec.get("model")) if isinstance(spec, dict) and spec.get("model") is not None else None
+    if run_model is None or not _same_model(run_model, model, Path(model_dir)):
         raise HarnessError(f"--out {str(out)!r} is a run of model {shown(run_model)}; evaluating model {shown(model)} into it "
                            "would replace that run's results with another model's: give another --out")
     if adapter is not None and Path(adapter).resolve() != paths.adapter.resolve():
