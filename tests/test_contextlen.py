@@ -63,7 +63,8 @@ def test_a_short_window_is_said_by_a_real_evaluation(tiny_llama, tmp_path, eval_
     req = EvalRequest(model_dir=tiny_llama, tasks=[task], out_dir=tmp_path / "short", engine="hf", data_dir=suite.data_dir,
                       limit=2, settings=EngineSettings(max_model_len=32))
     assert evaluate(req)[task.name]["overlong_items"] == 2
-    assert f"{task.name}: 2 of 2 items are longer than the context window of 32 tokens" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert f"{task.name}: 2 of 2 items are longer than the context window of 32 tokens" in said.out + said.err
     wide = EvalRequest(model_dir=tiny_llama, tasks=[task], out_dir=tmp_path / "wide", engine="hf", data_dir=suite.data_dir,
                        limit=2, settings=EngineSettings(max_model_len=2048))
     assert evaluate(wide)[task.name]["overlong_items"] == 0
