@@ -116,7 +116,7 @@ def _suite_tasks(args: argparse.Namespace):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from harness.services import preflight
+    from harness.services import adapter_check, preflight
     from harness.engines import EngineSettings, check_parallel
     from harness.evaluation.evaluate import EvalRequest, evaluate
     from harness.core.models import resolve_model
@@ -130,14 +130,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     tasks = suite.tasks
     adapter = Path(args.adapter) if args.adapter else None
     if adapter is not None:
-        preflight.check_adapter(adapter, EngineSettings().max_lora_rank)
+        adapter_check.check_adapter(adapter, EngineSettings().max_lora_rank)
     out = Path(args.out) if args.out else Path(args.runs_dir) / default_run_name("eval", args.model, args.suite)
     preflight.check_writable(out, "--out" if args.out else "--runs-dir")
     preflight.check_data(tasks, Path(args.data_dir).resolve() if args.data_dir else suite.data_dir)
     model_dir = resolve_model(args.model)
     preflight.check_model(model_dir, needs_chat_template=False)
     if adapter is not None:
-        preflight.check_adapter_fits(adapter, model_dir, args.model)
+        adapter_check.check_adapter_fits(adapter, model_dir, args.model)
     preflight.check_eval_out(out, args.model, model_dir, adapter)
     variant = "adapter" if adapter else "base"
     req = EvalRequest(
