@@ -321,10 +321,8 @@ def _judge(run_dirs: list[Path], report_dir: Path, judge_dir: Path, judge_model:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    import os
-
     from harness.core.progress import say
-    from harness.services.preflight import check_writable
+    from harness.services.preflight import check_report_out
     from harness.core.runstore import RunPaths
     from reports.build import build_report
 
@@ -332,14 +330,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     min_effect = parse_min_effect(args.min_effect)
     out = Path(args.out) if args.out else Path(args.runs[0])
-    if args.out:
-        check_writable(out, "--out")
-    else:  # the first run's folder: a missing one is named by the report as "not a run folder"
-        for name in ("report.md", "report.html", "report.json"):
-            if (out / name).exists() and not os.access(out / name, os.W_OK):
-                raise HarnessError(f"{str(out / name)!r} is read-only; give --out FOLDER")
-        if out.is_dir():
-            check_writable(out, "the run folder (report.md goes there; or give --out)")
+    check_report_out(out, given=bool(args.out))
     report = build_report([Path(r) for r in args.runs], out, min_effect=min_effect)
     for line in report["unfinished"]:
         say(f"warning: {line}; the report covers the task results it has")

@@ -114,6 +114,19 @@ def check_output_file(path: Path, flag: str) -> None:
     check_writable(path.parent, flag)
 
 
+def check_report_out(out: Path, given: bool) -> None:
+    """Where `harness report` writes report.{md,html,json}: --out, else the first run's folder (a
+    missing run folder is named by the report itself, as not a run folder)."""
+    if given:
+        check_writable(out, "--out")
+        return
+    for name in ("report.md", "report.html", "report.json"):
+        if (out / name).exists() and not os.access(out / name, os.W_OK):
+            raise HarnessError(f"{str(out / name)!r} is read-only; give --out FOLDER")
+    if out.is_dir():
+        check_writable(out, "the run folder (report.md goes there; or give --out)")
+
+
 def check_writable(path: Path, flag: str) -> None:
     """`path` is (or can become) a folder we can write into: made if missing, probed with a temp file."""
     path = Path(path).expanduser()
