@@ -114,6 +114,9 @@ _ADAPTER_NOT_IDENTITY = ("README.md",)
 # Where the adapter was trained is not what it computes (a run folder moved keeps its results);
 # the base model it names is checked against the one it is applied to (preflight.check_adapter_fits).
 _CONFIG_NOT_IDENTITY = ("base_model_name_or_path", "revision")
+# Fields PEFT holds as sets and writes in the process's hash order: the same adapter saved by two
+# processes lists them differently.
+_CONFIG_SETS = ("target_modules", "exclude_modules", "modules_to_save", "layers_to_transform")
 
 
 def adapter_fingerprint(adapter: Path | None) -> str | None:
@@ -139,7 +142,8 @@ def _adapter_config_identity(path: Path) -> str:
     except (OSError, ValueError):
         return sha256_file(path)  # unreadable: its bytes, and preflight names the fault
     if isinstance(config, dict):
-        config = {k: v for k, v in config.items() if k not in _CONFIG_NOT_IDENTITY}
+        config = {k: sorted(v, key=str) if k in _CONFIG_SETS and isinstance(v, list) else v
+                  for k, v in config.items() if k not in _CONFIG_NOT_IDENTITY}
     return sha256_json(config)
 
 
