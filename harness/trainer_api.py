@@ -66,6 +66,10 @@ class Trainer(ABC):
         """Raise HarnessError naming what the run lacks (lexicons, parallel pairs, files) before any
         model is loaded. The default checks nothing."""
 
+    def check_model(self, model_dir: Path) -> None:
+        """Raise HarnessError when the settings do not fit this model folder (read without loading
+        its weights: config, safetensors headers). The default checks nothing."""
+
     @abstractmethod
     def build_dataset(self, ctx: TrainContext) -> list[dict]:
         """Training records: {"id", "group", "kind", "lang", "messages": [{"role", "content"}, ...]}.

@@ -12,6 +12,7 @@ from pathlib import Path
 from harness.core.errors import HarnessError
 from harness.services.heldout import heldout_rows
 from harness.core.runstore import write_json, write_text
+from harness.evaluation.contextlen import overlong_line
 from reports import stats
 from reports.compute import compute_report
 from reports.html import render_html
@@ -34,7 +35,10 @@ def build_report(run_dirs: list[Path], out_dir: Path, n_resamples: int = stats.D
         report["missing_runs"] = list(missing)
         report["notes"].insert(0, f"Incomplete comparison: {len(missing)} planned run(s) did not finish and are not in "
                                   f"this report: {', '.join(missing)}.")
-        report["sections"] = [s.title for s in shown(report)]  # Notes is shown now
+    unfinished = [run.unfinished for run in runs if run.unfinished]
+    report["unfinished"] = unfinished
+    report["notes"] = unfinished + _overlong_notes(runs) + report["notes"]  # first: every number below depends on them
+    report["sections"] = [s.title for s in shown(report)]  # Notes is shown when the lines above added some
     out_dir = Path(out_dir)
     for run in report["runs"]:  # no path of this machine in a report: run folders relative to the report's
         run["path"] = os.path.relpath(Path(run["path"]).resolve(), out_dir.resolve())
@@ -43,3 +47,16 @@ def build_report(run_dirs: list[Path], out_dir: Path, n_resamples: int = stats.D
     write_text(out_dir / "report.md", render_markdown(report))
     write_text(out_dir / "report.html", render_html(report))
     return report
+
+
+def _overlong_notes(runs: list) -> list[str]:
+    """Tasks whose items did not fit the engine's context window (harness.evaluation.contextlen)."""
+    notes = []
+    for run in runs:
+        for variant, tasks in sorted(run.results.items()):
+            for name, result in sorted(tasks.items()):
+                n = result.scores.get("overlong_items")
+                if isinstance(n, int) and n > 0:
+                    window = run.spec.get("max_model_len", "?")
+                    notes.append(f"run {run.name}, {variant}: " + overlong_line(name, n, result.n_samples or n, window))
+    return notes

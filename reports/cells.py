@@ -35,8 +35,8 @@ class Cell:
 
 
 def _number(v: object) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
-        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None  # a baseline holds finite numbers only (reports.check.load_baseline)
     return float(v)
 
 

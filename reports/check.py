@@ -18,10 +18,11 @@ below its recorded minimum (`heldout_margin` x the recorded drop: training must 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, shown
 from harness.core.runstore import write_json
 from reports.cells import HASH_KIND, Cell, run_cells
 
@@ -127,10 +128,18 @@ def tolerances(noise: dict, kinds: set[str], multiple: float, overrides: dict[st
     return tol
 
 
+def _finite(value: object, low: float = 0.0, low_allowed: bool = True) -> bool:
+    """A real number (not a bool, NaN or infinity) at or above `low` (above it, when not `low_allowed`).
+    A NaN or infinite tolerance makes every comparison pass; a negative one, every comparison fail."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    return value >= low if low_allowed else value > low
+
+
 def _check_overrides(tolerance: dict | None) -> dict[str, float]:
     for k, v in (tolerance or {}).items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-            raise HarnessError(f"bad tolerance for {k!r}: {v!r} (want a number >= 0)")
+        if not _finite(v):
+            raise HarnessError(f"bad tolerance for {k!r}: {v!r} (want a finite number >= 0)")
     return {k: float(v) for k, v in (tolerance or {}).items()}
 
 
@@ -148,8 +157,8 @@ def record_baseline(run_dir: Path, out_path: Path, noise_runs: list[Path] = (), 
     """Write `run_dir`'s cells as a baseline at `out_path`, tolerances from the spread over
     `run_dir` and `noise_runs` (reruns of the same command); return what was written."""
     overrides = _check_overrides(tolerance)
-    if isinstance(multiple, bool) or not isinstance(multiple, (int, float)) or multiple <= 0:
-        raise HarnessError(f"bad noise multiple {multiple!r} (want a number > 0)")
+    if not _finite(multiple, low_allowed=False):
+        raise HarnessError(f"bad value for --noise-multiple: {multiple!r}; expected a finite number > 0 (our default {DEFAULT_MULTIPLE:g})")
     run, cells = run_cells(Path(run_dir))
     loaded = [(str(run_dir), run.stages.get("train", {}).get("device"), cells)]
     for path in noise_runs:
@@ -188,18 +197,49 @@ def load_baseline(path: Path) -> dict:
     if not isinstance(cells, dict) or not cells:
         raise HarnessError(f"bad baseline file {path}: no 'cells' object")
     tol = data.get("tolerance", {})
-    if not isinstance(tol, dict) or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in tol.values()):
+    if not isinstance(tol, dict):
         raise HarnessError(f"bad baseline file {path}: 'tolerance' must map cell kinds to numbers")
+    for kind, value in tol.items():
+        if not _finite(value):
+            raise HarnessError(f"bad baseline file {path}: tolerance of {kind!r} is {shown(value)}; expected a finite number >= 0")
     for key, cell in cells.items():
         if key.count("/") < 2:
             raise HarnessError(f"bad baseline file {path}: cell {key!r} is not <variant>/<task>/<metric> or longer")
         if not isinstance(cell, dict) or not isinstance(cell.get("kind"), str) or "value" not in cell:
             raise HarnessError(f"bad baseline file {path}: cell {key!r} needs 'kind' and 'value'")
-        if cell["kind"] != HASH_KIND and (isinstance(cell["value"], bool) or not isinstance(cell["value"], (int, float))):
-            raise HarnessError(f"bad baseline file {path}: cell {key!r} has no numeric 'value'")
-        if cell["kind"] != HASH_KIND and cell["kind"] not in tol:
+        if cell["kind"] == HASH_KIND:
+            if not isinstance(cell["value"], str):
+                raise HarnessError(f"bad baseline file {path}: cell {key!r} has value {shown(cell['value'])}; expected an output hash (a string)")
+            continue
+        if not _finite(cell["value"], low=-math.inf):
+            raise HarnessError(f"bad baseline file {path}: cell {key!r} has value {shown(cell['value'])}; expected a finite number")
+        if cell["kind"] not in tol:
             raise HarnessError(f"bad baseline file {path}: no tolerance for kind {cell['kind']!r} (cell {key!r})")
+        if cell.get("n_samples") is not None and (isinstance(cell["n_samples"], bool) or not isinstance(cell["n_samples"], int) or cell["n_samples"] < 0):
+            raise HarnessError(f"bad baseline file {path}: cell {key!r} has n_samples {shown(cell['n_samples'])}; expected an integer >= 0")
+        if cell.get("min") is not None and not _finite(cell["min"], low=-math.inf):
+            raise HarnessError(f"bad baseline file {path}: cell {key!r} has min {shown(cell['min'])}; expected a finite number")
+    _check_rule(data, path)
     return data
+
+
+def _check_rule(data: dict, path: Path) -> None:
+    """What `check --update` computes new tolerances from: the rule's multiple and the measured spread."""
+    rule, noise = data.get("tolerance_rule"), data.get("noise")
+    if rule is not None:
+        if not isinstance(rule, dict) or not _finite(rule.get("multiple"), low_allowed=False):
+            shown_multiple = shown(rule.get("multiple")) if isinstance(rule, dict) else shown(rule)
+            raise HarnessError(f"bad baseline file {path}: tolerance_rule multiple is {shown_multiple}; expected a finite number > 0")
+        overrides = rule.get("overrides") or {}
+        bad = [k for k, v in overrides.items() if not _finite(v)] if isinstance(overrides, dict) else ["(not an object)"]
+        if bad:
+            raise HarnessError(f"bad baseline file {path}: tolerance_rule overrides {', '.join(map(repr, bad))}: expected finite numbers >= 0")
+    if noise is not None:
+        spread = noise.get("spread") if isinstance(noise, dict) else None
+        if not isinstance(spread, dict) or any(not _finite(v) for v in spread.values()):
+            raise HarnessError(f"bad baseline file {path}: noise spread must map cell kinds to finite numbers >= 0")
+        if not isinstance(noise.get("hash_changes", 0), int) or isinstance(noise.get("hash_changes"), bool):
+            raise HarnessError(f"bad baseline file {path}: noise hash_changes is {shown(noise.get('hash_changes'))}; expected an integer")
 
 
 # --------------------------------------------------------------------------- checking
@@ -263,6 +303,10 @@ def update_baseline(run_dir: Path, baseline_path: Path) -> list[Move]:
     """Rewrite the baseline's cells from `run_dir` on purpose, keeping its noise and tolerance rule;
     return every cell whose value changed (old -> new)."""
     old = load_baseline(baseline_path)
+    missing = [name for name in ("noise", "tolerance_rule") if not isinstance(old.get(name), dict)]
+    if missing:
+        raise HarnessError(f"baseline file {baseline_path} has no {' or '.join(map(repr, missing))}, which --update keeps; "
+                           "record it again with harness baseline")
     run, have = run_cells(Path(run_dir))
     check_same_kind(old, run.spec, Path(baseline_path), Path(run_dir))
     changed = [Move(k, have[k].value if k in have else None, c["value"], old["tolerance"].get(c["kind"]), "updated")

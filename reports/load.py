@@ -16,6 +16,7 @@ import yaml
 
 from harness.core.errors import HarnessError
 from harness.core.runstore import RunPaths, read_json, task_samples, task_scores
+from harness.evaluation.evalcache import entry_damage
 
 
 @dataclass
@@ -78,6 +79,20 @@ class Run:
     def variant(self, name: str) -> dict[str, TaskResult]:
         return self.results.get(name, {})
 
+    @property
+    def unfinished(self) -> str | None:
+        """Why this run's evaluation is not whole (stopped inside it, or partly redone), in words; None when it is."""
+        done = self.stages.get("evaluate")
+        found = ", ".join(f"{len(tasks)} {variant}" for variant, tasks in sorted(self.results.items()))
+        if not isinstance(done, dict):
+            return f"run {self.name} is unfinished: its evaluate stage did not finish (task results found: {found})"
+        want = done.get("tasks")
+        short = [v for v in done.get("variants") or [] if isinstance(want, int) and len(self.variant(v)) < want]
+        if short:
+            return (f"run {self.name} is unfinished: its evaluate stage recorded {want} tasks per variant, "
+                    f"found {found}")
+        return None
+
 
 def _read_json(path: Path, what: str) -> Any:
     try:
@@ -105,6 +120,10 @@ def load_task(task_dir: Path, variant: str, with_samples: bool = True) -> TaskRe
     s = _read_json(scores_path, "scores")
     if not isinstance(s, dict) or not isinstance(s.get("metrics"), dict):
         raise HarnessError(f"bad scores file {scores_path}: no 'metrics' object")
+    damage = entry_damage(task_dir, samples_required=False)
+    if damage:
+        raise HarnessError(f"{damage}: it was changed after the evaluation wrote it, so its scores cannot be trusted; "
+                           "rerun `harness run` on the run (it evaluates that task again)")
     primary = s.get("primary_metric") or next(iter(s["metrics"]), "")
     if primary not in s["metrics"]:
         raise HarnessError(f"bad scores file {scores_path}: primary metric {primary!r} not in its metrics")

@@ -59,8 +59,8 @@ def parse_min_effect(items: list[str] | None) -> dict[str, float]:
                 number = float(value)
             except ValueError:
                 number = float("nan")
-            if not eq or not number > 0:
-                raise HarnessError(f"bad --min-effect {part!r}: expected {metric}=<number > 0>, "
+            if not eq or not 0 < number < float("inf"):
+                raise HarnessError(f"bad --min-effect {part!r}: expected {metric}=<finite number > 0>, "
                                    f"e.g. {metric}={DEFAULT_MIN_EFFECT[metric]:g}")
             out[metric] = number
     return out

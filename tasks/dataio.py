@@ -22,10 +22,12 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, shown
 from harness.core.textfile import read_utf8
 
 ENV_DATA_DIR = "SDRRL_DATA_DIR"
+# Required fields that may be numbers (an id, an answer's number); every other required field is a text.
+NUMBER_FIELDS = ("id", "correct_answer_num")
 TASKS_ROOT = Path(__file__).resolve().parent  # the folder holding suites.yaml and the group files
 
 
@@ -40,7 +42,11 @@ def resolve_data_dir(
         return Path(str(data_dir)).expanduser().resolve(), "metadata data_dir"
     env = os.environ.get(ENV_DATA_DIR, "").strip()
     if env:
-        return Path(env).expanduser().resolve(), f"${ENV_DATA_DIR}"
+        path = Path(env).expanduser().resolve()
+        if not path.is_dir():
+            raise HarnessError(f"${ENV_DATA_DIR} {shown(env)} is not a folder (expected <data_dir>/<family>/<flores code>/<split>.jsonl); "
+                               f"fix it or unset it")
+        return path, f"${ENV_DATA_DIR}"
     if suite_data_dir not in (None, ""):
         path = Path(str(suite_data_dir)).expanduser()
         if not path.is_absolute():
@@ -58,6 +64,10 @@ def read_local_split(
 ) -> list[dict[str, Any]]:
     """Records of one split from <root>/<family>/<config>/<split>.jsonl; one-line errors."""
     path = split_path(root, family, config, split)
+    if path.is_dir():
+        raise HarnessError(f"data file {path} is a folder; expected a JSON Lines file")
+    if path.is_symlink() and not path.exists():
+        raise HarnessError(f"data file {path} is a link that leads nowhere (a broken or looping symlink)")
     if not path.is_file():
         raise HarnessError(
             f"missing data file {path} ({source} {root}; expected <data_dir>/{family}/{config}/{split}.jsonl)"
@@ -76,10 +86,24 @@ def read_local_split(
     return records
 
 
+def _unique_keys(where: str):
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in items:
+            if key in seen:  # json.loads keeps the last silently: which one the author meant is a guess
+                raise HarnessError(f"{where}: key {shown(key)} is given twice in one record; give each field once")
+            seen[key] = value
+        return seen
+    return pairs
+
+
 def _record(line: str, path: Path, lineno: int, required: tuple[str, ...]) -> dict[str, Any]:
     try:
-        record = json.loads(line)
+        record = json.loads(line, object_pairs_hook=_unique_keys(f"{path}:{lineno}"))
     except json.JSONDecodeError as exc:
+        if lineno == 1 and line.strip() in ("[", "{"):
+            raise HarnessError(f"{path}:1: a JSON document over several lines (pretty-printed); a data file holds one JSON object "
+                               "per line (JSON Lines)") from None
         raise HarnessError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
     if not isinstance(record, dict):
         raise HarnessError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
@@ -97,6 +121,10 @@ def _check_values(record: dict[str, Any], required: Iterable[str], where: str) -
         value = record.get(name)
         if value is None or (isinstance(value, str) and not value.strip()):
             raise HarnessError(f"{where}: field {name!r} is {'null' if value is None else 'empty'}; it needs a value")
+        if isinstance(value, (list, dict)):
+            raise HarnessError(f"{where}: field {name!r} is {_kind(value)} ({shown(value)}); expected a text")
+        if name not in NUMBER_FIELDS and not isinstance(value, str):  # a number would reach the prompt as its digits
+            raise HarnessError(f"{where}: field {name!r} is {_kind(value)} ({shown(value)}); expected a text (in quotes)")
 
 
 def _kind(value: Any) -> str | None:

@@ -103,9 +103,27 @@ def broken_data(root: Path) -> dict[str, Path]:
     def mixed_types(rows: list) -> None:
         rows[0]["question_number"], rows[1]["question_number"] = 1, "two"
 
+    def raw_belebele(d: Path, change) -> None:
+        path = d / "belebele" / "ces_Latn" / "test.jsonl"
+        path.write_text(change(path.read_text(encoding="utf-8")), encoding="utf-8")
+
+    def replace_file(d: Path, make) -> None:
+        path = d / "belebele" / "ces_Latn" / "test.jsonl"
+        path.unlink()
+        make(path)
+
     root.mkdir(parents=True, exist_ok=True)
     (root / "a-file").write_text("not a folder")
     return {
+        "numeric_text": variant("numeric_text", lambda d: belebele_rows(d, lambda rows: rows[1].update(question=5))),
+        "list_question": variant("list_question", lambda d: belebele_rows(d, lambda rows: rows[1].update(question=["a", "b"]))),
+        "key_twice": variant("key_twice", lambda d: raw_belebele(d, lambda text: '{"question": "first?", ' + text[1:])),
+        "pretty_array": variant("pretty_array", lambda d: raw_belebele(d, lambda text: json.dumps(
+            [json.loads(line) for line in text.splitlines() if line.strip()], indent=2, ensure_ascii=False))),
+        "folder_as_file": variant("folder_as_file", lambda d: replace_file(d, lambda p: p.mkdir())),
+        "symlink_loop": variant("symlink_loop", lambda d: replace_file(d, lambda p: p.symlink_to(p.name))),
+        "flores_string_ids": variant("flores_string_ids", lambda d: flores_rows(
+            d, "jpn_Jpan", lambda rows: [r.update(id=str(r["id"])) for r in rows])),
         "null_question": variant("null_question", lambda d: belebele_rows(d, lambda rows: rows[2].update(question=None))),
         "null_passage": variant("null_passage", lambda d: belebele_rows(d, lambda rows: rows[0].update(flores_passage=None))),
         "null_instruct": variant("null_instruct", lambda d: _write_lines(
@@ -159,6 +177,10 @@ def misc_files(root: Path) -> dict[str, Path]:
         "underscore_yaml": "epochs: 1_000\n",
         "bomb_yaml": _alias_bomb(),
         "small_alias_yaml": "lora_rank: &r 8\nsdrrl.lora_rank: *r\n",
+        "octal_yaml": "epochs: 010\n",
+        "int_key_yaml": "1: 2\n",
+        "max_steps_list_yaml": "max_steps: [1]\n",
+        "max_steps_null_yaml": "max_steps: null\n",
     }
     out = {}
     for name, text in files.items():
@@ -179,6 +201,10 @@ def misc_files(root: Path) -> dict[str, Path]:
     header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
     (adapter / "adapter_model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + b"\0\0\0\0")
     out["adapter_empty"], out["adapter_r128"] = root / "adapter-empty", adapter
+    latin1_tasks = root / "tasks-latin1"
+    latin1_tasks.mkdir()
+    (latin1_tasks / "mytask.yaml").write_bytes("task: mytask\n# été\n".encode("latin-1"))
+    out["tasks_latin1"] = latin1_tasks
     out["run_folder_no_spec"] = root / "adapter-empty"
     lexicons = root / "lexicons-cs-only"
     lexicons.mkdir()
@@ -202,4 +228,78 @@ def baseline_runs(root: Path) -> dict[str, Path]:
     smoke = make_run(root, "smoke-run", langs=("en", "cs"), n=4)
     other = make_run(root, "paper15-run", langs=("en", "cs"), n=4, suite="paper15", model="other-model")
     record_baseline(other, root / "paper15.json")
-    return {"smoke": smoke, "paper15_baseline": root / "paper15.json"}
+    record_baseline(smoke, root / "smoke.json")
+    tampered = make_run(root, "tampered-run", langs=("en", "cs"), n=4)
+    _edit_json(tampered / "eval" / "adapter" / "belebele_cs" / "scores.json", lambda s: s["metrics"].update(acc=1.0))
+    baselines = {"smoke": smoke, "paper15_baseline": root / "paper15.json", "smoke_baseline": root / "smoke.json", "tampered": tampered}
+    good = json.loads((root / "smoke.json").read_text())
+    acc_cell = "adapter/belebele_cs/acc"
+    edits = {  # a baseline a tool or a hand wrote: each would make `check` pass (or fail) everything
+        "nan_tolerance": lambda b: b["tolerance"].update(acc=float("nan")),
+        "inf_tolerance": lambda b: b["tolerance"].update(acc=float("inf")),
+        "negative_tolerance": lambda b: b["tolerance"].update(acc=-0.1),
+        "text_tolerance": lambda b: b["tolerance"].update(acc="0.1"),
+        "nan_value": lambda b: b["cells"][acc_cell].update(value=float("nan")),
+        "inf_value": lambda b: b["cells"][acc_cell].update(value=float("-inf")),
+        "text_n_samples": lambda b: b["cells"][acc_cell].update(n_samples="four"),
+        "text_min": lambda b: b["cells"][acc_cell].update(min="half"),
+        "text_multiple": lambda b: b["tolerance_rule"].update(multiple="three"),
+        "no_noise": lambda b: b.pop("noise"),
+    }
+    for name, edit in edits.items():
+        changed = json.loads(json.dumps(good))
+        edit(changed)
+        baselines[f"baseline_{name}"] = root / f"{name}.json"
+        baselines[f"baseline_{name}"].write_text(json.dumps(changed))
+    return baselines
+
+
+def _write_safetensors(path: Path, shapes: dict[str, list[int]]) -> None:
+    """A safetensors file of zero-filled F32 tensors: only its header matters to the checks."""
+    header, offset = {}, 0
+    for name, shape in shapes.items():
+        size = 4
+        for d in shape:
+            size *= d
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    blob = json.dumps(header).encode()
+    path.write_bytes(len(blob).to_bytes(8, "little") + blob + b"\0" * offset)
+
+
+def _lora_shapes(model_dir: Path, modules: tuple[str, ...] = ("q_proj", "v_proj"), rank: int = 4) -> dict[str, list[int]]:
+    """LoRA A/B shapes for `modules` of every layer of the model, read from its weights' header."""
+    from harness.core.safetensors_header import read_header
+
+    shapes = {}
+    for name, tensor in read_header(model_dir / "model.safetensors").items():
+        stem = name.removesuffix(".weight")
+        if stem.rsplit(".", 1)[-1] in modules:
+            out_f, in_f = tensor["shape"]
+            shapes[f"base_model.model.{stem}.lora_A.weight"] = [rank, in_f]
+            shapes[f"base_model.model.{stem}.lora_B.weight"] = [out_f, rank]
+    return shapes
+
+
+def broken_adapters(model_dir: Path, root: Path) -> dict[str, Path]:
+    """A LoRA adapter that fits `model_dir`, and ones made for another base model, architecture or size."""
+    def adapter(name: str, shapes: dict[str, list[int]], **config) -> Path:
+        target = root / name
+        target.mkdir(parents=True)
+        _write_safetensors(target / "adapter_model.safetensors", shapes)
+        base = {"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"],
+                "base_model_name_or_path": str(model_dir)}
+        (target / "adapter_config.json").write_text(json.dumps({**base, **config}))
+        return target
+
+    fits = _lora_shapes(model_dir)
+    wider = {k: ([v[0], v[1] * 2] if ".lora_A." in k else v) for k, v in fits.items()}
+    gpt2 = {"base_model.model.transformer.h.0.attn.c_attn.lora_A.weight": [4, 32],
+            "base_model.model.transformer.h.0.attn.c_attn.lora_B.weight": [96, 4]}
+    return {
+        "fits": adapter("fits", fits),
+        "other_base": adapter("other-base", fits, base_model_name_or_path="Qwen/Qwen2.5-0.5B-Instruct"),
+        "other_arch": adapter("other-arch", gpt2, target_modules=["c_attn"], base_model_name_or_path=""),
+        "other_size": adapter("other-size", wider, base_model_name_or_path="/gone/since/model"),
+        "gone_base": adapter("gone-base", fits, base_model_name_or_path="/gone/since/model"),
+    }

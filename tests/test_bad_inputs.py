@@ -20,9 +20,9 @@ from harness.app.cli import main
 from harness.evaluation.registry import all_tasks as real_all_tasks
 
 try:  # tests/ as a plain folder on sys.path (pytest's default) or as a package
-    from broken_inputs import baseline_runs, broken_data, broken_models, misc_files
+    from broken_inputs import baseline_runs, broken_adapters, broken_data, broken_models, misc_files
 except ImportError:
-    from tests.broken_inputs import baseline_runs, broken_data, broken_models, misc_files
+    from tests.broken_inputs import baseline_runs, broken_adapters, broken_data, broken_models, misc_files
 
 _TABLE: list[tuple[str, float, str]] = []
 
@@ -93,7 +93,17 @@ def world(tiny_llama, tmp_path_factory) -> dict[str, dict[str, Path] | Path]:
         "data": broken_data(root / "data"),
         "misc": misc_files(root / "misc"),
         "runs": baseline_runs(root / "runs"),
+        "adapters": broken_adapters(tiny_llama, root / "adapters"),
+        "same_model_run": _same_model_run(tiny_llama, root / "runs"),
     }
+
+
+def _same_model_run(model: Path, root: Path) -> Path:
+    try:
+        from run_fixtures import make_run
+    except ImportError:
+        from tests.run_fixtures import make_run
+    return make_run(root, "same-model-run", langs=("en", "cs"), n=2, model=str(model))
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,7 +158,7 @@ CASES = [
     ("data: missing field", run_data("missing_field"), ["test.jsonl", "question"]),
     ("data: correct_answer_num 7", run_data("answer_7"), ["correct_answer_num", "'7'", "'1'..'4'"]),
     ("trainer base --set x=1", setting("x=1", trainer="base"), ["'base'", "no settings", "'x'"]),
-    ("set epochs=abc", setting("epochs=abc"), ["'abc'", "an integer", ">= 0", "max_steps"]),
+    ("set epochs=abc", setting("epochs=abc"), ["'abc'", "an integer", "[0, 1000]", "max_steps"]),
     # --- every CLI flag ----------------------------------------------------------------------
     ("--limit 0", run_with("--limit", "0"), ["--limit", "0", ">= 1"]),
     ("--limit abc", run_with("--limit", "abc"), ["--limit", "'abc'"]),
@@ -209,7 +219,7 @@ CASES = [
     ("set target_modules=", setting("target_modules="), ["target_modules", "non-empty"]),
     ("set learning_rate=abc", setting("learning_rate=abc"), ["learning_rate", "'abc'", "a number >= 0"]),
     ("set learning_rate=nan", setting("learning_rate=nan"), ["learning_rate", "nan"]),
-    ("set max_steps=-1", setting("max_steps=-1"), ["max_steps", ">= 0"]),
+    ("set max_steps=-1", setting("max_steps=-1"), ["max_steps", "[0, 10000000]"]),
     ("set batch_size=0", setting("batch_size=0"), ["batch_size", ">= 1"]),
     ("set grad_accum_steps=0", setting("grad_accum_steps=0"), ["grad_accum_steps", ">= 1"]),
     ("set micro_batch_size=0", setting("micro_batch_size=0"), ["micro_batch_size", ">= 1"]),
@@ -320,7 +330,105 @@ CASES = [
     ("run --min-effect acc=-1", run_with("--min-effect", "acc=-1"), ["acc=-1", "> 0"]),
     ("run --min-effect acx=0.1", run_with("--min-effect", "acx=0.1"), ["'acx'", "acc", "bleu"]),
     ("report --min-effect bleu", lambda w: ["report", "/no/such/run", "--min-effect", "bleu"], ["'bleu'", "bleu=1"]),
+    # --- issue 25: an adapter is checked against the base model it is applied to -------------------
+    ("eval --adapter of another base model", lambda w: [*eval_with()(w), "--adapter", str(w["adapters"]["other_base"])],
+     ["other-base", "'Qwen/Qwen2.5-0.5B-Instruct'", "base_model_name_or_path", "--model"]),
+    ("eval --adapter of another architecture", lambda w: [*eval_with()(w), "--adapter", str(w["adapters"]["other_arch"])],
+     ["other-arch", "'transformer.h.0.attn.c_attn'", "does not have", "another architecture"]),
+    ("eval --adapter of another model size", lambda w: [*eval_with()(w), "--adapter", str(w["adapters"]["other_size"])],
+     ["other-size", "lora_A.weight has shape [4, 64]", "q_proj.weight has shape [128, 32]"]),
+    ("report: a hand-edited scores.json", lambda w: ["report", str(w["runs"]["tampered"])],
+     ["tampered-run/eval/adapter/belebele_cs/scores.json is damaged", "integrity record", "cannot be trusted", "harness run"]),
+    ("check: a hand-edited scores.json", lambda w: ["check", str(w["runs"]["tampered"]), "--against", str(w["runs"]["smoke_baseline"])],
+     ["tampered-run/eval/adapter/belebele_cs/scores.json is damaged", "cannot be trusted"]),
+    # --- issue 25: a baseline's tolerances and values are finite and non-negative -------------------
+    *[(f"baseline --noise-multiple {v}", (lambda v: lambda w: ["baseline", str(w["runs"]["smoke"]), "--out", "x.json", "--noise-multiple", v])(v),
+       ["--noise-multiple", "finite number > 0"]) for v in ("nan", "inf", "-1", "0")],
+    *[(f"check: baseline with {what}", (lambda name: lambda w: ["check", str(w["runs"]["smoke"]), "--against", str(w["runs"][f"baseline_{name}"])])(name), parts)
+      for what, name, parts in [
+          ("a NaN tolerance", "nan_tolerance", ["nan_tolerance.json", "tolerance of 'acc' is nan", "finite number >= 0"]),
+          ("an infinite tolerance", "inf_tolerance", ["inf_tolerance.json", "tolerance of 'acc' is inf", "finite number >= 0"]),
+          ("a negative tolerance", "negative_tolerance", ["negative_tolerance.json", "tolerance of 'acc' is -0.1", ">= 0"]),
+          ("a tolerance in quotes", "text_tolerance", ["text_tolerance.json", "tolerance of 'acc' is '0.1'", "finite number"]),
+          ("a NaN cell value", "nan_value", ["nan_value.json", "'adapter/belebele_cs/acc' has value nan", "finite number"]),
+          ("an infinite cell value", "inf_value", ["inf_value.json", "'adapter/belebele_cs/acc' has value -inf", "finite number"]),
+          ("n_samples in words", "text_n_samples", ["text_n_samples.json", "n_samples 'four'", "an integer >= 0"]),
+          ("a min in words", "text_min", ["text_min.json", "min 'half'", "finite number"]),
+          ("a multiple in words", "text_multiple", ["text_multiple.json", "multiple is 'three'", "finite number > 0"]),
+      ]],
+    ("check --update: baseline without its noise", lambda w: ["check", str(w["runs"]["smoke"]), "--against", str(w["runs"]["baseline_no_noise"]), "--update"],
+     ["no_noise.json", "'noise'", "--update", "harness baseline"]),
+    ("run --min-effect acc=inf", run_with("--min-effect", "acc=inf"), ["acc=inf", "finite number > 0"]),
+    # --- issue 25: the internal errors, now one line before any model ----------------------------
+    *[(f"comparison: max_steps {what}", (lambda extra: lambda w: [*run_with("--trainer", "sdrrl,english_sft")(w), *extra(w)])(extra),
+       ["max_steps", shown_value]) for what, extra, shown_value in [
+          ("abc", lambda w: ["--set", "max_steps=abc"], "'abc'"),
+          ("1.5", lambda w: ["--set", "max_steps=1.5"], "'1.5'"),
+          ("a list in a config file", lambda w: ["--config", str(w["misc"]["max_steps_list_yaml"])], "[1]"),
+          ("null in a config file", lambda w: ["--config", str(w["misc"]["max_steps_null_yaml"])], "None"),
+      ]],
+    ("--seeds 5000000000", run_with("--seeds", "0,5000000000"), ["--seeds", "'0,5000000000'", "[0, 4294967295]"]),
+    ("report --out is a file", lambda w: ["report", str(w["runs"]["smoke"]), "--out", str(w["models"]["a_file"])], ["--out", "a-file", "is a file"]),
+    ("report --out read-only", lambda w: ["report", str(w["runs"]["smoke"]), "--out", "/sys/sdrrl-report"], ["--out", "/sys/sdrrl-report", "not a writable folder"]),
+    ("baseline --out read-only", lambda w: ["baseline", str(w["runs"]["smoke"]), "--out", "/sys/sdrrl-baseline.json"], ["--out", "/sys", "not a writable folder"]),
+    ("check --update onto a read-only folder", lambda w: ["check", str(w["runs"]["smoke"]), "--against", "/sys/sdrrl-baseline.json", "--update"],
+     ["check --update: baseline", "/sys", "not a writable folder"]),
+    ("--include-path with a Latin-1 YAML (run)", lambda w: [*run_with()(w), "--include-path", str(w["misc"]["tasks_latin1"])],
+     ["mytask.yaml", "not UTF-8", "byte 0xe9"]),
+    ("--include-path with a Latin-1 YAML (list tasks)", lambda w: ["list", "tasks", "--include-path", str(w["misc"]["tasks_latin1"])],
+     ["mytask.yaml", "not UTF-8"]),
+    ("eval --tasks arc_easy offline", eval_with("--tasks", "arc_easy"), ["'arc_easy'", "'allenai/ai2_arc'", "hub", "harness fetch"]),
+    # --- issue 25: accepted before, refused now -----------------------------------------------
+    ("--seeds ''", run_with("--seeds", ""), ["--seeds", "e.g. 0,1,2"]),
+    ("--seeds in Arabic-Indic digits", run_with("--seeds", "\u0660,\u0661"), ["--seeds", "'\u0660'"]),
+    ("set epochs=010", setting("epochs=010"), ["sdrrl.epochs", "'010'", "an integer"]),
+    ("--config epochs: 010", run_config("octal_yaml"), ["epochs", "'010'", "an integer"]),
+    ("set epochs=1000000000", setting("epochs=1000000000"), ["sdrrl.epochs", "1000000000", "[0, 1000]"]),
+    ("--steps 1000000000", run_with("--steps", "1000000000"), ["--steps", "1000000000", "[1, 10000000]"]),
+    ("--set a key twice", run_with("--set", "epochs=1", "--set", "epochs=2"), ["--set 'epochs'", "twice", "'1'", "'2'"]),
+    ("--steps with --trainer base", lambda w: ["run", "--trainer", "base", "--suite", "smoke", "--model", str(w["model"]), "--steps", "5"],
+     ["--steps 5", "'base'", "trains"]),
+    ("--seed beside --seeds", run_with("--seed", "1", "--seeds", "0,1"), ["--seed 1", "--seeds '0,1'"]),
+    ("--judge-engine tensorrt without --judge", run_with("--judge-engine", "tensorrt"), ["'tensorrt'", "hf", "vllm"]),
+    ("--judge-engine hf without --judge", run_with("--judge-engine", "hf"), ["--judge-engine 'hf'", "--judge MODEL"]),
+    ("data: a number as the question", run_data("numeric_text"), ["belebele/ces_Latn/test.jsonl:2", "'question'", "a number", "a text"]),
+    ("data: a list as the question", run_data("list_question"), ["belebele/ces_Latn/test.jsonl:2", "'question'", "a list"]),
+    ("data: a key twice in one record", run_data("key_twice"), ["belebele/ces_Latn/test.jsonl:1", "'question'", "twice"]),
+    ("set target_modules=foo_proj", setting("target_modules=foo_proj"), ["'foo_proj'", "no layer", "q_proj", "v_proj"]),
+    # --- issue 25: messages that now name the bad value and the valid ones -------------------------
+    ("--name -x", run_with("--name", "-x"), ["--name", "--name=VALUE"]),
+    ("--config key 1: 2", run_config("int_key_yaml"), ["int_key_yaml", "key 1", "setting name"]),
+    ("set translate_sft.epochs on an sdrrl run", setting("translate_sft.epochs=2"), ["'translate_sft.epochs'", "'translate_sft'", "does not train", "--trainer"]),
+    ("comparison: max_steps=-3", run_with("--trainer", "sdrrl,english_sft", "--set", "max_steps=-3"), ["max_steps", "-3", "[0, 10000000]"]),
+    ("eval --adapter is a file", lambda w: [*eval_with()(w), "--adapter", str(w["models"]["a_file"])], ["a-file", "is a file", "adapter folder"]),
+    ("data: a pretty-printed JSON array", run_data("pretty_array"), ["belebele/ces_Latn/test.jsonl:1", "pretty-printed", "one JSON object per line"]),
+    ("data: a folder as the data file", run_data("folder_as_file"), ["belebele/ces_Latn/test.jsonl", "is a folder"]),
+    ("data: a symlink loop as the data file", run_data("symlink_loop"), ["belebele/ces_Latn/test.jsonl", "leads nowhere"]),
+    ("data: FLORES ids as strings in one file", run_data("flores_string_ids"), ["jpn_Jpan/devtest.jsonl", "strings", "numbers", "same ids"]),
+    ("eval --out onto a run of another model", lambda w: [*eval_with()(w), "--out", str(w["runs"]["smoke"])],
+     ["--out", "smoke-run", "model 'tiny-model'", "another model's", "give another --out"]),
 ]
+
+
+# (id, environment: name -> value (None: unset), argv, parts the one line must hold)
+ENV_CASES = [
+    ("SDRRL_HOME is a file", lambda w: {"SDRRL_HOME": str(w["models"]["a_file"])}, run_with(), ["SDRRL_HOME", "a-file", "is a file"]),
+    ("SDRRL_EVAL_CACHE is a file", lambda w: {"SDRRL_EVAL_CACHE": str(w["models"]["a_file"])}, eval_with(), ["SDRRL_EVAL_CACHE", "a-file", "is a file"]),
+    ("a read-only HOME without SDRRL_HOME", lambda w: {"HOME": "/sys/sdrrl-home", "SDRRL_HOME": None}, run_with(),
+     ["default cache folder", "/sys/sdrrl-home/.cache/sdrrl-harness", "not a writable folder", "SDRRL_HOME"]),
+    ("SDRRL_DATA_DIR pointing nowhere", lambda w: {"SDRRL_DATA_DIR": "/no/such/data"}, run_with(), ["$SDRRL_DATA_DIR", "'/no/such/data'", "not a folder"]),
+]
+
+
+@pytest.mark.parametrize("case, env, argv, parts", ENV_CASES, ids=[c[0] for c in ENV_CASES])
+def test_a_bad_environment_fails_in_one_line_before_any_model_loads(case, env, argv, parts, world, no_model_loads, capsys, monkeypatch):
+    for name, value in env(world).items():
+        monkeypatch.delenv(name, raising=False) if value is None else monkeypatch.setenv(name, value)
+    code, err, seconds = _call(argv(world), capsys)
+    _TABLE.append((case, seconds, err))
+    assert code == 2 and "Traceback" not in err and len(err.splitlines()) == 1 and err.startswith("harness: error:"), err
+    for part in parts:
+        assert part in err, f"{part!r} not in: {err}"
 
 
 @pytest.mark.parametrize("case, argv, parts", CASES, ids=[c[0] for c in CASES])
@@ -350,6 +458,10 @@ ACCEPTED = [
     ("--ablations with one trainer of presets and one without: adds sdrrl's", lambda w: [
         *run_with("--trainer", "sdrrl,english_sft", "--ablations", "--runs-dir", "runs")(w)]),
     ("--config with a small alias: what it expands to is a settings file's size", run_config("small_alias_yaml")),
+    ("eval --adapter that fits the model it names", lambda w: [*eval_with()(w), "--adapter", str(w["adapters"]["fits"])]),
+    ("eval --out onto a run of the same model: a base evaluation added to it", lambda w: [*eval_with()(w), "--out", str(w["same_model_run"])]),
+    ("eval --adapter naming a base folder gone since: its module shapes fit", lambda w: [
+        *eval_with()(w), "--adapter", str(w["adapters"]["gone_base"])]),
 ]
 
 

@@ -13,7 +13,7 @@ from harness.app.cli import main
 from harness.core.errors import HarnessError
 from harness.core.runstore import read_json, read_jsonl, write_json, write_jsonl
 from reports.check import FLOORS, FORMAT, check_run, moves_table, record_baseline, update_baseline
-from run_fixtures import make_run
+from run_fixtures import make_run, reseal
 
 
 def _signals(run: Path, shift: float = 0.0) -> None:
@@ -28,6 +28,7 @@ def _signals(run: Path, shift: float = 0.0) -> None:
             else:
                 r["gold_ll"], r["chosen_ll"] = -1.5 - 0.01 * r["doc_id"] + shift, -1.0 + shift
         write_jsonl(samples, rows)
+        reseal(samples.parent)
     write_json(run / "eval" / "heldout.json", {"key": "k", "records": 6, "langs": {
         lang: {"n_records": 3, "tokens": 90, "base_loss": 3.0 + shift, "adapter_loss": 2.5 + shift} for lang in ("en", "cs")}})
     manifest = read_json(run / "manifest.json")
@@ -45,6 +46,8 @@ def _edit(path: Path, change) -> None:
     data = read_json(path) if path.suffix == ".json" else read_jsonl(path)
     change(data)
     (write_json if path.suffix == ".json" else write_jsonl)(path, data)
+    if path.name in ("scores.json", "samples.jsonl"):
+        reseal(path.parent)  # a changed evaluation, as the harness would write it
 
 
 def test_baseline_holds_every_cell_kind_and_the_noise(tmp_path):
@@ -180,7 +183,7 @@ def test_cli_baseline_prints_tolerances_and_records_noise_runs(tmp_path, capsys)
     (f'{{"format": "{FORMAT}", "cells": {{}}}}', "no 'cells'"),
     (f'{{"format": "{FORMAT}", "tolerance": {{"acc": 0}}, "cells": {{"adapter/x/acc": {{"kind": "acc"}}}}}}', "needs 'kind' and 'value'"),
     (f'{{"format": "{FORMAT}", "tolerance": {{"acc": 0}}, "cells": {{"acc": {{"kind": "acc", "value": 1}}}}}}', "is not <variant>"),
-    (f'{{"format": "{FORMAT}", "tolerance": {{"acc": "x"}}, "cells": {{"a/b/acc": {{"kind": "acc", "value": 1}}}}}}', "'tolerance'"),
+    (f'{{"format": "{FORMAT}", "tolerance": {{"acc": "x"}}, "cells": {{"a/b/acc": {{"kind": "acc", "value": 1}}}}}}', "tolerance of 'acc' is 'x'"),
     (f'{{"format": "{FORMAT}", "tolerance": {{}}, "cells": {{"a/b/acc": {{"kind": "acc", "value": 1}}}}}}', "no tolerance for kind"),
 ])
 def test_bad_baseline_file_is_a_one_line_error(tmp_path, content, message):
@@ -197,7 +200,7 @@ def test_bad_tolerance_multiple_noise_run_and_run_are_errors(tmp_path, capsys):
     run = _run(tmp_path)
     with pytest.raises(HarnessError, match="bad tolerance"):
         record_baseline(run, tmp_path / "b.json", tolerance={"acc": -1})
-    with pytest.raises(HarnessError, match="bad noise multiple"):
+    with pytest.raises(HarnessError, match="bad value for --noise-multiple"):
         record_baseline(run, tmp_path / "b.json", multiple=0)
     other = make_run(tmp_path / "runs", "other", trainer="sdrrl", langs=("en", "cs"), n=8, model="another")
     with pytest.raises(HarnessError, match="not run with the same settings"):

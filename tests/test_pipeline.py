@@ -10,6 +10,7 @@ import pytest
 import harness.evaluation.evaluate as evaluate_mod
 from harness.app.cli import main
 from harness.core.runstore import read_json, read_jsonl, write_json
+from harness.evaluation.evalcache import write_entry
 
 pytestmark = pytest.mark.slow
 
@@ -79,6 +80,9 @@ def test_run_end_to_end_then_cached_then_forced(tiny_llama, tmp_path, eval_cache
     scores["metrics"]["acc"] = cell["value"] - 0.5
     write_json(scores_path, scores)
     capsys.readouterr()
+    assert main(["check", str(run), "--against", str(baseline)]) == 2  # a hand edit: refused, not compared
+    assert "sib200_en/scores.json is damaged (" in capsys.readouterr().err
+    write_entry(scores_path.parent, scores, read_jsonl(scores_path.parent / "samples.jsonl"))  # as an evaluation writes it
     assert main(["check", str(run), "--against", str(baseline)]) == 1
     assert "base/sib200_en/acc" in capsys.readouterr().out
 

@@ -18,7 +18,7 @@ from reports import stats
 from reports.build import build_report
 from reports.fmt import MACRO_LABEL
 from reports.load import load_run
-from run_fixtures import make_run
+from run_fixtures import make_run, reseal
 
 # --------------------------------------------------------------------------- statistics
 
@@ -349,7 +349,12 @@ def test_two_runs_with_one_trainer_are_labelled_by_name(tmp_path):
 def test_report_without_samples_or_adapter(tmp_path):
     root = tmp_path / "runs"
     run = make_run(root, "only-base", trainer="base", translation=False)
-    (run / "eval" / "base" / "belebele_cs" / "samples.jsonl").unlink()
+    task = run / "eval" / "base" / "belebele_cs"
+    (task / "samples.jsonl").unlink()
+    with pytest.raises(HarnessError, match=r"belebele_cs/samples.jsonl is missing: it was changed after the evaluation"):
+        build_report([run], tmp_path / "out", n_resamples=50)
+    record = json.loads((task / "integrity.json").read_text())
+    write_json(task / "integrity.json", {"scores.json": record["scores.json"]})  # a result written without samples
     rep = build_report([run], tmp_path / "out", n_resamples=50)
     assert rep["deltas"] == [] and rep["english_retention"] == []
     cs = next(r for r in rep["tables"][0]["rows"] if r["lang"] == "cs")["cells"]["base"]
@@ -396,6 +401,7 @@ def test_signature_mismatch_is_noted(tmp_path):
     s = json.loads(p.read_text())
     s["metrics"]["bleu"] += 5.0
     write_json(p, s)
+    reseal(p.parent)
     rep = build_report(runs, tmp_path / "out", n_resamples=50)
     assert any("flores200_en-cs" in n and "recomputed" in n for n in rep["notes"])
     assert np.isfinite(rep["tables"][1]["rows"][0]["cells"]["adapter:r-sdrrl"]["score"])
@@ -407,6 +413,7 @@ def test_unusable_tokenizer_is_a_note_not_a_crash(tmp_path):
     s = json.loads(p.read_text())
     s["signatures"]["bleu"] = s["signatures"]["bleu"].replace("tok:13a", "tok:no-such-tokenizer")
     write_json(p, s)
+    reseal(p.parent)
     rep = build_report(runs, tmp_path / "out", n_resamples=50)
     assert any("flores200_en-cs" in n and "cannot recompute BLEU" in n for n in rep["notes"])
     row = rep["tables"][1]["rows"][0]
@@ -432,5 +439,35 @@ def test_flores200_tokenizer_offline_is_a_note(tmp_path, monkeypatch):
             s = json.loads(p.read_text())
             s["signatures"]["bleu"] = s["signatures"]["bleu"].replace("tok:13a", "tok:flores200")
             write_json(p, s)
+            reseal(p.parent)
     rep = build_report(runs, tmp_path / "out", n_resamples=50)
     assert any("flores200_en-ja" in n and "no SentencePiece model (test)" in n for n in rep["notes"])
+
+
+def test_a_run_stopped_inside_its_evaluation_is_reported_as_unfinished(tmp_path, capsys):
+    """The report says so first, in its notes, and `harness report` says so in one line (issue 25 item 2)."""
+    from harness.app.cli import main
+    from harness.core.runstore import read_json
+
+    root = tmp_path / "runs"
+    whole, stopped, partial = (make_run(root, n, langs=("en", "cs"), n=4) for n in ("whole", "stopped", "partial"))
+    manifest = read_json(stopped / "manifest.json")
+    del manifest["stages"]["evaluate"]
+    write_json(stopped / "manifest.json", manifest)
+    manifest = read_json(partial / "manifest.json")
+    manifest["stages"]["evaluate"].update(tasks=4, variants=["base", "adapter"])
+    write_json(partial / "manifest.json", manifest)
+    import shutil
+    shutil.rmtree(partial / "eval" / "adapter" / "flores200_cs-en")  # a forced re-evaluation killed midway
+
+    assert build_report([whole], tmp_path / "w", n_resamples=20)["unfinished"] == []
+    rep = build_report([whole, stopped, partial], tmp_path / "out", n_resamples=20)
+    assert rep["unfinished"] == [
+        "run stopped is unfinished: its evaluate stage did not finish (task results found: 4 adapter, 4 base)",
+        "run partial is unfinished: its evaluate stage recorded 4 tasks per variant, found 3 adapter, 4 base"]
+    assert rep["notes"][:2] == rep["unfinished"]
+    assert "run stopped is unfinished" in (tmp_path / "out" / "report.md").read_text()
+    capsys.readouterr()
+    assert main(["report", str(stopped), "--out", str(tmp_path / "cli")]) == 0
+    said = capsys.readouterr()
+    assert "warning: run stopped is unfinished: its evaluate stage did not finish" in said.out + said.err

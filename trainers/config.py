@@ -26,7 +26,7 @@ from typing import ClassVar
 
 from harness.core.errors import HarnessError
 from harness.core.langs import LANGUAGES
-from harness.core.rules import FLAG_WORDS, Rule, above, at_least, between, check_rules, one_of, setting
+from harness.core.rules import FLAG_WORDS, MAX_EPOCHS, MAX_STEPS, Rule, above, at_least, between, check_rules, one_of, setting
 from trainers.instructions import BUILTIN_INSTRUCTIONS, check_instruction_file, check_source
 from trainers.parallel_choices import BUILTIN_PARALLEL, OPUS_100, PARALLEL_DIRECTIONS, parse_formats
 from trainers.translators import TRANSLATORS, FileTranslator
@@ -92,8 +92,8 @@ class TrainConfig:
         "lora_dropout": between(0, 1, hi_open=True),
         "target_modules": Rule(list, non_empty=True),
         "learning_rate": at_least(0, float),  # 0 is allowed: the regression check's mutation test trains with it
-        "epochs": Rule(int, lo=0, note=">= 1 unless max_steps >= 1"),
-        "max_steps": at_least(0),
+        "epochs": Rule(int, lo=0, hi=MAX_EPOCHS, note=">= 1 unless max_steps >= 1"),
+        "max_steps": Rule(int, lo=0, hi=MAX_STEPS),
         "batch_size": at_least(1),
         "grad_accum_steps": at_least(1),
         "tokens_per_step": at_least(0),

@@ -253,6 +253,30 @@ class LoRATrainer(Trainer):
     """A trainer whose `train` is the shared loop; subclasses only write `build_dataset`, and their
     Config holds the loop's settings as `train` (trainers.config.TrainConfig)."""
 
+    def check_model(self, model_dir: Path) -> None:
+        check_target_modules(self.config.train.target_modules, model_dir)
+
     def train(self, ctx: TrainContext, records: list[dict], adapter_dir: Path) -> dict:
         return train_lora(ctx.model_dir, records, adapter_dir, self.config.train, seed=ctx.seed, on_step=ctx.on_step,
                           checkpoint_dir=ctx.checkpoint_dir)
+
+
+# PEFT's own special value: every linear layer but the output head
+PEFT_ALL_LINEAR = "all-linear"
+
+
+def check_target_modules(target_modules: list[str], model_dir: Path) -> None:
+    """Each of `target_modules` names a layer of the model, as PEFT matches them (a module whose name
+    is it or ends in ".<it>"), from the safetensors headers: a typo is refused at plan time, not after
+    the data stage (minutes of self-distillation)."""
+    from harness.core.safetensors_header import linear_modules
+
+    modules = linear_modules(model_dir)
+    if not modules:
+        return  # no weights to read here: the model check names that
+    names = sorted({m.rsplit(".", 1)[-1] for m in modules})
+    for target in target_modules:
+        if target == PEFT_ALL_LINEAR:
+            continue
+        if not any(m == target or m.endswith(f".{target}") for m in modules):
+            raise HarnessError(f"target_modules {target!r} names no layer of model {str(model_dir)!r}; its layers: {', '.join(names)}")

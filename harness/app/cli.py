@@ -29,6 +29,9 @@ from harness.engines.routing import engines_help
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + traceback-like noise
+        if message.endswith(": expected one argument") and message.startswith("argument "):
+            flag = message.removeprefix("argument ").split(":")[0].split("/")[-1]
+            message += f" (a value starting with '-' is read as an option: write {flag}=VALUE)"
         self.exit(2, f"harness: error: {message}\n")
 
 
@@ -80,7 +83,7 @@ def _add_model_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default="auto", help=engines_help())
     p.add_argument("--data-dir", help="local data folder in the hub datasets' formats (default: the suite's, else the hub)")
     p.add_argument("--limit", type=int, help="at most N items per task (quick runs)")
-    p.add_argument("--seed", type=int, default=0, help="the run's seed (data sampling, training; a comparison takes --seeds)")
+    p.add_argument("--seed", type=int, help="the run's seed (data sampling, training; default 0; a comparison takes --seeds)")
     p.add_argument("--max-model-len", type=int, default=2048)
     p.add_argument("--max-gen-toks", type=int, help="cap on generated tokens per item: a task runs with the smaller of this "
                    "and its own max_gen_toks (default: each task's own)")

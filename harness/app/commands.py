@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from harness.core.configfile import load_config_file
 from harness.core.errors import HarnessError, shown, unknown
+from harness.core.rules import MAX_STEPS
 
 LIST_WHATS = ("langs", "tasks", "suites", "trainers", "settings", "models", "engines")
 
@@ -23,6 +24,8 @@ def _parse_settings(pairs: Sequence[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise HarnessError(f"--set expects key=value, got {shown(pair)}")
+        if key.strip() in settings:  # as a config file's repeated key: which one was meant is a guess
+            raise HarnessError(f"--set {shown(key.strip())} is given twice ({shown(settings[key.strip()])} and {shown(value.strip())}); give each setting once")
         settings[key.strip()] = value.strip()
     return settings
 
@@ -121,7 +124,7 @@ def _suite_tasks(args: argparse.Namespace):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from harness.services import preflight
+    from harness.services import adapter_check, preflight
     from harness.engines import EngineSettings, check_parallel
     from harness.engines.routing import check_routes
     from harness.evaluation.evaluate import EvalRequest, evaluate
@@ -137,12 +140,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     check_routes(args.engine, {t.kind for t in tasks}, bool(args.adapter), args.adapter_serving)
     adapter = Path(args.adapter) if args.adapter else None
     if adapter is not None:
-        preflight.check_adapter(adapter, EngineSettings().max_lora_rank)
+        adapter_check.check_adapter(adapter, EngineSettings().max_lora_rank)
     out = Path(args.out) if args.out else Path(args.runs_dir) / default_run_name("eval", args.model, args.suite)
     preflight.check_writable(out, "--out" if args.out else "--runs-dir")
     preflight.check_data(tasks, Path(args.data_dir).resolve() if args.data_dir else suite.data_dir)
     model_dir = resolve_model(args.model)
     preflight.check_model(model_dir, needs_chat_template=False)
+    if adapter is not None:
+        adapter_check.check_adapter_fits(adapter, model_dir, args.model)
+    preflight.check_eval_out(out, args.model, model_dir, adapter)
     variant = "adapter" if adapter else "base"
     req = EvalRequest(
         model_dir=model_dir, tasks=tasks, out_dir=RunPaths(out).eval_dir(variant), variant=variant, adapter=adapter,
@@ -276,23 +282,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.services.tracking import parse_report_to
     from harness.app.spec import default_run_name
     from harness.engines.routing import check_routes
+    from harness.trainer_api import get_trainer_class
 
     preflight.check_cli(args)
     from reports.power import parse_min_effect
 
     min_effect = parse_min_effect(args.min_effect)
     report_to = parse_report_to(args.report_to)  # an unknown or uninstalled tracker: one line, before any model
-    if args.steps is not None and args.steps < 1:
-        raise HarnessError(f"bad value for --steps: {args.steps}; expected an integer >= 1")
+    if args.steps is not None and not 1 <= args.steps <= MAX_STEPS:
+        raise HarnessError(f"bad value for --steps: {args.steps}; expected an integer in [1, {MAX_STEPS}]")
+    from harness.engines import check_engine_name
+
+    check_engine_name(args.judge_engine)
+    if args.judge_engine != "auto" and not args.judge:
+        raise HarnessError(f"--judge-engine {shown(args.judge_engine)} applies with --judge MODEL only")
+    members = parse_members(args.trainer, args.ablations)
+    if args.steps is not None and not any(get_trainer_class(m.trainer).trains for m in members):
+        raise HarnessError(f"--steps {args.steps} applies to a trainer that trains; {', '.join(repr(m.trainer) for m in members)} train(s) nothing")
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else [args.seed]
     judge_dir = None
     if args.judge:
-        from harness.engines import check_engine_name
         from harness.core.models import resolve_model
 
-        check_engine_name(args.judge_engine)
         judge_dir = resolve_model(args.judge)  # a bad judge name fails here, before any work
-    members = parse_members(args.trainer, args.ablations)
-    seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
     suite, include = _suite_tasks(args)  # the task list and include paths are the run's (its spec keeps them)
     check_routes(args.engine, {t.kind for t in suite.tasks}, True, args.adapter_serving)
     # Settings, lowest to highest precedence: the suite's own trainer settings (e.g. the offline smoke
@@ -411,6 +423,8 @@ def _judge(run_dirs: list[Path], report_dir: Path, judge_dir: Path, judge_model:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from harness.core.progress import say
+    from harness.services.preflight import check_report_out
     from harness.core.runstore import RunPaths
     from reports.build import build_report
 
@@ -426,15 +440,20 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(report)
         return 0
     out = Path(args.out) if args.out else Path(args.runs[0])
-    build_report([Path(r) for r in args.runs], out, min_effect=min_effect)
+    check_report_out(out, given=bool(args.out))
+    report = build_report([Path(r) for r in args.runs], out, min_effect=min_effect)
+    for line in report["unfinished"]:
+        say(f"warning: {line}; the report covers the task results it has")
     print(RunPaths(out).report_md)
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from harness.services.preflight import check_output_file
     from reports.check import check_run, moves_table, update_baseline
 
     if args.update:
+        check_output_file(Path(args.against), "check --update: baseline")
         changed = update_baseline(Path(args.run), Path(args.against))
         if changed:
             print(moves_table(changed, limit=len(changed), names=("new", "old")))

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.core.errors import HarnessError, shown, unknown
+from harness.core.rules import DECIMAL_INT
+from harness.services.preflight import MAX_SEED
 from harness.app.spec import RunSpec
 from harness.trainer_api import Trainer, build_config, get_trainer_class, load_trainers, setting_names, settings_of
 
@@ -81,12 +83,13 @@ def parse_members(text: str, ablations: bool = False) -> list[Member]:
 
 
 def parse_seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise HarnessError(f"--seeds expects integers separated by commas, e.g. 0,1,2; got {text!r}") from None
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise HarnessError(f"--seeds needs distinct integers >= 0, e.g. 0,1,2; got {text!r}")
+    parts = [s.strip() for s in text.split(",") if s.strip()]
+    bad = next((s for s in parts if not DECIMAL_INT.match(s)), None)  # int() also reads "١٢" and "1_0"
+    if bad is not None:
+        raise HarnessError(f"--seeds expects integers separated by commas, e.g. 0,1,2; got {shown(bad)} in {shown(text)}")
+    seeds = [int(s) for s in parts]
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0 or max(seeds) > MAX_SEED:
+        raise HarnessError(f"--seeds needs distinct integers in [0, {MAX_SEED}], e.g. 0,1,2; got {shown(text)}")
     return seeds
 
 
@@ -124,6 +127,12 @@ def check_settings_known(members: list[Member], layers: list[dict[str, Any]], ex
             owner, dot, field = key.rpartition(".")
             if dot:
                 if owner not in {m.trainer for m in members}:
+                    from harness.trainer_api import load_trainers
+
+                    ours = ", ".join(sorted({m.trainer for m in members}))
+                    if owner in load_trainers():
+                        raise HarnessError(f"setting {shown(key)} is for trainer {owner!r}, which this run does not train "
+                                           f"(--trainer {ours}); drop it, or add {owner} to --trainer")
                     raise unknown(f"trainer in setting {key!r}:", owner, sorted({m.trainer for m in members}))
                 names = setting_names(get_trainer_class(owner).Config)
                 if field not in names:
@@ -164,10 +173,8 @@ def plan_comparison(
     steps: int | None = None,
 ) -> Comparison:
     """Every member's settings and spec for every seed; `layers` lowest precedence first."""
-    plain_steps = next((int(layer["max_steps"]) for layer in reversed(layers) if "max_steps" in layer), None)
-    steps = steps if steps is not None else (plain_steps or None)
     if steps is not None and steps < 1:
-        raise HarnessError(f"--steps must be >= 1, got {steps}")
+        raise HarnessError(f"bad value for --steps: {steps}; expected an integer >= 1")
     # (not converted here: a bad value is refused with the member's other settings, before any run)
     tokens = next((layer["tokens_per_step"] for layer in reversed(layers) if "tokens_per_step" in layer), None)
     specs = {}
@@ -175,8 +182,22 @@ def plan_comparison(
         settings = member_settings(member, layers)
         for seed in seeds:
             specs[(member.label, seed)] = make_spec(member, settings, seed)
+    if steps is None:  # after the specs: each member's settings refused a bad max_steps in its own words
+        plain = next((layer["max_steps"] for layer in reversed(layers) if "max_steps" in layer), None)
+        steps = _plain_steps(plain) or None
     return Comparison(name, members, seeds, specs, steps, _own(members, layers, ("max_steps",)), tokens,
                       _own(members, layers, TOKEN_BUDGET_FIELDS))
+
+
+def _plain_steps(value: Any) -> int | None:
+    """A plain max_steps setting as the comparison's budget (a --set string, or a config file's value)."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    raise HarnessError(f"bad value for max_steps: {shown(value)}; expected an integer >= 0 (0: the trainer's epochs decide)")
 
 
 def _own(members: list[Member], layers: list[dict[str, Any]], fields: tuple[str, ...]) -> frozenset[str]:

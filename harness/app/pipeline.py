@@ -91,7 +91,8 @@ def check_inputs(spec: RunSpec, runs_dir: Path, force: str | None = None) -> tup
     trainer = check_plan(spec)
     suite = run_suite(spec)
     data_dir = Path(spec.data_dir) if spec.data_dir else suite.data_dir
-    check_run(spec, type(trainer).trains, suite.tasks, data_dir, Path(runs_dir))
+    model_dir = check_run(spec, type(trainer).trains, suite.tasks, data_dir, Path(runs_dir))
+    trainer.check_model(model_dir)
     # What must come from outside (hub data, instructions, models), before the run folder is written
     data_built = RunPaths(Path(runs_dir) / spec.name).train_data.exists() and force not in STAGES[: STAGES.index("data") + 1]
     preflight_run(spec, suite, trainer, runs_dir, data_built=data_built)

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, shown
 from harness.core.rules import DECIMAL_FLOAT, DECIMAL_INT
 
 MAX_BYTES = 1 << 20  # a settings file is a few dozen lines
@@ -115,6 +115,10 @@ def load_config_file(path: str | None) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise HarnessError(f"{where} is not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
-    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+    if not isinstance(data, dict):
         raise HarnessError(f"{where} must hold a mapping of trainer settings (setting: value)")
+    bad = next((k for k in data if not isinstance(k, str)), None)
+    if bad is not None:
+        raise HarnessError(f"{where}: key {shown(bad)} is not a setting name; keys are names such as epochs or sdrrl.learning_rate "
+                           "(harness list settings --trainer T)")
     return data

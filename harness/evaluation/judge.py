@@ -19,7 +19,8 @@ from typing import Callable
 from harness.engines import get_engine, pick_engine
 from harness.core.errors import HarnessError
 from harness.core.langs import get_language
-from harness.core.runstore import RunPaths, finished_tasks, read_json, read_jsonl, task_samples, task_scores, write_json, write_jsonl
+from harness.core.runstore import RunPaths, finished_tasks, read_json, read_jsonl, task_samples, task_scores
+from harness.evaluation.evalcache import write_entry
 
 Generate = Callable[[list[str]], list[str]]  # chat prompts (user turns) -> judge outputs
 JUDGED_FAMILIES = ("instruct",)
@@ -91,8 +92,7 @@ def judge_run(run_dir: Path, generate: Generate, judge_name: str) -> int:
         for name in ("judge_win", "judge_consistent", "judge_invalid"):
             scores["metrics"][name] = sum(r["metrics"][name] for r in rows) / len(rows)
         scores["judge"] = judge_name
-        write_jsonl(task_samples(task_dir), rows)
-        write_json(scores_path, scores)
+        write_entry(task_dir, scores, rows)  # with its integrity record: reports verify it
         judged += 1
     return judged
 

@@ -84,6 +84,11 @@ def _read_one(path: Path) -> Any:
             return yaml.load(fh, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except FileNotFoundError:
         raise HarnessError(f"task file {path} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise HarnessError(f"task file {path} is not UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                           "save it as UTF-8") from None
+    except OSError as exc:
+        raise HarnessError(f"task file {path} cannot be read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         raise HarnessError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
 
@@ -287,8 +292,22 @@ def check_include_paths(paths: Sequence[str | Path]) -> tuple[Path, ...]:
             if not path.is_dir():
                 raise HarnessError(f"--include-path {shown(part.strip())} is not a folder (resolved: {path})")
             if path != tasks_dir() and path not in found:  # tasks/ is always searched
+                _check_yaml_text(path)
                 found.append(path)
     return tuple(found)
+
+
+def _check_yaml_text(folder: Path) -> None:
+    """lm-eval reads every *.yaml under an include path, named in --tasks or not: one it cannot
+    decode is named now, not met as a crash inside the evaluation."""
+    for path in sorted(folder.rglob("*.yaml")):
+        try:
+            path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise HarnessError(f"task file {path} (in --include-path {str(folder)!r}) is not UTF-8 "
+                               f"(byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as UTF-8") from None
+        except OSError as exc:
+            raise HarnessError(f"task file {path} (in --include-path {str(folder)!r}) cannot be read ({exc.strerror or exc})") from None
 
 
 def all_tasks(root: Path | None = None, include_paths: Sequence[Path] = ()) -> dict[str, TaskInfo]:

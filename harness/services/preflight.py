@@ -13,13 +13,13 @@ import importlib.util
 import json
 import os
 import re
-import struct
 import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Sequence
 
 from harness.core.errors import HarnessError, shown, unknown
+from harness.core.safetensors_header import read_header
 from harness.evaluation.registry import TaskInfo, read_yaml
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")  # '+': comparison members, "sdrrl+no_cs-s0"
@@ -48,6 +48,10 @@ def check_cli(args: argparse.Namespace) -> None:
     from harness.engines import ADAPTER_SERVING, check_engine_name
 
     check_engine_name(args.engine)
+    if getattr(args, "seeds", None) is not None and args.seed is not None:
+        raise HarnessError(f"--seed {args.seed} and --seeds {shown(args.seeds)} both given; a comparison's seeds are --seeds alone")
+    if args.seed is None:
+        args.seed = 0  # our default
     _at_least("--limit", args.limit, 1)
     _at_least("--max-gen-toks", args.max_gen_toks, 1)
     _at_least("--max-model-len", args.max_model_len, 16)
@@ -61,6 +65,10 @@ def check_cli(args: argparse.Namespace) -> None:
         if args.adapter_serving not in servings:
             raise HarnessError(f"bad value for --adapter-serving: {shown(args.adapter_serving)}; engine {args.engine!r} "
                                f"serves an adapter: auto, {', '.join(servings)}")
+    env_data = os.environ.get("SDRRL_DATA_DIR", "").strip()
+    if env_data and not Path(env_data).expanduser().is_dir():  # read by the task loaders wherever no data folder is given
+        raise HarnessError(f"$SDRRL_DATA_DIR {shown(env_data)} is not a folder (expected <data_dir>/<family>/<flores code>/<split>.jsonl); "
+                           "fix it or unset it")
     if args.data_dir is not None and not Path(args.data_dir).expanduser().is_dir():
         raise HarnessError(f"--data-dir {args.data_dir!r} is not a folder (expected <data_dir>/<family>/<flores code>/<split>.jsonl)")
     if getattr(args, "force", None) is not None:
@@ -72,6 +80,24 @@ def check_cli(args: argparse.Namespace) -> None:
         check_run_name(args.name, "--name")
     if getattr(args, "keep_cache", False) and not getattr(args, "force", None):
         raise HarnessError("--keep-cache only applies with --force STAGE")
+    check_cache_dirs()
+
+
+def check_cache_dirs() -> None:
+    """The harness's own folders (built-in models, merged adapters, the shared evaluation cache) are
+    folders it can write, before any work: not a file, not under a read-only home."""
+    from harness.core.models import cache_root
+    from harness.evaluation.evalcache import shared_cache_dir
+
+    for folder, named in ((cache_root(), "SDRRL_HOME"), (shared_cache_dir(), "SDRRL_EVAL_CACHE")):
+        source = f"{named} {str(folder)!r}" if named in os.environ else f"the default cache folder {str(folder)!r}"
+        existing = next((p for p in [folder, *folder.parents] if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise HarnessError(f"{source}: {str(existing)!r} is a file, not a folder; set {named} to a folder")
+        try:
+            check_writable(folder, named)
+        except HarnessError as exc:
+            raise HarnessError(f"{source} is not a writable folder ({str(exc).rsplit('(', 1)[-1]}; set {named} to a writable folder") from None
 
 
 def check_run_name(name: str, what: str) -> None:
@@ -82,18 +108,37 @@ def check_run_name(name: str, what: str) -> None:
 
 
 def check_output_file(path: Path, flag: str) -> None:
-    """`path` can be written as a file: not a folder, its folder not a file."""
+    """`path` can be written as a file: not a folder, its folder not a file, and writable (the file is
+    replaced by a rename, so its folder must be writable; an existing read-only file is not replaced)."""
     path = Path(path).expanduser()
     if path.is_dir():
         raise HarnessError(f"{flag} {str(path)!r} is a folder; expected the path of a file to write")
     parent = next((p for p in path.parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise HarnessError(f"{flag} {str(path)!r}: {str(parent)!r} is a file, not a folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise HarnessError(f"{flag} {str(path)!r} is read-only; make it writable or write elsewhere")
+    check_writable(path.parent, flag)
+
+
+def check_report_out(out: Path, given: bool) -> None:
+    """Where `harness report` writes report.{md,html,json}: --out, else the first run's folder (a
+    missing run folder is named by the report itself, as not a run folder)."""
+    if given:
+        check_writable(out, "--out")
+        return
+    for name in ("report.md", "report.html", "report.json"):
+        if (out / name).exists() and not os.access(out / name, os.W_OK):
+            raise HarnessError(f"{str(out / name)!r} is read-only; give --out FOLDER")
+    if out.is_dir():
+        check_writable(out, "the run folder (report.md goes there; or give --out)")
 
 
 def check_writable(path: Path, flag: str) -> None:
     """`path` is (or can become) a folder we can write into: made if missing, probed with a temp file."""
     path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise HarnessError(f"{flag} {str(path)!r} is a file; expected a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=path)
@@ -124,7 +169,7 @@ def parse_tolerances(pairs: Sequence[str]) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 
 
-def _json_file(path: Path, what: str) -> Any:
+def json_file(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -135,24 +180,13 @@ def _json_file(path: Path, what: str) -> Any:
 
 def check_safetensors(path: Path) -> None:
     """The header parses and the file is as long as the header says (a truncated copy is not)."""
-    size = path.stat().st_size
-    try:
-        with open(path, "rb") as fh:
-            (n,) = struct.unpack("<Q", fh.read(8))
-            if n > min(size - 8, 100 << 20):
-                raise ValueError("header length past the end of the file")
-            header = json.loads(fh.read(n))
-        end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
-    except (struct.error, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise HarnessError(f"weights file {str(path)!r} is not a valid safetensors file ({exc})") from None
-    if 8 + n + end > size:
-        raise HarnessError(f"weights file {str(path)!r} is truncated: {size} bytes, its header needs {8 + n + end}")
+    read_header(path)
 
 
-def _weight_files(model_dir: Path) -> list[Path]:
+def weight_files(model_dir: Path) -> list[Path]:
     index = model_dir / "model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(_json_file(index, "weights index").get("weight_map", {}).values()))
+        shards = sorted(set(json_file(index, "weights index").get("weight_map", {}).values()))
         missing = [s for s in shards if not (model_dir / s).is_file()]
         if not shards or missing:
             raise HarnessError(f"model folder {str(model_dir)!r}: {index.name} names missing shard(s): {', '.join(missing) or 'none listed'}")
@@ -171,21 +205,21 @@ def has_chat_template(model_dir: Path) -> bool:
     if (model_dir / "chat_template.jinja").is_file() or (model_dir / "chat_template.json").is_file():
         return True
     config = model_dir / "tokenizer_config.json"
-    return config.is_file() and bool(_json_file(config, "tokenizer config").get("chat_template"))
+    return config.is_file() and bool(json_file(config, "tokenizer config").get("chat_template"))
 
 
 def check_model(model_dir: Path, needs_chat_template: bool) -> None:
     """An HF model folder both engines can load: config, safetensors weights, tokenizer (and chat template)."""
     model_dir = Path(model_dir)
-    config = _json_file(model_dir / "config.json", "model config")
+    config = json_file(model_dir / "config.json", "model config")
     if not isinstance(config, dict) or not config.get("model_type"):
         raise HarnessError(f"model config {str(model_dir / 'config.json')!r} has no model_type; is it a Hugging Face model folder?")
-    for weights in _weight_files(model_dir):
+    for weights in weight_files(model_dir):
         check_safetensors(weights)
     if not any((model_dir / name).is_file() for name in TOKENIZER_FILES):
         raise HarnessError(f"model folder {str(model_dir)!r} has no tokenizer (one of: {', '.join(TOKENIZER_FILES)})")
     if (model_dir / "tokenizer_config.json").is_file():
-        _json_file(model_dir / "tokenizer_config.json", "tokenizer config")
+        json_file(model_dir / "tokenizer_config.json", "tokenizer config")
     if needs_chat_template and not has_chat_template(model_dir):
         raise HarnessError(
             f"model folder {str(model_dir)!r} has no chat template (tokenizer_config.json 'chat_template' or "
@@ -193,18 +227,40 @@ def check_model(model_dir: Path, needs_chat_template: bool) -> None:
         )
 
 
-def check_adapter(adapter: Path, max_rank: int) -> None:
-    if not adapter.is_dir():
-        raise HarnessError(f"adapter folder {str(adapter)!r} does not exist")
-    config = _json_file(adapter / "adapter_config.json", "adapter config") if (adapter / "adapter_config.json").is_file() else None
-    if config is None:
-        raise HarnessError(f"adapter folder {str(adapter)!r} has no adapter_config.json; is it a PEFT adapter?")
-    if not (adapter / "adapter_model.safetensors").is_file():
-        raise HarnessError(f"adapter folder {str(adapter)!r} has no adapter_model.safetensors")
-    check_safetensors(adapter / "adapter_model.safetensors")
-    rank = config.get("r")
-    if not isinstance(rank, int) or not 1 <= rank <= max_rank:
-        raise HarnessError(f"adapter {str(adapter)!r} has LoRA rank {rank!r}; vLLM serves ranks 1 to {max_rank}")
+def _same_model(named: str, model: str, model_dir: Path) -> bool:
+    """Whether a run's model (as its spec names it: a built-in, a folder, a hub id) is `model`, resolved to `model_dir`."""
+    from harness.core.models import BUILTIN_MODELS, cache_root
+
+    if named == model:
+        return True
+    if named in BUILTIN_MODELS:
+        return (cache_root() / "models" / named).resolve() == model_dir.resolve()
+    if Path(named).expanduser().exists():
+        return Path(named).expanduser().resolve() == model_dir.resolve()
+    return "models--" + named.replace("/", "--") in model_dir.parts  # a hub id: its snapshot in the HF cache
+
+
+def check_eval_out(out: Path, model: str, model_dir: Path, adapter: Path | None) -> None:
+    """`harness eval --out` onto a run folder writes that run's results: only with the run's own model
+    (and adapter), or its report would compare the adapter with another model's base."""
+    from harness.core.runstore import RunPaths
+
+    paths = RunPaths(Path(out))
+    if not paths.spec.is_file():
+        return
+    import yaml
+
+    try:
+        spec = yaml.safe_load(paths.spec.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raise HarnessError(f"--out {str(out)!r} holds a spec.yaml that cannot be read; give another --out") from None
+    run_model = str(spec.get("model")) if isinstance(spec, dict) and spec.get("model") is not None else None
+    if run_model is None or not _same_model(run_model, model, Path(model_dir)):
+        raise HarnessError(f"--out {str(out)!r} is a run of model {shown(run_model)}; evaluating model {shown(model)} into it "
+                           "would replace that run's results with another model's: give another --out")
+    if adapter is not None and Path(adapter).resolve() != paths.adapter.resolve():
+        raise HarnessError(f"--out {str(out)!r} is a run whose adapter is {str(paths.adapter)!r}; evaluating adapter "
+                           f"{str(adapter)!r} into it would replace that run's adapter results: give another --out")
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,6 +287,26 @@ def _task_loader(task: TaskInfo) -> Callable | None:
     return getattr(_LOADERS[path], attr)
 
 
+def check_hub_data(tasks: Sequence[TaskInfo], local_data: bool) -> None:
+    """A task that loads a hub data set (lm-eval's own tasks: `dataset_path`) needs it in the local
+    cache or a reachable hub: said now, not as a ConnectionError after the model has loaded."""
+    from harness.core import hub
+
+    reachable: bool | None = None
+    for task in tasks:
+        config = read_yaml(task.yaml_path)
+        repo = config.get("dataset_path") if isinstance(config, dict) else None
+        if (local_data and config.get("custom_dataset")) or not isinstance(repo, str) or not hub.is_hub_id(repo):
+            continue
+        if hub.cached_dataset(repo) is not None:
+            continue
+        reachable = hub.reachable() if reachable is None else reachable
+        if not reachable:
+            why = "downloads are off (SDRRL_OFFLINE / HF_HUB_OFFLINE)" if not hub.downloads_allowed() else "the hub is unreachable"
+            raise HarnessError(f"task {task.name!r} loads the Hugging Face hub data set {repo!r}, which is not in the local cache, "
+                               f"and {why}: fetch it on a connected machine first (`harness fetch`, or the datasets cache), then rerun")
+
+
 def check_data(tasks: Sequence[TaskInfo], data_dir: Path | None) -> None:
     """Every task's local data read and validated row by row, by the task's own loader.
 
@@ -243,6 +319,7 @@ def check_data(tasks: Sequence[TaskInfo], data_dir: Path | None) -> None:
     for task in tasks:
         check_data_files(task)
     local = resolve_data_dir(data_dir)
+    check_hub_data(tasks, local_data=local is not None)
     if local is None:
         return
     root, source = local

@@ -72,9 +72,14 @@ def _docs(split, family, source_config, target_config, dataset, sacrebleu, data_
     _by_id(src, src_where)
     by_id = _by_id(tgt, tgt_where)
     missing = [r["id"] for r in src if r["id"] not in by_id]
+    kinds = {type(r["id"]).__name__ for r in src[:1]}, {type(r["id"]).__name__ for r in tgt[:1]}
+    if missing and kinds[0] != kinds[1]:  # 1 and "1" are two ids
+        words = {"int": "numbers", "str": "strings"}
+        raise HarnessError(f"sentence ids of {src_where} are {words.get(*kinds[0], *kinds[0])} (e.g. {shown(src[0]['id'])}) but those of "
+                           f"{tgt_where} are {words.get(*kinds[1], *kinds[1])} (e.g. {shown(tgt[0]['id'])}); give both files the same ids")
     if missing:
-        shown = ", ".join(str(i) for i in missing[:5]) + (", ..." if len(missing) > 5 else "")
-        raise HarnessError(f"{len(missing)} sentence id(s) of {src_where} are missing from {tgt_where}: {shown}")
+        listed = ", ".join(str(i) for i in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise HarnessError(f"{len(missing)} sentence id(s) of {src_where} are missing from {tgt_where}: {listed}")
     bleu = (sacrebleu or {}).get("bleu", {})
     chrf = (sacrebleu or {}).get("chrf", {})
     return [
