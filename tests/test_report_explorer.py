@@ -10,7 +10,7 @@ from pathlib import Path
 from harness.core.runstore import RunPaths, read_jsonl, task_samples, write_json, write_jsonl
 from reports.build import build_report
 from reports.explorer import FOLD_AT
-from run_fixtures import make_run
+from run_fixtures import make_run, reseal
 
 LOSSES = {"r1": [2.5, 2.1, 1.9, 1.7], "r2": [2.4, 2.2, 2.0, 1.95]}
 HELDOUT = {"langs": {"en": {"n_records": 2, "tokens": 30, "base_loss": 3.0, "adapter_loss": 2.0},
@@ -69,6 +69,7 @@ def _runs(tmp_path: Path) -> list[Path]:
                 row["prompt"] = f"Passage {row['doc_id']} " + ("word " * 80 if row["doc_id"] == 1 else f"see {SECRET}")
                 row["choices"] = [f"answer {c}" for c in "ABCD"]
             write_jsonl(path, rows)
+            reseal(path.parent)  # as the evaluation writes them
     return [r1, r2]
 
 

@@ -14,7 +14,7 @@ from harness.core.runstore import RunPaths, read_json, write_json
 from reports import sections
 from reports.build import build_report
 from reports.fmt import num
-from run_fixtures import make_run
+from run_fixtures import make_run, reseal
 
 
 def _member(root: Path, trainer: str, seed: int, tokens_per_step: int, answer_tokens: int, **extra) -> Path:
@@ -66,9 +66,11 @@ def test_cost_counts_a_reused_evaluation_once(tmp_path):
     for task_dir in paths.eval_dir("base").iterdir():
         scores = read_json(task_dir / "scores.json")
         write_json(task_dir / "scores.json", {**scores, "reused_from_cache": True, "wall_s": 1151.5 / 3})
+        reseal(task_dir)  # as the evaluation would have written it
     for task_dir in paths.eval_dir("adapter").iterdir():
         scores = read_json(task_dir / "scores.json")
         write_json(task_dir / "scores.json", {**scores, "wall_s": 74.0 / 3})
+        reseal(task_dir)
     manifest = read_json(paths.manifest)
     manifest["stages"]["evaluate"]["wall_s"] = 1151.5 + 74.0  # what the pipeline recorded before the fix
     write_json(paths.manifest, manifest)
