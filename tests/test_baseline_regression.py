@@ -70,9 +70,9 @@ def assert_base_model_is_sane(run_dir: Path, suite, limit: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_baseline_folder(tmp_path_factory) -> Path:
+def tiny_baseline_folder(tmp_path_factory, tiny_llama) -> Path:
     """Where the tiny baselines' commands run: they name the tests' tiny models by relative folder."""
-    return build_baseline_models(tmp_path_factory.mktemp("tiny-baselines"))
+    return build_baseline_models(tmp_path_factory.mktemp("tiny-baselines"), tiny_llama)
 
 
 @pytest.mark.parametrize("stem", sorted(TINY_BASELINES))

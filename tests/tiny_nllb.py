@@ -86,13 +86,17 @@ def build_tiny_nllb(path: Path | str, seed: int = 0, eos_pull: float = 0.0, **sh
 BASELINE_EOS_PULL = 20.0  # the tiny NLLB of the tiny-model baselines (baselines/record_tiny.sh)
 
 
-def build_baseline_models(folder: Path | str) -> Path:
+def build_baseline_models(folder: Path | str, tiny_llama: Path | None = None) -> Path:
     """The models the tiny-model baselines' commands name, as `folder`/tiny-llama and `folder`/tiny-nllb
-    (the commands run in `folder`); returns `folder`."""
+    (the commands run in `folder`); returns `folder`. `tiny_llama`: a build_tiny_llama folder made
+    already (the tests' session one), linked instead of built again."""
     from tiny_model import build_tiny_llama
 
     folder = Path(folder)
-    build_tiny_llama(folder / "tiny-llama")
+    if tiny_llama is None:
+        build_tiny_llama(folder / "tiny-llama")
+    else:
+        (folder / "tiny-llama").symlink_to(Path(tiny_llama).resolve(), target_is_directory=True)
     build_tiny_nllb(folder / "tiny-nllb", eos_pull=BASELINE_EOS_PULL)
     return folder
 
