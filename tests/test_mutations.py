@@ -1,18 +1,14 @@
 """Proof by mutation: `harness check` catches a broken trainer, not only a crash.
 
 One tiny-model SDRRL run is recorded as a baseline; an unmutated rerun passes; then each fault
-below is injected in-process (monkeypatch, no switch in production code) into a run, and the
-check must fail naming the cells that moved. A fault injected in a later stage runs from a copy of
-the reference run with `--force <stage>`: the stages before it are the reference's (the same
-command, computed by unmutated code), so only the stage the fault is in and the ones after it run.
-The tiny run trains at a high learning rate for a few steps so that it learns measurably (its
-held-out loss falls), which is what lets a fault show.
+below is injected in-process (monkeypatch, no switch in production code) into a fresh run, and
+the check must fail naming the cells that moved. The tiny run trains at a high learning rate for
+a few steps so that it learns measurably (its held-out loss falls), which is what lets a fault show.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -86,14 +82,13 @@ def english_instead_of_target(monkeypatch) -> None:
     monkeypatch.setattr(sdrrl.SDRRLTrainer, "build_dataset", build)
 
 
-# fault -> (how to inject it, extra CLI arguments, cell groups that must move, the stage it is in:
-# None runs afresh, a stage runs from a copy of the reference run with --force that stage)
-FAULTS: dict[str, tuple[Callable | None, tuple[str, ...], set[str], str | None]] = {
-    "learning rate 0": (None, ("--set", "learning_rate=0"), {"train/loss", "heldout/cs"}, None),  # another spec
-    "loss on all tokens": (all_token_loss, (), {"train/loss", "heldout/cs"}, "train"),
-    "adapter eval on base weights": (adapter_eval_on_base, (), {"adapter/belebele_cs"}, "evaluate"),
-    "target records replaced by English": (english_instead_of_target, (), {"train/loss", "heldout/cs"}, None),
-    "no chat template in training": (no_chat_template, (), {"train/loss", "heldout/cs"}, "train"),
+# fault -> (how to inject it, extra CLI arguments, cell groups that must move)
+FAULTS: dict[str, tuple[Callable | None, tuple[str, ...], set[str]]] = {
+    "learning rate 0": (None, ("--set", "learning_rate=0"), {"train/loss", "heldout/cs"}),
+    "loss on all tokens": (all_token_loss, (), {"train/loss", "heldout/cs"}),
+    "adapter eval on base weights": (adapter_eval_on_base, (), {"adapter/belebele_cs"}),
+    "target records replaced by English": (english_instead_of_target, (), {"train/loss", "heldout/cs"}),
+    "no chat template in training": (no_chat_template, (), {"train/loss", "heldout/cs"}),
 }
 
 
@@ -116,11 +111,7 @@ def test_each_injected_fault_fails_the_check_and_names_the_moved_cells(tiny_llam
     assert rerun.ok, moves_table(rerun.moves)
 
     summary = []
-    for i, (fault, (inject, extra, must_move, stage)) in enumerate(FAULTS.items()):
-        if stage is not None:
-            shutil.copytree(tmp_path / "ref", tmp_path / f"fault-{i}")
-            # Base-model scores from the cache, as a fresh run would take them; the adapter's are new.
-            extra = (*extra, "--force", stage) + (("--keep-cache",) if stage != "evaluate" else ())
+    for i, (fault, (inject, extra, must_move)) in enumerate(FAULTS.items()):
         with monkeypatch.context() as m:
             if inject is adapter_eval_on_base:
                 # Same adapter as the reference: give it a cache of its own, so the evaluation really runs.
