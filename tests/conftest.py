@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tiny_model import build_tiny_llama
+from tiny_runs import FinishedRun, tiny_run_args
 
 # Tests run without the network: no download attempts (sacreBLEU's flores200 model, the Hub).
 os.environ.setdefault("SDRRL_OFFLINE", "1")
@@ -22,6 +23,19 @@ os.environ["SDRRL_ROUTES"] = os.path.join(tempfile.mkdtemp(prefix="sdrrl-routes-
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama") / "model")
+
+
+@pytest.fixture(scope="session")
+def finished_tiny_run(tiny_llama, tmp_path_factory) -> FinishedRun:
+    """One uninterrupted tiny SDRRL run (tests/tiny_runs.py), computed once for the tests that need its result."""
+    from harness.app.cli import main
+
+    folder = tmp_path_factory.mktemp("finished-tiny-run")
+    finished = FinishedRun(folder / "runs", folder / "eval-cache")
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("SDRRL_EVAL_CACHE", str(finished.eval_cache))
+        assert main(tiny_run_args(tiny_llama, finished.runs_dir)) == 0
+    return finished
 
 
 @pytest.fixture(scope="session")

@@ -11,17 +11,9 @@ import pytest
 import harness.evaluation.evaluate as evaluate_mod
 from harness.app.cli import main
 from harness.core.runstore import read_json
+from tiny_runs import copy_run, tiny_run_args
 
 pytestmark = pytest.mark.slow
-
-
-def _args(model: Path, runs: Path, *extra: str) -> list[str]:
-    return [
-        "run", "--trainer", "sdrrl", "--model", str(model), "--suite", "smoke", "--langs", "cs", "--engine", "hf",
-        "--runs-dir", str(runs), "--name", "tiny", "--limit", "1", "--max-gen-toks", "4", "--max-model-len", "256",
-        "--set", "num_instructions=2", "--set", "answer_max_new_tokens=8", "--set", "keep_truncated_answers=true",
-        "--set", "parallel_per_lang=1", "--set", "max_steps=2", "--set", "max_seq_len=128", *extra,
-    ]
 
 
 def _final_files(run: Path) -> dict[str, object]:
@@ -30,7 +22,8 @@ def _final_files(run: Path) -> dict[str, object]:
     files: dict[str, object] = {name: (run / name).read_bytes() for name in
                                 ("data/train.jsonl", "data/heldout.jsonl", "adapter/adapter_model.safetensors", "eval/heldout.json")}
     for scores in sorted((run / "eval").glob("*/*/scores.json")):
-        data = {k: v for k, v in read_json(scores).items() if k not in ("wall_s", "engine_call", "reused_from_cache")}
+        # "adapter" is the adapter folder's path: the copy's own where recomputed, the session run's where not.
+        data = {k: v for k, v in read_json(scores).items() if k not in ("wall_s", "engine_call", "reused_from_cache", "adapter")}
         files[str(scores.parent.relative_to(run))] = (data, (scores.parent / "samples.jsonl").read_bytes())
     return files
 
@@ -45,10 +38,10 @@ def _cache_entry(eval_cache: Path, task: str, variant: str) -> Path:
     return entry
 
 
-def test_each_damaged_output_is_named_and_recomputed_alone(tiny_llama, tmp_path, eval_cache, monkeypatch, capsys):
-    runs = tmp_path / "runs"
-    run = runs / "tiny"
-    assert main(_args(tiny_llama, runs)) == 0
+def test_each_damaged_output_is_named_and_recomputed_alone(tiny_llama, finished_tiny_run, tmp_path, monkeypatch, capsys):
+    copy = copy_run(finished_tiny_run, tmp_path)  # the session's finished run, ours to damage
+    runs, run, eval_cache = copy.runs_dir, copy.run, copy.eval_cache
+    monkeypatch.setenv("SDRRL_EVAL_CACHE", str(eval_cache))
     reference = _final_files(run)
     computed: list[str] = []  # tasks evaluated by the model (not restored from a cache)
     real_run_call = evaluate_mod._run_call
@@ -65,7 +58,7 @@ def test_each_damaged_output_is_named_and_recomputed_alone(tiny_llama, tmp_path,
         _truncate(path)
         capsys.readouterr()
         computed.clear()
-        assert main(_args(tiny_llama, runs)) == 0, name
+        assert main(tiny_run_args(tiny_llama, runs)) == 0, name
         err = capsys.readouterr().err
         assert line.format(path=path) in err.splitlines(), err
         assert cached in err and "internal error" not in err
@@ -77,7 +70,7 @@ def test_each_damaged_output_is_named_and_recomputed_alone(tiny_llama, tmp_path,
     _truncate(entry / "samples.jsonl")
     capsys.readouterr()
     computed.clear()
-    assert main(_args(tiny_llama, runs, "--force", "evaluate", "--keep-cache")) == 0
+    assert main(tiny_run_args(tiny_llama, runs, "--force", "evaluate", "--keep-cache")) == 0
     err = capsys.readouterr().err
     line = f"evaluate: shared evaluation cache: {entry / 'samples.jsonl'} is damaged (size differs from its integrity record); a miss, sib200_cs is recomputed"
     assert line in err.splitlines(), err

@@ -16,6 +16,7 @@ import pytest
 from harness.app.cli import main
 from harness.evaluation.registry import get_suite
 from harness.core.runstore import read_json
+from tiny_runs import tiny_run_args
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,15 +55,6 @@ DRIVER = textwrap.dedent("""
 """)
 
 
-def _args(model: Path, runs: Path) -> list[str]:
-    return [
-        "run", "--trainer", "sdrrl", "--model", str(model), "--suite", "smoke", "--langs", "cs", "--engine", "hf",
-        "--runs-dir", str(runs), "--name", "tiny", "--limit", "1", "--max-gen-toks", "4", "--max-model-len", "256",
-        "--set", "num_instructions=2", "--set", "answer_max_new_tokens=8", "--set", "keep_truncated_answers=true", "--set", "keep_wrong_language_answers=true", "--set", "parallel_per_lang=1",
-        "--set", "max_steps=2", "--set", "max_seq_len=128",
-    ]
-
-
 def _final_files(run: Path) -> dict[str, object]:
     """What a run ends with: training set, adapter, per-task samples and scores (minus timings and paths)."""
     files: dict[str, object] = {
@@ -76,7 +68,7 @@ def _final_files(run: Path) -> dict[str, object]:
     return files
 
 
-def test_kill_at_each_stage_then_resume_ends_identical(tiny_llama, tmp_path, monkeypatch):
+def test_kill_at_each_stage_then_resume_ends_identical(tiny_llama, finished_tiny_run, tmp_path):
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "SDRRL_EVAL_CACHE": str(tmp_path / "cache-killed")}
     driver = tmp_path / "driver.py"
@@ -84,7 +76,7 @@ def test_kill_at_each_stage_then_resume_ends_identical(tiny_llama, tmp_path, mon
     runs = tmp_path / "killed"
     run = runs / "tiny"
     for stage in ("data", "train", "evaluate", "report"):
-        proc = subprocess.run([sys.executable, str(driver), stage, *_args(tiny_llama, runs)], env=env,
+        proc = subprocess.run([sys.executable, str(driver), stage, *tiny_run_args(tiny_llama, runs)], env=env,
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == -signal.SIGKILL, f"{stage}: {proc.returncode} {proc.stderr[-2000:]}"
         if stage != "data":  # the killed run's lock is left behind and taken over
@@ -93,17 +85,15 @@ def test_kill_at_each_stage_then_resume_ends_identical(tiny_llama, tmp_path, mon
         assert stage not in stages, f"{stage} recorded as done though killed"
         if stage == "data":
             assert (run / "data" / "work" / "self_answers.jsonl").exists()  # finished work is kept
-    proc = subprocess.run([sys.executable, str(driver), "none", *_args(tiny_llama, runs)], env=env,
+    proc = subprocess.run([sys.executable, str(driver), "none", *tiny_run_args(tiny_llama, runs)], env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "data: cached" in proc.stderr and "train: cached" in proc.stderr and "evaluate:" in proc.stderr
     leftovers = [p for p in run.rglob("*") if p.name.endswith(".tmp") or p.name in ("adapter.partial", ".lock")]
     assert not leftovers, leftovers
 
-    # The uninterrupted reference run (in-process, its own evaluation cache).
-    monkeypatch.setenv("SDRRL_EVAL_CACHE", str(tmp_path / "cache-reference"))
-    assert main(_args(tiny_llama, tmp_path / "reference")) == 0
-    killed, reference = _final_files(run), _final_files(tmp_path / "reference" / "tiny")
+    # The uninterrupted reference run (the session's, in-process, its own evaluation cache).
+    killed, reference = _final_files(run), _final_files(finished_tiny_run.run)
     n_tasks = len(get_suite("smoke", "cs").tasks)
     assert killed.keys() == reference.keys() and len(killed) == 2 + 2 * n_tasks
     for key in reference:

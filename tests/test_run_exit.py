@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.app.cli import main
 from harness.evaluation.registry import get_suite
+from tiny_runs import copy_run, tiny_run_args
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,18 +24,14 @@ def _env(cache: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "SDRRL_EVAL_CACHE": str(cache)}
 
 
-def test_force_evaluate_keep_cache_ends_promptly_with_its_held_out_scores(tiny_llama, tmp_path, eval_cache):
-    args = ["run", "--trainer", "sdrrl", "--model", str(tiny_llama), "--suite", "smoke", "--langs", "cs", "--engine", "hf",
-            "--runs-dir", str(tmp_path / "runs"), "--name", "tiny", "--limit", "1", "--max-gen-toks", "4",
-            "--max-model-len", "256", "--set", "num_instructions=2", "--set", "answer_max_new_tokens=8",
-            "--set", "keep_truncated_answers=true", "--set", "parallel_per_lang=1", "--set", "max_steps=2",
-            "--set", "max_seq_len=128"]
-    assert main(args) == 0
-    heldout = tmp_path / "runs" / "tiny" / "eval" / "heldout.json"
+def test_force_evaluate_keep_cache_ends_promptly_with_its_held_out_scores(tiny_llama, finished_tiny_run, tmp_path):
+    copy = copy_run(finished_tiny_run, tmp_path)  # the session's finished run and its cache: only their result is needed
+    args = tiny_run_args(tiny_llama, copy.runs_dir)
+    heldout = copy.run / "eval" / "heldout.json"
     before = heldout.read_bytes()
     # As a user runs it: its own process, which must end (it once sat silent for minutes).
     proc = subprocess.run([sys.executable, "-m", "harness", *args, "--force", "evaluate", "--keep-cache"],
-                          env=_env(eval_cache), capture_output=True, text=True, timeout=240)
+                          env=_env(copy.eval_cache), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     n = 2 * len(get_suite("smoke", "cs").tasks)
     assert f"evaluate: done ({n} task results, {n} from the shared evaluation cache)" in proc.stderr

@@ -33,9 +33,12 @@ def build_nllb_tokenizer(vocab_size: int = 600, total_size: int = 0):
     return NllbTokenizer(vocab=vocab, merges=merges)
 
 
-def build_tiny_nllb(path: Path | str, seed: int = 0, **shape) -> Path:
+def build_tiny_nllb(path: Path | str, seed: int = 0, eos_pull: float = 0.0, **shape) -> Path:
     """Write the tiny model into `path` (created) and return it; `shape`: M2M100Config fields that
-    replace the tiny ones (benchmarks build NLLB-600M's shape with them)."""
+    replace the tiny ones (benchmarks build NLLB-600M's shape with them). `eos_pull` > 0 raises the
+    end-of-sentence logit by that much at every decoding step, so that translations end after a few
+    tokens: the random model otherwise writes up to the translator's 512 tokens, and a pipeline run
+    through it spends a minute translating a dozen sentences (20 gives outputs of 0-20 characters)."""
     import torch
     from transformers import GenerationConfig, M2M100Config, M2M100ForConditionalGeneration
 
@@ -62,6 +65,15 @@ def build_tiny_nllb(path: Path | str, seed: int = 0, **shape) -> Path:
     config = M2M100Config(**{**tiny, **shape})
     torch.manual_seed(seed)
     model = M2M100ForConditionalGeneration(config).to(torch.float32)
+    if eos_pull:
+        # A constant direction: the decoder's last layer norm adds it to every output, and the EOS
+        # embedding (tied to the output layer) gains eos_pull along it. A layer norm's output has zero
+        # mean over its dimensions, so it is orthogonal to that direction: the EOS logit gains eos_pull
+        # at every step, every other logit a fixed amount of its own (its row's part along it).
+        direction = torch.ones(config.d_model) / config.d_model**0.5
+        with torch.no_grad():
+            model.model.decoder.layer_norm.bias.copy_(direction)
+            model.model.shared.weight[tokenizer.eos_token_id] += eos_pull * direction
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
         decoder_start_token_id=tokenizer.eos_token_id,
@@ -69,6 +81,24 @@ def build_tiny_nllb(path: Path | str, seed: int = 0, **shape) -> Path:
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     return path
+
+
+BASELINE_EOS_PULL = 20.0  # the tiny NLLB of the tiny-model baselines (baselines/record_tiny.sh)
+
+
+def build_baseline_models(folder: Path | str, tiny_llama: Path | None = None) -> Path:
+    """The models the tiny-model baselines' commands name, as `folder`/tiny-llama and `folder`/tiny-nllb
+    (the commands run in `folder`); returns `folder`. `tiny_llama`: a build_tiny_llama folder made
+    already (the tests' session one), linked instead of built again."""
+    from tiny_model import build_tiny_llama
+
+    folder = Path(folder)
+    if tiny_llama is None:
+        build_tiny_llama(folder / "tiny-llama")
+    else:
+        (folder / "tiny-llama").symlink_to(Path(tiny_llama).resolve(), target_is_directory=True)
+    build_tiny_nllb(folder / "tiny-nllb", eos_pull=BASELINE_EOS_PULL)
+    return folder
 
 
 if __name__ == "__main__":
