@@ -7,6 +7,7 @@ import json
 import pytest
 
 from harness.app.cli import main
+from harness.app.plan import read_plan
 from harness.app.compare import member_settings, parse_members, parse_seeds
 from harness.core.errors import HarnessError
 from harness.core.runstore import read_json
@@ -110,10 +111,12 @@ def test_comparison_of_three_trainers_and_two_seeds_at_an_equal_budget(tiny_llam
     # the screen (issue 28 item 11): one line per finished member, the comparison's own line last, no machine path
     screen = capsys.readouterr().err
     members = [line for line in screen.splitlines() if line.startswith("member ")]
-    assert [line.split(":")[0] for line in members] == [f"member {k}/6 {t}, seed {s}" for k, (s, t) in enumerate(
-        [(s, t) for s in (0, 1) for t in ("sdrrl", "translate_sft", "english_sft")], 1)], screen
-    assert all(f"→ runs/cmp/{t}-s{s}" in line for line, (s, t) in zip(members, [(s, t) for s in (0, 1) for t in
-                                                                              ("sdrrl", "translate_sft", "english_sft")]))
+    # in the plan's order (harness.app.plan's waves: the budget member of each seed first), numbered as they finish
+    plan_order = [(j.member, j.seed) for wave in read_plan(runs / "cmp").waves() for j in wave if j.kind == "member"]
+    assert sorted(plan_order) == sorted((t, s) for s in (0, 1) for t in ("sdrrl", "translate_sft", "english_sft"))
+    assert [line.split(":")[0] for line in members] == [f"member {k}/6 {t}, seed {s}" for k, (t, s) in
+                                                       enumerate(plan_order, 1)], screen
+    assert all(f"→ runs/cmp/{t}-s{s}" in line for line, (t, s) in zip(members, plan_order))
     assert screen.strip().splitlines()[-1].startswith("comparison cmp: 6/6 members in ")
     assert screen.strip().splitlines()[-1].endswith("report: runs/cmp/report.md")
     assert str(tmp_path) not in screen and "report: " not in screen.replace("report: runs/cmp/report.md", "")

@@ -100,9 +100,9 @@ def test_khmer_lexicon_is_induced_once_and_a_user_file_wins(tmp_path, monkeypatc
         resolve_lexicon("en", "da", None, translator, tmp_path)  # MUSE has en-da; downloads are off in tests
 
 
-def _fetch_args(out: Path, *extra: str) -> list[str]:
+def _fetch_args(out: Path, *extra: str, parallel_per_lang: int = 2) -> list[str]:
     return ["fetch", "--suite", "paper15", "--langs", "cs", "--out", str(out), "--set", "translator=lexicon",
-            "--set", "num_instructions=2", "--set", "parallel_per_lang=2", *extra]
+            "--set", "num_instructions=2", "--set", f"parallel_per_lang={parallel_per_lang}", *extra]
 
 
 def test_fetch_a_gated_repository_stops_only_its_resources(fake_hub, tmp_path, capsys):
@@ -154,7 +154,7 @@ def test_fetch_then_run_from_the_mirror_with_the_network_off(fake_hub, tiny_llam
     calls = len(fake_hub.calls)
     assert main(_fetch_args(out)) == 0  # resumable: everything is there, nothing is asked again
     assert len(fake_hub.calls) == calls and "failed 0" in capsys.readouterr().err
-    assert main([*_fetch_args(out), "--set", "parallel_per_lang=3"]) == 0  # another draw: only the pairs are fetched again
+    assert main(_fetch_args(out, parallel_per_lang=3)) == 0  # another draw: only the pairs are fetched again
     assert [c[0] for c in fake_hub.calls[calls:]] == ["Helsinki-NLP/opus-100"]
     assert len(read_jsonl(out / "parallel" / "Helsinki-NLP__opus-100" / "en-cs.jsonl")) == 3
 

@@ -26,11 +26,15 @@ pytestmark = pytest.mark.slow
 
 
 def _args(model: Path, runs: Path, *extra: str) -> list[str]:
+    """The reference run's arguments; a fault's own `--set key=value` replaces the reference's (a key is given once)."""
+    overridden = {arg.split("=", 1)[0] for arg in extra if "=" in arg}
+    settings = ["num_instructions=6", "answer_max_new_tokens=12", "keep_truncated_answers=true", "keep_wrong_language_answers=true",
+                "parallel_per_lang=2", "max_steps=6", "learning_rate=0.01", "warmup_ratio=0"]
+    kept = [arg for s in settings if s.split("=", 1)[0] not in overridden for arg in ("--set", s)]
     return [
         "run", "--trainer", "sdrrl", "--model", str(model), "--suite", "smoke", "--langs", "cs", "--engine", "hf",
         "--runs-dir", str(runs), "--name", "tiny", "--limit", "2", "--max-gen-toks", "8", "--max-model-len", "512",
-        "--set", "num_instructions=6", "--set", "answer_max_new_tokens=12", "--set", "keep_truncated_answers=true", "--set", "keep_wrong_language_answers=true", "--set", "parallel_per_lang=2",
-        "--set", "max_steps=6", "--set", "learning_rate=0.01", "--set", "warmup_ratio=0", *extra,
+        *kept, *extra,
     ]
 
 

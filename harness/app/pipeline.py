@@ -132,7 +132,7 @@ def evaluate_base(spec: RunSpec, runs_dir: Path, force: str | None = None, keep_
         if fresh_eval:
             shutil.rmtree(paths.eval_root, ignore_errors=True)
         scores = evaluate(request, progress)
-    console.print(eval_summary({"base": scores}, cached=False))
+    run_line(eval_summary({"base": scores}, cached=False))
     return paths.root
 
 
