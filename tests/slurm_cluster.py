@@ -126,7 +126,7 @@ class SlurmCluster:
             proc.terminate()
         for proc in reversed(self.procs):
             try:
-                proc.wait(15)
+                proc.wait(3)  # the cluster's state is thrown away with it: no need to wait for a clean shutdown
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
