@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from plugin_packages import install_plugin, our_imports
 
 from harness.app.cli import build_parser, main
 
@@ -50,13 +51,7 @@ PLUGIN = textwrap.dedent('''
 
 
 def _install(root: Path, entry_name: str = "plain_hf") -> Path:
-    (root / "plain_hf_engine").mkdir(parents=True)
-    (root / "plain_hf_engine" / "__init__.py").write_text(PLUGIN, encoding="utf-8")
-    info = root / "plain_hf_engine-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: plain-hf-engine\nVersion: 0.1\n", encoding="utf-8")
-    (info / "entry_points.txt").write_text(f"[sdrrl_harness.engines]\n{entry_name} = plain_hf_engine:PlainHF\n", encoding="utf-8")
-    return root
+    return install_plugin(root, "plain_hf_engine", PLUGIN, "sdrrl_harness.engines", entry_name, "plain_hf_engine:PlainHF")
 
 
 @pytest.fixture()
@@ -68,9 +63,7 @@ def engine_on_path(tmp_path, monkeypatch):
 
 
 def test_the_plugin_imports_only_the_plugin_api():
-    ours = ("harness", "trainers", "tasks", "reports")
-    imported = {node.module for node in ast.walk(ast.parse(PLUGIN)) if isinstance(node, ast.ImportFrom)}
-    assert {m for m in imported if m.split(".")[0] in ours} == {"harness.plugin"}
+    assert our_imports(PLUGIN) == {"harness.plugin"}
 
 
 def test_a_plugin_engine_is_listed_named_in_help_and_checked_by_doctor(engine_on_path, capsys, monkeypatch):

@@ -3,12 +3,13 @@ harness.plugin, registered through a dist-info entry point in the `sdrrl_harness
 
 from __future__ import annotations
 
-import ast
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from plugin_packages import install_plugin, our_imports
 
 from harness.app.cli import main
 from harness.core.errors import HarnessError
@@ -44,13 +45,8 @@ PLUGIN = textwrap.dedent('''
 
 def _install(root: Path, entry_name: str) -> Path:
     """The plugin package and its dist-info (what `pip install` writes) under `root`."""
-    (root / "short_sft_plugin").mkdir(parents=True)
-    (root / "short_sft_plugin" / "__init__.py").write_text(PLUGIN, encoding="utf-8")
-    info = root / "short_sft_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: short-sft-plugin\nVersion: 0.1\n", encoding="utf-8")
-    (info / "entry_points.txt").write_text(f"[sdrrl_harness.trainers]\n{entry_name} = short_sft_plugin:ShortSFTTrainer\n", encoding="utf-8")
-    return root
+    return install_plugin(root, "short_sft_plugin", PLUGIN, "sdrrl_harness.trainers", entry_name,
+                          "short_sft_plugin:ShortSFTTrainer")
 
 
 @pytest.fixture()
@@ -62,9 +58,7 @@ def plugin_on_path(tmp_path, monkeypatch):
 
 
 def test_the_plugin_imports_only_the_plugin_api():
-    ours = ("harness", "trainers", "tasks", "reports")
-    imported = {node.module for node in ast.walk(ast.parse(PLUGIN)) if isinstance(node, ast.ImportFrom)}
-    assert {m for m in imported if m.split(".")[0] in ours} == {"harness.plugin"}
+    assert our_imports(PLUGIN) == {"harness.plugin"}
 
 
 def test_a_plugin_trainer_is_listed_validated_and_logs_its_own_name(plugin_on_path, tmp_path, capsys):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from plugin_packages import install_plugin
+
 from harness.app.cli import main
 from harness.core.runstore import read_json, read_jsonl
 
@@ -59,13 +61,8 @@ PLUGIN = textwrap.dedent('''
 
 @pytest.fixture()
 def mt_only_on_path(tmp_path, monkeypatch):
-    site = tmp_path / "site"
-    (site / "mt_only_plugin").mkdir(parents=True)
-    (site / "mt_only_plugin" / "__init__.py").write_text(PLUGIN, encoding="utf-8")
-    info = site / "mt_only_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mt-only-plugin\nVersion: 0.1\n", encoding="utf-8")
-    (info / "entry_points.txt").write_text("[sdrrl_harness.trainers]\nmt_only = mt_only_plugin:MTOnlyTrainer\n", encoding="utf-8")
+    site = install_plugin(tmp_path / "site", "mt_only_plugin", PLUGIN, "sdrrl_harness.trainers", "mt_only",
+                          "mt_only_plugin:MTOnlyTrainer")
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.chdir(tmp_path)
     yield
