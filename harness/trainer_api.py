@@ -16,11 +16,11 @@ import copy
 import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from harness.engines import EngineSettings
+from harness.core.entrypoints import load_plugin_classes
 from harness.core.errors import HarnessError, shown, unknown
 from harness.core.langs import Language
 from harness.core.rules import DECIMAL_FLOAT, DECIMAL_INT, FALSE_WORDS, TRUE_WORDS, describe
@@ -83,18 +83,8 @@ class Trainer(ABC):
 
 
 def load_trainers() -> dict[str, type[Trainer]]:
-    """Every registered trainer by its entry-point name, which is also the class's `name`: logs,
-    run names and reports use `name`, so a subclass that kept its parent's would pass as the parent."""
-    found: dict[str, type[Trainer]] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        cls = ep.load()
-        if not (isinstance(cls, type) and issubclass(cls, Trainer)):
-            raise HarnessError(f"entry point {ep.name!r} ({ep.value}) is not a harness Trainer subclass")
-        if getattr(cls, "name", None) != ep.name:
-            raise HarnessError(f"entry point {ep.name!r} ({ep.value}) is a trainer named {shown(getattr(cls, 'name', None))}; "
-                               f"set name = {ep.name!r} in the class")
-        found[ep.name] = cls
-    return found
+    """Every registered trainer by its entry-point name, which is also the class's `name`."""
+    return load_plugin_classes(ENTRY_POINT_GROUP, Trainer, "a trainer")
 
 
 def get_trainer_class(name: str) -> type[Trainer]:

@@ -6,11 +6,11 @@ import json
 import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable, ClassVar, NamedTuple, TypeVar
 
 from harness.core import device
+from harness.core.entrypoints import load_plugin_classes
 from harness.core.errors import HarnessError, shown, unknown
 
 # How a LoRA adapter reaches the engine: see EngineSettings.adapter_serving (harness.engines.routing).
@@ -140,18 +140,12 @@ def _plugin_engines() -> dict[str, type[Engine]]:
     """Engines registered by installed packages under the entry-point group, read once per import path."""
     key = tuple(sys.path)
     if key not in _plugins_seen:
-        found: dict[str, type[Engine]] = {}
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            cls = ep.load()
-            if not (isinstance(cls, type) and issubclass(cls, Engine)):
-                raise HarnessError(f"engine entry point {ep.name!r} ({ep.value}) is not a harness Engine subclass")
-            if getattr(cls, "name", None) != ep.name:
-                raise HarnessError(f"engine entry point {ep.name!r} ({ep.value}) is an engine named "
-                                   f"{shown(getattr(cls, 'name', None))}; set name = {ep.name!r} in the class")
-            if ep.name in ENGINES and ENGINES[ep.name] is not cls:
-                raise HarnessError(f"engine entry point {ep.name!r} ({ep.value}) takes a built-in engine's name; rename it")
-            _check_declarations(ep.name, cls)
-            found[ep.name] = cls
+        found = load_plugin_classes(ENTRY_POINT_GROUP, Engine, "an engine", label="engine ")
+        for name, cls in found.items():
+            if name in ENGINES and ENGINES[name] is not cls:
+                raise HarnessError(f"engine entry point {name!r} ({cls.__module__}:{cls.__qualname__}) takes a built-in "
+                                   "engine's name; rename it")
+            _check_declarations(name, cls)
         _plugins_seen[key] = found
     return _plugins_seen[key]
 
