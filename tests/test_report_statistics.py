@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest, false_discovery_control
 
-from reports import multiple, power, stats
+from reports import multiple, stats
 from reports.build import build_report
 from reports.fmt import significant
 from run_fixtures import make_run
