@@ -94,7 +94,8 @@ def test_the_budget_members_tokens_per_step_size_the_others_unless_set_for_them(
 
 def _compare_args(model, runs, *extra):
     return ["run", "--trainer", "sdrrl,translate_sft,english_sft", "--seeds", "0,1", "--model", str(model),
-            "--suite", "smoke", "--langs", "cs", "--engine", "hf", "--runs-dir", str(runs), "--name", "cmp",
+            "--suite", "smoke", "--langs", "cs", "--tasks", "belebele_cs,flores200_en-cs", "--engine", "hf",  # one task per kind
+            "--runs-dir", str(runs), "--name", "cmp",
             "--limit", "2", "--max-gen-toks", "8", "--max-model-len", "512",
             "--set", "num_instructions=6", "--set", "answer_max_new_tokens=8", "--set", "keep_truncated_answers=true", "--set", "keep_wrong_language_answers=true",
             "--set", "parallel_per_lang=2", "--set", "epochs=1", "--set", "batch_size=4", "--set", "max_seq_len=128", *extra]
