@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs (idempotent) and runs the whole test suite, the vLLM-on-CPU integration tests included.
 #
-# The suite runs in parallel workers (pytest-xdist), each test file in one worker (its module fixtures
-# computed once), and each worker's torch/OpenMP on its share of the cores: on CI's 2 cores, 2 workers
-# of 1 thread each take 8 min where one process of 2 threads took 13.5 (a tiny model's work keeps
-# about one core busy, and two workers of 2 threads each fight over the cores). SDRRL_TEST_WORKERS=1
-# runs it in one process. Numbers do not depend on it: the baselines are recorded at 1 and 2 threads.
+# The suite runs in parallel workers (pytest-xdist; worksteal: an idle worker takes queued tests from
+# the busy one, so the two long tests do not end up in one queue), each worker's torch/OpenMP on its
+# share of the cores. On CI's 2 cores, 2 workers of 1 thread each take 7 min where one process of 2
+# threads took 13.5: a tiny model's work keeps about one core busy, and 2 workers of 2 threads each
+# fight over the cores (10 min). SDRRL_TEST_WORKERS=1 runs it in one process. No result depends on
+# it: the baselines are recorded at 1 and 2 threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
@@ -16,7 +17,7 @@ CORES=$(.venv/bin/python -c 'import os; print(len(os.sched_getaffinity(0)))')
 WORKERS=${SDRRL_TEST_WORKERS:-$(( CORES < 4 ? CORES : 4 ))}
 PARALLEL=()
 if [ "$WORKERS" -gt 1 ]; then
-  PARALLEL=(-n "$WORKERS" --dist loadfile)
+  PARALLEL=(-n "$WORKERS" --dist worksteal)
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( CORES / WORKERS ))} MKL_NUM_THREADS=${MKL_NUM_THREADS:-$(( CORES / WORKERS ))}
 fi
 # pytest exits 5 when it collected no test: that is a failure here, never a silent pass.
