@@ -130,4 +130,21 @@ class SlurmCluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+        self._kill_leftover_jobs()
         shutil.rmtree(self.munge_dir, ignore_errors=True)
+
+    def _kill_leftover_jobs(self) -> None:
+        """Kill what the cluster's jobs left: an `srun` of a requeued job was seen sleeping on after its job
+        ended and the daemons stopped. A job's processes carry SLURM_JOB_ID and this cluster's SLURM_CONF."""
+        import signal
+
+        mark = f"SLURM_CONF={self.conf}".encode()
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == os.getpid():
+                continue
+            try:
+                environ = (proc / "environ").read_bytes().split(b"\0")
+                if mark in environ and any(v.startswith(b"SLURM_JOB_ID=") for v in environ):
+                    os.kill(int(proc.name), signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                continue  # gone meanwhile, or not ours to read
