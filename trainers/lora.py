@@ -207,7 +207,8 @@ def _announcement(config: TrainConfig, data: TrainingData, n_trainable: int, pla
         f"{data.total_steps} steps"
         + (f" of {data.batching.batch_size:.2f} records per batch (sized to {config.tokens_per_step} tokens per step)" if config.tokens_per_step else "")
         + f", {n_trainable:,} trainable parameters, {placement.precision}"
-        f"{', gradient checkpointing' if placement.checkpointing else ''}, {device_name(placement.accelerator)}"
+        f"{', gradient checkpointing' if placement.checkpointing else ''}{', packed micro-batches' if config.packing else ''}, "
+        f"{device_name(placement.accelerator)}"
     )
 
 

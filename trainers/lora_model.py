@@ -19,7 +19,7 @@ from harness.core.errors import HarnessError, unknown
 from harness.core.rules import TRUE_WORDS
 from harness.core.runstore import atomic_dir
 from trainers.config import LR_SCHEDULERS, TrainConfig
-from trainers.encoding import IGNORE_INDEX, collate, n_targets
+from trainers.encoding import IGNORE_INDEX, collate, collate_packed, n_targets
 from trainers.recompute import decide
 
 
@@ -126,7 +126,8 @@ def lr_lambda(kind: str, warmup: int, total: int):
 
 
 def forward_sum(model, batch: dict):
-    """Summed next-token cross-entropy over the answer tokens of one micro-batch.
+    """Summed next-token cross-entropy over the answer tokens of one micro-batch (padded rows with an
+    attention mask, or one packed row with position ids: trainers.encoding).
 
     Logits are computed only at positions that predict an answer token in some row
     (`logits_to_keep`): the vocabulary projection of the prompt tokens is skipped.
@@ -135,7 +136,9 @@ def forward_sum(model, batch: dict):
 
     targets = batch["labels"][:, 1:]
     keep = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep).logits
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
+    # use_cache=False: with a cache, transformers does not look for packed records in the position ids
+    logits = model(**inputs, use_cache=False, logits_to_keep=keep).logits
     return F.cross_entropy(
         logits.float().reshape(-1, logits.size(-1)),
         targets[:, keep].reshape(-1),
@@ -175,7 +178,8 @@ class StepRunner:
         micro = [step_examples[i : i + config.micro_batch_size] for i in range(0, len(step_examples), config.micro_batch_size)]
         loss_sum = torch.zeros((), device=acc.device)
         for k, chunk in enumerate(micro):
-            batch = {key: t.to(acc.device) for key, t in collate(chunk, self.pad_id).items()}
+            tensors = collate_packed(chunk) if config.packing else collate(chunk, self.pad_id)
+            batch = {key: t.to(acc.device) for key, t in tensors.items()}
             # DDP all-reduces gradients only on the last micro-batch of the step.
             sync = acc.no_sync(self.model) if k < len(micro) - 1 else nullcontext()
             with sync, acc.autocast():
