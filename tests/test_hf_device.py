@@ -182,3 +182,37 @@ def test_evaluation_generation_takes_the_memory_sized_batch_and_scoring_its_own(
     engine.before_task(lm, "merged", "comprehension")
     assert lm.batch_size_per_gpu == 8
     assert model_shape(tiny_llama).head_dim == 32  # config.json's own head_dim, not hidden / heads
+
+
+def _random_adapter(tiny_llama, out):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    lora = LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM", init_lora_weights=False)
+    get_peft_model(base, lora).save_pretrained(out)
+    return out
+
+
+def test_on_a_gpu_an_adapter_is_merged_there_in_fp32_and_saved_in_bf16(tiny_llama, tmp_path, monkeypatch, fake_gpu):
+    from safetensors import safe_open
+
+    from harness.core import models
+
+    monkeypatch.setenv("SDRRL_HOME", str(tmp_path / "home"))
+    adapter = _random_adapter(tiny_llama, tmp_path / "adapter")
+    merged = models.merged_model_dir(tiny_llama, adapter, models.adapter_fingerprint(adapter))
+    assert fake_gpu == [("PeftModelForCausalLM", torch.float32)]  # merged on the GPU, in fp32
+    with safe_open(str(merged / "model.safetensors"), "pt") as weights:
+        assert {weights.get_tensor(k).dtype for k in weights.keys()} == {torch.bfloat16}  # what the engines load there
+    # the fp32 weights must fit the free memory: a GPU with too little merges on the CPU, still saved in bf16
+    monkeypatch.setattr(devices, "free_memory_bytes", lambda: 1024)
+    assert devices.merge_plan(tiny_llama) == devices.MergePlan(devices.Device("cpu", "float32"), "bfloat16")
+    # the CPU merges and saves in fp32 under its own key: a bf16 copy is never read as an fp32 one
+    monkeypatch.setattr(devices, "cuda_available", lambda: False)
+    assert devices.merge_plan(tiny_llama) == devices.MergePlan(devices.Device("cpu", "float32"), "float32")
+    on_cpu = models.merged_model_dir(tiny_llama, adapter, models.adapter_fingerprint(adapter))
+    assert on_cpu != merged and len(fake_gpu) == 1
+    with safe_open(str(on_cpu / "model.safetensors"), "pt") as weights:
+        assert {weights.get_tensor(k).dtype for k in weights.keys()} == {torch.float32}

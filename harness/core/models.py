@@ -14,11 +14,14 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from harness.core import hub
 from harness.core.errors import HarnessError
 from harness.core.runstore import ADAPTER_CONFIG, ADAPTER_WEIGHTS, atomic_dir, sha256_file, sha256_json
+
+if TYPE_CHECKING:
+    from harness.core.device import MergePlan
 
 
 def cache_root() -> Path:
@@ -164,11 +167,19 @@ def model_fingerprint(model_dir: Path) -> str:
 
 
 def merged_model_dir(model_dir: Path, adapter: Path, adapter_fp: str) -> Path:
-    """The base weights with the LoRA adapter merged in, built once per (model, adapter), as safetensors.
+    """The base weights with the LoRA adapter merged in, built once per (model, adapter, saved dtype), as
+    safetensors (harness.core.device.merge_plan: merged in fp32, on the GPU when it fits; saved in the dtype
+    the engines here load).
 
     Built under a lock in a fixed scratch folder: a merge killed midway (hundreds of MB) is cleared
     by the next one, and two runs merging the same adapter at once build it once."""
-    target = cache_root() / "merged" / sha256_json([model_fingerprint(model_dir), adapter_fp])[:20]
+    from harness.core.device import merge_plan
+
+    plan = merge_plan(model_dir)
+    identity = [model_fingerprint(model_dir), adapter_fp]
+    if plan.save_dtype != "float32":  # fp32 copies keep the keys they had before merges had a dtype
+        identity.append(plan.save_dtype)
+    target = cache_root() / "merged" / sha256_json(identity)[:20]
     if (target / "config.json").exists():
         return target
     with _merge_lock(target):
@@ -176,18 +187,18 @@ def merged_model_dir(model_dir: Path, adapter: Path, adapter_fp: str) -> Path:
             return target
         _clear_orphaned_merges(target)
         with atomic_dir(target, scratch=target.parent / f".{target.name}.partial") as tmp:
-            _merge_into(model_dir, adapter, tmp)
+            _merge_into(model_dir, adapter, tmp, plan)
     return target
 
 
-def _merge_into(model_dir: Path, adapter: Path, out: Path) -> None:
+def _merge_into(model_dir: Path, adapter: Path, out: Path, plan: MergePlan) -> None:
     import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True)
-    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
-    merged.save_pretrained(out, safe_serialization=True)
+    from harness.core.device import load_causal_lm
+
+    merged = load_causal_lm(model_dir, adapter, plan.load).merge_and_unload()
+    merged.to(dtype=getattr(torch, plan.save_dtype)).save_pretrained(out, safe_serialization=True)
     AutoTokenizer.from_pretrained(model_dir).save_pretrained(out)
 
 
