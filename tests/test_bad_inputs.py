@@ -381,6 +381,8 @@ CASES = [
     # --- issue 25: accepted before, refused now -----------------------------------------------
     ("--seeds ''", run_with("--seeds", ""), ["--seeds", "e.g. 0,1,2"]),
     ("--seeds in Arabic-Indic digits", run_with("--seeds", "\u0660,\u0661"), ["--seeds", "'\u0660'"]),
+    ("--seed in Arabic-Indic digits", run_with("--seed", "\u0661"), ["--seed", "invalid integer value", "'\u0661'"]),
+    ("--limit 1_0", run_with("--limit", "1_0"), ["--limit", "invalid integer value", "'1_0'"]),
     ("set epochs=010", setting("epochs=010"), ["sdrrl.epochs", "'010'", "an integer"]),
     ("--config epochs: 010", run_config("octal_yaml"), ["epochs", "'010'", "an integer"]),
     ("set epochs=1000000000", setting("epochs=1000000000"), ["sdrrl.epochs", "1000000000", "[0, 1000]"]),

@@ -25,7 +25,15 @@ from harness.app.commands import (
 )
 from harness.core.errors import HarnessError
 from harness.core.progress import quiet_libraries
+from harness.core.rules import DECIMAL_INT
 from harness.engines.routing import engines_help
+
+def integer(text: str) -> int:
+    """A plain decimal integer: argparse's int() also reads "١٢", "1_0" and " 7" (its error then names the value)."""
+    if not DECIMAL_INT.match(text):
+        raise ValueError(text)
+    return int(text)
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + traceback-like noise
@@ -48,7 +56,7 @@ def _add_fetch_and_doctor(sub) -> None:
     requirements(p, "paper15")
     p.add_argument("--trainer", default="sdrrl", help="trainer whose data to fetch (default sdrrl)")
     p.add_argument("--out", required=True, help="mirror folder (then: harness run ... --data-dir OUT)")
-    p.add_argument("--seed", type=int, default=0, help="the run's seed: parallel pairs are drawn with it")
+    p.add_argument("--seed", type=integer, default=0, help="the run's seed: parallel pairs are drawn with it")
     p.add_argument("--comet", metavar="HUB_ID", help="also a COMET model and its encoder's tokenizer, e.g. Unbabel/wmt22-comet-da")
     p.set_defaults(func=cmd_fetch)
 
@@ -82,10 +90,10 @@ def _add_model_run_options(p: argparse.ArgumentParser) -> None:
     _add_include_path(p)
     p.add_argument("--engine", default="auto", help=engines_help())
     p.add_argument("--data-dir", help="local data folder in the hub datasets' formats (default: the suite's, else the hub)")
-    p.add_argument("--limit", type=int, help="at most N items per task (quick runs)")
-    p.add_argument("--seed", type=int, help="the run's seed (data sampling, training; default 0; a comparison takes --seeds)")
-    p.add_argument("--max-model-len", type=int, default=2048)
-    p.add_argument("--max-gen-toks", type=int, help="cap on generated tokens per item: a task runs with the smaller of this "
+    p.add_argument("--limit", type=integer, help="at most N items per task (quick runs)")
+    p.add_argument("--seed", type=integer, help="the run's seed (data sampling, training; default 0; a comparison takes --seeds)")
+    p.add_argument("--max-model-len", type=integer, default=2048)
+    p.add_argument("--max-gen-toks", type=integer, help="cap on generated tokens per item: a task runs with the smaller of this "
                    "and its own max_gen_toks (default: each task's own)")
     p.add_argument("--adapter-serving", default="auto",
                    help="how an adapter reaches the engine: auto (default: merged into a cached copy of the weights on CPU "
@@ -98,8 +106,8 @@ def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a model (and optional LoRA adapter) on a suite")
     _add_model_run_options(p)
     p.add_argument("--adapter", help="LoRA adapter folder (PEFT, safetensors)")
-    p.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM: GPUs one model is split over (default 1)")
-    p.add_argument("--data-parallel-size", type=int, default=1, help="vLLM: model replicas, through ray (default 1)")
+    p.add_argument("--tensor-parallel-size", type=integer, default=1, help="vLLM: GPUs one model is split over (default 1)")
+    p.add_argument("--data-parallel-size", type=integer, default=1, help="vLLM: model replicas, through ray (default 1)")
     p.add_argument("--out", help="run folder to write into (default runs/eval-<model>-<suite>)")
     p.set_defaults(func=cmd_eval)
 
@@ -112,7 +120,7 @@ def _add_run(sub) -> None:
                         "sdrrl,translate_sft,english_sft; <trainer>+<ablation> names an ablation preset")
     p.add_argument("--seeds", help="several seeds, e.g. 0,1,2: one run per trainer and seed, reported as seed means")
     p.add_argument("--ablations", action="store_true", help="add every ablation preset of each listed trainer")
-    p.add_argument("--steps", type=int, help="optimizer steps for every member (default: what the first trainer takes at its epochs)")
+    p.add_argument("--steps", type=integer, help="optimizer steps for every member (default: what the first trainer takes at its epochs)")
     p.add_argument("--name", help="run (or comparison) folder name (default <trainer>-<model>-<suite>, compare-<model>-<suite>)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="trainer setting; repeatable")
     p.add_argument("--config", help="YAML file of trainer settings")
@@ -134,13 +142,13 @@ def _add_launcher(p: argparse.ArgumentParser) -> None:
     """How a comparison's member jobs start (harness/app/launchers.py); also a `launcher:` block in --config."""
     g = p.add_argument_group("launcher (a comparison's members as jobs; also a launcher: block in --config)")
     g.add_argument("--launcher", help="local (default: on this machine) or slurm (one Slurm job per member, through submitit)")
-    g.add_argument("--parallel", type=int, help="local: run up to N members at once, each pinned to its own GPU(s) (default 1)")
-    g.add_argument("--gpus-per-member", type=int, help="GPUs per member job (default 1)")
+    g.add_argument("--parallel", type=integer, help="local: run up to N members at once, each pinned to its own GPU(s) (default 1)")
+    g.add_argument("--gpus-per-member", type=integer, help="GPUs per member job (default 1)")
     g.add_argument("--partition", help="slurm: partition")
     g.add_argument("--account", help="slurm: account")
-    g.add_argument("--cpus-per-member", type=int, help="slurm: CPUs per member job")
-    g.add_argument("--mem-gb", type=int, help="slurm: memory per member job, GB")
-    g.add_argument("--time-min", type=int, help="slurm: time limit per member job in minutes (default 1440); a job that hits "
+    g.add_argument("--cpus-per-member", type=integer, help="slurm: CPUs per member job")
+    g.add_argument("--mem-gb", type=integer, help="slurm: memory per member job, GB")
+    g.add_argument("--time-min", type=integer, help="slurm: time limit per member job in minutes (default 1440); a job that hits "
                    "it is requeued and resumes")
     g.add_argument("--detach", action="store_true", help="slurm: submit and return; then harness status / harness report RUN_DIR")
 
