@@ -98,3 +98,10 @@ def test_console_script_is_installed_and_errors_without_traceback():
                           env={**os.environ, "NO_COLOR": "1"})
     assert proc.returncode == 2
     assert proc.stderr.strip() == "harness: error: unknown engine 'tpu'; valid: auto, hf, vllm"
+
+
+def test_a_report_of_a_missing_run_makes_no_out_folder(tmp_path, capsys):
+    out = tmp_path / "report-out"
+    assert main(["report", str(tmp_path / "no-such-run"), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == f"harness: error: not a run folder: {tmp_path / 'no-such-run'} (no such directory)"
+    assert not out.exists()
