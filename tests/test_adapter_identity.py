@@ -95,3 +95,29 @@ def test_a_merge_killed_midway_is_cleared_by_the_next(adapter, tiny_llama, tmp_p
     assert sorted(p.name for p in target.parent.iterdir() if p.is_dir()) == [other.name]
     monkeypatch.setattr(models, "_merge_into", lambda model_dir, adapter_dir, out, plan: _fake_merge(out))
     assert models.merged_model_dir(tiny_llama, adapter, fp) == target and (target / "config.json").exists()
+
+
+def test_two_callers_on_a_fresh_cache_build_the_builtin_model_once(tmp_path, monkeypatch):
+    """Parallel test workers (or two runs) asking for the built-in model on a new machine: one builds it
+    while the other waits, and the other then reads the finished folder (no second build replacing it).
+    Two threads here: flock excludes two open file descriptions in one process as it does two processes."""
+    import threading
+    import time
+
+    monkeypatch.setenv("SDRRL_HOME", str(tmp_path / "home"))
+    builds: list[str] = []
+
+    def slow_build(out: Path) -> None:
+        builds.append(threading.current_thread().name)
+        time.sleep(0.3)  # a conversion takes seconds: long enough for the other to arrive
+        (out / "config.json").write_text("{}")
+
+    model = models.BuiltinModel("fake-model", "a test model", slow_build)
+    results: list[Path] = []
+    threads = [threading.Thread(target=lambda: results.append(models._build_once(model)), name=f"w{i}") for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(builds) == 1, builds
+    assert results[0] == results[1] and (results[0] / "config.json").is_file()

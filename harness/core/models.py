@@ -76,11 +76,16 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
 
 
 def _build_once(model: BuiltinModel) -> Path:
+    """Built once per machine, under a lock: two processes starting on a fresh cache (parallel test workers,
+    two runs) build it once, and neither replaces the folder while the other reads it."""
     target = cache_root() / "models" / model.name
     if (target / "config.json").exists():
         return target
-    with atomic_dir(target) as tmp:
-        model.build(tmp)
+    with _build_lock(target):
+        if (target / "config.json").exists():  # another process built it while we waited
+            return target
+        with atomic_dir(target, scratch=target.parent / f".{target.name}.partial") as tmp:
+            model.build(tmp)
     return target
 
 
@@ -182,7 +187,7 @@ def merged_model_dir(model_dir: Path, adapter: Path, adapter_fp: str) -> Path:
     target = cache_root() / "merged" / sha256_json(identity)[:20]
     if (target / "config.json").exists():
         return target
-    with _merge_lock(target):
+    with _build_lock(target):
         if (target / "config.json").exists():  # another process merged it while we waited
             return target
         _clear_orphaned_merges(target)
@@ -203,7 +208,7 @@ def _merge_into(model_dir: Path, adapter: Path, out: Path, plan: MergePlan) -> N
 
 
 @contextmanager
-def _merge_lock(target: Path) -> Iterator[None]:
+def _build_lock(target: Path) -> Iterator[None]:
     import fcntl
 
     target.parent.mkdir(parents=True, exist_ok=True)
