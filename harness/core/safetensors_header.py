@@ -7,6 +7,7 @@ import struct
 from pathlib import Path
 
 from harness.core.errors import HarnessError
+from harness.core.textfile import json_file
 
 MAX_HEADER = 100 << 20  # safetensors' own limit on a header's size
 
@@ -33,21 +34,30 @@ def read_header(path: Path) -> dict[str, dict]:
     return tensors
 
 
-def model_weight_files(model_dir: Path) -> list[Path]:
-    """A model folder's safetensors files: the shards its index names, else every *.safetensors."""
-    index = Path(model_dir) / "model.safetensors.index.json"
+def weight_files(model_dir: Path) -> list[Path]:
+    """A model folder's safetensors files: the shards its index names, else every *.safetensors; HarnessError
+    naming what is missing (a shard the index names, any safetensors weights)."""
+    model_dir = Path(model_dir)
+    index = model_dir / "model.safetensors.index.json"
     if index.is_file():
-        try:
-            shards = sorted(set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values()))
-        except (OSError, ValueError, AttributeError):
-            shards = []
-        return [Path(model_dir) / s for s in shards if (Path(model_dir) / s).is_file()]
-    return sorted(Path(model_dir).glob("*.safetensors"))
+        shards = sorted(set(json_file(index, "weights index").get("weight_map", {}).values()))
+        missing = [s for s in shards if not (model_dir / s).is_file()]
+        if not shards or missing:
+            raise HarnessError(f"model folder {str(model_dir)!r}: {index.name} names missing shard(s): {', '.join(missing) or 'none listed'}")
+        return [model_dir / s for s in shards]
+    files = sorted(model_dir.glob("*.safetensors"))
+    if not files:
+        other = sorted(p.name for p in model_dir.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".gguf"))
+        raise HarnessError(
+            f"model folder {str(model_dir)!r} has no safetensors weights"
+            + (f" (found {', '.join(other)}; convert them with save_pretrained(safe_serialization=True))" if other else "")
+        )
+    return files
 
 
 def linear_modules(model_dir: Path) -> list[str]:
     """Names of the model's modules with a 2-D weight (the layers LoRA can adapt), from the headers alone."""
-    shapes = tensor_shapes(model_weight_files(model_dir))
+    shapes = tensor_shapes(weight_files(model_dir))
     return sorted(name.removesuffix(".weight") for name, shape in shapes.items() if name.endswith(".weight") and len(shape) == 2)
 
 

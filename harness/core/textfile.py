@@ -1,8 +1,10 @@
-"""Reading a user's text file (data rows, translations, instructions): UTF-8 or one line saying where not."""
+"""Reading a user's text file (data rows, translations, instructions, JSON configs): UTF-8 or one line saying where not."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from harness.core.errors import HarnessError
 
@@ -23,3 +25,12 @@ def read_utf8(path: Path, what: str = "file") -> str:
     except OSError as exc:
         raise HarnessError(f"{what} {str(path)!r} cannot be read ({exc.strerror or exc})") from None
     return decode_utf8(data, str(path))
+
+
+def json_file(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"{what} {str(path)!r} cannot be read ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise HarnessError(f"{what} {str(path)!r} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None

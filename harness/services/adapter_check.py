@@ -9,8 +9,9 @@ import re
 from pathlib import Path
 
 from harness.core.errors import HarnessError, shown
-from harness.core.safetensors_header import read_header, tensor_shapes
-from harness.services.preflight import json_file, check_safetensors, weight_files
+from harness.core.safetensors_header import read_header, tensor_shapes, weight_files
+from harness.core.textfile import json_file
+from harness.services.preflight import check_safetensors
 
 
 def check_adapter(adapter: Path, max_rank: int) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import re
 import tempfile
@@ -19,7 +18,8 @@ from types import ModuleType
 from typing import Any, Callable, Sequence
 
 from harness.core.errors import HarnessError, shown, unknown
-from harness.core.safetensors_header import read_header
+from harness.core.safetensors_header import read_header, weight_files
+from harness.core.textfile import json_file
 from harness.evaluation.registry import TaskInfo, read_yaml
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")  # '+': comparison members, "sdrrl+no_cs-s0"
@@ -169,36 +169,9 @@ def parse_tolerances(pairs: Sequence[str]) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 
 
-def json_file(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HarnessError(f"{what} {str(path)!r} cannot be read ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise HarnessError(f"{what} {str(path)!r} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-
-
 def check_safetensors(path: Path) -> None:
     """The header parses and the file is as long as the header says (a truncated copy is not)."""
     read_header(path)
-
-
-def weight_files(model_dir: Path) -> list[Path]:
-    index = model_dir / "model.safetensors.index.json"
-    if index.is_file():
-        shards = sorted(set(json_file(index, "weights index").get("weight_map", {}).values()))
-        missing = [s for s in shards if not (model_dir / s).is_file()]
-        if not shards or missing:
-            raise HarnessError(f"model folder {str(model_dir)!r}: {index.name} names missing shard(s): {', '.join(missing) or 'none listed'}")
-        return [model_dir / s for s in shards]
-    files = sorted(model_dir.glob("*.safetensors"))
-    if not files:
-        other = sorted(p.name for p in model_dir.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".gguf"))
-        raise HarnessError(
-            f"model folder {str(model_dir)!r} has no safetensors weights"
-            + (f" (found {', '.join(other)}; convert them with save_pretrained(safe_serialization=True))" if other else "")
-        )
-    return files
 
 
 def has_chat_template(model_dir: Path) -> bool:
