@@ -60,7 +60,7 @@ def test_merged_copies_of_two_configs_are_two_copies(adapter, tiny_llama, tmp_pa
     """The merged-copy cache is keyed by the fingerprint: the changed config gets its own folder."""
     monkeypatch.setenv("SDRRL_HOME", str(tmp_path / "home"))
     built: list[Path] = []
-    monkeypatch.setattr(models, "_merge_into", lambda model_dir, adapter_dir, out, plan: built.append(adapter_dir) or _fake_merge(out))
+    monkeypatch.setattr(models, "_merge_into", lambda model_dir, adapter_dir, out, save_dtype: built.append(adapter_dir) or _fake_merge(out))
     alpha = _copy(adapter, "alpha", lambda c: c.update(lora_alpha=128))
     first = models.merged_model_dir(tiny_llama, adapter, adapter_fingerprint(adapter))
     second = models.merged_model_dir(tiny_llama, alpha, adapter_fingerprint(alpha))
@@ -84,7 +84,7 @@ def test_a_merge_killed_midway_is_cleared_by_the_next(adapter, tiny_llama, tmp_p
     other = target.parent / ".someone-elses.abc"
     other.mkdir()
 
-    def killed(model_dir, adapter_dir, out, plan):
+    def killed(model_dir, adapter_dir, out, save_dtype):
         (out / "model.safetensors").write_bytes(b"\0" * 1024)
         raise KeyboardInterrupt
 
@@ -93,7 +93,7 @@ def test_a_merge_killed_midway_is_cleared_by_the_next(adapter, tiny_llama, tmp_p
         models.merged_model_dir(tiny_llama, adapter, fp)
     assert not any(o.exists() for o in orphans) and other.exists()
     assert sorted(p.name for p in target.parent.iterdir() if p.is_dir()) == [other.name]
-    monkeypatch.setattr(models, "_merge_into", lambda model_dir, adapter_dir, out, plan: _fake_merge(out))
+    monkeypatch.setattr(models, "_merge_into", lambda model_dir, adapter_dir, out, save_dtype: _fake_merge(out))
     assert models.merged_model_dir(tiny_llama, adapter, fp) == target and (target / "config.json").exists()
 
 

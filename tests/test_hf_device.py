@@ -208,10 +208,10 @@ def test_on_a_gpu_an_adapter_is_merged_there_in_fp32_and_saved_in_bf16(tiny_llam
         assert {weights.get_tensor(k).dtype for k in weights.keys()} == {torch.bfloat16}  # what the engines load there
     # the fp32 weights must fit the free memory: a GPU with too little merges on the CPU, still saved in bf16
     monkeypatch.setattr(devices, "free_memory_bytes", lambda: 1024)
-    assert devices.merge_plan(tiny_llama) == devices.MergePlan(devices.Device("cpu", "float32"), "bfloat16")
+    assert devices.merge_device(tiny_llama) == devices.Device("cpu", "float32") and devices.pick_device().dtype == "bfloat16"
     # the CPU merges and saves in fp32 under its own key: a bf16 copy is never read as an fp32 one
     monkeypatch.setattr(devices, "cuda_available", lambda: False)
-    assert devices.merge_plan(tiny_llama) == devices.MergePlan(devices.Device("cpu", "float32"), "float32")
+    assert devices.merge_device(tiny_llama) == devices.Device("cpu", "float32")
     on_cpu = models.merged_model_dir(tiny_llama, adapter, models.adapter_fingerprint(adapter))
     assert on_cpu != merged and len(fake_gpu) == 1
     with safe_open(str(on_cpu / "model.safetensors"), "pt") as weights:

@@ -121,24 +121,16 @@ DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 MERGE_MEMORY_SHARE = 0.85  # our default: the share of the free GPU memory an fp32 merge may take
 
 
-@dataclass(frozen=True)
-class MergePlan:
-    """Where an adapter is merged into its base and in what dtype the merged copy is saved."""
-
-    load: Device  # always fp32: W + BA rounded once, whatever the engines' dtype
-    save_dtype: str  # the dtype this machine's engines load (pick_device), so they read what they use
-
-
-def merge_plan(model_dir: Path) -> MergePlan:
-    """On a GPU: merged there when the fp32 weights fit MERGE_MEMORY_SHARE of its free memory (else on the
-    CPU), saved in bf16 (half the disk and load time of fp32). Without a GPU: on the CPU, saved in fp32."""
-    engines = pick_device()
-    if not engines.on_gpu:
-        return MergePlan(Device("cpu", "float32"), "float32")
+def merge_device(model_dir: Path) -> Device:
+    """Where an adapter is merged into its base: always in fp32 (W + BA rounded once, whatever the engines'
+    dtype), on the GPU when the fp32 weights fit MERGE_MEMORY_SHARE of its free memory, else on the CPU.
+    The merged copy is saved in pick_device()'s dtype, the one the engines here load."""
+    if not pick_device().on_gpu:
+        return Device("cpu", "float32")
     free = free_memory_bytes()
     try:
         fp32_bytes = model_shape(model_dir).parameters * DTYPE_BYTES["float32"]
     except (OSError, KeyError, TypeError, ValueError):
         fp32_bytes = None  # no readable shape: the CPU, which does not run out
     fits = free is not None and fp32_bytes is not None and fp32_bytes <= MERGE_MEMORY_SHARE * free
-    return MergePlan(Device("cuda" if fits else "cpu", "float32"), engines.dtype)
+    return Device("cuda" if fits else "cpu", "float32")

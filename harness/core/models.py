@@ -14,14 +14,11 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import Callable, Iterator
 
 from harness.core import hub
 from harness.core.errors import HarnessError
 from harness.core.runstore import ADAPTER_CONFIG, ADAPTER_WEIGHTS, atomic_dir, sha256_file, sha256_json
-
-if TYPE_CHECKING:
-    from harness.core.device import MergePlan
 
 
 def cache_root() -> Path:
@@ -173,17 +170,17 @@ def model_fingerprint(model_dir: Path) -> str:
 
 def merged_model_dir(model_dir: Path, adapter: Path, adapter_fp: str) -> Path:
     """The base weights with the LoRA adapter merged in, built once per (model, adapter, saved dtype), as
-    safetensors (harness.core.device.merge_plan: merged in fp32, on the GPU when it fits; saved in the dtype
-    the engines here load).
+    safetensors: merged in fp32 (harness.core.device.merge_device: on the GPU when it fits), saved in the
+    dtype the engines here load (pick_device: bf16 on a GPU, fp32 on a CPU).
 
     Built under a lock in a fixed scratch folder: a merge killed midway (hundreds of MB) is cleared
     by the next one, and two runs merging the same adapter at once build it once."""
-    from harness.core.device import merge_plan
+    from harness.core.device import pick_device
 
-    plan = merge_plan(model_dir)
+    save_dtype = pick_device().dtype
     identity = [model_fingerprint(model_dir), adapter_fp]
-    if plan.save_dtype != "float32":  # fp32 copies keep the keys they had before merges had a dtype
-        identity.append(plan.save_dtype)
+    if save_dtype != "float32":  # fp32 copies keep the keys they had before merges had a dtype
+        identity.append(save_dtype)
     target = cache_root() / "merged" / sha256_json(identity)[:20]
     if (target / "config.json").exists():
         return target
@@ -192,18 +189,18 @@ def merged_model_dir(model_dir: Path, adapter: Path, adapter_fp: str) -> Path:
             return target
         _clear_orphaned_merges(target)
         with atomic_dir(target, scratch=target.parent / f".{target.name}.partial") as tmp:
-            _merge_into(model_dir, adapter, tmp, plan)
+            _merge_into(model_dir, adapter, tmp, save_dtype)
     return target
 
 
-def _merge_into(model_dir: Path, adapter: Path, out: Path, plan: MergePlan) -> None:
+def _merge_into(model_dir: Path, adapter: Path, out: Path, save_dtype: str) -> None:
     import torch
     from transformers import AutoTokenizer
 
-    from harness.core.device import load_causal_lm
+    from harness.core.device import load_causal_lm, merge_device
 
-    merged = load_causal_lm(model_dir, adapter, plan.load).merge_and_unload()
-    merged.to(dtype=getattr(torch, plan.save_dtype)).save_pretrained(out, safe_serialization=True)
+    merged = load_causal_lm(model_dir, adapter, merge_device(model_dir)).merge_and_unload()
+    merged.to(dtype=getattr(torch, save_dtype)).save_pretrained(out, safe_serialization=True)
     AutoTokenizer.from_pretrained(model_dir).save_pretrained(out)
 
 
