@@ -144,12 +144,16 @@ def load_task(task_dir: Path, variant: str, with_samples: bool = True) -> TaskRe
     )
 
 
+def check_exists(run_dir: Path) -> None:
+    if not Path(run_dir).is_dir():
+        raise HarnessError(f"not a run folder: {run_dir} (no such directory)")
+
+
 def load_run(run_dir: Path, with_samples: bool = True) -> Run:
     """Read one run folder; HarnessError if it is not a run folder or has no evaluation."""
     paths = RunPaths(Path(run_dir))
     run_dir, spec_path = paths.root, paths.spec
-    if not run_dir.is_dir():
-        raise HarnessError(f"not a run folder: {run_dir} (no such directory)")
+    check_exists(run_dir)
     if not spec_path.exists():
         raise HarnessError(f"not a run folder: {run_dir} (no spec.yaml)")
     try:

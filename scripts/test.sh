@@ -18,7 +18,8 @@ WORKERS=${SDRRL_TEST_WORKERS:-$(( CORES < 4 ? CORES : 4 ))}
 PARALLEL=()
 if [ "$WORKERS" -gt 1 ]; then
   PARALLEL=(-n "$WORKERS" --dist worksteal)
-  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( CORES / WORKERS ))} MKL_NUM_THREADS=${MKL_NUM_THREADS:-$(( CORES / WORKERS ))}
+  THREADS=$(( CORES / WORKERS ))
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$THREADS} MKL_NUM_THREADS=${MKL_NUM_THREADS:-$THREADS}
 fi
 # pytest exits 5 when it collected no test: that is a failure here, never a silent pass.
 exec .venv/bin/python -m pytest "${PARALLEL[@]}" "$@"

@@ -146,5 +146,5 @@ class SlurmCluster:
                 environ = (proc / "environ").read_bytes().split(b"\0")
                 if mark in environ and any(v.startswith(b"SLURM_JOB_ID=") for v in environ):
                     os.kill(int(proc.name), signal.SIGKILL)
-            except (OSError, ProcessLookupError):
+            except OSError:
                 continue  # gone meanwhile, or not ours to read

@@ -427,7 +427,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.services.preflight import check_report_out
     from harness.core.runstore import RunPaths
     from reports.build import build_report
-
+    from reports.load import check_exists
     from reports.power import parse_min_effect
 
     min_effect = parse_min_effect(args.min_effect)
@@ -439,9 +439,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(f"note: not finished, so not in the report: {', '.join(missing)} (harness status {args.runs[0]})", file=sys.stderr)
         print(report)
         return 0
-    missing = next((r for r in args.runs if not Path(r).is_dir()), None)
-    if missing is not None:  # before --out is made: a report of nothing leaves no empty folder
-        raise HarnessError(f"not a run folder: {missing} (no such directory)")
+    for run in args.runs:  # before --out is made: a report of nothing leaves no empty folder
+        check_exists(Path(run))
     out = Path(args.out) if args.out else Path(args.runs[0])
     check_report_out(out, given=bool(args.out))
     report = build_report([Path(r) for r in args.runs], out, min_effect=min_effect)
