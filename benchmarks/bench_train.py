@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         "device": stats["device"],
         "precision": stats["precision"],
         "gradient_checkpointing": stats["gradient_checkpointing"],
+        "kernels": stats["kernels"],
+        "packing": config.packing,
         "lora_rank": config.lora_rank,
         "micro_batch_size": config.micro_batch_size,
         "records": len(records),
@@ -112,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "wall_s_including_load_and_save": stats["train_wall_s"],
         "final_loss": stats["final_loss"],
+        "losses": stats["losses"],  # every step's: settings that should not change the loss are compared on them
     }
     emit(summary, args.json)
     return 0

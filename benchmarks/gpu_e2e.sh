@@ -1,8 +1,8 @@
 #!/bin/bash
 # Issue 24's GPU figures in one call: README command 1 with --engine hf (per-stage times, items/s per variant and
 # request type, the whole command's wall time) and the 7B-shape LoRA training benchmark (s/step, tokens/s, MFU,
-# with gradient_checkpointing=auto and both forced settings), packed vs padded micro-batches (bench_packing.py),
-# beside the targets for an H200 (generation >= 20
+# with gradient_checkpointing=auto and both forced settings, and with kernels=liger: its losses against kernels=none),
+# packed vs padded micro-batches (bench_packing.py), beside the targets for an H200 (generation >= 20
 # items/s per variant, command 1 under 90 s, MFU >= 40% at the 7B shape). Everything lands in $OUT:
 #   log.txt, e2e.json (benchmarks/e2e_figures.py), train/train_*.json (benchmarks/gpu_suite.py), report.md,
 #   manifest.json, packing.txt, summary.txt.
@@ -38,6 +38,7 @@ fi
 DRY=${DRY_RUN:-0}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi: no GPU"
 "$PYTHON" -c "import torch, transformers, peft; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), '| transformers', transformers.__version__, '| peft', peft.__version__)"
+"$PYTHON" -c "import importlib.metadata as m; print('liger-kernel', m.version('liger-kernel'), '| triton', m.version('triton'))" 2>/dev/null || echo "liger-kernel or triton missing: the kernels=liger part will fail"
 
 W=$(mktemp -d); RUN=$W/runs/gpu
 LIMIT=(); [ "$DRY" = 1 ] && LIMIT=(--limit 2 --set num_instructions=4 --steps 2)
@@ -83,8 +84,14 @@ if (out / "e2e.json").exists():
     print(f"  generation target: >= {e['targets']['generation_items_per_s_per_variant']:.0f} items/s per variant")
 for path in sorted((out / "train").glob("train_*.json")):
     t = json.loads(path.read_text())
-    print(f"{path.stem}: checkpointing {t['gradient_checkpointing']}, {t['s_per_step']} s/step, "
+    print(f"{path.stem}: checkpointing {t['gradient_checkpointing']}, kernels {t.get('kernels')}, {t['s_per_step']} s/step, "
           f"{t['input_tokens_per_s']} tokens/s, MFU {t.get('mfu_vs_989')} (target >= 0.40 at the 7B shape), peak {t['peak_gpu_mem_gb']} GB")
+plain, liger = out / "train" / "train_7b_nockpt.json", out / "train" / "train_7b_liger.json"
+if plain.exists() and liger.exists():
+    a, b = json.loads(plain.read_text())["losses"], json.loads(liger.read_text())["losses"]
+    worst = max(abs(x - y) / abs(x) for x, y in zip(a, b))
+    print(f"kernels=liger vs none at the 7B shape: losses differ by at most {worst:.2e} relative over {len(a)} steps "
+          f"(bf16: expect about 1e-2 or less); speed-up {json.loads(liger.read_text())['input_tokens_per_s'] / json.loads(plain.read_text())['input_tokens_per_s']:.2f}x")
 EOF
 rm -rf "$W"
 stamp done

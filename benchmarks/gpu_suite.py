@@ -245,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
                  ["batch_size=16", "micro_batch_size=8", "gradient_checkpointing=auto", "precision=auto"])
         run_part("train 7B-shape, no checkpointing", part_train, big, args, "7b_nockpt",
                  ["batch_size=16", "micro_batch_size=8", "gradient_checkpointing=false", "precision=auto"])
+        # liger-kernel's fused kernels (kernels=liger), against 7b_nockpt: same records, seed and micro-batches
+        run_part("train 7B-shape, liger kernels", part_train, big, args, "7b_liger",
+                 ["batch_size=16", "micro_batch_size=8", "gradient_checkpointing=false", "precision=auto", "kernels=liger"])
         run_part("train 7B-shape, gradient checkpointing", part_train, big, args, "7b_ckpt",
                  ["batch_size=16", "micro_batch_size=16", "gradient_checkpointing=true", "precision=auto"])
         run_part("train 135M-shape", part_train, small, args, "135m",

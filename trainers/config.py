@@ -27,6 +27,7 @@ from typing import ClassVar
 from harness.core.errors import HarnessError
 from harness.core.langs import LANGUAGES
 from harness.core.rules import FLAG_WORDS, MAX_EPOCHS, MAX_STEPS, Rule, above, at_least, between, check_rules, one_of, setting
+from trainers.kernels import KERNELS
 from trainers.instructions import BUILTIN_INSTRUCTIONS, check_instruction_file, check_source
 from trainers.parallel_choices import BUILTIN_PARALLEL, OPUS_100, PARALLEL_DIRECTIONS, parse_formats
 from trainers.translators import TRANSLATORS, FileTranslator
@@ -86,6 +87,11 @@ class TrainConfig:
              "variable-length kernels with flash attention). Losses equal the padded ones within float noise. Our "
              "default false: on the CPU it measured 6% slower (benchmarks/RESULTS.md section 13), and its GPU gain is "
              "not measured yet")
+    kernels: str = setting(
+        "none", paper="n/a",
+        help="fused training kernels: none | liger (liger-kernel's RMSNorm, SwiGLU and fused linear cross-entropy, "
+             "which never holds the logits; a CUDA GPU, liger-kernel installed, and a Llama/Mistral/Qwen2/Qwen3 model). "
+             "Our default none: liger's gain is not measured here yet (benchmarks/gpu_e2e.sh measures it)")
     same_batch: bool = setting(
         True, paper="third-party",
         help="keep the records of one group (a source example's variants) in one batch where they fit; a third "
@@ -112,6 +118,7 @@ class TrainConfig:
         "max_grad_norm": at_least(0, float),
         "gradient_checkpointing": one_of("auto", *FLAG_WORDS),
         "precision": one_of(*PRECISIONS),
+        "kernels": one_of(*KERNELS),
         "log_every": at_least(0),
     }
 

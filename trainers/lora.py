@@ -21,6 +21,7 @@ from harness.core.errors import HarnessError
 from harness.core.progress import run_line, shown_path
 from harness.trainer_api import Trainer, TrainContext
 from trainers import checkpoint as ckpt
+from trainers import kernels
 from trainers.checkpoint import LoopState
 from trainers.config import TrainConfig
 from trainers.encoding import encode_chat, n_targets
@@ -166,6 +167,7 @@ def train_lora(
     config.validate()
     if not records:
         raise HarnessError("no training records")
+    kernels.check_here(config.kernels, model_dir)
     started = time.time()
     placement = place(config, model_dir)
     accelerator = placement.accelerator
@@ -207,7 +209,7 @@ def _announcement(config: TrainConfig, data: TrainingData, n_trainable: int, pla
         f"{data.total_steps} steps"
         + (f" of {data.batching.batch_size:.2f} records per batch (sized to {config.tokens_per_step} tokens per step)" if config.tokens_per_step else "")
         + f", {n_trainable:,} trainable parameters, {placement.precision}"
-        f"{', gradient checkpointing' if placement.checkpointing else ''}{', packed micro-batches' if config.packing else ''}, "
+        f"{', gradient checkpointing' if placement.checkpointing else ''}{', packed micro-batches' if config.packing else ''}{', liger kernels' if config.kernels == 'liger' else ''}, "
         f"{device_name(placement.accelerator)}"
     )
 
@@ -233,6 +235,7 @@ def _stats(config: TrainConfig, data: TrainingData, placement: Placement, loop: 
         "trainable_params": n_trainable,
         "precision": placement.precision,
         "gradient_checkpointing": placement.checkpointing,
+        "kernels": config.kernels,
         "num_processes": processes,
         "device": device_name(placement.accelerator),
         "records_per_step": round(data.batching.batch_size * config.grad_accum_steps * processes, 2),  # a fraction when sized in tokens
@@ -256,6 +259,8 @@ class LoRATrainer(Trainer):
 
     def check_model(self, model_dir: Path) -> None:
         check_target_modules(self.config.train.target_modules, model_dir)
+        # Not the GPU: a plan may be made on a login node that trains nothing (train_lora checks it).
+        kernels.check_installed(self.config.train.kernels, model_dir)
 
     def train(self, ctx: TrainContext, records: list[dict], adapter_dir: Path) -> dict:
         return train_lora(ctx.model_dir, records, adapter_dir, self.config.train, seed=ctx.seed, on_step=ctx.on_step,

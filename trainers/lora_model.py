@@ -19,6 +19,7 @@ from harness.core.errors import HarnessError, unknown
 from harness.core.rules import TRUE_WORDS
 from harness.core.runstore import atomic_dir
 from trainers.config import LR_SCHEDULERS, TrainConfig
+from trainers import kernels
 from trainers.encoding import IGNORE_INDEX, collate, collate_packed, n_targets
 from trainers.recompute import decide
 
@@ -80,6 +81,7 @@ def load_lora_model(model_dir: Path, config: TrainConfig, precision: str, checkp
     except OSError as exc:
         raise HarnessError(f"cannot load base model {model_dir} as safetensors: {exc}".splitlines()[0]) from None
     model.config.use_cache = False
+    kernels.apply(model, config.kernels)
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     lora = LoraConfig(
@@ -125,12 +127,14 @@ def lr_lambda(kind: str, warmup: int, total: int):
     return factor
 
 
-def forward_sum(model, batch: dict):
+def forward_sum(model, batch: dict, fused_loss: bool = False):
     """Summed next-token cross-entropy over the answer tokens of one micro-batch (padded rows with an
     attention mask, or one packed row with position ids: trainers.encoding).
 
     Logits are computed only at positions that predict an answer token in some row
-    (`logits_to_keep`): the vocabulary projection of the prompt tokens is skipped.
+    (`logits_to_keep`): the vocabulary projection of the prompt tokens is skipped. With `fused_loss`
+    (a model patched by trainers.kernels for liger), the model's own forward computes the loss from
+    the kept hidden states without holding their logits.
     """
     import torch.nn.functional as F
 
@@ -138,6 +142,11 @@ def forward_sum(model, batch: dict):
     keep = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
     # use_cache=False: with a cache, transformers does not look for packed records in the position ids
+    if fused_loss:
+        # Liger's loss: shift_labels are the kept positions' targets (no further shift), and the sum over
+        # them is divided by num_items_in_batch, so 1 leaves the sum.
+        return model(**inputs, use_cache=False, logits_to_keep=keep, shift_labels=targets[:, keep].contiguous(),
+                     num_items_in_batch=1, skip_logits=True).loss
     logits = model(**inputs, use_cache=False, logits_to_keep=keep).logits
     return F.cross_entropy(
         logits.float().reshape(-1, logits.size(-1)),
@@ -183,7 +192,7 @@ class StepRunner:
             # DDP all-reduces gradients only on the last micro-batch of the step.
             sync = acc.no_sync(self.model) if k < len(micro) - 1 else nullcontext()
             with sync, acc.autocast():
-                chunk_loss = forward_sum(self.model, batch)
+                chunk_loss = forward_sum(self.model, batch, fused_loss=config.kernels == "liger")
                 acc.backward(chunk_loss * scale)
             loss_sum += chunk_loss.detach()
         if config.max_grad_norm > 0:
