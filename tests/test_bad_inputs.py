@@ -47,6 +47,7 @@ def no_model_loads(monkeypatch, tmp_path):
     import harness.evaluation.evaluate
     import harness.app.pipeline
     import trainers.generation
+    import trainers.kernels
     import trainers.lora
     import trainers.sdrrl
     from harness.trainer_api import load_trainers
@@ -58,6 +59,7 @@ def no_model_loads(monkeypatch, tmp_path):
         (transformers.AutoModelForCausalLM, "from_pretrained"),
     ):
         monkeypatch.setattr(*target, _model_load)
+    monkeypatch.setattr(trainers.kernels, "liger_installed", lambda: False)  # as on these machines, also where it is installed
     import harness.evaluation.registry
 
     # The task registry is re-read from ~100 YAML files per call (0.35 s here); it cannot change

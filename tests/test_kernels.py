@@ -104,8 +104,9 @@ def test_training_with_liger_kernels_follows_the_plain_loss_curve(tiny_llama, tm
     assert fused["losses"] == pytest.approx(plain["losses"], rel=2e-2)  # Adam and float noise: see test_packing
 
 
-def test_liger_not_installed_is_refused(tiny_llama):
+def test_liger_not_installed_is_refused(tiny_llama, monkeypatch):
     # (through `harness run`, before any model loads: tests/test_bad_inputs.py)
+    monkeypatch.setattr(kernels, "liger_installed", lambda: False)
     with pytest.raises(HarnessError, match=r"kernels=liger needs liger-kernel, which is not installed: pip install"):
         kernels.check_installed("liger", tiny_llama)
     kernels.check_installed("none", tiny_llama)

@@ -31,11 +31,15 @@ LIGER_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 LIGER_INSTALL = "pip install 'sdrrl-harness[gpu]' (liger-kernel)"
 
 
+def liger_installed() -> bool:
+    return importlib.util.find_spec("liger_kernel") is not None
+
+
 def check_installed(kernels: str, model_dir: Path) -> None:
     """kernels=liger: liger-kernel importable and the model one it is wired for (config.json alone)."""
     if kernels == "none":
         return
-    if importlib.util.find_spec("liger_kernel") is None:
+    if not liger_installed():
         raise HarnessError(f"kernels=liger needs liger-kernel, which is not installed: {LIGER_INSTALL}, or kernels=none")
     try:
         config = json_file(Path(model_dir) / "config.json", "model config")
