@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,26 @@ def test_liger_on_a_model_it_is_not_wired_for_is_refused(tiny_llama, tmp_path, l
     (other / "config.json").write_text(json.dumps({**config, "hidden_act": "gelu"}))
     with pytest.raises(HarnessError, match=r"with hidden_act 'gelu'"):
         kernels.check_installed("liger", other)
+
+
+def test_doctor_checks_liger_only_when_a_run_asks_for_it(liger, monkeypatch):
+    import harness.services.doctor as doctor
+    from harness.evaluation.registry import Suite
+    from harness.trainer_api import build_config
+    from trainers.sdrrl import SDRRLTrainer
+
+    def rows(kernel: str) -> dict:
+        config = build_config(SDRRLTrainer, {"kernels": kernel, "instructions": "builtin:alpaca-smoke", "translator": "lexicon"})
+        suite = Suite("s", "", [], None, languages=["en"])  # English alone: no parallel pairs, no lexicons to look for
+        plan = doctor.RunPlan(suite=suite, model=None, config=config, trains=True, online_probe=False)
+        return {c.item: c for c in doctor.check_trainer(plan)}
+
+    assert "liger kernels" not in rows("none")
+    monkeypatch.setattr(doctor, "_gpu_info", lambda: None)
+    assert rows("liger")["liger kernels"].status == "fail" and "needs a CUDA GPU" in rows("liger")["liger kernels"].detail
+    monkeypatch.setattr(doctor, "_gpu_info", lambda: ("NVIDIA H200", 141 * 2**30))
+    monkeypatch.setattr(doctor.importlib.metadata, "version", lambda name: "0.8.5")
+    assert rows("liger")["liger kernels"].status == "ok" and "0.8.5 on NVIDIA H200" in rows("liger")["liger kernels"].detail
+    monkeypatch.delitem(sys.modules, "liger_kernel")
+    monkeypatch.setattr(doctor.importlib.util, "find_spec", lambda name: None)
+    assert rows("liger")["liger kernels"].status == "fail" and "not installed" in rows("liger")["liger kernels"].detail

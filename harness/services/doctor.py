@@ -251,7 +251,19 @@ def check_trainer(plan: RunPlan) -> list[Check]:
         checks.append(_lexicons(plan, needs))
     if needs.translator == "lexicon" and needs.target_langs:
         checks.append(_word_by_word(plan, needs.target_langs))
+    if plan.trains and settings_of(plan.config).get("kernels") == "liger":
+        checks.append(_liger())
     return checks
+
+
+def _liger() -> Check:
+    """kernels=liger (trainers.kernels): liger-kernel installed, and a CUDA GPU for its Triton kernels."""
+    if importlib.util.find_spec("liger_kernel") is None:
+        return Check("liger kernels", "fail", "kernels=liger, but liger-kernel is not installed", "pip install -e '.[gpu]', or --set kernels=none")
+    gpu = _gpu_info()
+    if gpu is None:
+        return Check("liger kernels", "fail", "kernels=liger needs a CUDA GPU; none here", "--set kernels=none")
+    return Check("liger kernels", "ok", f"liger-kernel {importlib.metadata.version('liger-kernel')} on {gpu[0]}")
 
 
 def _in_folder(folder: Path, src: str, tgt: str) -> bool:
