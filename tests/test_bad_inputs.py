@@ -400,7 +400,7 @@ CASES = [
     ("data: a key twice in one record", run_data("key_twice"), ["belebele/ces_Latn/test.jsonl:1", "'question'", "twice"]),
     ("set target_modules=foo_proj", setting("target_modules=foo_proj"), ["'foo_proj'", "no layer", "q_proj", "v_proj"]),
     # liger-kernel is not installed on these machines (it needs Triton and a CUDA GPU)
-    ("set kernels=liger without liger-kernel", setting("kernels=liger"), ["kernels=liger", "not installed", "sdrrl-harness[gpu]", "kernels=none"]),
+    ("set kernels=liger without liger-kernel", setting("kernels=liger"), ["kernels=liger", "not installed", "pip install -e '.[gpu]'", "kernels=none"]),
     ("set kernels=fused", setting("kernels=fused"), ["kernels", "'fused'", "none, liger"]),
     # --- issue 25: messages that now name the bad value and the valid ones -------------------------
     ("--name -x", run_with("--name", "-x"), ["--name", "--name=VALUE"]),

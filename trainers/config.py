@@ -27,8 +27,8 @@ from typing import ClassVar
 from harness.core.errors import HarnessError
 from harness.core.langs import LANGUAGES
 from harness.core.rules import FLAG_WORDS, MAX_EPOCHS, MAX_STEPS, Rule, above, at_least, between, check_rules, one_of, setting
-from trainers.kernels import KERNELS
 from trainers.instructions import BUILTIN_INSTRUCTIONS, check_instruction_file, check_source
+from trainers.kernels import KERNELS
 from trainers.parallel_choices import BUILTIN_PARALLEL, OPUS_100, PARALLEL_DIRECTIONS, parse_formats
 from trainers.translators import TRANSLATORS, FileTranslator
 

@@ -28,7 +28,7 @@ KERNELS = ("none", "liger")
 # Decoders whose MLP is SwiGLU and whose norms are RMSNorm, the shapes liger's per-instance patch keeps
 # exact; liger knows more model types, but those patch other modules (GeGLU, LayerNorm, MoE) untested here.
 LIGER_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
-LIGER_INSTALL = "pip install 'sdrrl-harness[gpu]' (liger-kernel)"
+LIGER_INSTALL = "pip install -e '.[gpu]' in the harness checkout (liger-kernel)"
 
 
 def liger_installed() -> bool:

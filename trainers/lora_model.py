@@ -18,8 +18,8 @@ from harness.core import device as devices  # its probes are looked up at call t
 from harness.core.errors import HarnessError, unknown
 from harness.core.rules import TRUE_WORDS
 from harness.core.runstore import atomic_dir
-from trainers.config import LR_SCHEDULERS, TrainConfig
 from trainers import kernels
+from trainers.config import LR_SCHEDULERS, TrainConfig
 from trainers.encoding import IGNORE_INDEX, collate, collate_packed, n_targets
 from trainers.recompute import decide
 

@@ -258,8 +258,10 @@ def check_trainer(plan: RunPlan) -> list[Check]:
 
 def _liger() -> Check:
     """kernels=liger (trainers.kernels): liger-kernel installed, and a CUDA GPU for its Triton kernels."""
-    if importlib.util.find_spec("liger_kernel") is None:
-        return Check("liger kernels", "fail", "kernels=liger, but liger-kernel is not installed", "pip install -e '.[gpu]', or --set kernels=none")
+    from trainers.kernels import LIGER_INSTALL, liger_installed
+
+    if not liger_installed():
+        return Check("liger kernels", "fail", "kernels=liger, but liger-kernel is not installed", f"{LIGER_INSTALL}, or --set kernels=none")
     gpu = _gpu_info()
     if gpu is None:
         return Check("liger kernels", "fail", "kernels=liger needs a CUDA GPU; none here", "--set kernels=none")
