@@ -7,24 +7,18 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
 import fake_liger
+import lora_micro_batch
 from harness.core import device as devices
 from harness.core.errors import HarnessError
+from lora_micro_batch import lora_model, loss_and_grads, worst_relative_difference
 from trainers import kernels
 from trainers.config import TrainConfig
-from trainers.encoding import collate, collate_packed, encode_chat
+from trainers.encoding import collate, collate_packed
 from trainers.lora import train_lora
-
-QUESTIONS = [("Hello cat", "The dog runs to the house."), ("Where is the big red tree near the water?", "Near the house."),
-             ("Say one word.", "Cat, then the dog and the house and the water and the tree.")]
-
-
-def _chat(q: str, a: str) -> list[dict]:
-    return [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
 
 
 @pytest.fixture()
@@ -34,46 +28,19 @@ def liger(monkeypatch):
 
 @pytest.fixture(scope="module")
 def examples(tiny_llama) -> list[dict]:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
-    return [encode_chat(tokenizer, _chat(q, a), 512) for q, a in QUESTIONS]
-
-
-def _lora(tiny_llama: Path, kernel: str):
-    import torch
-
-    from trainers.lora_model import load_lora_model
-
-    torch.manual_seed(0)
-    config = TrainConfig(lora_rank=8, lora_dropout=0.0, kernels=kernel)
-    model = load_lora_model(tiny_llama, config, "fp32", checkpointing=False)
-    torch.manual_seed(1)  # LoRA's B starts at zero: give it values, so the gradients reach every LoRA weight
-    for name, p in model.named_parameters():
-        if "lora_B" in name:
-            p.data.normal_(0, 0.02)
-    return model.train()
-
-
-def _loss_and_grads(model, batch: dict, fused: bool) -> tuple[float, dict]:
-    from trainers.lora_model import forward_sum
-
-    model.zero_grad(set_to_none=True)
-    loss = forward_sum(model, batch, fused_loss=fused)
-    loss.backward()
-    return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    return lora_micro_batch.encoded(tiny_llama)
 
 
 @pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
 def test_the_liger_patched_model_gives_the_plain_loss_and_lora_gradients(tiny_llama, examples, liger, packed):
     batch = collate_packed(examples) if packed else collate(examples, pad_id=0)
-    plain_loss, plain_grads = _loss_and_grads(_lora(tiny_llama, "none"), batch, fused=False)
+    plain_loss, plain_grads = loss_and_grads(lora_model(tiny_llama, "none"), batch)
     assert not liger
-    fused_loss, fused_grads = _loss_and_grads(_lora(tiny_llama, "liger"), batch, fused=True)
+    fused_loss, fused_grads = loss_and_grads(lora_model(tiny_llama, "liger"), batch, fused_loss=True)
     # every patched piece ran: 2 layers' MLPs, their 2 norms each and the final norm, one fused loss
     assert (liger["swiglu"], liger["rms_norm"], liger["fused_loss"]) == (2, 5, 1)
     assert fused_loss == pytest.approx(plain_loss, rel=1e-5)
-    worst = max(((fused_grads[n] - g).abs().max() / g.abs().max().clamp_min(1e-12)).item() for n, g in plain_grads.items())
+    worst = worst_relative_difference(plain_grads, fused_grads)
     assert worst < 1e-4, worst
 
 
@@ -81,10 +48,10 @@ def test_liger_leaves_the_modeling_module_as_it_was(tiny_llama, liger):
     from transformers.models.llama import modeling_llama
 
     before = dict(vars(modeling_llama))
-    _lora(tiny_llama, "liger")
+    lora_model(tiny_llama, "liger")
     assert {k: v for k, v in vars(modeling_llama).items() if before.get(k) is not v} == {}
     # so a model loaded afterwards in this process (the evaluation after training) is plain transformers
-    later = _lora(tiny_llama, "none")
+    later = lora_model(tiny_llama, "none")
     assert liger["rms_norm"] == 0
     later(input_ids=collate_packed([{"input_ids": [1, 2, 3], "labels": [-100, 2, 3]}])["input_ids"])
     assert liger["rms_norm"] == 0 and liger["swiglu"] == 0
@@ -92,8 +59,7 @@ def test_liger_leaves_the_modeling_module_as_it_was(tiny_llama, liger):
 
 def test_training_with_liger_kernels_follows_the_plain_loss_curve(tiny_llama, tmp_path, liger, monkeypatch, capsys):
     monkeypatch.setattr(devices, "cuda_available", lambda: True)  # check_here's probe; the loop itself runs on the CPU in fp32
-    records = [{"id": f"g{i}", "group": f"g{i}", "kind": "en_self", "lang": "en", "messages": _chat(q, a)}
-               for i, (q, a) in enumerate(QUESTIONS * 2)]
+    records = lora_micro_batch.records(copies=2)
     fast = dict(lora_rank=8, learning_rate=2e-3, warmup_ratio=0.0, lr_scheduler="constant", batch_size=3, max_steps=3, precision="fp32")
     plain = train_lora(tiny_llama, records, tmp_path / "plain", TrainConfig(**fast))
     assert not liger and "liger kernels" not in capsys.readouterr().err
@@ -116,7 +82,7 @@ def test_liger_on_a_machine_without_a_gpu_is_refused_before_the_model_loads(tiny
     import trainers.lora as lora
 
     monkeypatch.setattr(lora, "load_lora_model", lambda *a, **k: pytest.fail("the model was loaded"))
-    records = [{"id": "g0", "group": "g0", "kind": "en_self", "lang": "en", "messages": _chat(*QUESTIONS[0])}]
+    records = lora_micro_batch.records()[:1]
     with pytest.raises(HarnessError, match=r"^kernels=liger needs a CUDA GPU .*; this machine has none: use kernels=none$"):
         train_lora(tiny_llama, records, tmp_path / "a", TrainConfig(kernels="liger", max_steps=1))
     kernels.check_installed("liger", tiny_llama)  # the plan-time check passes: a login node may plan GPU jobs

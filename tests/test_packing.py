@@ -6,24 +6,16 @@ from pathlib import Path
 
 import pytest
 
+import lora_micro_batch
+from lora_micro_batch import loss_and_grads, worst_relative_difference
 from trainers.config import TrainConfig
-from trainers.encoding import IGNORE_INDEX, collate, collate_packed, encode_chat
+from trainers.encoding import IGNORE_INDEX, collate, collate_packed
 from trainers.lora import train_lora
-
-QUESTIONS = [("Hello cat", "The dog runs to the house."), ("Where is the big red tree near the water?", "Near the house."),
-             ("Say one word.", "Cat, then the dog and the house and the water and the tree.")]
-
-
-def _chat(q: str, a: str) -> list[dict]:
-    return [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
 
 
 @pytest.fixture(scope="module")
 def examples(tiny_llama) -> list[dict]:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
-    encoded = [encode_chat(tokenizer, _chat(q, a), 512) for q, a in QUESTIONS]
+    encoded = lora_micro_batch.encoded(tiny_llama)
     assert len({len(e["input_ids"]) for e in encoded}) == 3  # three lengths: the padded batch pads two rows
     return encoded
 
@@ -40,40 +32,26 @@ def test_a_packed_row_joins_the_records_and_restarts_their_positions(examples):
     assert targets(packed["labels"]) == targets(padded["labels"])
 
 
-def _loss_and_grads(model, batch: dict) -> tuple[float, dict]:
-    from trainers.lora_model import forward_sum
-
-    model.zero_grad(set_to_none=True)
-    loss = forward_sum(model, batch)
-    loss.backward()
-    return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
 def test_packed_and_padded_micro_batches_give_the_same_loss_and_gradients(tiny_llama, examples):
     import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
 
-    torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(tiny_llama, use_safetensors=True, dtype=torch.float32)
-    model = get_peft_model(base, LoraConfig(r=8, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False))
-    padded_loss, padded_grads = _loss_and_grads(model, collate(examples, pad_id=0))
-    packed_loss, packed_grads = _loss_and_grads(model, collate_packed(examples))
+    model = lora_micro_batch.lora_model(tiny_llama)
+    padded_loss, padded_grads = loss_and_grads(model, collate(examples, pad_id=0))
+    packed_loss, packed_grads = loss_and_grads(model, collate_packed(examples))
     assert packed_loss == pytest.approx(padded_loss, rel=1e-5)
-    worst = max(((packed_grads[n] - g).abs().max() / g.abs().max().clamp_min(1e-12)).item() for n, g in padded_grads.items())
+    worst = worst_relative_difference(padded_grads, packed_grads)
     assert worst < 1e-4, worst
 
     # The guard fires on the fault it is for: positions that do not restart let each record attend to
     # the records before it (no boundary for transformers to see), and the loss moves.
     leaky = collate_packed(examples)
     leaky["position_ids"] = torch.arange(leaky["input_ids"].shape[1]).unsqueeze(0)
-    leaky_loss, _ = _loss_and_grads(model, leaky)
+    leaky_loss, _ = loss_and_grads(model, leaky)
     assert abs(leaky_loss - padded_loss) / padded_loss > 1e-3, (leaky_loss, padded_loss)
 
 
 def test_training_with_packing_follows_the_padded_loss_curve(tiny_llama, tmp_path: Path, capsys):
-    records = [{"id": f"g{i}", "group": f"g{i}", "kind": "en_self", "lang": "en", "messages": _chat(q, a)}
-               for i, (q, a) in enumerate(QUESTIONS * 2)]
+    records = lora_micro_batch.records(copies=2)
     fast = dict(lora_rank=8, learning_rate=2e-3, warmup_ratio=0.0, lr_scheduler="constant", batch_size=3, max_steps=4)
     padded = train_lora(tiny_llama, records, tmp_path / "padded", TrainConfig(**fast))
     assert "packed micro-batches" not in capsys.readouterr().err
