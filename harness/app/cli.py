@@ -28,6 +28,7 @@ from harness.core.progress import quiet_libraries
 from harness.core.rules import DECIMAL_INT
 from harness.engines.routing import engines_help
 
+
 def integer(text: str) -> int:
     """A plain decimal integer: argparse's int() also reads "١٢", "1_0" and " 7" (its error then names the value)."""
     if not DECIMAL_INT.match(text):
